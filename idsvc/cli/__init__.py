@@ -1,0 +1,1 @@
+"""The ``idsvc`` command line (Typer + Rich). The only layer (with the API) that reads the clock."""

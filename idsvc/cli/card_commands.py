@@ -1,0 +1,300 @@
+"""Desk commands: ``readers``, ``issue --reader``, ``card read|verify|wipe``, ``virtual-card``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cardio.piv import ManagementKeyType
+from idsvc.cli.errors import EXIT_INVALID, reported
+from idsvc.config import Settings
+from idsvc.desk import ISSUE_STEPS, CardSecrets, inspect_card, personalise_card, wipe_card
+from idsvc.errors import NotInitialised
+from idsvc.service import DEFAULT_ISSUER, IdService
+
+# The PIV test management key every blank card ships with (SP 800-73 test cards, YubiKey).
+PIV_TEST_MANAGEMENT_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")
+
+console = Console(highlight=False)
+card_app = typer.Typer(help="Read, verify and wipe cards.", no_args_is_help=True)
+virtual_app = typer.Typer(help="The virtual PIV card for training and tests.", no_args_is_help=True)
+
+ReaderOpt = Annotated[str, typer.Option("--reader", help="reader name (or a unique part of it)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+DefaultKeyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--default-management-key", help="use the PIV test management key (training cards only)"
+    ),
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def card_secrets(
+    settings: Settings,
+    *,
+    default_management_key: bool,
+    new_pin: str | None = None,
+    new_puk: str | None = None,
+) -> CardSecrets:
+    key_type = ManagementKeyType[settings.management_key_type.upper()]
+    if default_management_key:
+        key = PIV_TEST_MANAGEMENT_KEY
+    elif settings.management_key is not None:
+        try:
+            key = bytes.fromhex(settings.management_key.get_secret_value())
+        except ValueError as exc:
+            raise NotInitialised("IDSVC_MANAGEMENT_KEY is not hex") from exc
+    else:
+        raise NotInitialised(
+            "no card management key: set IDSVC_MANAGEMENT_KEY (hex), or pass "
+            "--default-management-key for training cards that still have the PIV test key"
+        )
+    return CardSecrets(key, key_type, new_pin=new_pin, new_puk=new_puk)
+
+
+def _open(reader: str):  # type: ignore[no-untyped-def]
+    from cardio.pcsc import PcscTransport  # pyscard only where a reader is used
+
+    return PcscTransport.open(reader)
+
+
+def issue_to_card(
+    svc: IdService,
+    employee_id: str,
+    *,
+    reader: str,
+    issuer: str,
+    default_management_key: bool,
+    new_pin: str | None,
+    new_puk: str | None,
+    json_out: bool,
+) -> None:
+    secrets = card_secrets(
+        svc.settings,
+        default_management_key=default_management_key,
+        new_pin=new_pin,
+        new_puk=new_puk,
+    )
+    ca = svc.ca_certificate(issuer)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("connect", total=len(ISSUE_STEPS))
+
+        def step(name: str) -> None:
+            bar.update(task, description=name, completed=ISSUE_STEPS.index(name))
+
+        with _open(reader) as transport:
+            issued = personalise_card(
+                transport,
+                _Centre(svc, issuer),
+                employee_id=employee_id,
+                card_secrets=secrets,
+                ca_certificate=ca,
+                verify_url_base=svc.settings.resolved_verify_url,
+                actor=svc.settings.operator,
+                now=_now(),
+                progress=step,
+            )
+        bar.update(task, completed=len(ISSUE_STEPS))
+    if json_out:
+        print(json.dumps(issued.__dict__, ensure_ascii=False))
+    else:
+        console.print(
+            f"card [bold]{issued.card_serial}[/] issued: credential {issued.credential_id}, "
+            f"card {issued.card_uuid} ({issued.commands_sent} commands)"
+        )
+        console.print(f"  tap-to-verify URL: {issued.verify_url}")
+
+
+class _Centre:
+    """The in-process centre for the embedded deployment (same protocol as a remote one)."""
+
+    def __init__(self, svc: IdService, issuer: str) -> None:
+        self._svc = svc
+        self._issuer = issuer
+
+    def begin_card_issuance(self, employee_id, *, card_key, card_uuid, actor, now):  # type: ignore[no-untyped-def]
+        return self._svc.begin_card_issuance(
+            employee_id, card_key=card_key, card_uuid=card_uuid, actor=actor, now=now,
+            issuer_slug=self._issuer,
+        )
+
+    def confirm_issuance(self, credential_id, *, actor, now):  # type: ignore[no-untyped-def]
+        return self._svc.confirm_issuance(credential_id, actor=actor, now=now)
+
+    def abandon_issuance(self, credential_id, *, reason, actor, now):  # type: ignore[no-untyped-def]
+        self._svc.abandon_issuance(credential_id, reason=reason, actor=actor, now=now)
+
+
+def _service() -> IdService:
+    from idsvc.cli.main import service
+
+    return service()
+
+
+def readers(json_out: JsonOpt = False) -> None:
+    """List PC/SC readers, whether a card is present, and whether it answers as PIV."""
+    with reported():
+        from cardio.errors import CardError
+        from cardio.pcsc import PcscTransport, list_readers
+        from cardio.piv import PivSession
+
+        rows = []
+        for info in list_readers():
+            piv = None
+            if info.card_present:
+                try:
+                    with PcscTransport.open(info.name) as t:
+                        session = PivSession(t)
+                        piv = "PIV" + (f" (v{'.'.join(map(str, session.version))})" if session.version else "")
+                except CardError as exc:
+                    piv = f"not PIV ({type(exc).__name__})"
+            rows.append({"reader": info.name, "card": info.card_present, "atr": info.atr, "application": piv})
+        if json_out:
+            print(json.dumps(rows))
+            return
+        table = Table("reader", "card", "ATR", "application")
+        for r in rows:
+            table.add_row(r["reader"], "yes" if r["card"] else "no", r["atr"] or "", r["application"] or "")
+        console.print(table)
+
+
+def _report(report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+    out = report.result.as_dict() | {
+        "certificate_subject": report.certificate_subject,
+        "challenge_checked": report.challenge_checked,
+        "commands_sent": report.commands_sent,
+    }
+    if json_out:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        colour = "green" if report.result.valid else "red"
+        console.print(f"[bold {colour}]{report.result.status.upper()}[/]", end="")
+        if report.result.reasons:
+            console.print(" (" + ", ".join(report.result.reasons) + ")", end="")
+        console.print()
+        console.print(f"  certificate: {escape(report.certificate_subject or '-')}")
+        console.print(f"  challenge: {'passed' if report.challenge_checked else 'not passed'}")
+        for key, value in (report.result.holder or {}).items():
+            console.print(f"  {key}: {escape(value)}")
+    if not report.result.valid:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def _inspect(reader: str, *, challenge: bool, json_out: bool) -> None:
+    with reported():
+        svc = _service()
+        cas = svc.ca_certificates()
+        with _open(reader) as transport:
+            report = inspect_card(
+                transport,
+                ca_certificates=cas,
+                check_token=lambda token, key: svc.verify(token, now=_now(), card_key=key),
+                now=_now(),
+                challenge=challenge,
+            )
+    _report(report, json_out)
+
+
+@card_app.command("read")
+def card_read(reader: ReaderOpt, json_out: JsonOpt = False) -> None:
+    """Show what is on the card, verified (holder, credential status, certificate chain)."""
+    _inspect(reader, challenge=False, json_out=json_out)
+
+
+@card_app.command("verify")
+def card_verify(reader: ReaderOpt, json_out: JsonOpt = False) -> None:
+    """Anti-cloning check: the card signs a fresh challenge with its own key."""
+    _inspect(reader, challenge=True, json_out=json_out)
+
+
+@card_app.command("wipe")
+def card_wipe(
+    reader: ReaderOpt,
+    default_management_key: DefaultKeyOpt = False,
+    revoke_reason: Annotated[
+        str | None, typer.Option(help="also revoke the credential on the card, with this reason")
+    ] = None,
+) -> None:
+    """Remove the credential, certificate and printed data from a card (the CHUID stays)."""
+    with reported():
+        svc = _service()
+        secrets = card_secrets(svc.settings, default_management_key=default_management_key)
+        with _open(reader) as transport:
+            if revoke_reason:
+                from cardio.piv import ObjectId, PivSession
+
+                token = PivSession(transport).get_object(ObjectId.CREDENTIAL).decode()
+                result = svc.verify(token, now=_now())
+                if result.credential_id and "REVOKED" not in result.reasons:
+                    svc.change_state(result.credential_id, "revoke", reason=revoke_reason,
+                                     actor=svc.settings.operator, now=_now())
+                    console.print(f"credential {result.credential_id} revoked")
+            removed = wipe_card(transport, secrets)
+        console.print("wiped: " + ", ".join(removed))
+
+
+def _state_file(state: Path | None) -> Path:
+    if state is not None:
+        return state
+    return Settings().home / "virtual-card" / "card-0.json"
+
+
+StateOpt = Annotated[Path | None, typer.Option("--state", help="card state file")]
+VReaderOpt = Annotated[int, typer.Option("--reader", help="vpcd reader 0 or 1")]
+
+
+def _virtual(command: str, reader: int, state: Path | None, *extra: str) -> None:
+    from cardio.virtual.__main__ import main as virtual_main
+
+    path = _state_file(state)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    code = virtual_main([command, "--reader", str(reader), "--state", str(path), *extra])
+    if code:
+        raise typer.Exit(code)
+
+
+@virtual_app.command("start")
+def virtual_start(reader: VReaderOpt = 0, state: StateOpt = None) -> None:
+    """Insert the virtual card (starts pcscd if needed); its data survives stop/start."""
+    _virtual("start", reader, state)
+
+
+@virtual_app.command("stop")
+def virtual_stop(reader: VReaderOpt = 0, state: StateOpt = None) -> None:
+    """Pull the virtual card (and stop pcscd if `start` started it)."""
+    _virtual("stop", reader, state)
+
+
+@virtual_app.command("status")
+def virtual_status(reader: VReaderOpt = 0, state: StateOpt = None) -> None:
+    """Is the virtual card running and seen by pcscd?"""
+    _virtual("status", reader, state)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("readers")(readers)
+    app.add_typer(card_app, name="card")
+    app.add_typer(virtual_app, name="virtual-card")
+
+
+__all__ = ["DEFAULT_ISSUER", "issue_to_card", "register"]

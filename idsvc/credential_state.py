@@ -1,0 +1,127 @@
+"""Credential life-cycle: the one place where a credential's state changes.
+
+States: ``pending`` (signed, waiting for the desk's confirmation) → ``live`` ⇄ ``suspended``;
+``live``/``suspended`` → ``revoked`` or ``superseded``; ``pending`` → ``abandoned``. Revoked,
+superseded and abandoned are final. The status-list bit is derived from the state (see
+``STATUS_OF``), so the published list can never disagree with the register.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idsvc import audit
+from idsvc.errors import InvalidTransition, UnknownCredential
+from idsvc.status_list import Status
+from idsvc.storage.tables import LIVE_STATES, CredentialRow
+
+HR_SUSPENSION = "hr: employment suspended"
+
+STATUS_OF = {
+    "live": Status.VALID,
+    "suspended": Status.SUSPENDED,
+    "pending": Status.INVALID,
+    "revoked": Status.INVALID,
+    "superseded": Status.INVALID,
+    "abandoned": Status.INVALID,
+}
+
+_ALLOWED = {
+    "revoke": ({"live", "suspended"}, "revoked"),
+    "suspend": ({"live"}, "suspended"),
+    "reinstate": ({"suspended"}, "live"),
+}
+
+
+def get_credential(session: Session, credential_id: str) -> CredentialRow:
+    row = session.get(CredentialRow, credential_id)
+    if row is None:
+        raise UnknownCredential(credential_id)
+    return row
+
+
+def transition(
+    session: Session,
+    row: CredentialRow,
+    action: str,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> CredentialRow:
+    sources, target = _ALLOWED[action]
+    if row.state not in sources:
+        raise InvalidTransition(f"cannot {action} credential {row.id}: it is {row.state}")
+    old = row.state
+    row.state = target
+    row.state_reason = reason[:255]
+    row.state_changed_at = now
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=f"credential.{action}",
+        target_type="credential",
+        target_id=row.id,
+        details={"from": old, "to": target, "reason": reason[:255]},
+    )
+    return row
+
+
+def change_credential_state(
+    session: Session,
+    credential_id: str,
+    action: str,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> CredentialRow:
+    """Revoke, suspend or reinstate one credential (an operator's decision)."""
+    if action not in _ALLOWED:
+        raise InvalidTransition(f"unknown action {action!r}")
+    if not reason.strip():
+        raise InvalidTransition("a reason is required")
+    row = session.execute(
+        select(CredentialRow).where(CredentialRow.id == credential_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise UnknownCredential(credential_id)
+    if action == "reinstate":
+        from idsvc.register import get_servant  # local: register imports this module
+
+        if get_servant(session, row.employee_id).status != "active":
+            raise InvalidTransition(
+                f"cannot reinstate credential {row.id}: the holder is not active in HR"
+            )
+    return transition(session, row, action, reason=reason, actor=actor, now=now)
+
+
+def apply_holder_status(
+    session: Session, employee_id: str, status: str, *, actor: str, now: datetime
+) -> int:
+    """Make the person's live credentials follow an HR status change; return how many changed."""
+    rows = (
+        session.execute(
+            select(CredentialRow)
+            .where(CredentialRow.employee_id == employee_id, CredentialRow.state.in_(LIVE_STATES))
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    changed = 0
+    for row in rows:
+        if status in ("retired", "dismissed", "deceased"):
+            transition(session, row, "revoke", reason=f"hr: {status}", actor=actor, now=now)
+        elif status == "suspended" and row.state == "live":
+            transition(session, row, "suspend", reason=HR_SUSPENSION, actor=actor, now=now)
+        elif status == "active" and row.state == "suspended" and row.state_reason == HR_SUSPENSION:
+            transition(session, row, "reinstate", reason="hr: active again", actor=actor, now=now)
+        else:
+            continue
+        changed += 1
+    return changed

@@ -1,0 +1,285 @@
+"""Issuance as a protocol (DESIGN.md "Deployment shape"): begin → (card work at the desk) →
+confirm. The centre signs; the desk never holds the issuer key; nothing is live until confirmed.
+
+``issue_credential`` runs begin and confirm back to back for a credential with no card
+(``idsvc issue EMPLOYEE_ID`` without ``--reader``). The card desk flow lives in ``idsvc.desk``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idsvc import audit
+from idsvc.credential_state import transition
+from idsvc.credentials import CREDENTIAL_TYP, Holder, credential_claims
+from idsvc.errors import HolderNotEligible, IssuanceNotPending
+from idsvc.issuers import Issuer
+from idsvc.jws import JwsSigner, sign_compact
+from idsvc.register import get_servant
+from idsvc.status_store import allocate_index
+from idsvc.storage.tables import LIVE_STATES, CivilServantRow, CredentialRow
+from keys.ca import IssuerCA
+from keys.jwk import public_jwk
+
+PENDING_TTL = timedelta(minutes=15)
+_SERIAL_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+
+@dataclass(frozen=True)
+class IssuancePolicy:
+    """Deployment settings that shape a credential."""
+
+    validity: timedelta
+    status_list_size: int
+    public_url: str
+
+
+@dataclass(frozen=True)
+class PendingIssuance:
+    credential_id: str
+    employee_id: str
+    token: str
+    card_serial: str
+    card_uuid: str | None
+    card_certificate_der: bytes | None
+    holder: Holder
+    pending_until: datetime
+
+
+def new_card_serial() -> str:
+    return "".join(secrets.choice(_SERIAL_ALPHABET) for _ in range(12))
+
+
+def holder_of(row: CivilServantRow, card_serial: str) -> Holder:
+    return Holder(
+        employee_id=row.employee_id,
+        name=row.name_local,
+        name_latin=row.name_latin,
+        birthdate=row.date_of_birth,
+        ministry=row.ministry,
+        unit=row.unit,
+        position=row.position,
+        grade=row.grade,
+        category=row.category,
+        card_serial=card_serial,
+    )
+
+
+def begin_issuance(
+    session: Session,
+    *,
+    employee_id: str,
+    issuer: Issuer,
+    signer: JwsSigner,
+    policy: IssuancePolicy,
+    actor: str,
+    now: datetime,
+    card_key: EllipticCurvePublicKey | None = None,
+    card_uuid: uuid.UUID | None = None,
+    ca: IssuerCA | None = None,
+) -> PendingIssuance:
+    """Sign a credential (and the card certificate when a card key is given), not yet live."""
+    servant = get_servant(session, employee_id)
+    if servant.status != "active":
+        raise HolderNotEligible(
+            f"{employee_id} is {servant.status} in the register: no credential can be issued"
+        )
+    credential_id = str(uuid.uuid4())
+    card_serial = new_card_serial()
+    holder = holder_of(servant, card_serial)
+    expires_at = now + policy.validity
+    list_id, idx, uri = allocate_index(
+        session,
+        issuer_id=issuer.id,
+        size=policy.status_list_size,
+        base_url=policy.public_url,
+        now=now,
+    )
+    cnf: dict[str, Any] | None = None
+    cert_der: bytes | None = None
+    if card_key is not None:
+        if ca is None or card_uuid is None:
+            raise ValueError("a card-bound credential needs the issuer CA and the card UUID")
+        cnf = public_jwk(card_key)
+        cert = ca.issue_card_certificate(
+            card_key,
+            common_name=f"{holder.name_latin} ({employee_id})",
+            card_uuid=card_uuid,
+            serial=None,
+            now=now,
+            not_after=expires_at,
+        )
+        cert_der = cert.public_bytes(Encoding.DER)
+    claims = credential_claims(
+        iss=issuer.iss,
+        jti=credential_id,
+        holder=holder,
+        issued_at=now,
+        expires_at=expires_at,
+        status_uri=uri,
+        status_idx=idx,
+        cnf_jwk=cnf,
+    )
+    token = sign_compact(claims, signer, typ=CREDENTIAL_TYP)
+    pending_until = now + PENDING_TTL
+    session.add(
+        CredentialRow(
+            id=credential_id,
+            issuer_id=issuer.id,
+            employee_id=employee_id,
+            kid=signer.kid,
+            state="pending",
+            status_list_id=list_id,
+            status_idx=idx,
+            card_serial=card_serial,
+            card_uuid=str(card_uuid) if card_uuid else None,
+            cnf_jwk=cnf,
+            card_certificate=cert_der,
+            token=token,
+            issued_at=now,
+            expires_at=expires_at,
+            pending_until=pending_until,
+            state_changed_at=now,
+            issued_by=actor,
+        )
+    )
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="credential.begin",
+        target_type="credential",
+        target_id=credential_id,
+        details={"employee_id": employee_id, "kid": signer.kid, "card": card_key is not None},
+    )
+    return PendingIssuance(
+        credential_id=credential_id,
+        employee_id=employee_id,
+        token=token,
+        card_serial=card_serial,
+        card_uuid=str(card_uuid) if card_uuid else None,
+        card_certificate_der=cert_der,
+        holder=holder,
+        pending_until=pending_until,
+    )
+
+
+def confirm_issuance(
+    session: Session, credential_id: str, *, actor: str, now: datetime
+) -> CredentialRow:
+    """Make a pending credential live and supersede the holder's previous one."""
+    row = session.execute(
+        select(CredentialRow).where(CredentialRow.id == credential_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None or row.state != "pending":
+        raise IssuanceNotPending(f"credential {credential_id} is not awaiting confirmation")
+    if row.pending_until is not None and now > row.pending_until:
+        raise IssuanceNotPending(
+            f"issuance {credential_id} expired unconfirmed at {row.pending_until:%H:%M:%S}Z;"
+            " start again"
+        )
+    if get_servant(session, row.employee_id).status != "active":
+        raise HolderNotEligible(f"{row.employee_id} is no longer active: not confirmed")
+    previous = (
+        session.execute(
+            select(CredentialRow)
+            .where(
+                CredentialRow.employee_id == row.employee_id,
+                CredentialRow.state.in_(LIVE_STATES),
+            )
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    for old in previous:
+        old.state = "superseded"
+        old.superseded_by = row.id
+        old.state_changed_at = now
+        old.state_reason = f"superseded by {row.id}"
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="credential.supersede",
+            target_type="credential",
+            target_id=old.id,
+            details={"superseded_by": row.id},
+        )
+    session.flush()  # the one-live index must see the old rows leave before the new one enters
+    row.state = "live"
+    row.pending_until = None
+    row.state_changed_at = now
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="credential.issue",
+        target_type="credential",
+        target_id=row.id,
+        details={"employee_id": row.employee_id, "kid": row.kid, "card_serial": row.card_serial},
+    )
+    return row
+
+
+def abandon_issuance(
+    session: Session, credential_id: str, *, reason: str, actor: str, now: datetime
+) -> None:
+    row = session.get(CredentialRow, credential_id)
+    if row is None or row.state != "pending":
+        return
+    row.state = "abandoned"
+    row.state_reason = reason[:255]
+    row.state_changed_at = now
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="credential.abandon",
+        target_type="credential",
+        target_id=row.id,
+        details={"reason": reason[:255]},
+    )
+
+
+def issue_credential(
+    session: Session,
+    *,
+    employee_id: str,
+    issuer: Issuer,
+    signer: JwsSigner,
+    policy: IssuancePolicy,
+    actor: str,
+    now: datetime,
+) -> CredentialRow:
+    """Issue a credential with no card (begin and confirm in one transaction)."""
+    pending = begin_issuance(
+        session,
+        employee_id=employee_id,
+        issuer=issuer,
+        signer=signer,
+        policy=policy,
+        actor=actor,
+        now=now,
+    )
+    return confirm_issuance(session, pending.credential_id, actor=actor, now=now)
+
+
+__all__ = [
+    "IssuancePolicy",
+    "PendingIssuance",
+    "abandon_issuance",
+    "begin_issuance",
+    "confirm_issuance",
+    "issue_credential",
+    "transition",
+]

@@ -1,0 +1,84 @@
+"""Issuers: one per ministry (or per country in a shared deployment), each with its own key ring.
+
+A token names its issuer in ``iss``; trust is looked up by (``iss``, ``kid``), so a key of one
+issuer never verifies a token claiming to come from another.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idsvc import audit
+from idsvc.errors import NotInitialised
+from idsvc.storage.tables import IssuerRow
+from keys.keyring import KeyRing
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Issuer:
+    id: int
+    iss: str
+    slug: str
+    name: str
+    ring: KeyRing
+
+    @property
+    def active_kid(self) -> str:
+        return self.ring.active().kid
+
+
+def check_slug(slug: str) -> str:
+    if not _SLUG.match(slug):
+        raise ValueError(f"issuer slug {slug!r} must be lowercase letters, digits and '-'")
+    return slug
+
+
+def register_issuer(
+    session: Session, *, iss: str, slug: str, name: str, actor: str, now: datetime
+) -> IssuerRow:
+    """Add the issuer row if it is not there; return it either way."""
+    row = session.execute(select(IssuerRow).where(IssuerRow.slug == check_slug(slug))).scalar()
+    if row is not None:
+        if row.iss != iss:
+            raise ValueError(f"issuer {slug!r} already exists with iss {row.iss!r}")
+        return row
+    row = IssuerRow(iss=iss, slug=slug, name=name, created_at=now)
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="issuer.create",
+        target_type="issuer",
+        target_id=slug,
+        details={"iss": iss},
+    )
+    return row
+
+
+def load_issuer(session: Session, keys_dir: Path, slug: str) -> Issuer:
+    row = session.execute(select(IssuerRow).where(IssuerRow.slug == slug)).scalar()
+    if row is None:
+        raise NotInitialised(f"no issuer {slug!r}: run `idsvc init`")
+    return Issuer(row.id, row.iss, row.slug, row.name, open_ring(keys_dir, slug))
+
+
+def load_issuers(session: Session, keys_dir: Path) -> list[Issuer]:
+    rows = session.execute(select(IssuerRow).order_by(IssuerRow.id)).scalars().all()
+    return [Issuer(r.id, r.iss, r.slug, r.name, open_ring(keys_dir, r.slug)) for r in rows]
+
+
+def open_ring(keys_dir: Path, slug: str) -> KeyRing:
+    directory = keys_dir / slug
+    if not KeyRing.exists(directory):
+        raise NotInitialised(f"no key ring for issuer {slug!r} in {directory}: run `idsvc init`")
+    return KeyRing.open(directory)

@@ -1,0 +1,125 @@
+"""Status lists kept in the database: index allocation and the signed ``statuslist+jwt``.
+
+Indices are drawn at random (so a list position says nothing about issuance order) and never
+reused: the (list, index) pair is unique on the credentials table, which keeps every row.
+A list's bits are derived from its credentials' states at publication time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idsvc.credential_state import STATUS_OF
+from idsvc.jws import JwsSigner, sign_compact
+from idsvc.status_list import STATUSLIST_TYP, StatusList, status_list_claims
+from idsvc.storage.tables import CredentialRow, StatusListRow
+
+# Draws before a list counts as full; with a list at most ~90 % used, 64 misses in a row
+# happen with probability < 0.9**64 ≈ 0.1 %.
+_DRAWS = 64
+_FULL_RATIO = 0.9
+
+
+class StatusListNotFound(LookupError):
+    pass
+
+
+def _open_list(session: Session, issuer_id: int, size: int, base_url: str, now: datetime) -> int:
+    lists = (
+        session.execute(
+            select(StatusListRow)
+            .where(StatusListRow.issuer_id == issuer_id)
+            .order_by(StatusListRow.id.desc())
+        )
+        .scalars()
+        .all()
+    )
+    for row in lists[:1]:
+        used = session.execute(
+            select(func.count()).where(CredentialRow.status_list_id == row.id)
+        ).scalar_one()
+        if used < row.size * _FULL_RATIO:
+            return row.id
+    # The URI must not depend on an autoincrement value we do not know yet: use a random name.
+    name = secrets.token_hex(8)
+    row = StatusListRow(
+        issuer_id=issuer_id,
+        uri=f"{base_url.rstrip('/')}/status-lists/{name}",
+        size=size,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def allocate_index(
+    session: Session, *, issuer_id: int, size: int, base_url: str, now: datetime
+) -> tuple[int, int, str]:
+    """Return (status list id, free random index, list URI) for a new credential."""
+    list_id = _open_list(session, issuer_id, size, base_url, now)
+    row = session.get(StatusListRow, list_id)
+    assert row is not None
+    for _ in range(_DRAWS):
+        idx = secrets.randbelow(row.size)
+        taken = session.execute(
+            select(CredentialRow.id).where(
+                CredentialRow.status_list_id == list_id, CredentialRow.status_idx == idx
+            )
+        ).first()
+        if taken is None:
+            return list_id, idx, row.uri
+    raise IntegrityError("status list allocation", None, RuntimeError("no free index found"))
+
+
+def list_by_name(session: Session, name: str) -> StatusListRow:
+    row = session.execute(
+        select(StatusListRow).where(StatusListRow.uri.like(f"%/status-lists/{name}"))
+    ).scalar()
+    if row is None or row.uri.rsplit("/", 1)[-1] != name:
+        raise StatusListNotFound(name)
+    return row
+
+
+def build_list(session: Session, list_row: StatusListRow) -> StatusList:
+    lst = StatusList(list_row.size, bits=2)
+    for idx, state in session.execute(
+        select(CredentialRow.status_idx, CredentialRow.state).where(
+            CredentialRow.status_list_id == list_row.id
+        )
+    ):
+        lst.set(idx, STATUS_OF[state])
+    return lst
+
+
+def status_at(session: Session, uri: str, idx: int) -> int:
+    """The status value the published list holds for (uri, idx)."""
+    list_row = session.execute(select(StatusListRow).where(StatusListRow.uri == uri)).scalar()
+    if list_row is None:
+        raise StatusListNotFound(uri)
+    state = session.execute(
+        select(CredentialRow.state).where(
+            CredentialRow.status_list_id == list_row.id, CredentialRow.status_idx == idx
+        )
+    ).scalar()
+    # An index no credential holds was never issued: publish it as INVALID-free 0 like the list.
+    return int(STATUS_OF[state]) if state is not None else 0
+
+
+def status_list_token(
+    session: Session, list_row: StatusListRow, signer: JwsSigner, *, now: datetime, ttl: int
+) -> str:
+    lst = build_list(session, list_row)
+    claims = status_list_claims(
+        lst,
+        uri=list_row.uri,
+        iat=int(now.timestamp()),
+        exp=int((now + timedelta(seconds=ttl * 24)).timestamp()),
+        ttl=ttl,
+    )
+    return sign_compact(claims, signer, typ=STATUSLIST_TYP)

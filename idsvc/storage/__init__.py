@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy tables, engine/session, Alembic migrations. Only this package imports sqlalchemy."""

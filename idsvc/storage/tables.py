@@ -1,0 +1,175 @@
+"""SQLAlchemy tables. Schemas seen by callers live elsewhere; these are storage only.
+
+Every schema change goes through an Alembic revision in ``idsvc/migrations``; production code
+never calls ``create_all``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone): naive values are refused."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database layer")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class IssuerRow(Base):
+    __tablename__ = "issuers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iss: Mapped[str] = mapped_column(String(255), unique=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CivilServantRow(Base):
+    __tablename__ = "civil_servants"
+
+    employee_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_local: Mapped[str] = mapped_column(String(255))
+    name_latin: Mapped[str] = mapped_column(String(255))
+    sex: Mapped[str] = mapped_column(String(1))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    ministry: Mapped[str] = mapped_column(String(255))
+    unit: Mapped[str] = mapped_column(String(255))
+    position: Mapped[str] = mapped_column(String(255))
+    grade: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    status_date: Mapped[date] = mapped_column(Date)
+    hire_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StatusHistoryRow(Base):
+    __tablename__ = "status_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    employee_id: Mapped[str] = mapped_column(
+        ForeignKey("civil_servants.employee_id"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    status_date: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    source: Mapped[str] = mapped_column(String(128))
+
+
+class StatusListRow(Base):
+    __tablename__ = "status_lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), index=True)
+    uri: Mapped[str] = mapped_column(String(512), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+LIVE_STATES = ("live", "suspended")
+
+
+class CredentialRow(Base):
+    __tablename__ = "credentials"
+    __table_args__ = (
+        UniqueConstraint("status_list_id", "status_idx", name="uq_credentials_status_slot"),
+        # One live credential per person: a second live row is a bug the database refuses.
+        Index(
+            "uq_credentials_one_live",
+            "employee_id",
+            unique=True,
+            sqlite_where=text("state IN ('live', 'suspended')"),
+            postgresql_where=text("state IN ('live', 'suspended')"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the JWT `jti`
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), index=True)
+    employee_id: Mapped[str] = mapped_column(
+        ForeignKey("civil_servants.employee_id"), index=True
+    )
+    kid: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    status_list_id: Mapped[int] = mapped_column(ForeignKey("status_lists.id"))
+    status_idx: Mapped[int] = mapped_column(Integer)
+    card_serial: Mapped[str] = mapped_column(String(64), index=True)
+    card_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    cnf_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    card_certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    token: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    pending_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    state_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    superseded_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    issued_by: Mapped[str] = mapped_column(String(128))
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(128), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHeadRow(Base):
+    """The chain's tip, so that deleting the newest events is detected too."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,106 @@
+"""Shared fixtures: a database on SQLite and on PostgreSQL, settings in a temp home, a service.
+
+PostgreSQL comes from ``IDSVC_TEST_POSTGRES_URL`` (``scripts/test`` sets it after making sure
+the server is up). If it cannot be reached the PostgreSQL tests FAIL, naming the URL: a run
+without PostgreSQL must never look green.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from idsvc.config import Settings
+from idsvc.service import IdService
+
+pytest_plugins = ["tests.fixtures_pcsc"]
+
+DATA = Path(__file__).parent / "data"
+SAMPLE_CSV = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.csv"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+PASSPHRASE = "correct horse battery staple"
+POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    return os.environ.get("IDSVC_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    url = postgres_url()
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+        engine.connect().close()
+        engine.dispose()
+    except Exception as exc:
+        pytest.fail(
+            f"PostgreSQL is NOT reachable at {url} ({type(exc).__name__}); the PostgreSQL "
+            "storage tests cannot run. Run scripts/test (it starts PostgreSQL) or set "
+            "IDSVC_TEST_POSTGRES_URL.",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture
+def postgres_db(postgres_server: str) -> Iterator[str]:
+    """A fresh schema per test, selected through ``search_path``; dropped afterwards."""
+    schema = f"t_{secrets.token_hex(6)}"
+    engine = sqlalchemy.create_engine(postgres_server)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in postgres_server else "?"
+    yield f"{postgres_server}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'idsvc.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_db")
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'idsvc.sqlite3'}"
+
+
+def make_settings(home: Path, url: str, **extra: object) -> Settings:
+    return Settings(
+        home=home,
+        database_url=url,
+        key_passphrase=PASSPHRASE,
+        issuer="https://id.mcs.gov.kh/issuers/default",
+        public_url="https://id.mcs.gov.kh",
+        status_list_size=1024,
+        **extra,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path / "home", db_url)
+
+
+def make_service(settings: Settings) -> IdService:
+    return IdService.from_settings(settings, lambda: PASSPHRASE.encode())
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[IdService]:
+    svc = make_service(settings)
+    svc.init(now=NOW, actor="test-admin")
+    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test-hr", now=NOW)
+    yield svc
+    svc.db.dispose()

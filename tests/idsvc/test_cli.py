@@ -1,0 +1,159 @@
+"""The `idsvc` console script as an operator runs it: real processes, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSPHRASE, SAMPLE_CSV
+
+IDSVC = str(Path(sys.executable).with_name("idsvc"))
+
+
+class Cli:
+    def __init__(self, home: Path, db_url: str) -> None:
+        self.home = home
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")
+        } | {
+            "IDSVC_HOME": str(home),
+            "IDSVC_DATABASE_URL": db_url,
+            "IDSVC_KEY_PASSPHRASE": PASSPHRASE,
+            "IDSVC_ISSUER": "https://id.mof.gov.la/issuers/default",
+            "IDSVC_STATUS_LIST_SIZE": "4096",
+            "COLUMNS": "200",
+        }
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [IDSVC, *args], capture_output=True, text=True, env=self.env | (env or {}), input=input, timeout=60
+        )
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+
+@pytest.fixture
+def cli(tmp_path: Path, db_url: str) -> Cli:
+    c = Cli(tmp_path / "home", db_url)
+    r = c("init")
+    assert r.returncode == 0, r.stderr
+    assert "signing key" in r.stdout
+    r = c("import-hr", str(SAMPLE_CSV))
+    assert r.returncode == 0, r.stderr + r.stdout
+    return c
+
+
+def test_walkthrough_import_issue_verify_revoke(cli: Cli) -> None:
+    r = cli("import-hr", str(SAMPLE_CSV), "--json")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["unchanged"] == 12
+    r = cli("issue", "KH-MCS-010002")
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    assert token.count(".") == 2
+    r = cli("verify", token, "--json")
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["valid"] is True and out["status"] == "valid"
+    assert set(out) >= {"valid", "status", "reasons", "holder"}
+    assert out["holder"]["name"] == "សុខ ចាន់ថា"
+    r = cli("issue", "KH-MCS-010002", "--json")
+    cred = json.loads(r.stdout)
+    r = cli("revoke", cred["credential_id"], "--reason", "card lost")
+    assert r.returncode == 0, r.stderr
+    r = cli("verify", cred["token"], "--json")
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["reasons"] == ["REVOKED"]
+    r = cli("verify", token, "--json")  # the first one was superseded
+    assert r.returncode == 1
+    r = cli("audit", "verify")
+    assert r.returncode == 0 and "intact" in r.stdout
+
+
+def test_bad_rows_are_listed_and_good_rows_land(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    header = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[0]
+    bad.write_text(
+        header + "\r\n"
+        "LA-MOHA-000201,ນາງ ທົດສອບ,Test Person,F,1990-01-01,Ministry of Home Affairs,Unit,Officer,K3,civil_servant,active,2020-01-01,2020-01-01\r\n"
+        "LA-MOHA-000202,ທ,=HYPERLINK(\"http://x\"),F,1990-01-01,MoHA,Unit,Officer,K3,civil_servant,active,2020-01-01,2020-01-01\r\n"
+        "LA-MOHA-000203,ທ,T,F,1990-13-01,MoHA,Unit,Officer,K3,civil_servant,active,2020-01-01,2020-01-01\r\n"
+        "LA-MOHA-000204,ທ,T,F,1990-01-01,MoHA,Unit,Officer,K3,civil_servant,on_leave,2020-01-01,2020-01-01\r\n",
+        encoding="utf-8-sig",
+    )
+    r = cli("import-hr", str(bad))
+    assert r.returncode == 8
+    assert "line 3" in r.stdout and "line 4" in r.stdout and "line 5" in r.stdout
+    r = cli("issue", "LA-MOHA-000201")
+    assert r.returncode == 0, r.stderr
+
+
+def test_distinct_exit_codes(cli: Cli, tmp_path: Path) -> None:
+    assert cli("issue", "KH-NOPE-000001").returncode == 4
+    assert cli("issue", "KH-MCS-010003").returncode == 5  # deceased
+    assert cli("revoke", "no-such-id", "--reason", "x").returncode == 6
+    r = cli("issue", "KH-MCS-010002", env={"IDSVC_KEY_PASSPHRASE": "wrong"})
+    assert r.returncode == 12 and "passphrase" in r.stderr
+    r = cli("verify", "not-a-token", "--json")
+    assert r.returncode == 1 and json.loads(r.stdout)["reasons"] == ["MALFORMED"]
+    missing = tmp_path / "missing.csv"
+    assert cli("import-hr", str(missing)).returncode == 9
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[0].encode() + b"\nKH-X-0001,Jos\xe9\n")
+    r = cli("import-hr", str(latin1))
+    assert r.returncode == 9 and "UTF-8" in r.stderr
+
+
+def test_world_readable_key_is_refused(cli: Cli) -> None:
+    keyfiles = list((cli.home / "keys").rglob("*.pem"))
+    private = [p for p in keyfiles if "private" in p.parts]
+    assert private, keyfiles
+    for p in private:
+        assert p.stat().st_mode & 0o077 == 0
+    for p in private:
+        p.chmod(0o644)
+    r = cli("issue", "KH-MCS-010002")
+    assert r.returncode == 13 and "chmod 600" in r.stderr
+
+
+def test_dead_database(tmp_path: Path) -> None:
+    c = Cli(tmp_path / "home", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    r = c("init")
+    assert r.returncode == 10
+    assert "cannot reach the database" in r.stderr
+    assert "nobody@" in r.stderr or "127.0.0.1" in r.stderr
+
+
+def test_not_initialised(tmp_path: Path) -> None:
+    c = Cli(tmp_path / "home", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    r = c("issue", "KH-MCS-010002")
+    assert r.returncode == 3 and "idsvc init" in r.stderr
+
+
+def test_audit_tamper_is_reported(tmp_path: Path) -> None:
+    db = tmp_path / "a.sqlite3"
+    c = Cli(tmp_path / "home", f"sqlite:///{db}")
+    assert c("init").returncode == 0
+    assert c("import-hr", str(SAMPLE_CSV)).returncode == 0
+    assert c("issue", "KH-MCS-010002").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3")
+    r = c("audit", "verify")
+    assert r.returncode == 16
+    assert "event 3" in r.stderr
+
+
+def test_keys_rotate_list_jwks(cli: Cli) -> None:
+    token = cli("issue", "KH-MCS-010002").stdout.strip()
+    r = cli("keys", "rotate")
+    assert r.returncode == 0, r.stderr
+    jwks = json.loads(cli("keys", "jwks").stdout)
+    assert len([k for k in jwks["keys"]]) == 2
+    assert cli("verify", token).returncode == 0
+    listing = cli("keys", "list").stdout
+    assert listing.count("ES256") >= 2

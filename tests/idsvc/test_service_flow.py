@@ -1,0 +1,232 @@
+"""The foundation's use cases end to end, on SQLite and PostgreSQL, with real keys and signatures."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+from joserfc import jws as jose_jws
+from joserfc.jwk import KeySet
+from sqlalchemy import select, text, update
+
+from idsvc.errors import HolderNotEligible, InvalidTransition, UnknownCredential, UnknownEmployee
+from idsvc.service import IdService
+from idsvc.status_list import StatusList, parse_status_list_claims
+from idsvc.storage.tables import AuditEventRow, CivilServantRow, CredentialRow
+from idsvc.verification import Reason
+from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
+
+ACTIVE = "LA-MOHA-000101"
+
+
+def _payload(token: str) -> dict:
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_issue_then_verify_is_valid_with_holder(service: IdService) -> None:
+    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    result = service.verify(view.token, now=NOW + timedelta(minutes=5))
+    assert result.valid, result.reasons
+    assert result.status == "valid"
+    assert result.holder is not None
+    assert result.holder["name"] == "ສົມພອນ ແກ້ວມະນີ"
+    assert result.holder["employee_id"] == ACTIVE
+    claims = _payload(view.token)
+    assert claims["iss"] == "https://id.mcs.gov.kh/issuers/default"
+    assert claims["status"]["status_list"]["uri"].startswith("https://id.mcs.gov.kh/status-lists/")
+    # UTF-8, not \\u escapes: the Lao name appears as itself in the JSON
+    raw = base64.urlsafe_b64decode(view.token.split(".")[1] + "==")
+    assert "ສົມພອນ".encode() in raw
+
+
+def test_revoke_suspend_reinstate(service: IdService) -> None:
+    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    service.change_state(view.id, "suspend", reason="inquiry", actor="hr-1", now=NOW)
+    r = service.verify(view.token, now=NOW)
+    assert (r.valid, r.status, r.reasons) == (False, "suspended", (Reason.SUSPENDED,))
+    service.change_state(view.id, "reinstate", reason="cleared", actor="hr-1", now=NOW)
+    assert service.verify(view.token, now=NOW).valid
+    service.change_state(view.id, "revoke", reason="lost card", actor="hr-1", now=NOW)
+    r = service.verify(view.token, now=NOW)
+    assert r.reasons == (Reason.REVOKED,) and r.status == "revoked"
+    with pytest.raises(InvalidTransition):
+        service.change_state(view.id, "reinstate", reason="oops", actor="hr-1", now=NOW)
+    with pytest.raises(UnknownCredential):
+        service.change_state("nope", "revoke", reason="x", actor="hr-1", now=NOW)
+
+
+def test_reissue_supersedes_previous(service: IdService) -> None:
+    first = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    second = service.issue(ACTIVE, actor="desk-1", now=NOW + timedelta(seconds=1))
+    assert service.verify(second.token, now=NOW).valid
+    old = service.verify(first.token, now=NOW)
+    assert old.reasons == (Reason.REVOKED,)
+    states = [c.state for c in service.credentials_of(ACTIVE)]
+    assert states == ["superseded", "live"]
+
+
+def test_inactive_and_unknown_people_get_no_credential(service: IdService) -> None:
+    with pytest.raises(HolderNotEligible, match="retired"):
+        service.issue("LA-MOF-002210", actor="desk-1", now=NOW)
+    with pytest.raises(HolderNotEligible, match="suspended"):
+        service.issue("KH-MEF-120077", actor="desk-1", now=NOW)
+    with pytest.raises(UnknownEmployee):
+        service.issue("KH-XXX-999999", actor="desk-1", now=NOW)
+    with service.db.transaction() as s:
+        assert s.execute(select(CredentialRow)).first() is None
+
+
+def test_hr_status_change_reaches_live_credentials(service: IdService) -> None:
+    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    suspended = [r.replace(",active,2010-09-01,", ",suspended,2026-11-01,") if r.startswith(ACTIVE) else r for r in rows]
+    report = service.import_hr(("\n".join([header, *suspended]) + "\n").encode(), source_name="s.csv", actor="hr", now=NOW)
+    assert (report.updated, report.status_changes, report.credentials_changed) == (1, 1, 1)
+    assert service.verify(view.token, now=NOW).reasons == (Reason.SUSPENDED,)
+    # active again: the HR suspension is lifted, the credential comes back
+    service.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="hr", now=NOW)
+    assert service.verify(view.token, now=NOW).valid
+    retired = [r.replace(",active,2010-09-01,", ",retired,2026-11-20,") if r.startswith(ACTIVE) else r for r in rows]
+    service.import_hr(("\n".join([header, *retired]) + "\n").encode(), source_name="r.csv", actor="hr", now=NOW)
+    r = service.verify(view.token, now=NOW)
+    assert r.status == "revoked"
+    assert set(r.reasons) == {Reason.REVOKED, Reason.HOLDER_INACTIVE}
+    assert service.credential(view.id).state_reason == "hr: retired"
+
+
+def test_import_is_idempotent(service: IdService) -> None:
+    with service.db.transaction() as s:
+        before = [tuple(r) for r in s.execute(select(CivilServantRow.employee_id, CivilServantRow.updated_at, CivilServantRow.content_hash).order_by(CivilServantRow.employee_id))]
+    report = service.import_hr(SAMPLE_CSV.read_bytes(), source_name="again.csv", actor="hr", now=NOW + timedelta(days=1))
+    assert (report.created, report.updated, report.unchanged, len(report.rejects)) == (0, 0, 12, 0)
+    with service.db.transaction() as s:
+        after = [tuple(r) for r in s.execute(select(CivilServantRow.employee_id, CivilServantRow.updated_at, CivilServantRow.content_hash).order_by(CivilServantRow.employee_id))]
+    assert before == after
+
+
+def test_expiry_and_not_yet_valid(service: IdService) -> None:
+    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    assert service.verify(view.token, now=view.expires_at + timedelta(seconds=30)).valid  # leeway
+    late = service.verify(view.token, now=view.expires_at + timedelta(minutes=5))
+    assert late.reasons == (Reason.EXPIRED,) and late.status == "expired"
+    early = service.verify(view.token, now=NOW - timedelta(minutes=5))
+    assert early.reasons == (Reason.NOT_YET_VALID,)
+
+
+def test_tampered_and_garbage_tokens(service: IdService) -> None:
+    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    h, p, s = view.token.split(".")
+    claims = _payload(view.token)
+    claims["grade"] = "K9"
+    forged_p = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert service.verify(f"{h}.{forged_p}.{s}", now=NOW).reasons == (Reason.BAD_SIGNATURE,)
+    for junk in ["", "abc", "a.b.c", view.token + "x", "ey.ey.ey", f"{h}.{p}"]:
+        assert service.verify(junk, now=NOW).reasons == (Reason.MALFORMED,), junk
+    none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"civil-servant-credential+jwt"}').rstrip(b"=").decode()
+    assert service.verify(f"{none_header}.{p}.", now=NOW).valid is False
+
+
+def test_status_unavailable_is_never_revoked(service: IdService) -> None:
+    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    with service.db.transaction() as s:
+        s.execute(text("UPDATE status_lists SET uri = 'https://elsewhere/status-lists/x'"))
+    r = service.verify(view.token, now=NOW)
+    assert r.reasons == (Reason.STATUS_UNAVAILABLE,)
+    assert r.status == "unknown"
+
+
+def test_rotation_old_key_still_verifies(service: IdService) -> None:
+    before = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    old_kid, new_kid = service.rotate_key(actor="admin", now=NOW)
+    assert old_kid != new_kid
+    after = service.issue("LA-MOHA-000102", actor="desk-1", now=NOW)
+    assert json.loads(base64.urlsafe_b64decode(after.token.split(".")[0] + "=="))["kid"] == new_kid
+    assert service.verify(before.token, now=NOW).valid
+    assert service.verify(after.token, now=NOW).valid
+    kids = {k["kid"] for k in service.jwks()["keys"]}
+    assert {old_kid, new_kid} <= kids
+
+
+def test_independent_jose_library_verifies_from_jwks(service: IdService) -> None:
+    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    keyset = KeySet.import_key_set(service.jwks())
+    obj = jose_jws.deserialize_compact(view.token, keyset, algorithms=["ES256", "EdDSA"])
+    assert json.loads(obj.payload)["sub"] == ACTIVE
+    assert obj.protected["typ"] == "civil-servant-credential+jwt"
+
+
+def test_status_list_token_reflects_states(service: IdService) -> None:
+    a = service.issue(ACTIVE, actor="d", now=NOW)
+    b = service.issue("LA-MOHA-000102", actor="d", now=NOW)
+    service.change_state(b.id, "suspend", reason="x", actor="d", now=NOW)
+    ref_a = _payload(a.token)["status"]["status_list"]
+    ref_b = _payload(b.token)["status"]["status_list"]
+    name = ref_a["uri"].rsplit("/", 1)[-1]
+    token = service.status_list_token(name, now=NOW)
+    keyset = KeySet.import_key_set(service.jwks())
+    obj = jose_jws.deserialize_compact(token, keyset, algorithms=["ES256", "EdDSA"])
+    assert obj.protected["typ"] == "statuslist+jwt"
+    lst: StatusList = parse_status_list_claims(json.loads(obj.payload), expected_uri=ref_a["uri"], now=NOW)
+    assert lst.get(ref_a["idx"]) == 0
+    assert lst.get(ref_b["idx"]) == 2
+    assert ref_a["idx"] != ref_b["idx"]
+
+
+def test_other_issuer_key_never_vouches(service: IdService, tmp_path) -> None:
+    """A second issuer in the same deployment: tokens keep to their own issuer."""
+    other_issuer, _ = service.init(now=NOW, actor="admin", slug="lao-moha", iss="https://id.moha.gov.la")
+    from idsvc.issuance import issue_credential
+
+    with service.db.transaction() as s:
+        issuer = service.issuer(s, "lao-moha")
+        row = issue_credential(s, employee_id="LA-MOHA-000103", issuer=issuer, signer=service.signer(issuer), policy=service.policy, actor="d", now=NOW)
+        token = row.token
+    assert service.verify(token, now=NOW).valid
+    # Re-sign the same claims with the Lao issuer key but claiming the default issuer
+    from idsvc.jws import sign_compact
+
+    claims = _payload(token)
+    claims["iss"] = "https://id.mcs.gov.kh/issuers/default"
+    with service.db.transaction() as s:
+        forged = sign_compact(claims, service.signer(service.issuer(s, "lao-moha")), typ="civil-servant-credential+jwt")
+    assert service.verify(forged, now=NOW).reasons == (Reason.UNKNOWN_KEY,)
+
+
+def test_audit_chain_detects_edit_and_delete(service: IdService) -> None:
+    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+    service.change_state(view.id, "revoke", reason="test", actor="hr", now=NOW)
+    check = service.verify_audit()
+    assert check.events >= 4
+    from idsvc.audit import AuditChainBroken
+
+    with service.db.transaction() as s:
+        s.execute(update(AuditEventRow).where(AuditEventRow.seq == 2).values(actor="mallory"))
+    with pytest.raises(AuditChainBroken) as info:
+        service.verify_audit()
+    assert info.value.seq == 2
+
+
+def test_audit_detects_deleted_newest_event(service: IdService) -> None:
+    service.issue(ACTIVE, actor="desk-1", now=NOW)
+    check = service.verify_audit()
+    from idsvc.audit import AuditChainBroken
+
+    with service.db.transaction() as s:
+        s.execute(text(f"DELETE FROM audit_events WHERE seq = {check.events}"))
+    with pytest.raises(AuditChainBroken, match="missing"):
+        service.verify_audit()
+
+
+def test_dead_database_is_a_clear_error(tmp_path) -> None:
+    from idsvc.errors import IdsvcError
+    from idsvc.storage.db import DatabaseUnavailable
+
+    settings = make_settings(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    svc = make_service(settings)
+    with pytest.raises((DatabaseUnavailable, IdsvcError)) as info:
+        svc.issue(ACTIVE, actor="d", now=NOW)
+    assert "127.0.0.1" in str(info.value) or "database" in str(info.value)
