@@ -228,7 +228,19 @@ class PivSession:
         self.connection = ApduConnection(transport, extended)
         self._random_bytes = random_bytes
         self.application_properties = self._select()
-        self.version = self._read_version()
+        self._version_read = False
+        self._version: Version | None = None
+
+    @property
+    def version(self) -> Version | None:
+        """YubiKey firmware version, or ``None`` for a generic PIV card.
+
+        Read on first use, not at select: the challenge check must stay within four commands.
+        """
+        if not self._version_read:
+            self._version = self._read_version()
+            self._version_read = True
+        return self._version
 
     # -- application --------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ re-insert and retry; a retry starts from the beginning and is safe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import uuid
@@ -55,8 +56,13 @@ class IssuanceCentre(Protocol):
     """The centre's half of the issuance protocol."""
 
     def begin_card_issuance(
-        self, employee_id: str, *, card_key: ec.EllipticCurvePublicKey, card_uuid: uuid.UUID,
-        actor: str, now: datetime,
+        self,
+        employee_id: str,
+        *,
+        card_key: ec.EllipticCurvePublicKey,
+        card_uuid: uuid.UUID,
+        actor: str,
+        now: datetime,
     ) -> PendingIssuance: ...
 
     def confirm_issuance(self, credential_id: str, *, actor: str, now: datetime) -> Any: ...
@@ -186,7 +192,7 @@ def personalise_card(
                 employee_affiliation=holder.category,
                 expiry=expiry,
                 agency_card_serial=pending.card_serial,
-                issuer_id=holder.ministry,
+                issuer_id=pending.issuer_code,
                 organization_affiliation=holder.ministry,
             ),
         )
@@ -206,7 +212,10 @@ def personalise_card(
         progress("read back")
         piv = PivSession(transport, extended=extended)
         sessions.append(piv)
-        if piv.get_certificate(Slot.CARD_AUTH).public_bytes(Encoding.DER) != pending.card_certificate_der:
+        if (
+            piv.get_certificate(Slot.CARD_AUTH).public_bytes(Encoding.DER)
+            != pending.card_certificate_der
+        ):
             raise CardIssuanceFailed("the certificate read back differs from what was written")
         if piv.get_object(ObjectId.CREDENTIAL) != pending.token.encode():
             raise CardIssuanceFailed("the credential read back differs from what was written")
@@ -219,13 +228,14 @@ def personalise_card(
         centre.confirm_issuance(pending.credential_id, actor=actor, now=now)
     except (CardError, InvalidSignature, KeysError, CardIssuanceFailed) as exc:
         if pending is not None:
-            try:
+            # If even this fails (database down) the issuance expires unconfirmed anyway.
+            with contextlib.suppress(Exception):
                 centre.abandon_issuance(
-                    pending.credential_id, reason=f"card step failed: {type(exc).__name__}",
-                    actor=actor, now=now,
+                    pending.credential_id,
+                    reason=f"card step failed: {type(exc).__name__}",
+                    actor=actor,
+                    now=now,
                 )
-            except Exception:  # noqa: BLE001, S110 - it expires unconfirmed anyway
-                pass
         if isinstance(exc, CardIssuanceFailed):
             raise
         what = "the card was removed or reset" if isinstance(exc, CardRemoved) else str(exc)
@@ -283,8 +293,12 @@ def inspect_card(
     if not genuine and Reason.CARD_NOT_GENUINE not in result.reasons:
         reasons = (*result.reasons, Reason.CARD_NOT_GENUINE)
         result = VerificationResult(
-            valid=False, status="not_genuine", reasons=reasons, holder=result.holder,
-            credential_id=result.credential_id, issuer=result.issuer,
+            valid=False,
+            status="not_genuine",
+            reasons=reasons,
+            holder=result.holder,
+            credential_id=result.credential_id,
+            issuer=result.issuer,
             expires_at=result.expires_at,
         )
     card_uuid = None

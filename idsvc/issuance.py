@@ -53,6 +53,7 @@ class PendingIssuance:
     card_certificate_der: bytes | None
     holder: Holder
     pending_until: datetime
+    issuer_code: str
 
 
 def new_card_serial() -> str:
@@ -170,6 +171,7 @@ def begin_issuance(
         card_certificate_der=cert_der,
         holder=holder,
         pending_until=pending_until,
+        issuer_code=issuer.slug[:15],
     )
 
 

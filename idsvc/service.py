@@ -312,7 +312,8 @@ class IdService:
         with self.db.transaction() as session:
             list_row = list_by_name(session, name)
             issuer = next(
-                i for i in issuers.load_issuers(session, self.settings.keys_dir)
+                i
+                for i in issuers.load_issuers(session, self.settings.keys_dir)
                 if i.id == list_row.issuer_id
             )
             return status_list_token(

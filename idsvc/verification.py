@@ -176,7 +176,9 @@ def verify_credential(
         if not isinstance(jti, str):
             raise ValueError("claim 'jti' missing")
         cnf_key = (
-            public_key_from_jwk(payload["cnf"]["jwk"]) if isinstance(payload.get("cnf"), dict) else None
+            public_key_from_jwk(payload["cnf"]["jwk"])
+            if isinstance(payload.get("cnf"), dict)
+            else None
         )
     except (ValueError, TypeError, KeyError, StatusListError, KeysError):
         return _fail(Reason.MALFORMED)

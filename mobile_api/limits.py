@@ -14,12 +14,24 @@ class BodyLimit:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
-            {"type": "urn:idsvc:problem:body_too_large", "title": "request body too large",
-             "status": 413, "code": "BODY_TOO_LARGE", "detail": f"limit {self.max_bytes} bytes"}
+            {
+                "type": "urn:idsvc:problem:body_too_large",
+                "title": "request body too large",
+                "status": 413,
+                "code": "BODY_TOO_LARGE",
+                "detail": f"limit {self.max_bytes} bytes",
+            }
         ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -19,8 +19,12 @@ PROBLEM = "application/problem+json"
 
 
 def problem(status: int, code: str, title: str, detail: str | None = None) -> JSONResponse:
-    body = {"type": f"urn:idsvc:problem:{code.lower()}", "title": title, "status": status,
-            "code": code}
+    body = {
+        "type": f"urn:idsvc:problem:{code.lower()}",
+        "title": title,
+        "status": status,
+        "code": code,
+    }
     if detail:
         body["detail"] = detail
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
@@ -38,8 +42,12 @@ def install(app: FastAPI) -> None:
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return problem(422, "INVALID_REQUEST", "request body invalid",
-                       f"{where}: {first.get('msg', 'invalid')}")
+        return problem(
+            422,
+            "INVALID_REQUEST",
+            "request body invalid",
+            f"{where}: {first.get('msg', 'invalid')}",
+        )
 
     @app.exception_handler(StatusListNotFound)
     async def no_list(_: Request, exc: StatusListNotFound) -> JSONResponse:

@@ -134,7 +134,11 @@ class _Centre:
 
     def begin_card_issuance(self, employee_id, *, card_key, card_uuid, actor, now):  # type: ignore[no-untyped-def]
         return self._svc.begin_card_issuance(
-            employee_id, card_key=card_key, card_uuid=card_uuid, actor=actor, now=now,
+            employee_id,
+            card_key=card_key,
+            card_uuid=card_uuid,
+            actor=actor,
+            now=now,
             issuer_slug=self._issuer,
         )
 
@@ -158,23 +162,37 @@ def readers(json_out: JsonOpt = False) -> None:
         from cardio.pcsc import PcscTransport, list_readers
         from cardio.piv import PivSession
 
-        rows = []
+        rows: list[dict[str, str | bool | None]] = []
         for info in list_readers():
             piv = None
             if info.card_present:
                 try:
                     with PcscTransport.open(info.name) as t:
                         session = PivSession(t)
-                        piv = "PIV" + (f" (v{'.'.join(map(str, session.version))})" if session.version else "")
+                        piv = "PIV" + (
+                            f" (v{'.'.join(map(str, session.version))})" if session.version else ""
+                        )
                 except CardError as exc:
                     piv = f"not PIV ({type(exc).__name__})"
-            rows.append({"reader": info.name, "card": info.card_present, "atr": info.atr, "application": piv})
+            rows.append(
+                {
+                    "reader": info.name,
+                    "card": info.card_present,
+                    "atr": info.atr,
+                    "application": piv,
+                }
+            )
         if json_out:
             print(json.dumps(rows))
             return
         table = Table("reader", "card", "ATR", "application")
         for r in rows:
-            table.add_row(r["reader"], "yes" if r["card"] else "no", r["atr"] or "", r["application"] or "")
+            table.add_row(
+                str(r["reader"]),
+                "yes" if r["card"] else "no",
+                str(r["atr"] or ""),
+                str(r["application"] or ""),
+            )
         console.print(table)
 
 
@@ -246,8 +264,13 @@ def card_wipe(
                 token = PivSession(transport).get_object(ObjectId.CREDENTIAL).decode()
                 result = svc.verify(token, now=_now())
                 if result.credential_id and "REVOKED" not in result.reasons:
-                    svc.change_state(result.credential_id, "revoke", reason=revoke_reason,
-                                     actor=svc.settings.operator, now=_now())
+                    svc.change_state(
+                        result.credential_id,
+                        "revoke",
+                        reason=revoke_reason,
+                        actor=svc.settings.operator,
+                        now=_now(),
+                    )
                     console.print(f"credential {result.credential_id} revoked")
             removed = wipe_card(transport, secrets)
         console.print("wiped: " + ", ".join(removed))

@@ -69,7 +69,13 @@ def exit_code_for(exc: BaseException) -> tuple[int, str]:
 def reported() -> Iterator[None]:
     try:
         yield
-    except (KeyboardInterrupt, SystemExit, typer.Exit, click.exceptions.Exit, click.exceptions.Abort):
+    except (
+        KeyboardInterrupt,
+        SystemExit,
+        typer.Exit,
+        click.exceptions.Exit,
+        click.exceptions.Abort,
+    ):
         raise
     except Exception as exc:
         if os.environ.get("IDSVC_DEBUG"):

@@ -44,7 +44,11 @@ def utcnow() -> datetime:
 
 
 def passphrase_source(settings: Settings) -> bytes:
-    prompt = (lambda: str(typer.prompt("Issuer key passphrase", hide_input=True))) if sys.stdin.isatty() else None
+    prompt = (
+        (lambda: str(typer.prompt("Issuer key passphrase", hide_input=True)))
+        if sys.stdin.isatty()
+        else None
+    )
     return key_passphrase(settings, prompt)
 
 
@@ -160,7 +164,9 @@ def issue(
     with reported():
         svc = service()
         if reader is None:
-            view = svc.issue(employee_id, actor=actor(svc.settings), now=utcnow(), issuer_slug=issuer)
+            view = svc.issue(
+                employee_id, actor=actor(svc.settings), now=utcnow(), issuer_slug=issuer
+            )
             print(json.dumps(view.as_dict(), ensure_ascii=False) if json_out else view.token)
             return
         from idsvc.cli.card_commands import issue_to_card
@@ -244,7 +250,9 @@ def credentials(employee_id: str, json_out: JsonOpt = False) -> None:
             return
         table = Table("credential", "state", "card serial", "issued", "expires")
         for v in views:
-            table.add_row(v.id, v.state, v.card_serial, f"{v.issued_at:%Y-%m-%d}", f"{v.expires_at:%Y-%m-%d}")
+            table.add_row(
+                v.id, v.state, v.card_serial, f"{v.issued_at:%Y-%m-%d}", f"{v.expires_at:%Y-%m-%d}"
+            )
         console.print(table)
 
 

@@ -1,1 +1,1 @@
-"""Storage: SQLAlchemy tables, engine/session, Alembic migrations. Only this package imports sqlalchemy."""
+"""Storage: tables, engine and sessions, Alembic migrations (SQLAlchemy lives here)."""

@@ -92,9 +92,7 @@ class StatusHistoryRow(Base):
     __tablename__ = "status_history"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    employee_id: Mapped[str] = mapped_column(
-        ForeignKey("civil_servants.employee_id"), index=True
-    )
+    employee_id: Mapped[str] = mapped_column(ForeignKey("civil_servants.employee_id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
     status_date: Mapped[date] = mapped_column(Date)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -130,9 +128,7 @@ class CredentialRow(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the JWT `jti`
     issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), index=True)
-    employee_id: Mapped[str] = mapped_column(
-        ForeignKey("civil_servants.employee_id"), index=True
-    )
+    employee_id: Mapped[str] = mapped_column(ForeignKey("civil_servants.employee_id"), index=True)
     kid: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), index=True)
     status_list_id: Mapped[int] = mapped_column(ForeignKey("status_lists.id"))

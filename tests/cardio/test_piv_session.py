@@ -67,11 +67,12 @@ def _len(n: int) -> str:
 
 
 def generic_card(*exchanges: tuple[str, str]) -> ScriptedTransport:
-    """A non-YubiKey PIV applet: GET VERSION is an unknown instruction."""
-    return ScriptedTransport([SELECT, (GET_VERSION, "6D00"), *exchanges])
+    """A non-YubiKey PIV applet (GET VERSION, asked only when needed, is unknown to it)."""
+    return ScriptedTransport([SELECT, *exchanges])
 
 
 def yubikey(*exchanges: tuple[str, str]) -> ScriptedTransport:
+    """A YubiKey-like card; the session asks GET VERSION on first use of the version."""
     return ScriptedTransport([SELECT, (GET_VERSION, "050701 9000"), *exchanges])
 
 
@@ -87,8 +88,9 @@ def fixed_random(value: bytes):  # type: ignore[no-untyped-def]
 
 
 def test_select_on_generic_card_tolerates_missing_get_version() -> None:
-    transport = generic_card()
+    transport = generic_card((GET_VERSION, "6D00"))
     session = PivSession(transport)
+    assert session.connection.commands_sent == 1  # the version is read on first use only
     assert session.version is None
     assert session.application_properties.startswith(bytes.fromhex("6111"))
     transport.assert_done()
@@ -203,7 +205,9 @@ def test_blocked_pin() -> None:
 
 
 def test_pin_attempts_from_empty_verify() -> None:
-    transport = generic_card(("00200080", "63C3"), ("00200080", "6983"), ("00200080", "9000"))
+    transport = generic_card(
+        ("00200080", "63C3"), ("00200080", "6983"), ("00200080", "9000"), (GET_VERSION, "6D00")
+    )
     session = PivSession(transport)
     assert session.get_pin_attempts() == 3
     assert session.get_pin_attempts() == 0
@@ -212,7 +216,14 @@ def test_pin_attempts_from_empty_verify() -> None:
 
 
 def test_pin_attempts_on_verified_yubikey_use_metadata() -> None:
-    transport = yubikey(("00200080", "9000"), ("00F7008000", "0101FF 050100 06020303 9000"))
+    transport = ScriptedTransport(
+        [
+            SELECT,
+            ("00200080", "9000"),
+            (GET_VERSION, "050701 9000"),
+            ("00F7008000", "0101FF 050100 06020303 9000"),
+        ]
+    )
     assert PivSession(transport).get_pin_attempts() == 3
     transport.assert_done()
 
@@ -300,9 +311,9 @@ def test_put_object_chains_and_get_object_follows_get_response() -> None:
     session.put_object(CREDENTIAL_OBJECT_ID, credential)
     assert session.get_object(ObjectId.CREDENTIAL) == credential
     transport.assert_done()
-    # select + GET VERSION + put + get; chaining frames and GET RESPONSE are not commands
-    assert session.connection.commands_sent == 4
-    assert session.connection.apdus_sent == 2 + 3 + 3
+    # select + put + get; chaining frames and GET RESPONSE are not commands
+    assert session.connection.commands_sent == 3
+    assert session.connection.apdus_sent == 1 + 3 + 3
 
 
 def test_extended_session_sends_one_frame() -> None:
@@ -313,7 +324,6 @@ def test_extended_session_sends_one_frame() -> None:
                 "00A40400 00000B A0000003080000100001 00 0000",
                 "61114F0600001000010079074F05A000000308 9000",
             ),
-            ("00FD0000 000000", "6D00"),
             ("00DB3FFF 000135 5C035FFF10 5382012C" + "00" * 300, "9000"),
         ]
     )

@@ -3,39 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSPHRASE, SAMPLE_CSV
-
-IDSVC = str(Path(sys.executable).with_name("idsvc"))
-
-
-class Cli:
-    def __init__(self, home: Path, db_url: str) -> None:
-        self.home = home
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")
-        } | {
-            "IDSVC_HOME": str(home),
-            "IDSVC_DATABASE_URL": db_url,
-            "IDSVC_KEY_PASSPHRASE": PASSPHRASE,
-            "IDSVC_ISSUER": "https://id.mof.gov.la/issuers/default",
-            "IDSVC_STATUS_LIST_SIZE": "4096",
-            "COLUMNS": "200",
-        }
-
-    def __call__(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [IDSVC, *args], capture_output=True, text=True, env=self.env | (env or {}), input=input, timeout=60
-        )
-        assert "Traceback" not in proc.stderr, proc.stderr
-        return proc
+from tests.cli_runner import Cli
+from tests.conftest import SAMPLE_CSV
 
 
 @pytest.fixture
@@ -78,10 +52,11 @@ def test_walkthrough_import_issue_verify_revoke(cli: Cli) -> None:
 def test_bad_rows_are_listed_and_good_rows_land(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     header = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[0]
+    tail = ",F,1990-01-01,MoHA,Unit,Officer,K3,civil_servant,active,2020-01-01,2020-01-01"
     bad.write_text(
         header + "\r\n"
-        "LA-MOHA-000201,ນາງ ທົດສອບ,Test Person,F,1990-01-01,Ministry of Home Affairs,Unit,Officer,K3,civil_servant,active,2020-01-01,2020-01-01\r\n"
-        "LA-MOHA-000202,ທ,=HYPERLINK(\"http://x\"),F,1990-01-01,MoHA,Unit,Officer,K3,civil_servant,active,2020-01-01,2020-01-01\r\n"
+        f"LA-MOHA-000201,ນາງ ທົດສອບ,Test Person{tail}\r\n"
+        'LA-MOHA-000202,ທ,=HYPERLINK("http://x"),F,1990-01-01,MoHA,Unit,Officer,K3,civil_servant,active,2020-01-01,2020-01-01\r\n'
         "LA-MOHA-000203,ທ,T,F,1990-13-01,MoHA,Unit,Officer,K3,civil_servant,active,2020-01-01,2020-01-01\r\n"
         "LA-MOHA-000204,ທ,T,F,1990-01-01,MoHA,Unit,Officer,K3,civil_servant,on_leave,2020-01-01,2020-01-01\r\n",
         encoding="utf-8-sig",
@@ -104,7 +79,9 @@ def test_distinct_exit_codes(cli: Cli, tmp_path: Path) -> None:
     missing = tmp_path / "missing.csv"
     assert cli("import-hr", str(missing)).returncode == 9
     latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes(SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[0].encode() + b"\nKH-X-0001,Jos\xe9\n")
+    latin1.write_bytes(
+        SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[0].encode() + b"\nKH-X-0001,Jos\xe9\n"
+    )
     r = cli("import-hr", str(latin1))
     assert r.returncode == 9 and "UTF-8" in r.stderr
 

@@ -1,4 +1,4 @@
-"""The foundation's use cases end to end, on SQLite and PostgreSQL, with real keys and signatures."""
+"""The foundation's use cases end to end on SQLite and PostgreSQL, real keys and signatures."""
 
 from __future__ import annotations
 
@@ -83,15 +83,25 @@ def test_hr_status_change_reaches_live_credentials(service: IdService) -> None:
     view = service.issue(ACTIVE, actor="desk-1", now=NOW)
     lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
     header, rows = lines[0], lines[1:]
-    suspended = [r.replace(",active,2010-09-01,", ",suspended,2026-11-01,") if r.startswith(ACTIVE) else r for r in rows]
-    report = service.import_hr(("\n".join([header, *suspended]) + "\n").encode(), source_name="s.csv", actor="hr", now=NOW)
+    suspended = [
+        r.replace(",active,2010-09-01,", ",suspended,2026-11-01,") if r.startswith(ACTIVE) else r
+        for r in rows
+    ]
+    report = service.import_hr(
+        ("\n".join([header, *suspended]) + "\n").encode(), source_name="s.csv", actor="hr", now=NOW
+    )
     assert (report.updated, report.status_changes, report.credentials_changed) == (1, 1, 1)
     assert service.verify(view.token, now=NOW).reasons == (Reason.SUSPENDED,)
     # active again: the HR suspension is lifted, the credential comes back
     service.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="hr", now=NOW)
     assert service.verify(view.token, now=NOW).valid
-    retired = [r.replace(",active,2010-09-01,", ",retired,2026-11-20,") if r.startswith(ACTIVE) else r for r in rows]
-    service.import_hr(("\n".join([header, *retired]) + "\n").encode(), source_name="r.csv", actor="hr", now=NOW)
+    retired = [
+        r.replace(",active,2010-09-01,", ",retired,2026-11-20,") if r.startswith(ACTIVE) else r
+        for r in rows
+    ]
+    service.import_hr(
+        ("\n".join([header, *retired]) + "\n").encode(), source_name="r.csv", actor="hr", now=NOW
+    )
     r = service.verify(view.token, now=NOW)
     assert r.status == "revoked"
     assert set(r.reasons) == {Reason.REVOKED, Reason.HOLDER_INACTIVE}
@@ -100,11 +110,31 @@ def test_hr_status_change_reaches_live_credentials(service: IdService) -> None:
 
 def test_import_is_idempotent(service: IdService) -> None:
     with service.db.transaction() as s:
-        before = [tuple(r) for r in s.execute(select(CivilServantRow.employee_id, CivilServantRow.updated_at, CivilServantRow.content_hash).order_by(CivilServantRow.employee_id))]
-    report = service.import_hr(SAMPLE_CSV.read_bytes(), source_name="again.csv", actor="hr", now=NOW + timedelta(days=1))
+        before = [
+            tuple(r)
+            for r in s.execute(
+                select(
+                    CivilServantRow.employee_id,
+                    CivilServantRow.updated_at,
+                    CivilServantRow.content_hash,
+                ).order_by(CivilServantRow.employee_id)
+            )
+        ]
+    report = service.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="again.csv", actor="hr", now=NOW + timedelta(days=1)
+    )
     assert (report.created, report.updated, report.unchanged, len(report.rejects)) == (0, 0, 12, 0)
     with service.db.transaction() as s:
-        after = [tuple(r) for r in s.execute(select(CivilServantRow.employee_id, CivilServantRow.updated_at, CivilServantRow.content_hash).order_by(CivilServantRow.employee_id))]
+        after = [
+            tuple(r)
+            for r in s.execute(
+                select(
+                    CivilServantRow.employee_id,
+                    CivilServantRow.updated_at,
+                    CivilServantRow.content_hash,
+                ).order_by(CivilServantRow.employee_id)
+            )
+        ]
     assert before == after
 
 
@@ -126,7 +156,11 @@ def test_tampered_and_garbage_tokens(service: IdService) -> None:
     assert service.verify(f"{h}.{forged_p}.{s}", now=NOW).reasons == (Reason.BAD_SIGNATURE,)
     for junk in ["", "abc", "a.b.c", view.token + "x", "ey.ey.ey", f"{h}.{p}"]:
         assert service.verify(junk, now=NOW).reasons == (Reason.MALFORMED,), junk
-    none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"civil-servant-credential+jwt"}').rstrip(b"=").decode()
+    none_header = (
+        base64.urlsafe_b64encode(b'{"alg":"none","typ":"civil-servant-credential+jwt"}')
+        .rstrip(b"=")
+        .decode()
+    )
     assert service.verify(f"{none_header}.{p}.", now=NOW).valid is False
 
 
@@ -170,7 +204,9 @@ def test_status_list_token_reflects_states(service: IdService) -> None:
     keyset = KeySet.import_key_set(service.jwks())
     obj = jose_jws.deserialize_compact(token, keyset, algorithms=["ES256", "EdDSA"])
     assert obj.protected["typ"] == "statuslist+jwt"
-    lst: StatusList = parse_status_list_claims(json.loads(obj.payload), expected_uri=ref_a["uri"], now=NOW)
+    lst: StatusList = parse_status_list_claims(
+        json.loads(obj.payload), expected_uri=ref_a["uri"], now=NOW
+    )
     assert lst.get(ref_a["idx"]) == 0
     assert lst.get(ref_b["idx"]) == 2
     assert ref_a["idx"] != ref_b["idx"]
@@ -178,12 +214,20 @@ def test_status_list_token_reflects_states(service: IdService) -> None:
 
 def test_other_issuer_key_never_vouches(service: IdService, tmp_path) -> None:
     """A second issuer in the same deployment: tokens keep to their own issuer."""
-    other_issuer, _ = service.init(now=NOW, actor="admin", slug="lao-moha", iss="https://id.moha.gov.la")
+    service.init(now=NOW, actor="admin", slug="lao-moha", iss="https://id.moha.gov.la")
     from idsvc.issuance import issue_credential
 
     with service.db.transaction() as s:
         issuer = service.issuer(s, "lao-moha")
-        row = issue_credential(s, employee_id="LA-MOHA-000103", issuer=issuer, signer=service.signer(issuer), policy=service.policy, actor="d", now=NOW)
+        row = issue_credential(
+            s,
+            employee_id="LA-MOHA-000103",
+            issuer=issuer,
+            signer=service.signer(issuer),
+            policy=service.policy,
+            actor="d",
+            now=NOW,
+        )
         token = row.token
     assert service.verify(token, now=NOW).valid
     # Re-sign the same claims with the Lao issuer key but claiming the default issuer
@@ -192,7 +236,11 @@ def test_other_issuer_key_never_vouches(service: IdService, tmp_path) -> None:
     claims = _payload(token)
     claims["iss"] = "https://id.mcs.gov.kh/issuers/default"
     with service.db.transaction() as s:
-        forged = sign_compact(claims, service.signer(service.issuer(s, "lao-moha")), typ="civil-servant-credential+jwt")
+        forged = sign_compact(
+            claims,
+            service.signer(service.issuer(s, "lao-moha")),
+            typ="civil-servant-credential+jwt",
+        )
     assert service.verify(forged, now=NOW).reasons == (Reason.UNKNOWN_KEY,)
 
 
