@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc import audit
-from idsvc.credential_state import transition
 from idsvc.credentials import CREDENTIAL_TYP, Holder, credential_claims
 from idsvc.errors import HolderNotEligible, IssuanceNotPending
 from idsvc.issuers import Issuer
@@ -283,5 +282,4 @@ __all__ = [
     "begin_issuance",
     "confirm_issuance",
     "issue_credential",
-    "transition",
 ]

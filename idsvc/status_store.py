@@ -11,7 +11,6 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idsvc.credential_state import STATUS_OF
@@ -29,7 +28,15 @@ class StatusListNotFound(LookupError):
     pass
 
 
-def _open_list(session: Session, issuer_id: int, size: int, base_url: str, now: datetime) -> int:
+def _open_list(
+    session: Session,
+    issuer_id: int,
+    size: int,
+    base_url: str,
+    now: datetime,
+    *,
+    force_new: bool = False,
+) -> int:
     lists = (
         session.execute(
             select(StatusListRow)
@@ -39,7 +46,7 @@ def _open_list(session: Session, issuer_id: int, size: int, base_url: str, now: 
         .scalars()
         .all()
     )
-    for row in lists[:1]:
+    for row in [] if force_new else lists[:1]:
         used = session.execute(
             select(func.count()).where(CredentialRow.status_list_id == row.id)
         ).scalar_one()
@@ -62,19 +69,21 @@ def allocate_index(
     session: Session, *, issuer_id: int, size: int, base_url: str, now: datetime
 ) -> tuple[int, int, str]:
     """Return (status list id, free random index, list URI) for a new credential."""
-    list_id = _open_list(session, issuer_id, size, base_url, now)
-    row = session.get(StatusListRow, list_id)
-    assert row is not None
-    for _ in range(_DRAWS):
-        idx = secrets.randbelow(row.size)
-        taken = session.execute(
-            select(CredentialRow.id).where(
-                CredentialRow.status_list_id == list_id, CredentialRow.status_idx == idx
-            )
-        ).first()
-        if taken is None:
-            return list_id, idx, row.uri
-    raise IntegrityError("status list allocation", None, RuntimeError("no free index found"))
+    for force_new in (False, True):
+        list_id = _open_list(session, issuer_id, size, base_url, now, force_new=force_new)
+        row = session.get(StatusListRow, list_id)
+        assert row is not None
+        for _ in range(_DRAWS):
+            idx = secrets.randbelow(row.size)
+            taken = session.execute(
+                select(CredentialRow.id).where(
+                    CredentialRow.status_list_id == list_id, CredentialRow.status_idx == idx
+                )
+            ).first()
+            if taken is None:
+                return list_id, idx, row.uri
+    # A brand-new list has every index free: reaching here means the database is inconsistent.
+    raise RuntimeError("no free status-list index even in a new list")
 
 
 def list_by_name(session: Session, name: str) -> StatusListRow:
@@ -107,7 +116,7 @@ def status_at(session: Session, uri: str, idx: int) -> int:
             CredentialRow.status_list_id == list_row.id, CredentialRow.status_idx == idx
         )
     ).scalar()
-    # An index no credential holds was never issued: publish it as INVALID-free 0 like the list.
+    # An index no credential holds was never handed out; the published list has 0 there too.
     return int(STATUS_OF[state]) if state is not None else 0
 
 

@@ -175,14 +175,10 @@ def verify_credential(
         jti = payload.get("jti")
         if not isinstance(jti, str):
             raise ValueError("claim 'jti' missing")
-        cnf_key = (
+        if "cnf" in payload:  # a credential bound to an unusable key is malformed
             public_key_from_jwk(payload["cnf"]["jwk"])
-            if isinstance(payload.get("cnf"), dict)
-            else None
-        )
     except (ValueError, TypeError, KeyError, StatusListError, KeysError):
         return _fail(Reason.MALFORMED)
-    del cnf_key  # parsed only to refuse a credential bound to an unusable key
 
     reasons: list[Reason] = []
     ts = now.timestamp()

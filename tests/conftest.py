@@ -19,7 +19,7 @@ import sqlalchemy
 from idsvc.config import Settings
 from idsvc.service import IdService
 
-pytest_plugins = ["tests.fixtures_pcsc"]
+pytest_plugins = ["tests.fixtures_pcsc", "tests.fixtures_softhsm"]
 
 DATA = Path(__file__).parent / "data"
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.csv"

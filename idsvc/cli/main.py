@@ -30,6 +30,7 @@ app = typer.Typer(
     help="Civil-servant ID service: register, credentials, cards, verification.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
 keys_app = typer.Typer(help="Issuer signing keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)

@@ -278,3 +278,20 @@ def test_dead_database_is_a_clear_error(tmp_path) -> None:
     with pytest.raises((DatabaseUnavailable, IdsvcError)) as info:
         svc.issue(ACTIVE, actor="d", now=NOW)
     assert "127.0.0.1" in str(info.value) or "database" in str(info.value)
+
+
+def test_status_indices_are_random_unique_and_lists_roll_over(tmp_path, sqlite_url) -> None:
+    settings = make_settings(tmp_path / "home", sqlite_url)
+    settings.status_list_size = 16
+    svc = make_service(settings)
+    svc.init(now=NOW, actor="admin")
+    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    views = [svc.issue(ACTIVE, actor="d", now=NOW + timedelta(seconds=i)) for i in range(20)]
+    refs = [_payload(v.token)["status"]["status_list"] for v in views]
+    slots = {(r["uri"], r["idx"]) for r in refs}
+    assert len(slots) == 20, "an index was reused"
+    assert len({r["uri"] for r in refs}) >= 2, "a full list must roll over to a new one"
+    first_list = [r["idx"] for r in refs if r["uri"] == refs[0]["uri"]]
+    assert first_list != sorted(first_list), "indices must not follow issuance order"
+    assert svc.verify(views[-1].token, now=NOW).valid
+    assert svc.verify(views[0].token, now=NOW).reasons == (Reason.REVOKED,)
