@@ -172,6 +172,7 @@ class IdService:
         self, *, now: datetime, actor: str, slug: str = DEFAULT_ISSUER, iss: str | None = None
     ) -> tuple[Issuer, bool]:
         """Create or upgrade the schema; create the issuer and its keys if missing."""
+        self.settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         upgrade(self.db.engine)
         directory = self.settings.keys_dir / issuers.check_slug(slug)
         created = False

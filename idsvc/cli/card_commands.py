@@ -22,7 +22,7 @@ from idsvc.service import DEFAULT_ISSUER, IdService
 # The PIV test management key every blank card ships with (SP 800-73 test cards, YubiKey).
 PIV_TEST_MANAGEMENT_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 card_app = typer.Typer(help="Read, verify and wipe cards.", no_args_is_help=True)
 virtual_app = typer.Typer(help="The virtual PIV card for training and tests.", no_args_is_help=True)
 

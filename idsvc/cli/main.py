@@ -37,7 +37,13 @@ audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def _private_files() -> None:
+    """Files idsvc creates (database, keys, card state) hold personal data or secrets."""
+    os.umask(0o077)
 
 
 def utcnow() -> datetime:

@@ -134,3 +134,33 @@ def test_keys_rotate_list_jwks(cli: Cli) -> None:
     assert cli("verify", token).returncode == 0
     listing = cli("keys", "list").stdout
     assert listing.count("ES256") >= 2
+
+
+def test_data_files_are_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    c = Cli(home, f"sqlite:///{home / 'idsvc.sqlite3'}")
+    assert c("init").returncode == 0
+    assert c("import-hr", str(SAMPLE_CSV)).returncode == 0
+    assert home.stat().st_mode & 0o077 == 0
+    for path in home.rglob("*"):
+        if path.is_file() and path.name != "ca.pem":  # the CA certificate is public
+            assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_missing_or_tampered_key_file(cli: Cli) -> None:
+    private = sorted((cli.home / "keys").rglob("private/*.pem"))
+    saved = {p: p.read_bytes() for p in private}
+    for p in private:
+        p.write_bytes(
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+        )
+    r = cli("issue", "KH-MCS-010002")
+    assert r.returncode == 13, r.stderr
+    for p in private:
+        p.unlink()
+    r = cli("issue", "KH-MCS-010002")
+    assert r.returncode == 13 and "issuer key" in r.stderr
+    for p, data in saved.items():
+        p.write_bytes(data)
+        p.chmod(0o600)
+    assert cli("issue", "KH-MCS-010002").returncode == 0

@@ -295,3 +295,17 @@ def test_status_indices_are_random_unique_and_lists_roll_over(tmp_path, sqlite_u
     assert first_list != sorted(first_list), "indices must not follow issuance order"
     assert svc.verify(views[-1].token, now=NOW).valid
     assert svc.verify(views[0].token, now=NOW).reasons == (Reason.REVOKED,)
+
+
+def test_eddsa_issuer_end_to_end(tmp_path, sqlite_url) -> None:
+    settings = make_settings(tmp_path / "home", sqlite_url, key_alg="EdDSA")
+    svc = make_service(settings)
+    svc.init(now=NOW, actor="admin")
+    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    view = svc.issue(ACTIVE, actor="d", now=NOW)
+    header = json.loads(base64.urlsafe_b64decode(view.token.split(".")[0] + "=="))
+    assert header["alg"] == "EdDSA"
+    assert svc.verify(view.token, now=NOW).valid
+    keyset = KeySet.import_key_set(svc.jwks())
+    obj = jose_jws.deserialize_compact(view.token, keyset, algorithms=["EdDSA"])
+    assert json.loads(obj.payload)["jti"] == view.id
