@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from idsvc import audit
 from idsvc.errors import NotInitialised
 from idsvc.storage.tables import IssuerRow
-from keys.keyring import KeyRing
+from keys.keyring import MANIFEST_NAME, KeyRing
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -65,20 +65,44 @@ def register_issuer(
     return row
 
 
-def load_issuer(session: Session, keys_dir: Path, slug: str) -> Issuer:
+class KeyRings:
+    """Opens issuers' key rings, re-reading one only when its files changed on disk.
+
+    Opening a ring checks every entry (thumbprints, the CA certificate): worth doing once per
+    change, not once per verification. The cache holds only public data.
+    """
+
+    def __init__(self, keys_dir: Path) -> None:
+        self.keys_dir = keys_dir
+        self._cache: dict[str, tuple[tuple[int, ...], KeyRing]] = {}
+
+    def open(self, slug: str) -> KeyRing:
+        directory = self.keys_dir / slug
+        if not KeyRing.exists(directory):
+            raise NotInitialised(
+                f"no key ring for issuer {slug!r} in {directory}: run `idsvc init`"
+            )
+        stamp = tuple(
+            value
+            for name in (MANIFEST_NAME, "ca.pem")
+            for st in [(directory / name).stat()]
+            for value in (st.st_mtime_ns, st.st_size, st.st_ino)
+        )
+        cached = self._cache.get(slug)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        ring = KeyRing.open(directory)
+        self._cache[slug] = (stamp, ring)
+        return ring
+
+
+def load_issuer(session: Session, rings: KeyRings, slug: str) -> Issuer:
     row = session.execute(select(IssuerRow).where(IssuerRow.slug == slug)).scalar()
     if row is None:
         raise NotInitialised(f"no issuer {slug!r}: run `idsvc init`")
-    return Issuer(row.id, row.iss, row.slug, row.name, open_ring(keys_dir, slug))
+    return Issuer(row.id, row.iss, row.slug, row.name, rings.open(slug))
 
 
-def load_issuers(session: Session, keys_dir: Path) -> list[Issuer]:
+def load_issuers(session: Session, rings: KeyRings) -> list[Issuer]:
     rows = session.execute(select(IssuerRow).order_by(IssuerRow.id)).scalars().all()
-    return [Issuer(r.id, r.iss, r.slug, r.name, open_ring(keys_dir, r.slug)) for r in rows]
-
-
-def open_ring(keys_dir: Path, slug: str) -> KeyRing:
-    directory = keys_dir / slug
-    if not KeyRing.exists(directory):
-        raise NotInitialised(f"no key ring for issuer {slug!r} in {directory}: run `idsvc init`")
-    return KeyRing.open(directory)
+    return [Issuer(r.id, r.iss, r.slug, r.name, rings.open(r.slug)) for r in rows]

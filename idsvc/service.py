@@ -125,6 +125,7 @@ class IdService:
         self.settings = settings
         self.db = db
         self._passphrase = passphrase
+        self.rings = issuers.KeyRings(settings.keys_dir)
 
     @classmethod
     def from_settings(
@@ -145,7 +146,7 @@ class IdService:
         return FileBackend(self._passphrase())
 
     def issuer(self, session: Session, slug: str = DEFAULT_ISSUER) -> Issuer:
-        return issuers.load_issuer(session, self.settings.keys_dir, slug)
+        return issuers.load_issuer(session, self.rings, slug)
 
     def signer(self, issuer: Issuer) -> Signer:
         return issuer.ring.signer(self.key_backend)
@@ -203,7 +204,7 @@ class IdService:
                     target_id=slug,
                     details={"kid": ring.active().kid, "alg": ring.active().alg},
                 )
-            return issuers.load_issuer(session, self.settings.keys_dir, slug), created
+            return issuers.load_issuer(session, self.rings, slug), created
 
     def import_hr(
         self,
@@ -268,7 +269,7 @@ class IdService:
     ) -> VerificationResult:
         self._ready()
         with self.db.transaction() as session:
-            trust = LocalTrust(issuers.load_issuers(session, self.settings.keys_dir))
+            trust = LocalTrust(issuers.load_issuers(session, self.rings))
             return verify_credential(
                 token,
                 trust=trust,
@@ -313,9 +314,7 @@ class IdService:
         with self.db.transaction() as session:
             list_row = list_by_name(session, name)
             issuer = next(
-                i
-                for i in issuers.load_issuers(session, self.settings.keys_dir)
-                if i.id == list_row.issuer_id
+                i for i in issuers.load_issuers(session, self.rings) if i.id == list_row.issuer_id
             )
             return status_list_token(
                 session,
@@ -370,10 +369,7 @@ class IdService:
     def ca_certificates(self) -> list[x509.Certificate]:
         self._ready()
         with self.db.transaction() as session:
-            return [
-                i.ring.ca_certificate()
-                for i in issuers.load_issuers(session, self.settings.keys_dir)
-            ]
+            return [i.ring.ca_certificate() for i in issuers.load_issuers(session, self.rings)]
 
     def ca_certificate(self, issuer_slug: str = DEFAULT_ISSUER) -> x509.Certificate:
         self._ready()
