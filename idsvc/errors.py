@@ -6,6 +6,7 @@
     ├── UnknownCredential        (6)  no such credential id
     ├── InvalidTransition        (7)  e.g. reinstating a revoked credential
     ├── NotInitialised           (3)  no database schema or no issuer key: run `idsvc init`
+    ├── UnknownIssuer            (3)  no issuer with that slug
     ├── IssuanceNotPending       (7)  confirming something that is not awaiting confirmation
     └── CardIssuanceFailed       (11) the card step failed; nothing went live
 
@@ -55,6 +56,14 @@ class IssuanceNotPending(IdsvcError):
 class NotInitialised(IdsvcError):
     code = "NOT_INITIALISED"
     exit_code = 3
+
+
+class UnknownIssuer(IdsvcError):
+    code = "UNKNOWN_ISSUER"
+    exit_code = 3
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"no issuer {slug!r} (see `idsvc init --issuer`)")
 
 
 class CardIssuanceFailed(IdsvcError):

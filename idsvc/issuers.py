@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc import audit
-from idsvc.errors import NotInitialised
+from idsvc.errors import NotInitialised, UnknownIssuer
 from idsvc.storage.tables import IssuerRow
 from keys.keyring import MANIFEST_NAME, KeyRing
 
@@ -99,7 +99,7 @@ class KeyRings:
 def load_issuer(session: Session, rings: KeyRings, slug: str) -> Issuer:
     row = session.execute(select(IssuerRow).where(IssuerRow.slug == slug)).scalar()
     if row is None:
-        raise NotInitialised(f"no issuer {slug!r}: run `idsvc init`")
+        raise UnknownIssuer(slug)
     return Issuer(row.id, row.iss, row.slug, row.name, rings.open(slug))
 
 

@@ -32,7 +32,13 @@ from idsvc.issuance import (
 )
 from idsvc.issuers import Issuer
 from idsvc.status_store import StatusListNotFound, list_by_name, status_at, status_list_token
-from idsvc.storage.db import Database, SchemaOutdated, require_current_schema, upgrade
+from idsvc.storage.db import (
+    Database,
+    SchemaOutdated,
+    check_connection,
+    require_current_schema,
+    upgrade,
+)
 from idsvc.storage.tables import CivilServantRow, CredentialRow
 from idsvc.verification import StatusUnavailable, VerificationResult, verify_credential
 from keys.ca import IssuerCA
@@ -126,6 +132,7 @@ class IdService:
         self.db = db
         self._passphrase = passphrase
         self.rings = issuers.KeyRings(settings.keys_dir)
+        self._schema_checked = False
 
     @classmethod
     def from_settings(
@@ -163,10 +170,16 @@ class IdService:
         )
 
     def _ready(self) -> None:
+        # Checked once per process: reading the migration scripts costs ~4 ms, and a schema
+        # does not go backwards under a running service (a dead database still fails loudly
+        # at the next transaction).
+        if self._schema_checked:
+            return
         try:
             require_current_schema(self.db.engine)
         except SchemaOutdated as exc:
             raise NotInitialised(str(exc)) from exc
+        self._schema_checked = True
 
     # -- use cases ----------------------------------------------------------------------------
     def init(
@@ -175,6 +188,7 @@ class IdService:
         """Create or upgrade the schema; create the issuer and its keys if missing."""
         self.settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         upgrade(self.db.engine)
+        self._schema_checked = True
         directory = self.settings.keys_dir / issuers.check_slug(slug)
         created = False
         with self.db.transaction() as session:
@@ -320,6 +334,7 @@ class IdService:
                 session,
                 list_row,
                 self.signer(issuer),
+                iss=issuer.iss,
                 now=now,
                 ttl=self.settings.status_list_ttl,
             )
@@ -378,4 +393,5 @@ class IdService:
 
     def health(self) -> dict[str, str]:
         self._ready()
+        check_connection(self.db.engine)
         return {"status": "ok"}

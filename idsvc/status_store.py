@@ -88,7 +88,9 @@ def allocate_index(
 
 def list_by_name(session: Session, name: str) -> StatusListRow:
     row = session.execute(
-        select(StatusListRow).where(StatusListRow.uri.like(f"%/status-lists/{name}"))
+        select(StatusListRow).where(
+            StatusListRow.uri.endswith(f"/status-lists/{name}", autoescape=True)
+        )
     ).scalar()
     if row is None or row.uri.rsplit("/", 1)[-1] != name:
         raise StatusListNotFound(name)
@@ -121,7 +123,13 @@ def status_at(session: Session, uri: str, idx: int) -> int:
 
 
 def status_list_token(
-    session: Session, list_row: StatusListRow, signer: JwsSigner, *, now: datetime, ttl: int
+    session: Session,
+    list_row: StatusListRow,
+    signer: JwsSigner,
+    *,
+    iss: str,
+    now: datetime,
+    ttl: int,
 ) -> str:
     lst = build_list(session, list_row)
     claims = status_list_claims(
@@ -130,5 +138,6 @@ def status_list_token(
         iat=int(now.timestamp()),
         exp=int((now + timedelta(seconds=ttl * 24)).timestamp()),
         ttl=ttl,
+        iss=iss,
     )
     return sign_compact(claims, signer, typ=STATUSLIST_TYP)

@@ -1,10 +1,16 @@
-"""Refuse oversized request bodies before they are read into memory (pure ASGI middleware)."""
+"""Refuse oversized request bodies before they are read into memory (pure ASGI middleware).
+
+A declared ``Content-Length`` over the limit is refused before the body is read. A chunked
+body is counted as it arrives: the read that crosses the limit raises ``HTTPException(413)``,
+which FastAPI passes through its body parsing to the problem handler.
+"""
 
 from __future__ import annotations
 
-import json
-
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mobile_api.problems import problem
 
 
 class BodyLimit:
@@ -12,27 +18,8 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": "urn:idsvc:problem:body_too_large",
-                "title": "request body too large",
-                "status": 413,
-                "code": "BODY_TOO_LARGE",
-                "detail": f"limit {self.max_bytes} bytes",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    def _detail(self) -> str:
+        return f"limit {self.max_bytes} bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,7 +27,8 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(send)
+                response = problem(413, "BODY_TOO_LARGE", "Content Too Large", self._detail())
+                await response(scope, receive, send)
                 return
         seen = 0
 
@@ -50,14 +38,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise HTTPException(413, self._detail())
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(send)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, limited, send)

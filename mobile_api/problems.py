@@ -1,24 +1,52 @@
-"""RFC 9457 problem+json responses with stable machine codes; no stack trace ever leaves."""
+"""RFC 9457 problem+json responses with stable machine codes; no stack trace ever leaves.
+
+Details shown to callers are fixed texts or come from errors whose messages are meant for
+them (unknown credential, invalid state change); storage, key and configuration errors get a
+generic text, since their messages name files, hosts and database URLs.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from idsvc.errors import IdsvcError, NotInitialised, UnknownCredential, UnknownEmployee
+from idsvc.errors import (
+    IdsvcError,
+    NotInitialised,
+    UnknownCredential,
+    UnknownEmployee,
+    UnknownIssuer,
+)
 from idsvc.status_store import StatusListNotFound
 from idsvc.storage.db import DatabaseUnavailable
+from mobile_api.schemas import Problem
 
 log = logging.getLogger("mobile_api")
 
 PROBLEM = "application/problem+json"
 
+_HTTP_CODES = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "BODY_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 
-def problem(status: int, code: str, title: str, detail: str | None = None) -> JSONResponse:
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body = {
         "type": f"urn:idsvc:problem:{code.lower()}",
         "title": title,
@@ -27,19 +55,32 @@ def problem(status: int, code: str, title: str, detail: str | None = None) -> JS
     }
     if detail:
         body["detail"] = detail
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries: these statuses answer with a problem+json body."""
+    ref = {"$ref": f"#/components/schemas/{Problem.__name__}"}
+    return {
+        s: {"description": HTTPStatus(s).phrase, "content": {PROBLEM: {"schema": ref}}}
+        for s in statuses
+    }
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE"}.get(
-            exc.status_code, "HTTP_ERROR"
-        )
-        return problem(exc.status_code, code, str(exc.detail))
+        status = exc.status_code
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "HTTP error"
+        detail = str(exc.detail) if exc.detail and exc.detail != phrase else None
+        return problem(status, _HTTP_CODES.get(status, "HTTP_ERROR"), phrase, detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Only location and pydantic's message: never the rejected input, which may be a token.
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return problem(
@@ -55,17 +96,26 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(IdsvcError)
     async def domain(_: Request, exc: IdsvcError) -> JSONResponse:
-        status = 404 if isinstance(exc, UnknownCredential | UnknownEmployee) else 409
         if isinstance(exc, NotInitialised):
-            status = 503
+            log.error("service not initialised (run `idsvc init`)")
+            return problem(503, exc.code, "the service is not initialised")
+        status = (
+            404 if isinstance(exc, UnknownCredential | UnknownEmployee | UnknownIssuer) else 409
+        )
         return problem(status, exc.code, str(exc))
 
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.error("database unavailable")
-        return problem(503, "DATABASE_UNAVAILABLE", "the register is temporarily unavailable")
+        return problem(
+            503,
+            "DATABASE_UNAVAILABLE",
+            "the register is temporarily unavailable",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:
+        # Reached only for errors outside ErrorGuard (in the outer middleware).
         log.error("internal error: %s", type(exc).__name__)
         return problem(500, "INTERNAL", "internal error")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,18 +315,36 @@ def serve(
     with reported():
         svc = service()
         svc.health()
-        import uvicorn
-
         os.environ.setdefault("IDSVC_HOME", str(svc.settings.home))
-        uvicorn.run(
-            "mobile_api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            proxy_headers=False,
-        )
+        run_server(host, port, workers)
+
+
+def run_server(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        "mobile_api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+    )
+    if workers <= 1:
+        uvicorn.Server(config).run()
+        return
+    # uvicorn binds its multi-worker socket without IPPROTO_TCP, so asyncio never sets
+    # TCP_NODELAY on accepted connections and each keep-alive response waits ~45 ms for a
+    # delayed ACK (measured: bench/bench_http.py). Bind the socket ourselves.
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 from idsvc.cli import card_commands  # noqa: E402  (registers `readers`, `card`, `virtual-card`)
