@@ -264,6 +264,9 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=50, help="challenge checks (default 50)")
     parser.add_argument("--reader", type=int, choices=(0, 1), default=0, help="vpcd reader")
     parser.add_argument(
+        "--wait", type=float, default=900.0, help="seconds to wait for a busy card bench (900)"
+    )
+    parser.add_argument(
         "--short-apdus",
         action="store_true",
         help="short APDUs with chaining and GET RESPONSE, as for a card without extended length",
@@ -285,7 +288,7 @@ def main() -> None:
             SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="bench", now=now()
         )
         try:
-            with card_bench.bench_lock():
+            with card_bench.bench_lock(timeout=args.wait):
                 with_card(args, svc, Path(tmp) / "card.json")
         except card_bench.BenchError as exc:
             sys.exit(f"card bench unavailable: {exc}")

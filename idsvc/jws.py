@@ -241,6 +241,33 @@ def _verify_signature(alg: str, key: object, signature: bytes, signing_input: by
         raise UnsupportedAlgorithm(f"alg {alg!r} is not supported")
 
 
+# Tokens of one issuer key share their header segment byte for byte: parse and check it once.
+# Only well-formed headers are kept, bounded in number, so hostile input cannot grow it.
+_HEADER_CACHE: dict[str, dict[str, Any]] = {}
+_HEADER_CACHE_MAX: Final = 256
+
+
+def _checked_header(header_b64: str) -> dict[str, Any]:
+    cached = _HEADER_CACHE.get(header_b64)
+    if cached is not None:
+        return cached
+    pad = _b64url_pad(header_b64, "header")
+    header = _json_object(_b64url_decode(header_b64, pad, "header"), "header")
+    if "crit" in header:
+        raise MalformedJws("crit header parameters are not supported")
+    alg = header.get("alg")
+    if type(alg) is not str:
+        raise MalformedJws("header alg missing or not a string")
+    if alg not in _SUPPORTED_ALGS:
+        raise UnsupportedAlgorithm(f"alg {alg[:20]!r} is not allowed")
+    if "kid" in header and type(header["kid"]) is not str:
+        raise MalformedJws("header kid is not a string")
+    if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
+        _HEADER_CACHE.clear()
+    _HEADER_CACHE[header_b64] = header
+    return header
+
+
 def verify_compact(
     token: str,
     *,
@@ -275,21 +302,15 @@ def verify_compact(
     signature_b64 = token[second + 1 :]
 
     # Every segment's shape is checked before any key lookup or crypto work.
-    header_pad = _b64url_pad(header_b64, "header")
     payload_pad = _b64url_pad(payload_b64, "payload")
     signature_pad = _b64url_pad(signature_b64, "signature")
-    header = _json_object(_b64url_decode(header_b64, header_pad, "header"), "header")
-    if "crit" in header:
-        raise MalformedJws("crit header parameters are not supported")
-    alg = header.get("alg")
-    if type(alg) is not str:
-        raise MalformedJws("header alg missing or not a string")
-    if alg not in allowed_algs or alg not in _SUPPORTED_ALGS:
+    header = _checked_header(header_b64)
+    alg = header["alg"]
+    if alg not in allowed_algs:
         raise UnsupportedAlgorithm(f"alg {alg[:20]!r} is not allowed")
-    if "kid" in header and type(header["kid"]) is not str:
-        raise MalformedJws("header kid is not a string")
     if expected_typ is not None and header.get("typ") != expected_typ:
         raise MalformedJws("unexpected typ")
+    header = dict(header)  # the cached one stays unchanged whatever the caller does
     signature = _b64url_decode(signature_b64, signature_pad, "signature")
 
     try:

@@ -133,6 +133,7 @@ class IdService:
         self._passphrase = passphrase
         self.rings = issuers.KeyRings(settings.keys_dir)
         self._schema_checked = False
+        self._signers: dict[str, Signer] = {}
 
     @classmethod
     def from_settings(
@@ -156,7 +157,12 @@ class IdService:
         return issuers.load_issuer(session, self.rings, slug)
 
     def signer(self, issuer: Issuer) -> Signer:
-        return issuer.ring.signer(self.key_backend)
+        # Decrypting a key file costs ~0.5 ms (PBKDF2); keep each active key once loaded.
+        kid = issuer.ring.active().kid
+        signer = self._signers.get(kid)
+        if signer is None:
+            signer = self._signers[kid] = issuer.ring.signer(self.key_backend)
+        return signer
 
     def ca(self, issuer: Issuer) -> IssuerCA:
         return issuer.ring.issuer_ca(self.key_backend)
