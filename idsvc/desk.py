@@ -301,7 +301,7 @@ def inspect_card(
             issuer=result.issuer,
             expires_at=result.expires_at,
         )
-    card_uuid = None
+    card_uuid = _card_uuid_of(cert)
     subject = cert.subject.rfc4514_string()
     details = {"certificate_sha256": hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()}
     if why:
@@ -314,6 +314,18 @@ def inspect_card(
         commands_sent=piv.connection.commands_sent,
         details=details,
     )
+
+
+def _card_uuid_of(cert: x509.Certificate) -> str | None:
+    """The card UUID from the certificate's ``urn:uuid:`` SAN (no extra APDU needed)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
+        if uri.startswith("urn:uuid:"):
+            return uri.removeprefix("urn:uuid:")
+    return None
 
 
 def _chain_to_any(cert: x509.Certificate, cas: list[x509.Certificate], now: datetime) -> None:

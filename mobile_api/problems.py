@@ -99,10 +99,11 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, NotInitialised):
             log.error("service not initialised (run `idsvc init`)")
             return problem(503, exc.code, "the service is not initialised")
-        status = (
-            404 if isinstance(exc, UnknownCredential | UnknownEmployee | UnknownIssuer) else 409
-        )
-        return problem(status, exc.code, str(exc))
+        if isinstance(exc, UnknownCredential | UnknownEmployee | UnknownIssuer):
+            # Say what was not found, not echo the caller's input back.
+            what = exc.code.removeprefix("UNKNOWN_").lower()
+            return problem(404, exc.code, f"no such {what}")
+        return problem(409, exc.code, str(exc))
 
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:

@@ -200,6 +200,7 @@ def _report(report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
     out = report.result.as_dict() | {
         "certificate_subject": report.certificate_subject,
         "challenge_checked": report.challenge_checked,
+        "card_uuid": report.card_uuid,
         "commands_sent": report.commands_sent,
     }
     if json_out:
@@ -210,6 +211,7 @@ def _report(report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
         if report.result.reasons:
             console.print(" (" + ", ".join(report.result.reasons) + ")", end="")
         console.print()
+        console.print(f"  card: {report.card_uuid or '-'}")
         console.print(f"  certificate: {escape(report.certificate_subject or '-')}")
         console.print(f"  challenge: {'passed' if report.challenge_checked else 'not passed'}")
         for key, value in (report.result.holder or {}).items():

@@ -9,6 +9,7 @@ Exit codes: 0 ok · 1 credential not valid · 2 usage · 3 not initialised · 4 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -332,7 +333,9 @@ def run_server(host: str, port: int, workers: int) -> None:
         proxy_headers=False,
     )
     if workers <= 1:
-        uvicorn.Server(config).run()
+        # uvicorn.run's behaviour: Ctrl-C (SIGINT) after a clean shutdown is a normal exit.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run()
         return
     # uvicorn binds its multi-worker socket without IPPROTO_TCP, so asyncio never sets
     # TCP_NODELAY on accepted connections and each keep-alive response waits ~45 ms for a
@@ -344,7 +347,8 @@ def run_server(host: str, port: int, workers: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
-    Multiprocess(config, sockets=[sock]).run()
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()
 
 
 from idsvc.cli import card_commands  # noqa: E402  (registers `readers`, `card`, `virtual-card`)

@@ -75,6 +75,7 @@ def test_issue_read_verify_and_tap_url(desk: Cli, virtual_card: VirtualCardFacto
     assert out["holder"]["name"] == "សុខ ចាន់ថា"
     assert out["credential_id"] == issued["credential_id"]
     assert out["commands_sent"] <= 4
+    assert out["card_uuid"] == issued["card_uuid"]
 
     read = json.loads(desk("card", "read", "--reader", READER0, "--json").stdout)
     assert read["valid"] and read["challenge_checked"] is False
