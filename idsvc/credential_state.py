@@ -100,14 +100,20 @@ def change_credential_state(
     return transition(session, row, action, reason=reason, actor=actor, now=now)
 
 
-def apply_holder_status(
-    session: Session, employee_id: str, status: str, *, actor: str, now: datetime
+def apply_holder_statuses(
+    session: Session, statuses: dict[str, str], *, actor: str, now: datetime
 ) -> int:
-    """Make the person's live credentials follow an HR status change; return how many changed."""
+    """Make people's live credentials follow their HR status changes (one query for all of
+    them); return how many credentials changed."""
+    if not statuses:
+        return 0
     rows = (
         session.execute(
             select(CredentialRow)
-            .where(CredentialRow.employee_id == employee_id, CredentialRow.state.in_(LIVE_STATES))
+            .where(
+                CredentialRow.employee_id.in_(list(statuses)),
+                CredentialRow.state.in_(LIVE_STATES),
+            )
             .with_for_update()
         )
         .scalars()
@@ -115,6 +121,7 @@ def apply_holder_status(
     )
     changed = 0
     for row in rows:
+        status = statuses[row.employee_id]
         if status in ("retired", "dismissed", "deceased"):
             transition(session, row, "revoke", reason=f"hr: {status}", actor=actor, now=now)
         elif status == "suspended" and row.state == "live":

@@ -74,6 +74,12 @@ def holder_of(row: CivilServantRow, card_serial: str) -> Holder:
     )
 
 
+def _card_common_name(holder: Holder) -> str:
+    # X.509 caps a CN at 64 characters; the employee id alone still names the holder.
+    full = f"{holder.name_latin} ({holder.employee_id})"
+    return full if len(full) <= 64 else holder.employee_id
+
+
 def begin_issuance(
     session: Session,
     *,
@@ -112,7 +118,7 @@ def begin_issuance(
         cnf = public_jwk(card_key)
         cert = ca.issue_card_certificate(
             card_key,
-            common_name=f"{holder.name_latin} ({employee_id})",
+            common_name=_card_common_name(holder),
             card_uuid=card_uuid,
             serial=None,
             now=now,

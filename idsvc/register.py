@@ -12,12 +12,13 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from idsvc import audit
-from idsvc.credential_state import HR_SUSPENSION, apply_holder_status
+from idsvc.credential_state import HR_SUSPENSION, apply_holder_statuses
 from idsvc.errors import UnknownEmployee
 from idsvc.hr_csv import HrRecord, RowReject, parse_hr_csv
 from idsvc.storage.tables import CivilServantRow, StatusHistoryRow
@@ -41,21 +42,23 @@ class ImportReport:
     file_sha256: str = ""
 
 
-def _apply(row: CivilServantRow, rec: HrRecord, digest: str, now: datetime) -> None:
-    row.name_local = rec.name_local
-    row.name_latin = rec.name_latin
-    row.sex = rec.sex
-    row.date_of_birth = rec.date_of_birth
-    row.ministry = rec.ministry
-    row.unit = rec.unit
-    row.position = rec.position
-    row.grade = rec.grade
-    row.category = str(rec.category)
-    row.status = str(rec.status)
-    row.status_date = rec.status_date
-    row.hire_date = rec.hire_date
-    row.content_hash = digest
-    row.updated_at = now
+def _columns(rec: HrRecord, digest: str, now: datetime) -> dict[str, Any]:
+    return {
+        "name_local": rec.name_local,
+        "name_latin": rec.name_latin,
+        "sex": rec.sex,
+        "date_of_birth": rec.date_of_birth,
+        "ministry": rec.ministry,
+        "unit": rec.unit,
+        "position": rec.position,
+        "grade": rec.grade,
+        "category": str(rec.category),
+        "status": str(rec.status),
+        "status_date": rec.status_date,
+        "hire_date": rec.hire_date,
+        "content_hash": digest,
+        "updated_at": now,
+    }
 
 
 def _chunks(records: list[HrRecord]) -> Iterable[list[HrRecord]]:
@@ -80,46 +83,70 @@ def import_hr(
         file_sha256=hashlib.sha256(data).hexdigest(),
     )
     source = f"hr-import:{report.file_sha256[:16]}"
+    # One scan for what the register already holds. Looking rows up chunk by chunk with IN (...)
+    # went quadratic on PostgreSQL during a first import (the planner's statistics still say
+    # "empty table"): 50,000 people took 47 s, 40 s of it in those lookups.
+    known: dict[str, str] = {
+        employee_id: digest
+        for employee_id, digest in session.execute(
+            select(CivilServantRow.employee_id, CivilServantRow.content_hash)
+        )
+    }
     for chunk in _chunks(parsed.records):
-        existing = {
-            row.employee_id: row
-            for row in session.execute(
-                select(CivilServantRow).where(
-                    CivilServantRow.employee_id.in_([r.employee_id for r in chunk])
-                )
-            ).scalars()
-        }
+        digests = {r.employee_id: r.content_hash() for r in chunk}
+        changed = [i for i, d in digests.items() if i in known and known[i] != d]
+        existing = (
+            {
+                row.employee_id: row
+                for row in session.execute(
+                    select(CivilServantRow).where(CivilServantRow.employee_id.in_(changed))
+                ).scalars()
+            }
+            if changed
+            else {}
+        )
+        # New people go in with one multi-row INSERT per table: through the ORM unit of work a
+        # first import of 50,000 people took ~55 s on PostgreSQL.
+        new_people: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        status_changes: dict[str, str] = {}
         for rec in chunk:
-            digest = rec.content_hash()
-            row = existing.get(rec.employee_id)
-            if row is not None and row.content_hash == digest:
+            digest = digests[rec.employee_id]
+            if known.get(rec.employee_id) == digest:
                 report.unchanged += 1
                 continue
-            old_status = row.status if row is not None else None
-            if row is None:
-                row = CivilServantRow(employee_id=rec.employee_id, created_at=now)
-                _apply(row, rec, digest, now)
-                session.add(row)
-                report.created += 1
-            else:
-                _apply(row, rec, digest, now)
-                report.updated += 1
-            if old_status != row.status:
-                session.add(
-                    StatusHistoryRow(
-                        employee_id=rec.employee_id,
-                        status=row.status,
-                        status_date=rec.status_date,
-                        recorded_at=now,
-                        source=source,
-                    )
+            row = existing.get(rec.employee_id)
+            status = str(rec.status)
+            if status != (row.status if row is not None else None):
+                history.append(
+                    {
+                        "employee_id": rec.employee_id,
+                        "status": status,
+                        "status_date": rec.status_date,
+                        "recorded_at": now,
+                        "source": source,
+                    }
                 )
-                if old_status is not None:
-                    report.status_changes += 1
-                    session.flush()
-                    report.credentials_changed += apply_holder_status(
-                        session, rec.employee_id, row.status, actor=actor, now=now
-                    )
+            if row is None:
+                new_people.append(
+                    {"employee_id": rec.employee_id, "created_at": now} | _columns(rec, digest, now)
+                )
+                report.created += 1
+                continue
+            old_status = row.status
+            for name, value in _columns(rec, digest, now).items():
+                setattr(row, name, value)
+            report.updated += 1
+            if old_status != status:
+                report.status_changes += 1
+                status_changes[rec.employee_id] = status
+        if new_people:
+            session.execute(insert(CivilServantRow), new_people)
+        if history:
+            session.execute(insert(StatusHistoryRow), history)
+        report.credentials_changed += apply_holder_statuses(
+            session, status_changes, actor=actor, now=now
+        )
         if progress is not None:
             progress(len(chunk))
     audit.record(

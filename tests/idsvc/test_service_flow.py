@@ -309,3 +309,26 @@ def test_eddsa_issuer_end_to_end(tmp_path, sqlite_url) -> None:
     keyset = KeySet.import_key_set(svc.jwks())
     obj = jose_jws.deserialize_compact(view.token, keyset, algorithms=["EdDSA"])
     assert json.loads(obj.payload)["jti"] == view.id
+
+
+def test_one_import_changes_many_people_at_once(service: IdService) -> None:
+    people = ["LA-MOHA-000101", "LA-MOHA-000102", "KH-MCS-010002"]
+    views = {p: service.issue(p, actor="d", now=NOW) for p in people}
+    lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
+    out = [lines[0]]
+    for row in lines[1:]:
+        fields = row.split(",")
+        if fields[0] in people[:2]:
+            fields[10], fields[11] = "retired", "2026-11-01"
+        elif fields[0] == people[2]:
+            fields[10], fields[11] = "suspended", "2026-11-01"
+        out.append(",".join(fields))
+    report = service.import_hr(
+        ("\n".join(out) + "\n").encode(), source_name="m", actor="hr", now=NOW
+    )
+    assert (report.updated, report.status_changes, report.credentials_changed) == (3, 3, 3)
+    assert [service.credential(views[p].id).state for p in people] == [
+        "revoked",
+        "revoked",
+        "suspended",
+    ]
