@@ -20,7 +20,7 @@ from idsvc.audit import AuditChainBroken
 from idsvc.config import PassphraseMissing
 from idsvc.errors import IdsvcError
 from idsvc.hr_csv import HrFileError
-from idsvc.storage.db import DatabaseUnavailable, StorageError
+from idsvc.storage.db import BadDatabaseUrl, DatabaseUnavailable, StorageError
 from keys import errors as key_errors
 
 err_console = Console(stderr=True, highlight=False)
@@ -42,6 +42,7 @@ _TABLE: list[tuple[type[BaseException], int, Callable[[BaseException], str]]] = 
     (PassphraseMissing, 3, str),
     (HrFileError, EXIT_HR_FILE, lambda e: f"HR file refused: {e}"),
     (DatabaseUnavailable, EXIT_DATABASE, str),
+    (BadDatabaseUrl, 3, str),
     (StorageError, EXIT_DATABASE, str),
     (key_errors.WrongPassphrase, EXIT_WRONG_PASSPHRASE, lambda e: "wrong key passphrase"),
     (key_errors.HsmError, EXIT_HSM, lambda e: f"HSM: {e}"),

@@ -1,7 +1,8 @@
 """Engine, sessions and migrations.
 
-Errors: ``StorageError`` → ``DatabaseUnavailable`` (cannot connect), ``SchemaOutdated``
-(the database needs ``idsvc init``).
+Errors: ``StorageError`` → ``DatabaseUnavailable`` (cannot connect, or the file is not a
+database), ``BadDatabaseUrl`` (the URL names no usable driver), ``SchemaOutdated`` (the
+database needs ``idsvc init``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -34,6 +35,10 @@ class SchemaOutdated(StorageError):
     pass
 
 
+class BadDatabaseUrl(StorageError):
+    pass
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -43,15 +48,26 @@ def _redact(url: str) -> str:
 def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"future": True}
     if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
+        db_path = url.split("///", 1)[-1].split("?", 1)[0]
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise DatabaseUnavailable(
+                    f"cannot create the database folder {Path(db_path).parent}: {exc.strerror}"
+                ) from exc
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
         if url.startswith("postgresql"):
             kwargs["connect_args"] = {"connect_timeout": 5}
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise BadDatabaseUrl(
+            "IDSVC_DATABASE_URL is not a usable database URL (expected sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST/DB)"
+        ) from exc
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -74,11 +90,17 @@ def alembic_config(engine: Engine) -> Config:
 
 def check_connection(engine: Engine) -> None:
     try:
-        with engine.connect():
-            pass
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                # SQLite opens any file lazily; reading the schema proves it is a database.
+                conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
     except OperationalError as exc:
         raise DatabaseUnavailable(
             f"cannot reach the database at {_redact(str(engine.url))}"
+        ) from exc
+    except DatabaseError as exc:
+        raise DatabaseUnavailable(
+            f"{_redact(str(engine.url))} is not a usable database ({exc.orig})"
         ) from exc
 
 

@@ -164,3 +164,17 @@ def test_missing_or_tampered_key_file(cli: Cli) -> None:
         p.write_bytes(data)
         p.chmod(0o600)
     assert cli("issue", "KH-MCS-010002").returncode == 0
+
+
+def test_unusable_database_settings_are_clear_and_harmless(tmp_path: Path) -> None:
+    r = Cli(tmp_path / "h1", "nonsense://x")("init")
+    assert r.returncode == 3 and "IDSVC_DATABASE_URL" in r.stderr
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_bytes(b"a spreadsheet someone saved here\n")
+    r = Cli(tmp_path / "h2", f"sqlite:///{not_a_db}")("init")
+    assert r.returncode == 10 and "not a usable database" in r.stderr
+    assert not_a_db.read_bytes() == b"a spreadsheet someone saved here\n"
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    r = Cli(tmp_path / "h3", f"sqlite:///{blocked}/sub/idsvc.sqlite3")("init")
+    assert r.returncode == 10 and "cannot create the database folder" in r.stderr
