@@ -42,7 +42,7 @@ from cardio.piv import (
     Slot,
 )
 from cardio.transport import Transport
-from idsvc.errors import CardIssuanceFailed
+from idsvc.errors import CardIssuanceFailed, CardNotIssued
 from idsvc.issuance import PendingIssuance
 from idsvc.verification import Reason, VerificationResult
 from keys.ca import verify_card_certificate
@@ -276,8 +276,11 @@ def inspect_card(
     must name that same key. Any failure there is ``CARD_NOT_GENUINE``.
     """
     piv = PivSession(transport, extended=bool(getattr(transport, "extended_length", False)))
-    cert = piv.get_certificate(Slot.CARD_AUTH)
-    token = piv.get_object(ObjectId.CREDENTIAL).decode("utf-8", "replace")
+    try:
+        cert = piv.get_certificate(Slot.CARD_AUTH)
+        token = piv.get_object(ObjectId.CREDENTIAL).decode("utf-8", "replace")
+    except NotFound as exc:
+        raise CardNotIssued("credential not found on the card: it is blank or was wiped") from exc
     genuine = True
     why = ""
     try:

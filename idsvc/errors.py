@@ -8,7 +8,8 @@
     ├── NotInitialised           (3)  no database schema or no issuer key: run `idsvc init`
     ├── UnknownIssuer            (3)  no issuer with that slug
     ├── IssuanceNotPending       (7)  confirming something that is not awaiting confirmation
-    └── CardIssuanceFailed       (11) the card step failed; nothing went live
+    ├── CardIssuanceFailed       (11) the card step failed; nothing went live
+    └── CardNotIssued            (15) the card holds no credential (blank or wiped)
 
 Errors from other layers keep their own trees (``keys.errors``, ``cardio.errors``,
 ``idsvc.storage.db``, ``idsvc.hr_csv``); the CLI maps each to its own exit status.
@@ -69,3 +70,8 @@ class UnknownIssuer(IdsvcError):
 class CardIssuanceFailed(IdsvcError):
     code = "CARD_ISSUANCE_FAILED"
     exit_code = 11
+
+
+class CardNotIssued(IdsvcError):
+    code = "CARD_NOT_ISSUED"
+    exit_code = 15
