@@ -115,6 +115,10 @@ class TimedCentre:
         finally:
             self.seconds += time.perf_counter() - start
 
+    def check_eligible(self, employee_id: str) -> None:
+        with self._timed():
+            self.svc.check_eligible(employee_id)
+
     def begin_card_issuance(
         self,
         employee_id: str,

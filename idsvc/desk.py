@@ -55,6 +55,10 @@ DEFAULT_PUK = "12345678"
 class IssuanceCentre(Protocol):
     """The centre's half of the issuance protocol."""
 
+    def check_eligible(self, employee_id: str) -> None:
+        """Raise if the register would refuse this person (before the card is touched)."""
+        ...
+
     def begin_card_issuance(
         self,
         employee_id: str,
@@ -162,6 +166,8 @@ def personalise_card(
     extended = bool(getattr(transport, "extended_length", False))
     sessions: list[PivSession | NdefSession] = []
     pending: PendingIssuance | None = None
+    # Ask first: a refusal must not cost the card its key.
+    centre.check_eligible(employee_id)
     try:
         progress("select card")
         piv = PivSession(transport, extended=extended)

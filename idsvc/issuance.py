@@ -80,6 +80,16 @@ def _card_common_name(holder: Holder) -> str:
     return full if len(full) <= 64 else holder.employee_id
 
 
+def eligible_servant(session: Session, employee_id: str) -> CivilServantRow:
+    """The person, if the register lets them hold a credential; raise otherwise."""
+    servant = get_servant(session, employee_id)
+    if servant.status != "active":
+        raise HolderNotEligible(
+            f"{employee_id} is {servant.status} in the register: no credential can be issued"
+        )
+    return servant
+
+
 def begin_issuance(
     session: Session,
     *,
@@ -94,11 +104,7 @@ def begin_issuance(
     ca: IssuerCA | None = None,
 ) -> PendingIssuance:
     """Sign a credential (and the card certificate when a card key is given), not yet live."""
-    servant = get_servant(session, employee_id)
-    if servant.status != "active":
-        raise HolderNotEligible(
-            f"{employee_id} is {servant.status} in the register: no credential can be issued"
-        )
+    servant = eligible_servant(session, employee_id)
     credential_id = str(uuid.uuid4())
     card_serial = new_card_serial()
     holder = holder_of(servant, card_serial)

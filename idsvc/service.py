@@ -28,6 +28,7 @@ from idsvc.issuance import (
     abandon_issuance,
     begin_issuance,
     confirm_issuance,
+    eligible_servant,
     issue_credential,
 )
 from idsvc.issuers import Issuer
@@ -376,6 +377,11 @@ class IdService:
                 card_uuid=card_uuid,
                 ca=self.ca(issuer),
             )
+
+    def check_eligible(self, employee_id: str) -> None:
+        self._ready()
+        with self.db.transaction() as session:
+            eligible_servant(session, employee_id)
 
     def confirm_issuance(self, credential_id: str, *, actor: str, now: datetime) -> CredentialView:
         with self.db.transaction() as session:

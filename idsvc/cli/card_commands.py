@@ -132,6 +132,9 @@ class _Centre:
         self._svc = svc
         self._issuer = issuer
 
+    def check_eligible(self, employee_id: str) -> None:
+        self._svc.check_eligible(employee_id)
+
     def begin_card_issuance(self, employee_id, *, card_key, card_uuid, actor, now):  # type: ignore[no-untyped-def]
         return self._svc.begin_card_issuance(
             employee_id,

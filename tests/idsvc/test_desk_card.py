@@ -294,3 +294,14 @@ def test_independent_piv_stacks_read_what_we_wrote(
         assert str(chuid.guid) == issued["card_uuid"]
     finally:
         connection.disconnect()
+
+
+def test_refused_person_leaves_the_card_untouched(
+    desk: Cli, virtual_card: VirtualCardFactory
+) -> None:
+    virtual_card()
+    issue(desk)
+    r = desk("issue", "LA-MOF-002210", "--reader", READER0, "--default-management-key")
+    assert r.returncode == 5 and "retired" in r.stderr
+    # the card key was not regenerated: the card still proves the credential it holds
+    assert desk("card", "verify", "--reader", READER0).returncode == 0
