@@ -80,6 +80,19 @@ def _card_common_name(holder: Holder) -> str:
     return full if len(full) <= 64 else holder.employee_id
 
 
+def _expire_stale_pending(session: Session, employee_id: str, *, actor: str, now: datetime) -> None:
+    """Close the person's issuances that were never confirmed in time (a desk crashed)."""
+    stale = session.execute(
+        select(CredentialRow.id).where(
+            CredentialRow.employee_id == employee_id,
+            CredentialRow.state == "pending",
+            CredentialRow.pending_until < now,
+        )
+    ).scalars()
+    for credential_id in list(stale):
+        abandon_issuance(session, credential_id, reason="expired unconfirmed", actor=actor, now=now)
+
+
 def eligible_servant(session: Session, employee_id: str) -> CivilServantRow:
     """The person, if the register lets them hold a credential; raise otherwise."""
     servant = get_servant(session, employee_id)
@@ -105,6 +118,7 @@ def begin_issuance(
 ) -> PendingIssuance:
     """Sign a credential (and the card certificate when a card key is given), not yet live."""
     servant = eligible_servant(session, employee_id)
+    _expire_stale_pending(session, employee_id, actor=actor, now=now)
     credential_id = str(uuid.uuid4())
     card_serial = new_card_serial()
     holder = holder_of(servant, card_serial)

@@ -332,3 +332,23 @@ def test_one_import_changes_many_people_at_once(service: IdService) -> None:
         "revoked",
         "suspended",
     ]
+
+
+def test_unconfirmed_issuance_expires(service: IdService) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from idsvc.errors import IssuanceNotPending
+
+    card_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    import uuid
+
+    pending = service.begin_card_issuance(
+        ACTIVE, card_key=card_key, card_uuid=uuid.uuid4(), actor="desk", now=NOW
+    )
+    assert service.verify(pending.token, now=NOW).reasons == (Reason.REVOKED,)  # not live yet
+    later = NOW + timedelta(minutes=16)
+    with pytest.raises(IssuanceNotPending, match="expired unconfirmed"):
+        service.confirm_issuance(pending.credential_id, actor="desk", now=later)
+    service.issue(ACTIVE, actor="desk", now=later)
+    assert [c.state for c in service.credentials_of(ACTIVE)] == ["abandoned", "live"]
+    assert service.credential(pending.credential_id).state_reason == "expired unconfirmed"
