@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from idsvc import audit
 from idsvc.errors import InvalidTransition, UnknownCredential
+from idsvc.hr_csv import ENDED_STATUSES
 from idsvc.status_list import Status
 from idsvc.storage.tables import LIVE_STATES, CredentialRow
 
@@ -122,7 +123,7 @@ def apply_holder_statuses(
     changed = 0
     for row in rows:
         status = statuses[row.employee_id]
-        if status in ("retired", "dismissed", "deceased"):
+        if status in ENDED_STATUSES:
             transition(session, row, "revoke", reason=f"hr: {status}", actor=actor, now=now)
         elif status == "suspended" and row.state == "live":
             transition(session, row, "suspend", reason=HR_SUSPENSION, actor=actor, now=now)

@@ -124,6 +124,12 @@ class EmploymentStatus(StrEnum):
     DECEASED = "deceased"
 
 
+# Employment that has ended for good: credentials are revoked, verification says HOLDER_INACTIVE.
+ENDED_STATUSES: frozenset[str] = frozenset(
+    {EmploymentStatus.RETIRED, EmploymentStatus.DISMISSED, EmploymentStatus.DECEASED}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class HrRecord:
     """One person as HR exported them. Optional text fields are "" when empty."""

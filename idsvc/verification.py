@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from idsvc.credentials import CREDENTIAL_TYP, Holder
+from idsvc.hr_csv import ENDED_STATUSES
 from idsvc.jws import BadSignature, JwsError, UnknownKey, UnsupportedAlgorithm, verify_compact
 from idsvc.status_list import Status, StatusListError, parse_reference
 from keys.errors import KeysError
@@ -197,7 +198,7 @@ def verify_credential(
             reasons.append(Reason.REVOKED)
     if holders is not None:
         hr_status = holders.employment_status(holder.employee_id)
-        if hr_status in ("retired", "dismissed", "deceased", None):
+        if hr_status is None or hr_status in ENDED_STATUSES:
             reasons.append(Reason.HOLDER_INACTIVE)
         elif hr_status == "suspended" and Reason.SUSPENDED not in reasons:
             reasons.append(Reason.SUSPENDED)
