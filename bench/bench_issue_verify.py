@@ -50,6 +50,8 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_jws import measure  # the same loop as the JWS bench (this folder is on sys.path)
+
 from idsvc.config import Settings
 from idsvc.credentials import CREDENTIAL_TYP
 from idsvc.hr_csv import COLUMNS
@@ -183,20 +185,6 @@ class MemoryStatus:
 
 
 # -- measuring ----------------------------------------------------------------------------------
-
-
-def measure(fn: Callable[[], object], seconds: float, batch: int) -> float:
-    """Calls per second of ``fn`` over about ``seconds`` (checked every ``batch`` calls)."""
-    calls = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(batch):
-            fn()
-        calls += batch
-        now = time.perf_counter()
-        if now >= deadline:
-            return calls / (now - start)
 
 
 def batch_for(fn: Callable[[], object], slice_seconds: float) -> int:

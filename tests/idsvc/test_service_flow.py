@@ -108,33 +108,25 @@ def test_hr_status_change_reaches_live_credentials(service: IdService) -> None:
     assert service.credential(view.id).state_reason == "hr: retired"
 
 
-def test_import_is_idempotent(service: IdService) -> None:
+def _register_rows(service: IdService) -> list[tuple[object, ...]]:
     with service.db.transaction() as s:
-        before = [
-            tuple(r)
-            for r in s.execute(
-                select(
-                    CivilServantRow.employee_id,
-                    CivilServantRow.updated_at,
-                    CivilServantRow.content_hash,
-                ).order_by(CivilServantRow.employee_id)
-            )
-        ]
+        rows = s.execute(
+            select(
+                CivilServantRow.employee_id,
+                CivilServantRow.updated_at,
+                CivilServantRow.content_hash,
+            ).order_by(CivilServantRow.employee_id)
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_import_is_idempotent(service: IdService) -> None:
+    before = _register_rows(service)
     report = service.import_hr(
         SAMPLE_CSV.read_bytes(), source_name="again.csv", actor="hr", now=NOW + timedelta(days=1)
     )
     assert (report.created, report.updated, report.unchanged, len(report.rejects)) == (0, 0, 12, 0)
-    with service.db.transaction() as s:
-        after = [
-            tuple(r)
-            for r in s.execute(
-                select(
-                    CivilServantRow.employee_id,
-                    CivilServantRow.updated_at,
-                    CivilServantRow.content_hash,
-                ).order_by(CivilServantRow.employee_id)
-            )
-        ]
+    after = _register_rows(service)
     assert before == after
 
 
