@@ -10,7 +10,7 @@ taken within a round against the baseline measured next to it, so a burst of noi
 shared machine hits every contender alike):
 
 - raw ``cryptography`` ES256 sign and verify of a real credential's signing input;
-- the pure signing layer (``idsvc.jws.sign_compact`` with the issuer's signer) and the full
+- the pure signing layer (``idsvc.formats.jws.sign_compact`` with the issuer's signer) and the full
   ``IdService.issue`` use case (transaction, status index, audit events, supersession);
 - offline verification, as a phone or a bank does it: ``verify_credential`` with an in-memory
   trust store (kid → (iss, key)), an in-memory status list decoded from the signed
@@ -53,11 +53,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_jws import measure  # the same loop as the JWS bench (this folder is on sys.path)
 
 from idsvc.config import Settings
-from idsvc.credentials import CREDENTIAL_TYP
-from idsvc.hr_csv import COLUMNS
-from idsvc.jws import PublicKey, sign_compact, verify_compact
+from idsvc.formats.credentials import CREDENTIAL_TYP
+from idsvc.formats.hr_csv import COLUMNS
+from idsvc.formats.jws import PublicKey, sign_compact, verify_compact
+from idsvc.formats.status_list import STATUSLIST_TYP, StatusList, parse_status_list_claims
 from idsvc.service import IdService
-from idsvc.status_list import STATUSLIST_TYP, StatusList, parse_status_list_claims
 from idsvc.verification import StatusUnavailable, verify_credential
 from keys.algorithms import es256_der_from_raw
 

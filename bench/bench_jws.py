@@ -1,4 +1,4 @@
-"""Cost of idsvc.jws against a bare ES256 sign/verify and against PyJWT, in one run.
+"""Cost of idsvc.formats.jws against a bare ES256 sign/verify and against PyJWT, in one run.
 
     python bench/bench_jws.py [--seconds N]
 
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from idsvc.jws import PublicKey, sign_compact, verify_compact
+from idsvc.formats.jws import PublicKey, sign_compact, verify_compact
 
 TYP = "idsvc-credential+jwt"
 ECDSA = ec.ECDSA(hashes.SHA256())

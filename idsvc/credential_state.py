@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from idsvc import audit
 from idsvc.errors import InvalidTransition, UnknownCredential
-from idsvc.hr_csv import ENDED_STATUSES
-from idsvc.status_list import Status
+from idsvc.formats.hr_csv import ENDED_STATUSES
+from idsvc.formats.status_list import Status
 from idsvc.storage.tables import LIVE_STATES, CredentialRow
 
 HR_SUSPENSION = "hr: employment suspended"

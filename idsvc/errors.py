@@ -12,7 +12,7 @@
     └── CardNotIssued            (15) the card holds no credential (blank or wiped)
 
 Errors from other layers keep their own trees (``keys.errors``, ``cardio.errors``,
-``idsvc.storage.db``, ``idsvc.hr_csv``); the CLI maps each to its own exit status.
+``idsvc.storage.db``, ``idsvc.formats.hr_csv``); the CLI maps each to its own exit status.
 """
 
 from __future__ import annotations

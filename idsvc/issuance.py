@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc import audit
-from idsvc.credentials import CREDENTIAL_TYP, Holder, credential_claims
 from idsvc.errors import HolderNotEligible, IssuanceNotPending
+from idsvc.formats.credentials import CREDENTIAL_TYP, Holder, credential_claims
+from idsvc.formats.jws import JwsSigner, sign_compact
 from idsvc.issuers import Issuer
-from idsvc.jws import JwsSigner, sign_compact
 from idsvc.register import get_servant
 from idsvc.status_store import allocate_index
 from idsvc.storage.tables import LIVE_STATES, CivilServantRow, CredentialRow

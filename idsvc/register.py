@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from idsvc import audit
 from idsvc.credential_state import apply_holder_statuses
 from idsvc.errors import UnknownEmployee
-from idsvc.hr_csv import HrRecord, RowReject, parse_hr_csv
+from idsvc.formats.hr_csv import HrRecord, RowReject, parse_hr_csv
 from idsvc.storage.tables import CivilServantRow, StatusHistoryRow
 
 _CHUNK = 500

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from idsvc.credential_state import STATUS_OF
-from idsvc.jws import JwsSigner, sign_compact
-from idsvc.status_list import STATUSLIST_TYP, StatusList, status_list_claims
+from idsvc.formats.jws import JwsSigner, sign_compact
+from idsvc.formats.status_list import STATUSLIST_TYP, StatusList, status_list_claims
 from idsvc.storage.tables import CredentialRow, StatusListRow
 
 # Draws before a list counts as full; with a list at most ~90 % used, 64 misses in a row

@@ -15,10 +15,16 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from idsvc.credentials import CREDENTIAL_TYP, Holder
-from idsvc.hr_csv import ENDED_STATUSES
-from idsvc.jws import BadSignature, JwsError, UnknownKey, UnsupportedAlgorithm, verify_compact
-from idsvc.status_list import Status, StatusListError, parse_reference
+from idsvc.formats.credentials import CREDENTIAL_TYP, Holder
+from idsvc.formats.hr_csv import ENDED_STATUSES
+from idsvc.formats.jws import (
+    BadSignature,
+    JwsError,
+    UnknownKey,
+    UnsupportedAlgorithm,
+    verify_compact,
+)
+from idsvc.formats.status_list import Status, StatusListError, parse_reference
 from keys.errors import KeysError
 from keys.jwk import PublicKey, thumbprint
 from keys.jwk import public_jwk as jwk_of

@@ -59,3 +59,25 @@ def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import smartcard.System\nfrom idsvc.service import IdService\n")
     assert imports_of(bad) == ["smartcard.System", "idsvc.service"]
+
+
+FORMATS = sorted((ROOT / "idsvc" / "formats").rglob("*.py"))
+# The pure codecs may use only the standard library, these outside libraries and each other:
+# no database, no clock source of ours, no environment, no card or key-store I/O.
+FORMATS_MAY_USE = {"cryptography", "cbor2", "zlib", "keys"}
+
+
+@pytest.mark.parametrize("path", FORMATS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_formats_are_pure(path: Path) -> None:
+    import sys
+
+    rel = path.relative_to(ROOT).as_posix()
+    for name in imports_of(path):
+        top = name.split(".", 1)[0]
+        if name.startswith("idsvc.formats") or top == "__future__":
+            continue
+        if top == "keys":
+            assert name in {"keys.jwk", "keys.algorithms", "keys.errors"}, f"{rel} imports {name}"
+            continue
+        assert top in sys.stdlib_module_names or top in FORMATS_MAY_USE, f"{rel} imports {name}"
+        assert top != "os", f"{rel} imports os: formats read no environment"

@@ -19,7 +19,7 @@ from cardio import errors as card_errors
 from idsvc.audit import AuditChainBroken
 from idsvc.config import PassphraseMissing
 from idsvc.errors import IdsvcError
-from idsvc.hr_csv import HrFileError
+from idsvc.formats.hr_csv import HrFileError
 from idsvc.storage.db import BadDatabaseUrl, DatabaseUnavailable, StorageError
 from keys import errors as key_errors
 

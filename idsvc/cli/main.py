@@ -112,7 +112,7 @@ def import_hr(
         try:
             data = file.read_bytes()
         except OSError as exc:
-            from idsvc.hr_csv import HrFileError
+            from idsvc.formats.hr_csv import HrFileError
 
             raise HrFileError(f"cannot read {file}: {exc.strerror}") from exc
         rows = max(data.count(b"\n") - 1, 1)

@@ -18,8 +18,8 @@ from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import ECKey, KeySet
 
+from idsvc.formats.status_list import STATUSLIST_TYP, Status, parse_status_list_claims
 from idsvc.service import CredentialView, IdService
-from idsvc.status_list import STATUSLIST_TYP, Status, parse_status_list_claims
 from tests.api.conftest import OTHER_ACTIVE_EMPLOYEE, PROBLEM, Api, assert_problem
 from tests.conftest import NOW
 

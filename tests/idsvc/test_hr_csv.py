@@ -1,4 +1,4 @@
-"""idsvc.hr_csv: the sample export, encodings, normalisation, every reject, line numbers."""
+"""idsvc.formats.hr_csv: the sample export, encodings, normalisation, every reject, line numbers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from idsvc.hr_csv import (
+from idsvc.formats.hr_csv import (
     COLUMNS,
     Category,
     EmploymentStatus,

@@ -1,4 +1,4 @@
-"""idsvc.jws: real signatures, an independent JOSE library (joserfc) on both sides, attacks."""
+"""idsvc.formats.jws: real signatures, independent JOSE checks (joserfc) on both sides, attacks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jwk
 from joserfc import jws as jrfc
 
-from idsvc.jws import (
+from idsvc.formats.jws import (
     BadSignature,
     JwsError,
     JwsSigner,

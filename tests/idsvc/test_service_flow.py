@@ -12,8 +12,8 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select, text, update
 
 from idsvc.errors import HolderNotEligible, InvalidTransition, UnknownCredential, UnknownEmployee
+from idsvc.formats.status_list import StatusList, parse_status_list_claims
 from idsvc.service import IdService
-from idsvc.status_list import StatusList, parse_status_list_claims
 from idsvc.storage.tables import AuditEventRow, CivilServantRow, CredentialRow
 from idsvc.verification import Reason
 from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
@@ -223,7 +223,7 @@ def test_other_issuer_key_never_vouches(service: IdService, tmp_path) -> None:
         token = row.token
     assert service.verify(token, now=NOW).valid
     # Re-sign the same claims with the Lao issuer key but claiming the default issuer
-    from idsvc.jws import sign_compact
+    from idsvc.formats.jws import sign_compact
 
     claims = _payload(token)
     claims["iss"] = "https://id.mcs.gov.kh/issuers/default"

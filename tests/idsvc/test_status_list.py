@@ -1,4 +1,4 @@
-"""idsvc.status_list against the draft's worked examples, bombs and hostile claims."""
+"""idsvc.formats.status_list against the draft's worked examples, bombs and hostile claims."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from idsvc.status_list import (
+from idsvc.formats.status_list import (
     STATUSLIST_TYP,
     InvalidReference,
     Status,

@@ -4,7 +4,7 @@ claims of a ``statuslist+jwt`` and the ``status`` claim of a referenced credenti
 A list holds one ``bits``-wide value per credential. Index 0 is the least significant bits of
 byte 0 (the draft's "Status List" section); the bytes are ZLIB-compressed (level 9, as the draft
 recommends) and base64url-encoded without padding into ``lst``. Signing and verifying the
-token is ``idsvc.jws``'s job; this module builds and checks what goes inside.
+token is ``idsvc.formats.jws``'s job; this module builds and checks what goes inside.
 
 Errors raised when reading lists, list tokens and references::
 
@@ -279,7 +279,7 @@ def parse_status_list_claims(
 
     ``exp`` is required here although the draft makes it optional: a list that never expires
     could be replayed forever to hide a revocation. Expired means ``now >= exp`` (RFC 7519
-    §4.1.4). The signature and ``typ`` are checked by the caller (``idsvc.jws``).
+    §4.1.4). The signature and ``typ`` are checked by the caller (``idsvc.formats.jws``).
     """
     now_s = _numeric_date(now, "now")
     sub = payload.get("sub")
