@@ -11,7 +11,7 @@ to stall ~44 ms per keep-alive request (TCP_NODELAY not set); a p50 near 40 ms s
 The cause, in uvicorn 0.54: with ``workers > 1`` it binds the listening socket itself with
 ``socket.socket(family=AF_INET)``, whose ``proto`` is 0, and asyncio only sets TCP_NODELAY on
 accepted sockets whose ``proto == IPPROTO_TCP``. ``idsvc serve`` therefore binds the
-multi-worker socket itself (``idsvc.cli.main.run_server``); this bench shows whether it holds.
+multi-worker socket itself (``idsvc.cli.server.run_server``); this bench shows whether it holds.
 Loopback only; every phase has a time limit. Not a test: nothing here asserts.
 """
 

@@ -52,11 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_jws import measure  # the same loop as the JWS bench (this folder is on sys.path)
 
+from idsvc.access_log import CheckedBy, CheckLog
 from idsvc.config import Settings
 from idsvc.formats.credentials import CREDENTIAL_TYP
 from idsvc.formats.hr_csv import COLUMNS
 from idsvc.formats.jws import PublicKey, sign_compact, verify_compact
 from idsvc.formats.status_list import STATUSLIST_TYP, StatusList, parse_status_list_claims
+from idsvc.online_verification import OnlineVerifier
+from idsvc.rate_limits import Limit, RateLimits
 from idsvc.service import IdService
 from idsvc.verification import StatusUnavailable, verify_credential
 from keys.algorithms import es256_der_from_raw
@@ -310,6 +313,14 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
     def key_for(header: dict[str, Any]) -> PublicKey:
         return trust.key_for(header["kid"])[1]
 
+    # The API's verification path (mobile_api): per-worker caches with a ttl bound, plus the
+    # who-checked row each verification writes, and the anonymous rate-limit counter.
+    online = OnlineVerifier(svc, check_log=CheckLog(svc.db), ttl=2.0)
+    by = CheckedBy(None, None, "192.0.2.1")
+    limits = RateLimits(svc.db)
+    limit = Limit(10**9)
+    assert online.verify(plain_token, by=by, now=NOW).valid
+
     cases: dict[str, Callable[[], object]] = {
         "raw ES256 sign": lambda: private.sign(signing_input, ECDSA),
         "raw ES256 verify": lambda: issuer_key.verify(der, signing_input, ECDSA),
@@ -325,6 +336,9 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
             card_token, trust=trust, status=status, holders=None, now=NOW
         ),
         "svc.verify (DB-backed)": lambda: svc.verify(plain_token, now=NOW),
+        "API verify, cached (no log)": lambda: online.check(plain_token, now=NOW),
+        "API verify, cached + check log": lambda: online.verify(plain_token, by=by, now=NOW),
+        "rate-limit hit (1 s sync)": lambda: limits.hit("addr:192.0.2.1", limit, NOW),
     }
     # Within a round each contender runs right after the baseline it is compared with, and the
     # raw verify runs on both sides of the verify group (its rate for the round is the mean).
@@ -338,6 +352,9 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
         "offline verify (card-bound)",
         "raw ES256 verify",
         "svc.verify (DB-backed)",
+        "API verify, cached (no log)",
+        "API verify, cached + check log",
+        "rate-limit hit (1 s sync)",
     ]
     per_case = args.seconds / (args.rounds * len(schedule))
     batches = {name: batch_for(fn, per_case) for name, fn in cases.items()}
@@ -360,6 +377,9 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
         "offline verify (no card)": "raw ES256 verify",
         "offline verify (card-bound)": "raw ES256 verify",
         "svc.verify (DB-backed)": "raw ES256 verify",
+        "API verify, cached (no log)": "raw ES256 verify",
+        "API verify, cached + check log": "raw ES256 verify",
+        "rate-limit hit (1 s sync)": "raw ES256 verify",
     }
     # Cost ratio per round (both rates measured seconds apart), then the median over rounds:
     # steadier than a ratio of two medians when the machine's speed drifts during the run.

@@ -9,6 +9,9 @@ Layers, bottom up::
 
 ``cardio.pcsc`` (the only module that imports pyscard) is not imported here, so the rest of
 the package works on machines without a PC/SC library; import it explicitly at a desk.
+
+The printed side is imported explicitly too: ``cardio.qr`` (QR capacity, encoding, drawing),
+``cardio.fonts`` and ``cardio.card_face`` (the card's front and back, A4 sheets; Pillow).
 """
 
 from .apdu import Apdu, ApduConnection

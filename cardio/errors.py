@@ -12,6 +12,9 @@ status words are turned into them inside the APDU/session layer, so no caller ev
     ├── PcscError(hresult)         any other PC/SC failure (sharing violation, comm error, ...)
     ├── NotPivCard                 the card has no PIV application
     ├── BadResponse                the card answered 9000 but with malformed data
+    ├── PrintError                 the printed side (QR, card face) cannot be made
+    │   ├── QrTooLarge(version)    the text needs a QR version above what a card can carry
+    │   └── ScriptNotShapeable     no installed font and layout engine can draw the script
     └── ApduError(sw)              the card refused a command; ``sw`` kept for logs only
         ├── NotFound               6A82 file/object not found, 6A88 referenced data not found
         ├── SecurityStatusNotSatisfied  6982 (PIN or management key needed first)
@@ -69,6 +72,23 @@ class NotPivCard(CardError):
 
 class BadResponse(CardError):
     """The card reported success but its response data is malformed."""
+
+
+class PrintError(CardError):
+    """The printed side of a card (its QR code, its face) cannot be made."""
+
+
+class QrTooLarge(PrintError):
+    def __init__(self, version: int, limit: int) -> None:
+        super().__init__(
+            f"the QR text needs QR version {version}; a card face carries at most version {limit}"
+        )
+        self.version = version
+        self.limit = limit
+
+
+class ScriptNotShapeable(PrintError):
+    """No installed font with a complex-text layout engine can draw this text (never tofu)."""
 
 
 class ApduError(CardError):

@@ -249,6 +249,10 @@ class NdefSession:
             out += self._read(2 + len(out), min(chunk, nlen - len(out)))
         return out
 
+    def fits(self, message: bytes) -> bool:
+        """Whether ``message`` fits this card's NDEF file (with its 2-byte length, NLEN)."""
+        return len(message) + 2 <= self.capabilities.max_size
+
     def write_message(self, message: bytes) -> None:
         if self.capabilities.write_access != 0x00:
             raise CardError("the NDEF file is read-only")

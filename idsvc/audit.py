@@ -8,7 +8,12 @@ event, no event without its change.
 Someone who can rewrite the whole table *and* the head can forge a consistent chain; ``idsvc
 audit verify`` prints the head hash so operators can anchor it elsewhere (a ticket, a log host).
 
-Errors: ``AuditError`` → ``AuditChainBroken`` (with the first bad ``seq``).
+The chain also vouches for current state: ``verify_chain`` replays the events
+(``idsvc.audit_state``) and names every credential and person whose stored state disagrees,
+so a row edited directly in the database is caught even though no event was touched.
+
+Errors: ``AuditError`` → ``AuditChainBroken`` (with the first bad ``seq``),
+``AuditStateMismatch`` (the events are intact but stored state disagrees with them).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from idsvc.audit_state import StateReplay
+from idsvc.request_scope import current_request_id
 from idsvc.storage.tables import AuditEventRow, AuditHeadRow
 
 GENESIS = "0" * 64
@@ -37,6 +44,21 @@ class AuditChainBroken(AuditError):
         super().__init__(f"audit chain broken at event {seq}: {why}")
         self.seq = seq
         self.why = why
+
+
+class AuditStateMismatch(AuditChainBroken):
+    """Subclass of ``AuditChainBroken`` so every caller that stops on a broken chain stops here
+    too: the log no longer describes the data."""
+
+    def __init__(self, events: int, disagreements: list[str]) -> None:
+        AuditError.__init__(
+            self,
+            f"audit chain intact ({events} events) but the stored state disagrees with it: "
+            + "; ".join(disagreements),
+        )
+        self.seq = events
+        self.why = "stored state disagrees"
+        self.disagreements = disagreements
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,9 @@ def record(
     Details must hold no personal data beyond identifiers: the audit is read by IT staff.
     """
     details = dict(details or {})
+    request_id = current_request_id.get()  # set only while the API serves a request
+    if request_id is not None:
+        details.setdefault("request_id", request_id)
     # FOR UPDATE serialises writers on PostgreSQL; SQLite serialises writes anyway. The guarded
     # UPDATE below is the backstop on both: a writer that lost the race fails instead of forking.
     head = session.execute(
@@ -115,7 +140,9 @@ def record(
 
 
 def verify_chain(session: Session, *, batch: int = 5000) -> AuditCheck:
-    """Walk the whole chain; raise ``AuditChainBroken`` at the first inconsistency."""
+    """Walk the whole chain; raise ``AuditChainBroken`` at the first inconsistency, then
+    ``AuditStateMismatch`` naming what is stored unlike the events say."""
+    replay = StateReplay()
     prev_hash = GENESIS
     expected_seq = 1
     last_seq = 0
@@ -147,6 +174,7 @@ def verify_chain(session: Session, *, batch: int = 5000) -> AuditCheck:
             )
             if digest != row.hash:
                 raise AuditChainBroken(row.seq, "content changed after it was written")
+            replay.follow(row.action, row.target_id, row.details)
             prev_hash = digest
             last_seq = row.seq
             expected_seq += 1
@@ -157,4 +185,7 @@ def verify_chain(session: Session, *, batch: int = 5000) -> AuditCheck:
             raise AuditChainBroken(last_seq, "chain head missing")
     elif head.seq != last_seq or head.hash != prev_hash:
         raise AuditChainBroken(last_seq + 1, f"newest events missing (head says {head.seq})")
+    disagreements = replay.disagreements(session)
+    if disagreements:
+        raise AuditStateMismatch(last_seq, disagreements)
     return AuditCheck(events=last_seq, head_hash=prev_hash)

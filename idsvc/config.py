@@ -1,14 +1,23 @@
 """Configuration from the environment (``IDSVC_*``), read once by the CLI and the API factory.
 
 Nothing below the CLI/API layers reads the environment: they receive a ``Settings``.
+
+Every setting is validated when any command or the server starts (``load_settings``), whatever
+the command uses: a bad value is a configuration error (exit 3) naming the variable and what
+it accepts, never a crash later. How to add a setting: give it a type and its limits on the
+``Field`` (``ge=``/``le=`` for numbers, ``Literal[...]`` for a choice, ``min_length``/
+``max_length`` for text), or a ``field_validator`` raising ``ValueError`` with what it accepts
+(URLs: add the name to ``_http_urls``); document the same limits in the README table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,11 +36,20 @@ class Settings(BaseSettings):
         default="https://id.example.gov/issuers/default",
         description="issuer id (`iss`) of the default issuer",
     )
-    issuer_name: str = Field(default="Ministry of Civil Service", description="CA subject O")
+    issuer_name: str = Field(
+        default="Ministry of Civil Service",
+        min_length=1,
+        max_length=64,  # X.509 upper bound for an organizationName
+        description="CA subject O",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="base URL that verifiers reach"
     )
-    key_alg: str = Field(default="ES256", description="ES256 or EdDSA for new keys")
+    key_alg: Literal["ES256", "EdDSA"] | None = Field(
+        default=None,
+        description="ES256 or EdDSA for new keys; unset: ES256 at init, rotation keeps the "
+        "active key's algorithm",
+    )
     key_passphrase: SecretStr | None = Field(default=None, description="issuer key passphrase")
     key_passphrase_file: Path | None = Field(
         default=None, description="file holding the passphrase (0600)"
@@ -39,17 +57,200 @@ class Settings(BaseSettings):
     pkcs11_module: str | None = Field(default=None, description="PKCS#11 module path (HSM)")
     pkcs11_token: str | None = Field(default=None, description="PKCS#11 token label")
     pkcs11_pin: SecretStr | None = Field(default=None, description="PKCS#11 user PIN")
-    credential_days: int = Field(default=5 * 365, description="credential validity in days")
-    status_list_size: int = Field(default=131072, description="entries per status list")
-    status_list_ttl: int = Field(default=3600, description="status list token ttl (s)")
+    credential_days: int = Field(
+        default=5 * 365, ge=1, le=3660, description="credential validity in days (1 to 3660)"
+    )
+    # At 2 bits an entry, 4,194,304 entries are 1 MiB: the most a verifier's reader accepts.
+    status_list_size: int = Field(
+        default=131072, ge=1024, le=4_194_304, description="entries per status list"
+    )
+    # exp of a list token is 24 x ttl: between 24 minutes and 24 days.
+    status_list_ttl: int = Field(
+        default=3600, ge=60, le=86400, description="status list token ttl (s)"
+    )
+    hr_max_file_mb: int = Field(
+        default=256, ge=1, le=4096, description="largest HR export accepted (MiB)"
+    )
     management_key: SecretStr | None = Field(
         default=None, description="PIV management key (hex) of the desk's blank cards"
     )
-    management_key_type: str = Field(default="TDES", description="TDES, AES128, AES192, AES256")
+    management_key_type: Literal["TDES", "AES128", "AES192", "AES256"] = Field(
+        default="TDES", description="TDES, AES128, AES192, AES256"
+    )
     verify_url: str | None = Field(
         default=None, description="verify page base for NDEF/QR; default: <public_url>/v"
     )
-    operator: str = Field(default="local-operator", description="operator id for the audit")
+    # Off by default: anyone can read a printed QR (docs/claim169.md); pydantic accepts only
+    # true/false/1/0/yes/no/on/off here, anything else is a configuration error.
+    qr_date_of_birth: bool = Field(
+        default=False, description="put the date of birth (Claim 169 key 8) in the printed QR"
+    )
+    operator: str = Field(
+        default="local-operator",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="operator id for the audit",
+    )
+    rate_limit_client: int = Field(
+        default=1200, ge=0, description="requests per minute per API client (0: no limit)"
+    )
+    rate_limit_anonymous: int = Field(
+        default=60, ge=0, description="anonymous verifications per minute per address (0: off)"
+    )
+    rate_limit_sync: float = Field(
+        default=1.0, ge=0, le=60, description="seconds a worker counts alone between DB syncs"
+    )
+    check_retention_days: int = Field(
+        default=365, ge=1, description="days the who-checked-whom log is kept"
+    )
+    check_log_flush: float = Field(
+        default=1.0, ge=0, le=60, description="seconds checks wait in memory before written"
+    )
+    card_challenge_ttl: int = Field(
+        default=120, ge=5, le=3600, description="seconds a card challenge stays usable"
+    )
+    verify_cache_ttl: float = Field(
+        default=2.0, ge=0, le=60, description="seconds a worker may serve trust/status from memory"
+    )
+    server_secret_file: Path | None = Field(
+        default=None,
+        description="0600 file with the secret that keys account hashes and webhook secrets; "
+        "default: <home>/secrets/server-secret (created on first use)",
+    )
+    payroll_account_window_days: int = Field(
+        default=93, ge=1, le=3660, description="days an account seen in a payroll check counts"
+    )
+    webhook_max_attempts: int = Field(
+        default=20, ge=1, le=100, description="delivery attempts before a webhook is failed"
+    )
+    operator_key_file: Path | None = Field(
+        default=None,
+        description="0600 file with the key that seals operators' TOTP secrets; "
+        "default: <home>/secrets/operator-key (created with the first operator)",
+    )
+    operator_password_cost: int = Field(
+        default=17, ge=14, le=20, description="scrypt cost of operator passwords (log2 N)"
+    )
+    operator_max_failed_logins: int = Field(
+        default=5, ge=1, le=100, description="failed logins in a row before a lockout"
+    )
+    operator_lockout_minutes: int = Field(
+        default=30, ge=1, le=10080, description="how long a lockout lasts"
+    )
+    operator_session_idle_minutes: int = Field(
+        default=15, ge=1, le=480, description="an operator session ends after this idle time"
+    )
+    operator_session_hours: int = Field(
+        default=8, ge=1, le=24, description="an operator session ends this long after login"
+    )
+    approval_required: str = Field(
+        default="",
+        description="comma-separated actions that need a second person's approval: "
+        "reissue_after_loss, revoke, hr_correction, key_rotation, operator_change",
+        pattern=r"^[a-z_, ]*$",
+    )
+    approval_hours: int = Field(
+        default=24, ge=1, le=720, description="a pending approval expires after this"
+    )
+    desk_enrol_hours: int = Field(
+        default=72, ge=1, le=720, description="validity of a desk's one-time enrolment code"
+    )
+    verifier_hard_limit_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="the web verifier answers TRUST_STALE, never VALID, once its offline "
+        "status lists are older than this",
+    )
+    # Observability (mobile_api/metrics.py, idsvc/readiness.py, idsvc/cli/log_config.py).
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="server log lines: json (one object a line) or text"
+    )
+    metrics_access: Literal["admin", "open"] = Field(
+        default="admin",
+        description="who may read /metrics: admin (an API client with scope admin) or open",
+    )
+    published_dir: Path | None = Field(
+        default=None,
+        description="folder `idsvc publish` writes to; /readyz fails when its lists near exp",
+    )
+    readiness_cache: float = Field(
+        default=5.0, ge=0, le=60, description="seconds a worker reuses its /readyz report"
+    )
+
+    @field_validator("public_url", "verify_url", "issuer")
+    @classmethod
+    def _http_urls(cls, value: str | None) -> str | None:
+        # Credentials carry these URLs for years; a bad one makes every credential issued
+        # meanwhile fail verification, so refuse it before anything is issued.
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if (
+            not value.isascii()
+            or not value.isprintable()
+            or " " in value
+            or len(value) > 512
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                "must be an absolute http:// or https:// URL (printable ASCII, at most 512 "
+                "characters, no user name, query or fragment)"
+            )
+        try:
+            parts.port  # noqa: B018  (raises for a port out of range)
+        except ValueError:
+            raise ValueError("the URL's port must be 1-65535") from None
+        return value
+
+    @field_validator("pkcs11_module")
+    @classmethod
+    def _absolute_module(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_absolute():
+            raise ValueError("must be an absolute path to the PKCS#11 module (.so)")
+        return value
+
+    @model_validator(mode="after")
+    def _management_key_fits_type(self) -> Settings:
+        if self.management_key is None:
+            return self
+        key = self.management_key.get_secret_value()
+        size = {"TDES": 24, "AES128": 16, "AES192": 24, "AES256": 32}[self.management_key_type]
+        try:
+            fits = len(bytes.fromhex(key)) == size
+        except ValueError:
+            fits = False
+        if not fits:
+            # Never the value: it is a secret.
+            raise ValueError(
+                f"IDSVC_MANAGEMENT_KEY must be {size * 2} hex digits for "
+                f"IDSVC_MANAGEMENT_KEY_TYPE={self.management_key_type}"
+            )
+        return self
+
+    @field_validator("approval_required")
+    @classmethod
+    def _known_approval_actions(cls, value: str) -> str:
+        # A typo must fail at start-up, not silently switch maker-checker off for an action.
+        from idsvc.approvals import ACTIONS
+
+        unknown = {a.strip() for a in value.split(",") if a.strip()} - set(ACTIONS)
+        if unknown:
+            raise ValueError(f"unknown action(s) {sorted(unknown)}; known: {', '.join(ACTIONS)}")
+        return value
+
+    @property
+    def approval_actions(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.approval_required.split(",") if a.strip())
+
+    @property
+    def resolved_operator_key_file(self) -> Path:
+        return self.operator_key_file or self.home / "secrets" / "operator-key"
 
     @property
     def resolved_database_url(self) -> str:
@@ -70,6 +271,32 @@ class Settings(BaseSettings):
     def resolved_verify_url(self) -> str:
         return self.verify_url or f"{self.public_url.rstrip('/')}/v"
 
+    @property
+    def resolved_server_secret_file(self) -> Path:
+        return self.server_secret_file or self.home / "secrets" / "server-secret"
+
+
+def _accepts(error: dict[str, object]) -> str:
+    msg = str(error.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def load_settings() -> Settings:
+    """``Settings()`` from the environment, every field validated; raises
+    ``ConfigurationInvalid`` naming each bad variable and what it accepts, never its value
+    (the value may be a secret)."""
+    from idsvc.errors import ConfigurationInvalid
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            loc = error.get("loc") or ()
+            name = f"IDSVC_{str(loc[0]).upper()}" if loc else "configuration"
+            problems.append(f"{name}: {_accepts(dict(error))}")
+        raise ConfigurationInvalid("bad configuration: " + "; ".join(problems)) from None
+
 
 class PassphraseMissing(Exception):
     """No way to get the issuer key passphrase."""
@@ -80,24 +307,36 @@ def read_passphrase_file(path: Path) -> bytes:
 
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise PassphraseMissing(f"passphrase file {path} is readable by others: chmod 600 {path}")
+        # Name the file the mode belongs to: for a link (a mounted secret), its target.
+        target = path.resolve()
+        raise PassphraseMissing(
+            f"passphrase file {target} is readable by others: chmod 600 {target}"
+        )
     return path.read_bytes().rstrip(b"\r\n")
 
 
 def key_passphrase(settings: Settings, prompt: Callable[[], str] | None = None) -> bytes:
     """The passphrase from the environment, a 0600 file, or (interactive CLI only) a prompt."""
     if settings.key_passphrase is not None:
+        if not settings.key_passphrase.get_secret_value():
+            raise PassphraseMissing("no key passphrase: IDSVC_KEY_PASSPHRASE is empty")
         return settings.key_passphrase.get_secret_value().encode()
     path = settings.key_passphrase_file
     if path is None and settings.embedded_passphrase_file.exists():
         path = settings.embedded_passphrase_file
     if path is not None:
         try:
-            return read_passphrase_file(path)
+            secret = read_passphrase_file(path)
         except FileNotFoundError as exc:
             raise PassphraseMissing(f"passphrase file {path} not found") from exc
+        if not secret:
+            raise PassphraseMissing(f"no key passphrase: the passphrase file {path} is empty")
+        return secret
     if prompt is not None:
-        return prompt().encode()
+        typed = prompt().encode()
+        if not typed:
+            raise PassphraseMissing("no key passphrase: an empty passphrase was typed")
+        return typed
     raise PassphraseMissing(
         "no key passphrase: set IDSVC_KEY_PASSPHRASE or IDSVC_KEY_PASSPHRASE_FILE"
     )

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc import audit
+from idsvc import audit, change_feed
 from idsvc.errors import InvalidTransition, UnknownCredential
 from idsvc.formats.hr_csv import ENDED_STATUSES
 from idsvc.formats.status_list import Status
@@ -68,6 +68,11 @@ def transition(
         target_type="credential",
         target_id=row.id,
         details={"from": old, "to": target, "reason": reason[:255]},
+    )
+    change_feed.record_change(
+        session,
+        change_feed.credential_change(row.employee_id, row.id, row.card_serial, target, reason),
+        now=now,
     )
     return row
 

@@ -43,6 +43,7 @@ from cardio.piv import (
 )
 from cardio.transport import Transport
 from idsvc.errors import CardIssuanceFailed, CardNotIssued
+from idsvc.formats.claim169 import fragment_of
 from idsvc.issuance import PendingIssuance
 from idsvc.verification import Reason, VerificationResult
 from keys.ca import verify_card_certificate
@@ -93,6 +94,7 @@ class IssuedCard:
     card_serial: str
     token: str
     verify_url: str
+    qr_text: str = ""  # the printed Claim 169 QR of the same credential, for the card face
     commands_sent: int = 0
     apdus_sent: int = 0
 
@@ -183,7 +185,10 @@ def personalise_card(
         )
         assert pending.card_certificate_der is not None
         cert = x509.load_der_x509_certificate(pending.card_certificate_der)
-        verify_url = f"{verify_url_base.rstrip('/')}/{pending.credential_id}"
+        online_url = f"{verify_url_base.rstrip('/')}/{pending.credential_id}"
+        # The tap URL carries the signed printed QR in its fragment, so a phone verifies the
+        # card offline and the credential never reaches a server (docs/claim169.md).
+        verify_url = f"{online_url}#{fragment_of(pending.qr.text)}"
         progress("write certificate")
         piv.put_certificate(Slot.CARD_AUTH, cert)
         progress("write CHUID")
@@ -212,7 +217,12 @@ def personalise_card(
         progress("write NDEF")
         ndef = NdefSession(transport)
         sessions.append(ndef)
-        ndef.write_message(ndef_message([uri_record(verify_url)]))
+        message = ndef_message([uri_record(verify_url)])
+        if not ndef.fits(message):
+            # A card with a small NDEF file still gets a working (online) tap URL.
+            verify_url = online_url
+            message = ndef_message([uri_record(verify_url)])
+        ndef.write_message(message)
         if parse_uri_message(ndef.read_message()) != verify_url:
             raise CardIssuanceFailed("the NDEF record read back differs from what was written")
         progress("read back")
@@ -255,6 +265,7 @@ def personalise_card(
         card_serial=pending.card_serial,
         token=pending.token,
         verify_url=verify_url,
+        qr_text=pending.qr.text,
         commands_sent=sum(_connection(x).commands_sent for x in sessions),
         apdus_sent=sum(_connection(x).apdus_sent for x in sessions),
     )

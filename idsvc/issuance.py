@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,20 +18,25 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from idsvc import audit
+from idsvc import audit, change_feed, photos
 from idsvc.errors import HolderNotEligible, IssuanceNotPending
 from idsvc.formats.credentials import CREDENTIAL_TYP, Holder, credential_claims
 from idsvc.formats.jws import JwsSigner, sign_compact
 from idsvc.issuers import Issuer
+from idsvc.printed_qr import PrintedQr, make_printed_qr
 from idsvc.register import get_servant
-from idsvc.status_store import allocate_index
+from idsvc.status_store import allocate_index, is_slot_clash
 from idsvc.storage.tables import LIVE_STATES, CivilServantRow, CredentialRow
 from keys.ca import IssuerCA
 from keys.jwk import public_jwk
 
 PENDING_TTL = timedelta(minutes=15)
+# Concurrent issuances that draw the same random status index: the loser draws again. Two
+# clashes in a row are already unlikely (each needs a concurrent insert on the same index).
+_SLOT_ATTEMPTS = 5
 _SERIAL_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
 
@@ -40,6 +47,7 @@ class IssuancePolicy:
     validity: timedelta
     status_list_size: int
     public_url: str
+    qr_date_of_birth: bool = False  # IDSVC_QR_DATE_OF_BIRTH: anyone can read a printed QR
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,9 @@ class PendingIssuance:
     holder: Holder
     pending_until: datetime
     issuer_code: str
+    # The printed Claim 169 QR of the same credential, so that a remote desk can print the
+    # card face without the issuer key (DESIGN step 3).
+    qr: PrintedQr
 
 
 def new_card_serial() -> str:
@@ -78,6 +89,21 @@ def _card_common_name(holder: Holder) -> str:
     # X.509 caps a CN at 64 characters; the employee id alone still names the holder.
     full = f"{holder.name_latin} ({holder.employee_id})"
     return full if len(full) <= 64 else holder.employee_id
+
+
+@contextmanager
+def _slot_savepoint(session: Session) -> Iterator[None]:
+    """Flush the block's inserts inside a savepoint where one is needed and safe.
+
+    SQLite serialises writers, so no concurrent issuance can take a slot there; and pysqlite
+    turns an outermost SAVEPOINT into the transaction itself, whose RELEASE would commit.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        yield
+        session.flush()
+        return
+    with session.begin_nested():
+        yield
 
 
 def _expire_stale_pending(session: Session, employee_id: str, *, actor: str, now: datetime) -> None:
@@ -115,21 +141,19 @@ def begin_issuance(
     card_key: EllipticCurvePublicKey | None = None,
     card_uuid: uuid.UUID | None = None,
     ca: IssuerCA | None = None,
+    qr_photo: bool = False,
 ) -> PendingIssuance:
-    """Sign a credential (and the card certificate when a card key is given), not yet live."""
+    """Sign a credential (and the card certificate when a card key is given), not yet live.
+
+    The JWT and the printed QR are signed together, from the same record, credential id,
+    status slot, expiry and key; ``qr_photo`` puts the holder's small photo in the QR.
+    """
     servant = eligible_servant(session, employee_id)
     _expire_stale_pending(session, employee_id, actor=actor, now=now)
     credential_id = str(uuid.uuid4())
     card_serial = new_card_serial()
     holder = holder_of(servant, card_serial)
     expires_at = now + policy.validity
-    list_id, idx, uri = allocate_index(
-        session,
-        issuer_id=issuer.id,
-        size=policy.status_list_size,
-        base_url=policy.public_url,
-        now=now,
-    )
     cnf: dict[str, Any] | None = None
     cert_der: bytes | None = None
     if card_key is not None:
@@ -145,39 +169,71 @@ def begin_issuance(
             not_after=expires_at,
         )
         cert_der = cert.public_bytes(Encoding.DER)
-    claims = credential_claims(
-        iss=issuer.iss,
-        jti=credential_id,
-        holder=holder,
-        issued_at=now,
-        expires_at=expires_at,
-        status_uri=uri,
-        status_idx=idx,
-        cnf_jwk=cnf,
-    )
-    token = sign_compact(claims, signer, typ=CREDENTIAL_TYP)
     pending_until = now + PENDING_TTL
-    session.add(
-        CredentialRow(
-            id=credential_id,
+    face = photos.qr_photo(session, employee_id)[0] if qr_photo else None
+    for attempt in range(1, _SLOT_ATTEMPTS + 1):
+        list_id, idx, uri = allocate_index(
+            session,
             issuer_id=issuer.id,
-            employee_id=employee_id,
-            kid=signer.kid,
-            state="pending",
-            status_list_id=list_id,
-            status_idx=idx,
-            card_serial=card_serial,
-            card_uuid=str(card_uuid) if card_uuid else None,
-            cnf_jwk=cnf,
-            card_certificate=cert_der,
-            token=token,
+            size=policy.status_list_size,
+            base_url=policy.public_url,
+            now=now,
+        )
+        claims = credential_claims(
+            iss=issuer.iss,
+            jti=credential_id,
+            holder=holder,
             issued_at=now,
             expires_at=expires_at,
-            pending_until=pending_until,
-            state_changed_at=now,
-            issued_by=actor,
+            status_uri=uri,
+            status_idx=idx,
+            cnf_jwk=cnf,
         )
-    )
+        token = sign_compact(claims, signer, typ=CREDENTIAL_TYP)
+        printed = make_printed_qr(
+            holder,
+            sex=servant.sex,
+            iss=issuer.iss,
+            credential_id=credential_id,
+            issued_at=now,
+            expires_at=expires_at,
+            status_uri=uri,
+            status_idx=idx,
+            signer=signer,
+            birth_date=servant.date_of_birth if policy.qr_date_of_birth else None,
+            face=face,
+        )
+        try:
+            # A savepoint, so that losing the slot to a concurrent issuance undoes only this
+            # insert; the index is part of the signed token, so a new draw means a new token.
+            with _slot_savepoint(session):
+                session.add(
+                    CredentialRow(
+                        id=credential_id,
+                        issuer_id=issuer.id,
+                        employee_id=employee_id,
+                        kid=signer.kid,
+                        state="pending",
+                        status_list_id=list_id,
+                        status_idx=idx,
+                        card_serial=card_serial,
+                        card_uuid=str(card_uuid) if card_uuid else None,
+                        cnf_jwk=cnf,
+                        card_certificate=cert_der,
+                        token=token,
+                        qr_text=printed.text,
+                        issued_at=now,
+                        expires_at=expires_at,
+                        pending_until=pending_until,
+                        state_changed_at=now,
+                        issued_by=actor,
+                    )
+                )
+        except IntegrityError as exc:
+            if attempt == _SLOT_ATTEMPTS or not is_slot_clash(exc):
+                raise
+            continue
+        break
     audit.record(
         session,
         at=now,
@@ -197,6 +253,7 @@ def begin_issuance(
         holder=holder,
         pending_until=pending_until,
         issuer_code=issuer.slug[:15],
+        qr=printed,
     )
 
 
@@ -241,6 +298,13 @@ def confirm_issuance(
             target_type="credential",
             target_id=old.id,
             details={"superseded_by": row.id},
+        )
+        change_feed.record_change(
+            session,
+            change_feed.credential_change(
+                old.employee_id, old.id, old.card_serial, "superseded", old.state_reason
+            ),
+            now=now,
         )
     session.flush()  # the one-live index must see the old rows leave before the new one enters
     row.state = "live"
@@ -287,6 +351,7 @@ def issue_credential(
     policy: IssuancePolicy,
     actor: str,
     now: datetime,
+    qr_photo: bool = False,
 ) -> CredentialRow:
     """Issue a credential with no card (begin and confirm in one transaction)."""
     pending = begin_issuance(
@@ -297,6 +362,7 @@ def issue_credential(
         policy=policy,
         actor=actor,
         now=now,
+        qr_photo=qr_photo,
     )
     return confirm_issuance(session, pending.credential_id, actor=actor, now=now)
 

@@ -9,21 +9,40 @@ suspends; active again reinstates what an HR suspension had suspended.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import io
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, BinaryIO
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from idsvc import audit
+from idsvc import audit, change_feed
+from idsvc.audit_state import history_digest
 from idsvc.credential_state import apply_holder_statuses
-from idsvc.errors import UnknownEmployee
-from idsvc.formats.hr_csv import HrRecord, RowReject, parse_hr_csv
+from idsvc.errors import CorrectionRefused, UnknownEmployee
+from idsvc.formats.hr_csv import (
+    DEFAULT_MAX_FILE_BYTES,
+    Category,
+    EmploymentStatus,
+    HrRecord,
+    HrRow,
+    RowReject,
+    check_rows,
+    read_hr_csv,
+)
 from idsvc.storage.tables import CivilServantRow, StatusHistoryRow
 
 _CHUNK = 500
+MIN_REASON_CHARS = 10
+_BIDI_OR_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+# Ends of employment that no routine import may undo (a retirement can be followed by a
+# re-hire in a newer export; a death or a dismissal needs a correction with a reason).
+FINAL_STATUSES: frozenset[str] = frozenset({EmploymentStatus.DECEASED, EmploymentStatus.DISMISSED})
 
 
 @dataclass
@@ -57,28 +76,72 @@ def _columns(rec: HrRecord, digest: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _chunks(records: list[HrRecord]) -> Iterable[list[HrRecord]]:
-    for start in range(0, len(records), _CHUNK):
-        yield records[start : start + _CHUNK]
+def _chunks(
+    items: Iterable[tuple[int, HrRecord] | RowReject], report: ImportReport
+) -> Iterator[list[tuple[int, HrRecord]]]:
+    """Records in chunks of ``_CHUNK``; rejects go straight into the report. Streams: only one
+    chunk of records is held at a time."""
+    chunk: list[tuple[int, HrRecord]] = []
+    for item in items:
+        report.rows += 1
+        if isinstance(item, RowReject):
+            report.rejects.append(item)
+            continue
+        chunk.append(item)
+        if len(chunk) == _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
-def import_hr(
+def _refusal(rec: HrRecord, row: CivilServantRow) -> str | None:
+    """Why a row may not overwrite what the register holds, or None.
+
+    An export older than what the register already knows must not undo a later status: a
+    stale file is exactly how a dead person would come back to the payroll. And an end of
+    employment that is final (deceased, dismissed) is never undone by an import at all: only
+    ``correct_status``, with a reason, in the audit log.
+    """
+    if rec.status_date < row.status_date:
+        return (
+            f"status_date {rec.status_date.isoformat()} is older than the register's "
+            f"({row.status_date.isoformat()}): an older export? row not applied"
+        )
+    if row.status in FINAL_STATUSES and str(rec.status) != row.status:
+        return (
+            f"the register says {row.status}: only `idsvc correct-status` with a reason can "
+            "change that; row not applied"
+        )
+    return None
+
+
+def import_records(
     session: Session,
-    data: bytes,
+    rows: Iterable[HrRow | RowReject],
     *,
+    source_id: str,
     source_name: str,
     actor: str,
     now: datetime,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Parse and store an HR export; rejects are reported, good rows land."""
-    parsed = parse_hr_csv(data, today=now.date())
-    report = ImportReport(
-        rows=len(parsed.records) + len(parsed.rejects),
-        rejects=list(parsed.rejects),
-        file_sha256=hashlib.sha256(data).hexdigest(),
-    )
-    source = f"hr-import:{report.file_sha256[:16]}"
+    """Store HR rows from any source with the rules of an HR export; the one import use case.
+
+    ``rows``: ``(position, values)`` pairs, where ``values`` maps the column names of
+    ``idsvc.formats.hr_csv.COLUMNS`` to text (a missing optional column counts as empty) and
+    ``position`` is what a rejected row is reported under (a file's line, a request's item
+    number); a ``RowReject`` already made by a reader passes through. Every row is checked by
+    ``HrRowRules`` (the same per-row rules and messages as a CSV file) and then against the
+    register (``_refusal``: stale status dates, final statuses). ``source_id`` names the batch
+    in the status history and the audit log (a file's SHA-256, a request id): at most 64
+    characters. Rows are consumed as they come, in chunks. The caller owns the transaction:
+    rejects are reported and good rows land, or a raised error rolls everything back.
+    """
+    report = ImportReport(file_sha256=source_id[:64])
+    # One source per import run: the audit event vouches for exactly the history rows it wrote.
+    source = f"hr-import:{source_id[:16]}:{secrets.token_hex(6)}"
+    written: list[tuple[str, str, date]] = []
     # One scan for what the register already holds. Looking rows up chunk by chunk with IN (...)
     # went quadratic on PostgreSQL during a first import (the planner's statistics still say
     # "empty table"): 50,000 people took 47 s, 40 s of it in those lookups.
@@ -88,8 +151,9 @@ def import_hr(
             select(CivilServantRow.employee_id, CivilServantRow.content_hash)
         )
     }
-    for chunk in _chunks(parsed.records):
-        digests = {r.employee_id: r.content_hash() for r in chunk}
+    checked = check_rows(rows, today=now.date())
+    for chunk in _chunks(checked, report):
+        digests = {r.employee_id: r.content_hash() for _, r in chunk}
         changed = [i for i, d in digests.items() if i in known and known[i] != d]
         existing = (
             {
@@ -106,12 +170,16 @@ def import_hr(
         new_people: list[dict[str, Any]] = []
         history: list[dict[str, Any]] = []
         status_changes: dict[str, str] = {}
-        for rec in chunk:
+        for position, rec in chunk:
             digest = digests[rec.employee_id]
             if known.get(rec.employee_id) == digest:
                 report.unchanged += 1
                 continue
             row = existing.get(rec.employee_id)
+            refusal = _refusal(rec, row) if row is not None else None
+            if refusal is not None:
+                report.rejects.append(RowReject(position, rec.employee_id, refusal))
+                continue
             status = str(rec.status)
             if status != (row.status if row is not None else None):
                 history.append(
@@ -127,6 +195,7 @@ def import_hr(
                 new_people.append(
                     {"employee_id": rec.employee_id, "created_at": now} | _columns(rec, digest, now)
                 )
+                known[rec.employee_id] = digest
                 report.created += 1
                 continue
             old_status = row.status
@@ -140,11 +209,21 @@ def import_hr(
             session.execute(insert(CivilServantRow), new_people)
         if history:
             session.execute(insert(StatusHistoryRow), history)
+            written.extend((h["employee_id"], h["status"], h["status_date"]) for h in history)
+        change_feed.record_changes(  # the bank's feed, ahead of the credential events it causes
+            session,
+            [
+                change_feed.employee_change(i, s, existing[i].status_date)
+                for i, s in status_changes.items()
+            ],
+            now=now,
+        )
         report.credentials_changed += apply_holder_statuses(
             session, status_changes, actor=actor, now=now
         )
         if progress is not None:
             progress(len(chunk))
+    report.rejects.sort(key=lambda r: r.line)
     audit.record(
         session,
         at=now,
@@ -161,9 +240,49 @@ def import_hr(
             "rejected": len(report.rejects),
             "status_changes": report.status_changes,
             "credentials_changed": report.credentials_changed,
+            "history_source": source,
+            "history_rows": len(written),
+            "history_digest": history_digest(written),
         },
     )
     return report
+
+
+def _digest_of(stream: BinaryIO, max_file_bytes: int) -> str:
+    sha = hashlib.sha256()
+    size = 0
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        size += len(block)
+        if size > max_file_bytes:
+            break  # read_hr_csv names the limit
+        sha.update(block)
+    stream.seek(0)
+    return sha.hexdigest()
+
+
+def import_hr(
+    session: Session,
+    data: bytes | BinaryIO,
+    *,
+    source_name: str,
+    actor: str,
+    now: datetime,
+    progress: Callable[[int], None] | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> ImportReport:
+    """Import an HR export (CSV bytes, or a seekable binary file read as a stream, so a large
+    file costs memory for one chunk of rows, not for the file); see ``import_records``."""
+    stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+    digest = _digest_of(stream, max_file_bytes)
+    return import_records(
+        session,
+        read_hr_csv(stream, max_file_bytes=max_file_bytes),
+        source_id=digest,
+        source_name=source_name,
+        actor=actor,
+        now=now,
+        progress=progress,
+    )
 
 
 def get_servant(session: Session, employee_id: str) -> CivilServantRow:
@@ -171,3 +290,98 @@ def get_servant(session: Session, employee_id: str) -> CivilServantRow:
     if row is None:
         raise UnknownEmployee(employee_id)
     return row
+
+
+def _record_of(row: CivilServantRow) -> HrRecord:
+    return HrRecord(
+        employee_id=row.employee_id,
+        name_local=row.name_local,
+        name_latin=row.name_latin,
+        sex=row.sex,
+        date_of_birth=row.date_of_birth,
+        ministry=row.ministry,
+        unit=row.unit,
+        position=row.position,
+        grade=row.grade,
+        category=Category(row.category),
+        status=EmploymentStatus(row.status),
+        status_date=row.status_date,
+        hire_date=row.hire_date,
+    )
+
+
+def correct_status(
+    session: Session,
+    employee_id: str,
+    status: str,
+    *,
+    status_date: date,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> tuple[str, str]:
+    """Set a person's HR status outside an import, e.g. undo a death recorded by mistake.
+
+    The one way out of a final status (deceased, dismissed). Needs a reason (kept in the
+    status history and the audit log) and a status date that is not in the future, not
+    before the person's birth and not older than the date the register holds, so that a
+    re-import of the export that was wrong is then refused as stale. Credentials follow the
+    new status as after an import (a correction to deceased revokes at once; a correction
+    back to active re-enables nothing that was revoked: the person gets a new credential).
+    Returns (old status, new status). Raises ``UnknownEmployee`` or ``CorrectionRefused``.
+    """
+    reason = reason.strip()
+    if len(reason) < MIN_REASON_CHARS:
+        raise CorrectionRefused(
+            f"give the reason for the correction (at least {MIN_REASON_CHARS} characters)"
+        )
+    if _BIDI_OR_CONTROL.search(reason) or len(reason) > 255:
+        raise CorrectionRefused("the reason must be one line of at most 255 characters")
+    try:
+        new = EmploymentStatus(status)
+    except ValueError:
+        raise CorrectionRefused(f"status must be one of {', '.join(EmploymentStatus)}") from None
+    row = session.get(CivilServantRow, employee_id, with_for_update=True)
+    if row is None:
+        raise UnknownEmployee(employee_id)
+    if new == row.status:
+        raise CorrectionRefused(f"{employee_id} is already {new}")
+    if status_date > now.date():
+        raise CorrectionRefused("status date is in the future")
+    if status_date <= row.date_of_birth or (row.hire_date and status_date < row.hire_date):
+        raise CorrectionRefused("status date is before the person's birth or hiring")
+    if status_date < row.status_date:
+        raise CorrectionRefused(
+            f"status date is older than the register's ({row.status_date.isoformat()})"
+        )
+    old = row.status
+    row.status, row.status_date, row.updated_at = str(new), status_date, now
+    row.content_hash = _record_of(row).content_hash()
+    session.add(
+        StatusHistoryRow(
+            employee_id=employee_id,
+            status=str(new),
+            status_date=status_date,
+            recorded_at=now,
+            source=f"correction:{actor}"[:128],
+        )
+    )
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="hr.correct",
+        target_type="employee",
+        target_id=employee_id,
+        details={
+            "from": old,
+            "to": str(new),
+            "status_date": status_date.isoformat(),
+            "reason": reason,
+        },
+    )
+    change_feed.record_changes(
+        session, [change_feed.employee_change(employee_id, str(new), status_date)], now=now
+    )
+    apply_holder_statuses(session, {employee_id: str(new)}, actor=actor, now=now)
+    return old, str(new)

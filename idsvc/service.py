@@ -9,15 +9,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cardio.qr import QrSize, version_for
 from idsvc import audit, issuers, register
 from idsvc.config import Settings
 from idsvc.credential_state import change_credential_state, get_credential
@@ -42,6 +43,7 @@ from idsvc.storage.db import (
 )
 from idsvc.storage.tables import CivilServantRow, CredentialRow
 from idsvc.verification import StatusUnavailable, VerificationResult, verify_credential
+from idsvc.verifier_sources import IssuerSource, verifier_sources
 from keys.ca import IssuerCA
 from keys.jwk import PublicKey
 from keys.keyring import FileBackend, KeyRing, Pkcs11Backend
@@ -63,6 +65,12 @@ class CredentialView:
     expires_at: datetime
     token: str
     state_reason: str | None
+    qr_text: str | None = None  # the printed Claim 169 QR of the same credential
+
+    @property
+    def qr(self) -> QrSize | None:
+        """QR version and payload size of ``qr_text`` at error correction M."""
+        return version_for(self.qr_text) if self.qr_text else None
 
     @classmethod
     def of(cls, row: CredentialRow) -> CredentialView:
@@ -76,6 +84,7 @@ class CredentialView:
             row.expires_at,
             row.token,
             row.state_reason,
+            row.qr_text,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +98,8 @@ class CredentialView:
             "expires_at": self.expires_at.isoformat(),
             "state_reason": self.state_reason,
             "token": self.token,
+            "qr_text": self.qr_text,
+            "qr_version": self.qr.version if self.qr else None,
         }
 
 
@@ -174,6 +185,7 @@ class IdService:
             validity=timedelta(days=self.settings.credential_days),
             status_list_size=self.settings.status_list_size,
             public_url=self.settings.public_url,
+            qr_date_of_birth=self.settings.qr_date_of_birth,
         )
 
     def _ready(self) -> None:
@@ -210,7 +222,7 @@ class IdService:
             if not KeyRing.exists(directory):
                 ring = KeyRing.create(
                     directory,
-                    alg=self.settings.key_alg,
+                    alg=self.settings.key_alg or "ES256",
                     now=now,
                     backend=self.key_backend,
                     ca_name=row.name,
@@ -229,7 +241,7 @@ class IdService:
 
     def import_hr(
         self,
-        data: bytes,
+        data: bytes | BinaryIO,
         *,
         source_name: str,
         actor: str,
@@ -239,11 +251,46 @@ class IdService:
         self._ready()
         with self.db.transaction() as session:
             return register.import_hr(
-                session, data, source_name=source_name, actor=actor, now=now, progress=progress
+                session,
+                data,
+                source_name=source_name,
+                actor=actor,
+                now=now,
+                progress=progress,
+                max_file_bytes=self.settings.hr_max_file_mb * 1024 * 1024,
+            )
+
+    def correct_status(
+        self,
+        employee_id: str,
+        status: str,
+        *,
+        status_date: date,
+        reason: str,
+        actor: str,
+        now: datetime,
+    ) -> tuple[str, str]:
+        """An audited HR status correction (see ``register.correct_status``)."""
+        self._ready()
+        with self.db.transaction() as session:
+            return register.correct_status(
+                session,
+                employee_id,
+                status,
+                status_date=status_date,
+                reason=reason,
+                actor=actor,
+                now=now,
             )
 
     def issue(
-        self, employee_id: str, *, actor: str, now: datetime, issuer_slug: str = DEFAULT_ISSUER
+        self,
+        employee_id: str,
+        *,
+        actor: str,
+        now: datetime,
+        issuer_slug: str = DEFAULT_ISSUER,
+        qr_photo: bool = False,
     ) -> CredentialView:
         self._ready()
         with self.db.transaction() as session:
@@ -256,6 +303,7 @@ class IdService:
                 policy=self.policy,
                 actor=actor,
                 now=now,
+                qr_photo=qr_photo,
             )
             return CredentialView.of(row)
 
@@ -308,7 +356,8 @@ class IdService:
         with self.db.transaction() as session:
             issuer = self.issuer(session, issuer_slug)
             old = issuer.ring.active().kid
-            entry = issuer.ring.rotate(self.key_backend, now=now)
+            # IDSVC_KEY_ALG, when set, is the algorithm of the new key (keep it otherwise).
+            entry = issuer.ring.rotate(self.key_backend, now=now, alg=self.settings.key_alg)
             audit.record(
                 session,
                 at=now,
@@ -316,7 +365,7 @@ class IdService:
                 action="key.rotate",
                 target_type="issuer",
                 target_id=issuer_slug,
-                details={"old_kid": old, "new_kid": entry.kid},
+                details={"old_kid": old, "new_kid": entry.kid, "alg": entry.alg},
             )
             return old, entry.kid
 
@@ -329,6 +378,12 @@ class IdService:
         self._ready()
         with self.db.transaction() as session:
             return self.issuer(session, issuer_slug).ring.jwks()
+
+    def verifier_sources(self) -> list[IssuerSource]:
+        """Every issuer and status list an offline verifier must download (the web app)."""
+        self._ready()
+        with self.db.transaction() as session:
+            return verifier_sources(session)
 
     def status_list_token(self, name: str, *, now: datetime) -> str:
         self._ready()

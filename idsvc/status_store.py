@@ -11,11 +11,17 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idsvc.credential_state import STATUS_OF
 from idsvc.formats.jws import JwsSigner, sign_compact
-from idsvc.formats.status_list import STATUSLIST_TYP, StatusList, status_list_claims
+from idsvc.formats.status_list import (
+    STATUSLIST_TYP,
+    StatusIndexError,
+    StatusList,
+    status_list_claims,
+)
 from idsvc.storage.tables import CredentialRow, StatusListRow
 
 # Draws before a list counts as full; with a list at most ~90 % used, 64 misses in a row
@@ -86,7 +92,26 @@ def allocate_index(
     raise RuntimeError("no free status-list index even in a new list")
 
 
+SLOT_CONSTRAINT = "uq_credentials_status_slot"
+
+
+def is_slot_clash(exc: IntegrityError) -> bool:
+    """True when an insert lost a race for a status slot another transaction took first.
+
+    ``allocate_index`` cannot see a concurrent transaction's uncommitted credential, so two
+    issuances may draw the same index; the unique constraint lets only one of them in.
+    """
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None:  # PostgreSQL names the constraint
+        return getattr(diag, "constraint_name", None) == SLOT_CONSTRAINT
+    return "credentials.status_list_id, credentials.status_idx" in str(exc.orig)
+
+
 def list_by_name(session: Session, name: str) -> StatusListRow:
+    # Names are ours (token_hex); anything else, e.g. a NUL that PostgreSQL text cannot hold,
+    # is simply not a list, and never reaches SQL.
+    if not name.isascii() or not name.isalnum() or len(name) > 64:
+        raise StatusListNotFound(name[:64])
     row = session.execute(
         select(StatusListRow).where(
             StatusListRow.uri.endswith(f"/status-lists/{name}", autoescape=True)
@@ -109,10 +134,17 @@ def build_list(session: Session, list_row: StatusListRow) -> StatusList:
 
 
 def status_at(session: Session, uri: str, idx: int) -> int:
-    """The status value the published list holds for (uri, idx)."""
+    """The status value the published list holds for (uri, idx).
+
+    Raises ``StatusListNotFound`` for an unknown list and ``StatusIndexError`` for an index at
+    or beyond the list's size: such an index was never handed out, and checking it against the
+    size first also keeps a number wider than the database's integer away from SQL.
+    """
     list_row = session.execute(select(StatusListRow).where(StatusListRow.uri == uri)).scalar()
     if list_row is None:
         raise StatusListNotFound(uri)
+    if not 0 <= idx < list_row.size:
+        raise StatusIndexError(f"index {idx} outside a list of {list_row.size}")
     state = session.execute(
         select(CredentialRow.state).where(
             CredentialRow.status_list_id == list_row.id, CredentialRow.status_idx == idx

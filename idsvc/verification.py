@@ -6,6 +6,11 @@
 Order matters: nothing in a token is believed before its signature checks out, so a bad
 signature, an unknown key or a malformed token stops the check; after that every other problem
 is collected (an expired *and* revoked credential reports both).
+
+A credential comes in two forms, the JWT (chip, API) and the printed Claim 169 QR
+(docs/claim169.md), told apart by their alphabets. Each form's signature and shape are checked
+by its own codec and turned into one ``VerifiedClaims``; the rules after that are shared, so
+both forms get the same reason codes and the same result.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from idsvc.formats import claim169
 from idsvc.formats.credentials import CREDENTIAL_TYP, Holder
 from idsvc.formats.hr_csv import ENDED_STATUSES
 from idsvc.formats.jws import (
@@ -24,7 +30,7 @@ from idsvc.formats.jws import (
     UnsupportedAlgorithm,
     verify_compact,
 )
-from idsvc.formats.status_list import Status, StatusListError, parse_reference
+from idsvc.formats.status_list import Status, StatusIndexError, StatusListError, parse_reference
 from keys.errors import KeysError
 from keys.jwk import PublicKey, thumbprint
 from keys.jwk import public_jwk as jwk_of
@@ -42,6 +48,7 @@ class Reason(StrEnum):
     TRUST_STALE = "TRUST_STALE"
     CARD_NOT_GENUINE = "CARD_NOT_GENUINE"
     HOLDER_INACTIVE = "HOLDER_INACTIVE"
+    CHALLENGE_INVALID = "CHALLENGE_INVALID"  # card challenge unknown, expired or already used
 
 
 class StatusUnavailable(Exception):
@@ -60,7 +67,9 @@ class TrustStore(Protocol):
 
 class StatusSource(Protocol):
     def status_of(self, uri: str, idx: int, *, iss: str, now: datetime) -> int:
-        """Status value at (uri, idx); raise ``StatusUnavailable`` or ``TrustStale``."""
+        """Status value at (uri, idx); raise ``StatusUnavailable`` or ``TrustStale``, or
+        ``StatusIndexError`` when ``idx`` lies at or beyond the list's size (the Token Status
+        List draft: such a token is rejected, never taken as valid)."""
         ...
 
 
@@ -118,10 +127,30 @@ def _fail(reason: Reason) -> VerificationResult:
     return VerificationResult(valid=False, status=_summary([reason]), reasons=(reason,))
 
 
-def _numeric(payload: dict[str, Any], claim: str) -> int:
-    value = payload.get(claim)
+def numeric_date(value: object, claim: str) -> datetime:
+    """A NumericDate claim (RFC 7519: whole seconds since the epoch) as an aware UTC datetime.
+
+    Raises ``ValueError`` for anything else: a missing value, a non-integer, or a number outside
+    what a date can hold (``10**20``, ``-10**14``). Every token form reads its dates through
+    here, so an absurd date is a malformed token, never an internal error further down.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"claim {claim!r} missing or not an integer")
+    try:
+        return datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"claim {claim!r} is outside the range of dates") from exc
+
+
+def _text(value: object, claim: str) -> str:
+    # A JSON string may hold NUL or a lone surrogate: neither can be stored (PostgreSQL text)
+    # nor sent back as UTF-8, so such a claim is malformed rather than a crash further down.
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError(f"claim {claim!r} missing or not text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"claim {claim!r} is not valid Unicode") from exc
     return value
 
 
@@ -136,17 +165,27 @@ def card_matches(payload: dict[str, Any], card_key: PublicKey) -> bool:
         return False
 
 
-def verify_credential(
-    token: str,
-    *,
-    trust: TrustStore,
-    status: StatusSource,
-    holders: HolderSource | None,
-    now: datetime,
-    leeway: timedelta = timedelta(seconds=60),
-    card_key: PublicKey | None = None,
-) -> VerificationResult:
-    """Check signature, issuer, validity period, status list, HR status and (if given) the card."""
+@dataclass(frozen=True)
+class VerifiedClaims:
+    """One credential whose signature and shape have been checked, whichever form it came in
+    (the JWT, or the printed Claim 169 QR): the shared rules below run on this alone.
+
+    ``payload`` speaks the JWT's vocabulary for both forms (``sub``, ``jti``, ``unit``...), so
+    callers that read ``VerificationResult.claims`` need not know which form was scanned.
+    """
+
+    iss: str
+    credential_id: str
+    employee_id: str
+    holder: dict[str, str]
+    expires_at: datetime
+    not_before: datetime
+    status_uri: str
+    status_idx: int
+    payload: dict[str, Any]
+
+
+def _jwt_claims(token: str, trust: TrustStore) -> VerifiedClaims | Reason:
     signer_iss: dict[str, str] = {}
 
     def key_for(header: dict[str, Any]) -> PublicKey:
@@ -160,39 +199,143 @@ def verify_credential(
         signer_iss["iss"] = iss
         return key
 
-    token = token.strip()
     try:
         verified = verify_compact(token, key_for=key_for, expected_typ=CREDENTIAL_TYP)
     except UnknownKey:
-        return _fail(Reason.UNKNOWN_KEY)
+        return Reason.UNKNOWN_KEY
     except BadSignature:
-        return _fail(Reason.BAD_SIGNATURE)
+        return Reason.BAD_SIGNATURE
     except (UnsupportedAlgorithm, JwsError):
-        return _fail(Reason.MALFORMED)
+        return Reason.MALFORMED
     payload = verified.payload
     # A key of issuer A must not vouch for a token that claims issuer B.
     if payload.get("iss") != signer_iss.get("iss"):
-        return _fail(Reason.UNKNOWN_KEY)
+        return Reason.UNKNOWN_KEY
     try:
-        exp = _numeric(payload, "exp")
-        nbf = payload.get("nbf", payload.get("iat"))
-        nbf = _numeric({"nbf": nbf}, "nbf")
+        exp = numeric_date(payload.get("exp"), "exp")
+        nbf = numeric_date(payload.get("nbf", payload.get("iat")), "nbf")
+        if "iat" in payload:
+            numeric_date(payload["iat"], "iat")
         holder = Holder.from_claims(payload)
+        for claim, text in holder.minimal().items():
+            _text(text, claim)
         uri, idx = parse_reference(payload.get("status"))
-        jti = payload.get("jti")
-        if not isinstance(jti, str):
-            raise ValueError("claim 'jti' missing")
+        jti = _text(payload.get("jti"), "jti")
+        iss = _text(payload.get("iss"), "iss")
     except (ValueError, TypeError, KeyError, StatusListError, KeysError):
-        return _fail(Reason.MALFORMED)
+        return Reason.MALFORMED
+    return VerifiedClaims(
+        iss=iss,
+        credential_id=jti,
+        employee_id=holder.employee_id,
+        holder=holder.minimal(),
+        expires_at=exp,
+        not_before=nbf,
+        status_uri=uri,
+        status_idx=idx,
+        payload=payload,
+    )
+
+
+def _printed_claims(text: str, trust: TrustStore) -> VerifiedClaims | Reason:
+    signer_iss: dict[str, str] = {}
+
+    def key_for(kid: str) -> PublicKey:
+        iss, key = trust.key_for(kid)  # KeyError: the codec reports UnknownKey
+        signer_iss["iss"] = iss
+        return key
+
+    try:
+        printed = claim169.verify(text, key_for=key_for).credential
+    except claim169.UnknownKey:
+        return Reason.UNKNOWN_KEY
+    except claim169.BadSignature:
+        return Reason.BAD_SIGNATURE
+    except claim169.Claim169Error:
+        return Reason.MALFORMED
+    if printed.issuer != signer_iss.get("iss"):
+        return Reason.UNKNOWN_KEY
+    try:
+        exp = numeric_date(printed.expires_at, "exp")
+        nbf = numeric_date(printed.not_before, "nbf")
+        numeric_date(printed.issued_at, "iat")
+        for claim, value in printed.holder().items():
+            _text(value, claim)
+    except ValueError:
+        return Reason.MALFORMED
+    payload: dict[str, Any] = {
+        "iss": printed.issuer,
+        "sub": printed.employee_id,
+        "jti": printed.credential_id,
+        "iat": printed.issued_at,
+        "nbf": printed.not_before,
+        "exp": printed.expires_at,
+        **printed.holder(),
+        "unit": printed.unit,
+        "grade": printed.grade,
+        "status": {"status_list": {"idx": printed.status_idx, "uri": printed.status_uri}},
+    }
+    payload.pop("employee_id")
+    if printed.date_of_birth is not None:
+        payload["birthdate"] = printed.date_of_birth.isoformat()
+    return VerifiedClaims(
+        iss=printed.issuer,
+        credential_id=printed.credential_id,
+        employee_id=printed.employee_id,
+        holder=printed.holder(),
+        expires_at=exp,
+        not_before=nbf,
+        status_uri=printed.status_uri,
+        status_idx=printed.status_idx,
+        payload=payload,
+    )
+
+
+def verified_claims(text: str, trust: TrustStore) -> VerifiedClaims | Reason:
+    """Check the signature and shape of a JWT or a printed QR (told apart by its alphabet;
+    a tap URL's fragment counts as the QR it carries). A ``Reason`` when it fails."""
+    text = text.strip()
+    try:
+        printed = claim169.printed_text_of(text)
+    except UnicodeDecodeError:
+        return Reason.MALFORMED
+    if claim169.looks_printed(printed):
+        return _printed_claims(printed, trust)
+    return _jwt_claims(text, trust)
+
+
+def verify_credential(
+    token: str,
+    *,
+    trust: TrustStore,
+    status: StatusSource,
+    holders: HolderSource | None,
+    now: datetime,
+    leeway: timedelta = timedelta(seconds=60),
+    card_key: PublicKey | None = None,
+) -> VerificationResult:
+    """Check signature, issuer, validity period, status list, HR status and (if given) the card.
+
+    ``token`` is the JWT or the printed Claim 169 QR text (or a tap URL carrying it): the same
+    rules, reason codes and result shape apply to both (docs/claim169.md).
+    """
+    checked = verified_claims(token, trust)
+    if isinstance(checked, Reason):
+        return _fail(checked)
+    payload = checked.payload
+    exp, nbf = checked.expires_at, checked.not_before
+    uri, idx = checked.status_uri, checked.status_idx
 
     reasons: list[Reason] = []
-    ts = now.timestamp()
-    if ts > exp + leeway.total_seconds():
+    # Compared without adding to the token's dates, which may sit at the edge of the range.
+    if now - leeway > exp:
         reasons.append(Reason.EXPIRED)
-    if ts + leeway.total_seconds() < nbf:
+    if now + leeway < nbf:
         reasons.append(Reason.NOT_YET_VALID)
     try:
-        value = status.status_of(uri, idx, iss=payload["iss"], now=now)
+        value = status.status_of(uri, idx, iss=checked.iss, now=now)
+    except StatusIndexError:
+        return _fail(Reason.MALFORMED)
     except TrustStale:
         reasons.append(Reason.TRUST_STALE)
     except StatusUnavailable:
@@ -203,7 +346,7 @@ def verify_credential(
         elif value != Status.VALID:
             reasons.append(Reason.REVOKED)
     if holders is not None:
-        hr_status = holders.employment_status(holder.employee_id)
+        hr_status = holders.employment_status(checked.employee_id)
         if hr_status is None or hr_status in ENDED_STATUSES:
             reasons.append(Reason.HOLDER_INACTIVE)
         elif hr_status == "suspended" and Reason.SUSPENDED not in reasons:
@@ -214,9 +357,9 @@ def verify_credential(
         valid=not reasons,
         status=_summary(reasons),
         reasons=tuple(reasons),
-        holder=holder.minimal(),
-        credential_id=jti,
-        issuer=payload["iss"],
-        expires_at=datetime.fromtimestamp(exp, tz=UTC),
+        holder=checked.holder,
+        credential_id=checked.credential_id,
+        issuer=checked.iss,
+        expires_at=exp,
         claims=payload,
     )

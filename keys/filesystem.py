@@ -9,6 +9,7 @@ place, so a crash never leaves a half-written key or manifest behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -56,10 +57,18 @@ def require_unshared_directory(directory: Path) -> None:
 def read_private_file(path: Path, *, max_size: int) -> bytes:
     """Read a file that must be private to its owner (no group/other permission bits)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NOFOLLOW: a link's permissions say nothing about its target, and "chmod 600" on a
+        # link changes the target, which may be anyone's file: refuse links outright.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} does not exist") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InsecureKeyFile(
+                f"key file {path} is a symbolic link; idsvc reads only the file itself: "
+                f"replace the link with a copy of its target (cp --remove-destination "
+                f'"$(readlink -f {path})" {path}), then check that copy is 0600'
+            ) from None
         raise KeyFileError(f"cannot open key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as handle:
         # fstat on the open descriptor: the file checked is the file read.

@@ -13,10 +13,31 @@ from mobile_api.problems import problem
 log = logging.getLogger("mobile_api")
 
 
+# Scripts, styles and images only from the service itself (the /docs page's vendored Swagger
+# UI; its CSS carries small data: images), no framing, no plugins, no <base> rewriting. JSON
+# answers need none of it, but a browser that renders one anyway is then still locked down.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+# Added to every answer unless the route set the header itself (a page that needs another
+# policy sets its own Content-Security-Policy).
+_DEFAULT_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
 class SecurityHeaders:
-    """``X-Content-Type-Options: nosniff`` everywhere; ``Cache-Control: no-store`` unless the
-    route chose a cache policy (keys and status lists are public and cacheable; verification
-    results, errors and health are not)."""
+    """``X-Content-Type-Options: nosniff``, a strict Content-Security-Policy,
+    ``X-Frame-Options: DENY`` and ``Referrer-Policy: no-referrer`` everywhere;
+    ``Cache-Control: no-store`` unless the route chose a cache policy (keys and status lists
+    are public and cacheable; verification results, errors and health are not). No ``server``
+    header is sent: ``idsvc serve`` turns uvicorn's banner off."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,10 +51,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
-                if b"x-content-type-options" not in names:
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                if b"cache-control" not in names:
-                    headers.append((b"cache-control", b"no-store"))
+                headers.extend((n, v) for n, v in _DEFAULT_HEADERS if n not in names)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -33,10 +33,13 @@ log = logging.getLogger("mobile_api")
 PROBLEM = "application/problem+json"
 
 _HTTP_CODES = {
+    401: "UNAUTHENTICATED",
+    403: "INSUFFICIENT_SCOPE",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "BODY_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
 }
 
 

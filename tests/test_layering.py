@@ -26,6 +26,7 @@ CONFINED = {
     "alembic": ("idsvc/storage/", "idsvc/migrations/"),
     "typer": ("idsvc/cli/",),
     "uvicorn": ("idsvc/cli/",),
+    "prometheus_client": ("mobile_api/metrics.py", "mobile_api/routes/health.py"),
 }
 
 

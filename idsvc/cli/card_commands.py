@@ -123,6 +123,10 @@ def issue_to_card(
             f"card {issued.card_uuid} ({issued.commands_sent} commands)"
         )
         console.print(f"  tap-to-verify URL: {issued.verify_url}")
+        from cardio.qr import version_for
+
+        size = version_for(issued.qr_text)
+        console.print(f"  printed QR: version {size.version} (ECC M), {size.payload_bytes} bytes")
 
 
 class _Centre:

@@ -9,10 +9,8 @@ Exit codes: 0 ok · 1 credential not valid · 2 usage · 3 not initialised · 4 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +22,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from idsvc.cli.errors import EXIT_HR_ROWS_REJECTED, EXIT_INVALID, reported
-from idsvc.config import Settings, key_passphrase
+from cardio.qr_scan import MAX_IMAGE_BYTES
+from idsvc.cli.errors import EXIT_HR_ROWS_REJECTED, EXIT_INVALID, err_console, reported
+from idsvc.config import Settings, key_passphrase, load_settings
 from idsvc.service import DEFAULT_ISSUER, IdService
 
 app = typer.Typer(
@@ -46,6 +45,11 @@ console = Console(highlight=False, soft_wrap=True)
 def _private_files() -> None:
     """Files idsvc creates (database, keys, card state) hold personal data or secrets."""
     os.umask(0o077)
+    # Every setting is checked before any command runs, whatever the command uses: a bad
+    # value is exit 3 naming the variable, not a crash in the middle of the work.
+    if "--help" not in sys.argv[1:]:
+        with reported():
+            load_settings()
 
 
 def utcnow() -> datetime:
@@ -62,7 +66,7 @@ def passphrase_source(settings: Settings) -> bytes:
 
 
 def service() -> IdService:
-    settings = Settings()
+    settings = load_settings()
     return IdService.from_settings(settings, lambda: passphrase_source(settings))
 
 
@@ -109,17 +113,18 @@ def import_hr(
     """Load HR records; bad rows are listed with their line numbers, good rows land."""
     with reported():
         svc = service()
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            from idsvc.formats.hr_csv import HrFileError
+        from idsvc.formats.hr_csv import HrFileError
 
+        try:
+            handle = file.open("rb")  # streamed: a large export is never held whole in memory
+        except OSError as exc:
             raise HrFileError(f"cannot read {file}: {exc.strerror}") from exc
-        rows = max(data.count(b"\n") - 1, 1)
-        with progress_bar() as bar:
-            task = bar.add_task("importing", total=rows)
+        with handle, progress_bar() as bar:
+            lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+            handle.seek(0)
+            task = bar.add_task("importing", total=max(lines - 1, 1))
             report = svc.import_hr(
-                data,
+                handle,
                 source_name=file.name,
                 actor=actor(svc.settings),
                 now=utcnow(),
@@ -168,16 +173,53 @@ def issue(
     ] = False,
     new_pin: Annotated[str | None, typer.Option(help="set this card PIN")] = None,
     new_puk: Annotated[str | None, typer.Option(help="set this card PUK")] = None,
+    qr: Annotated[
+        bool, typer.Option("--qr", help="print the printed QR text (Claim 169), not the JWT")
+    ] = False,
+    qr_photo: Annotated[
+        bool, typer.Option("--qr-photo", help="put the holder's small photo in the QR")
+    ] = False,
 ) -> None:
-    """Issue a credential (supersedes the person's previous one); print the JWT."""
+    """Issue a credential (supersedes the person's previous one); print the JWT.
+
+    The same issuance makes the printed QR (Claim 169): its QR version and size go to stderr.
+    """
+    from idsvc.cli.desk_commands import enrolled_desk, issue_through_centre
+
+    if reader is not None and enrolled_desk():  # a remote desk: the centre signs
+        issue_through_centre(
+            employee_id,
+            reader=reader,
+            default_management_key=default_management_key,
+            new_pin=new_pin,
+            new_puk=new_puk,
+            json_out=json_out,
+        )
+        return
     with reported():
         svc = service()
         if reader is None:
             view = svc.issue(
-                employee_id, actor=actor(svc.settings), now=utcnow(), issuer_slug=issuer
+                employee_id,
+                actor=actor(svc.settings),
+                now=utcnow(),
+                issuer_slug=issuer,
+                qr_photo=qr_photo,
             )
-            print(json.dumps(view.as_dict(), ensure_ascii=False) if json_out else view.token)
+            if view.qr is not None:
+                err_console.print(
+                    f"printed QR: version {view.qr.version} (ECC M), "
+                    f"{view.qr.payload_bytes} bytes"
+                )
+            if json_out:
+                print(json.dumps(view.as_dict(), ensure_ascii=False))
+            else:
+                print(view.qr_text if qr else view.token)
             return
+        if qr_photo or qr:
+            # The desk prints from `card-face`; the photo QR is not part of the card protocol.
+            err_console.print("[bold red]error:[/] --qr and --qr-photo do not go with --reader")
+            raise typer.Exit(2)
         from idsvc.cli.card_commands import issue_to_card
 
         issue_to_card(
@@ -194,12 +236,29 @@ def issue(
 
 @app.command()
 def verify(
-    text: Annotated[str, typer.Argument(help="the credential (JWT), or - for stdin")],
+    text: Annotated[
+        str | None,
+        typer.Argument(
+            help="the credential: the JWT, the printed QR text, a tap URL, or - for stdin"
+        ),
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option("--image", help="read the QR from a PNG/JPEG photo or scan of the card"),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Verify a credential; exit 0 only when it is valid."""
+    """Verify a credential (JWT or printed QR, told apart automatically); exit 0 only if valid."""
     with reported():
-        token = sys.stdin.read() if text == "-" else text
+        if (text is None) == (image is None):
+            err_console.print("[bold red]error:[/] give either the credential text or --image FILE")
+            raise typer.Exit(2)
+        if image is not None:
+            from idsvc.printed_qr import qr_text_from_image
+
+            token = qr_text_from_image(_read_image(image))
+        else:
+            token = sys.stdin.read() if text == "-" else str(text)
         result = service().verify(token, now=utcnow())
         if json_out:
             print(json.dumps(result.as_dict(), ensure_ascii=False))
@@ -214,6 +273,17 @@ def verify(
                     console.print(f"  {key}: {escape(value)}")
         if not result.valid:
             raise typer.Exit(EXIT_INVALID)
+
+
+def _read_image(path: Path) -> bytes:
+    from idsvc.errors import QrImageUnreadable
+
+    try:
+        with path.open("rb") as handle:
+            # One byte past the limit is enough to know the file is too big.
+            return handle.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise QrImageUnreadable(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _state_command(action: str, credential_id: str, reason: str, json_out: bool) -> None:
@@ -232,9 +302,24 @@ Reason = Annotated[str, typer.Option("--reason", help="why (kept in the audit lo
 
 
 @app.command()
-def revoke(credential_id: str, reason: Reason, json_out: JsonOpt = False) -> None:
-    """Revoke a credential for good."""
-    _state_command("revoke", credential_id, reason, json_out)
+def revoke(
+    credential_id: str,
+    reason: Reason,
+    json_out: JsonOpt = False,
+    operator: Annotated[str | None, typer.Option(help="act as this operator")] = None,
+    otp: Annotated[str | None, typer.Option(help="the operator's one-time code")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="operator password on stdin")] = False,
+) -> None:
+    """Revoke a credential for good (waits for a second person if IDSVC_APPROVAL_REQUIRED has
+    `revoke`)."""
+    with reported():
+        held = "revoke" in Settings().approval_actions
+    if operator is None and not held:
+        _state_command("revoke", credential_id, reason, json_out)
+        return
+    from idsvc.cli.operator_commands import revoke_as_operator
+
+    revoke_as_operator(credential_id, reason, operator, otp, password_stdin, json_out)
 
 
 @app.command()
@@ -283,8 +368,20 @@ def keys_list(issuer: IssuerOpt = DEFAULT_ISSUER) -> None:
 
 
 @keys_app.command("rotate")
-def keys_rotate(issuer: IssuerOpt = DEFAULT_ISSUER) -> None:
+def keys_rotate(
+    issuer: IssuerOpt = DEFAULT_ISSUER,
+    operator: Annotated[str | None, typer.Option(help="act as this operator")] = None,
+    otp: Annotated[str | None, typer.Option(help="the operator's one-time code")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="operator password on stdin")] = False,
+) -> None:
     """Make a new signing key active; old keys keep verifying what they signed."""
+    with reported():
+        held = "key_rotation" in Settings().approval_actions
+    if operator is not None or held:
+        from idsvc.cli.operator_commands import rotate_as_operator
+
+        rotate_as_operator(issuer, operator, otp, password_stdin)
+        return
     with reported():
         svc = service()
         old, new = svc.rotate_key(actor=actor(svc.settings), now=utcnow(), issuer_slug=issuer)
@@ -309,48 +406,48 @@ def audit_verify() -> None:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="listen port")] = 8000,
-    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    port: Annotated[int, typer.Option(help="listen port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes", min=1, max=64)] = 1,
 ) -> None:
-    """Run the HTTP API (health, JWKS, status lists, verification)."""
+    """Run the HTTP API (health, JWKS, status lists, verification).
+
+    Timeouts and limits (idsvc/cli/server.py): request headers within 10 s, body within
+    10 s, idle keep-alive 5 s, at most 512 concurrent connections per worker."""
+    from idsvc.cli.observability import prepare_metrics_dir
+    from idsvc.cli.server import run_server
+
     with reported():
         svc = service()
         svc.health()
         os.environ.setdefault("IDSVC_HOME", str(svc.settings.home))
-        run_server(host, port, workers)
-
-
-def run_server(host: str, port: int, workers: int) -> None:
-    import uvicorn
-
-    config = uvicorn.Config(
-        "mobile_api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        proxy_headers=False,
-    )
-    if workers <= 1:
-        # uvicorn.run's behaviour: Ctrl-C (SIGINT) after a clean shutdown is a normal exit.
-        with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(config).run()
-        return
-    # uvicorn binds its multi-worker socket without IPPROTO_TCP, so asyncio never sets
-    # TCP_NODELAY on accepted connections and each keep-alive response waits ~45 ms for a
-    # delayed ACK (measured: bench/bench_http.py). Bind the socket ourselves.
-    from uvicorn.supervisors.multiprocess import Multiprocess
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[sock]).run()
+        prepare_metrics_dir(svc.settings.home)  # before any worker imports prometheus_client
+        run_server(host, port, workers, svc.settings.log_format)
 
 
 from idsvc.cli import card_commands  # noqa: E402  (registers `readers`, `card`, `virtual-card`)
 
 card_commands.register(app)
+
+from idsvc.cli import ops_commands  # noqa: E402  (`db`, `backup`, `restore`, `sweep`, `publish`)
+
+ops_commands.register(app)
+
+from idsvc.cli import operator_commands  # noqa: E402  (`operators`, `approvals`, lost, status)
+
+operator_commands.register(app)
+
+from idsvc.cli import print_commands  # noqa: E402  (`photo`, `card-face`)
+
+print_commands.register(app)
+
+from idsvc.cli import webhook_commands  # noqa: E402  (`webhooks add|list|deliver|…`)
+
+webhook_commands.register(app)
+
+from idsvc.cli import client_commands  # noqa: E402  (`clients`, `audit who-checked`)
+
+client_commands.register(app)
+
+from idsvc.cli import desk_commands  # noqa: E402  (`desks` at the centre, `desk` at a desk)
+
+desk_commands.register(app)

@@ -2,11 +2,15 @@
 
 Errors: ``StorageError`` → ``DatabaseUnavailable`` (cannot connect, or the file is not a
 database), ``BadDatabaseUrl`` (the URL names no usable driver), ``SchemaOutdated`` (the
-database needs ``idsvc init``).
+database needs ``idsvc init``; ``DatabaseMissing``: no SQLite file there yet, and only
+``idsvc init`` creates one), ``StorageFull`` (the disk or the database's size limit is full;
+the transaction was rolled back), ``StorageReadOnly`` (the file, its folder or the server
+refuses writes; the transaction was rolled back).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +43,60 @@ class BadDatabaseUrl(StorageError):
     pass
 
 
+class StorageFull(StorageError):
+    pass
+
+
+class StorageReadOnly(StorageError):
+    pass
+
+
+class DatabaseMissing(DatabaseUnavailable):
+    """No SQLite file at the path: before ``init`` (then reported as ``SchemaOutdated``), or
+    the file or its volume vanished under a running service (unavailable: it must not quietly
+    start again on an empty database)."""
+
+
+# Engines allowed to create their SQLite file (``upgrade``, i.e. ``idsvc init``): any other
+# command on a mistyped path must fail, not leave an empty database and folders behind.
+_MAY_CREATE: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def allow_create(engine: Engine) -> None:
+    """Let this engine create its SQLite file (``idsvc db upgrade``, ``idsvc restore``)."""
+    _MAY_CREATE.add(engine)
+
+
+def _is_read_only(exc: DatabaseError) -> bool:
+    # SQLite: SQLITE_READONLY (8) and its extended codes (8 + n*256); PostgreSQL:
+    # read_only_sql_transaction (25006), e.g. a standby or default_transaction_read_only.
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == 8
+    return bool(getattr(exc.orig, "sqlstate", "") == "25006")
+
+
+def _storage_error(exc: DatabaseError, url: str) -> StorageError | None:
+    """The storage error that says what went wrong, or None if it is none of these."""
+    if isinstance(exc, OperationalError) and _is_storage_full(exc):
+        return StorageFull(
+            f"the database at {url} is full (no space left): nothing was written; free disk "
+            "space and run the command again"
+        )
+    if _is_read_only(exc):
+        return StorageReadOnly(
+            f"the database at {url} is read-only (file or folder permissions, a read-only "
+            "disk or a standby server): nothing was written"
+        )
+    return None
+
+
+def _is_storage_full(exc: OperationalError) -> bool:
+    # SQLite: SQLITE_FULL (13), also raised at max_page_count; PostgreSQL: SQLSTATE 53100.
+    orig = exc.orig
+    return getattr(orig, "sqlite_errorcode", None) == 13 or getattr(orig, "sqlstate", "") == "53100"
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -47,15 +105,13 @@ def _redact(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"future": True}
+    db_path = ""
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1].split("?", 1)[0]
-        if db_path and db_path != ":memory:":
-            try:
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            except OSError as exc:
-                raise DatabaseUnavailable(
-                    f"cannot create the database folder {Path(db_path).parent}: {exc.strerror}"
-                ) from exc
+        if db_path.startswith("file:"):
+            db_path = db_path.removeprefix("file:")
+        if db_path == ":memory:":
+            db_path = ""
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
@@ -68,6 +124,22 @@ def make_engine(url: str) -> Engine:
             "IDSVC_DATABASE_URL is not a usable database URL (expected sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/DB)"
         ) from exc
+    if db_path:
+        database = Path(db_path)
+
+        @event.listens_for(engine, "do_connect")
+        def _existing_file_only(*_args: Any) -> None:
+            if database.exists():
+                return
+            if engine not in _MAY_CREATE:
+                raise DatabaseMissing(f"no database at {database}: run `idsvc init` first")
+            try:
+                database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                raise DatabaseUnavailable(
+                    f"cannot create the database folder {database.parent}: {exc.strerror}"
+                ) from exc
+
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -95,6 +167,9 @@ def check_connection(engine: Engine) -> None:
                 # SQLite opens any file lazily; reading the schema proves it is a database.
                 conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
     except OperationalError as exc:
+        said = _storage_error(exc, _redact(str(engine.url)))
+        if said is not None:
+            raise said from exc
         raise DatabaseUnavailable(
             f"cannot reach the database at {_redact(str(engine.url))}"
         ) from exc
@@ -105,9 +180,19 @@ def check_connection(engine: Engine) -> None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest revision."""
-    check_connection(engine)
-    command.upgrade(alembic_config(engine), "head")
+    """Create or upgrade the schema to the newest revision (creates a SQLite file)."""
+    _MAY_CREATE.add(engine)
+    try:
+        check_connection(engine)
+        command.upgrade(alembic_config(engine), "head")
+    except DatabaseError as exc:
+        # Each migration runs in a transaction: a failed one leaves the previous schema.
+        said = _storage_error(exc, _redact(str(engine.url)))
+        if said is not None:
+            raise said from exc
+        raise
+    finally:
+        _MAY_CREATE.discard(engine)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -116,7 +201,10 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def require_current_schema(engine: Engine) -> None:
-    check_connection(engine)
+    try:
+        check_connection(engine)
+    except DatabaseMissing as exc:
+        raise SchemaOutdated(str(exc)) from exc
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     current = current_revision(engine)
     if current != head:
@@ -140,7 +228,12 @@ class Database:
         try:
             with self._sessions() as session, session.begin():
                 yield session
-        except OperationalError as exc:
+        except DatabaseError as exc:
+            said = _storage_error(exc, _redact(str(self.engine.url)))
+            if said is not None:
+                raise said from exc
+            if not isinstance(exc, OperationalError):
+                raise
             raise DatabaseUnavailable(
                 f"database error at {_redact(str(self.engine.url))}: {exc.orig.__class__.__name__}"
             ) from exc

@@ -138,6 +138,9 @@ class CredentialRow(Base):
     cnf_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     card_certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     token: Mapped[str] = mapped_column(Text)
+    # The printed Claim 169 QR text of the same credential (migration 0003); None for
+    # credentials issued before it existed.
+    qr_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     pending_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
@@ -169,3 +172,11 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+from idsvc.storage import (  # noqa: E402  (every table module, so Base.metadata is whole)
+    client_tables,  # noqa: F401  (API clients, checks, challenges)
+    desk_tables,  # noqa: F401  (operators, desks, approvals)
+    payroll_tables,  # noqa: F401  (change feed, webhooks, payroll)
+    photo_tables,  # noqa: F401  (holder photos)
+)

@@ -43,7 +43,7 @@ def payload_of(token: str) -> dict[str, Any]:
 
 
 def verify(api: Api, credential: object) -> httpx.Response:
-    return api.http.post("/v1/verify", json={"credential": credential})
+    return api.http.post("/v1/verifications", json={"credential": credential})
 
 
 # -- health and keys ---------------------------------------------------------------------------
@@ -148,10 +148,12 @@ def test_verify_valid(api: Api, credential: CredentialView) -> None:
     assert body["valid"] is True
     assert body["status"] == "valid"
     assert body["reasons"] == []
-    assert body["holder"]["employee_id"] == credential.employee_id
+    # An anonymous caller sees names, ministry and position: no ids, never the birth date.
+    assert set(body["holder"]) == {"name", "name_latin", "ministry", "position"}
+    assert body["holder"]["name_latin"] == payload_of(credential.token)["name_latin"]
     assert body["credential_id"] == credential.id
     assert body["issuer"] == api.service.settings.issuer
-    assert "birthdate" not in body["holder"]  # minimal holder data only
+    assert body["checked_at"] == NOW.isoformat()
 
 
 def test_verify_revoked(api: Api, service: IdService, credential: CredentialView) -> None:
@@ -197,7 +199,9 @@ def test_verify_garbage(web: Api, garbage: str) -> None:
     ],
 )
 def test_verify_invalid_body_is_422(web: Api, content: bytes) -> None:
-    r = web.http.post("/v1/verify", content=content, headers={"content-type": "application/json"})
+    r = web.http.post(
+        "/v1/verifications", content=content, headers={"content-type": "application/json"}
+    )
     body = assert_problem(r, 422, "INVALID_REQUEST")
     assert r.headers["cache-control"] == "no-store"
     assert "credential" in body["detail"] or "body" in body["detail"]
@@ -210,7 +214,9 @@ def test_verify_credential_longer_than_field_limit_is_422(web: Api) -> None:
 
 def test_body_over_64k_with_content_length_is_413(web: Api) -> None:
     content = json.dumps({"credential": "x" * (LIMIT + 1)}).encode()
-    r = web.http.post("/v1/verify", content=content, headers={"content-type": "application/json"})
+    r = web.http.post(
+        "/v1/verifications", content=content, headers={"content-type": "application/json"}
+    )
     assert "content-length" in r.request.headers
     assert_problem(r, 413, "BODY_TOO_LARGE")
 
@@ -222,7 +228,9 @@ def test_body_over_64k_chunked_is_413(web: Api) -> None:
             yield b"x" * 8192
         yield b'"}'
 
-    r = web.http.post("/v1/verify", content=chunks(), headers={"content-type": "application/json"})
+    r = web.http.post(
+        "/v1/verifications", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert r.request.headers.get("transfer-encoding") == "chunked"
     assert "content-length" not in r.request.headers
     assert_problem(r, 413, "BODY_TOO_LARGE")
@@ -234,7 +242,9 @@ def test_small_chunked_body_is_accepted(web: Api, web_credential: CredentialView
         yield data[:10]
         yield data[10:]
 
-    r = web.http.post("/v1/verify", content=chunks(), headers={"content-type": "application/json"})
+    r = web.http.post(
+        "/v1/verifications", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["valid"] is True
 
@@ -245,7 +255,7 @@ def test_verify_wrong_content_type_is_415(
 ) -> None:
     headers = {} if content_type is None else {"content-type": content_type}
     content = json.dumps({"credential": web_credential.token}).encode()
-    r = web.http.post("/v1/verify", content=content, headers=headers)
+    r = web.http.post("/v1/verifications", content=content, headers=headers)
     assert_problem(r, 415, "UNSUPPORTED_MEDIA_TYPE")
 
 
@@ -254,7 +264,9 @@ def test_json_content_type_with_charset_is_accepted(
 ) -> None:
     content = json.dumps({"credential": web_credential.token}).encode()
     r = web.http.post(
-        "/v1/verify", content=content, headers={"content-type": "application/json; charset=utf-8"}
+        "/v1/verifications",
+        content=content,
+        headers={"content-type": "application/json; charset=utf-8"},
     )
     assert r.status_code == 200 and r.json()["valid"] is True
 
@@ -265,7 +277,7 @@ def test_unknown_route_is_404_problem(web: Api) -> None:
 
 
 def test_wrong_method_is_405_problem(web: Api) -> None:
-    r = web.http.get("/v1/verify")
+    r = web.http.get("/v1/verifications")
     assert_problem(r, 405, "METHOD_NOT_ALLOWED")
     assert r.headers["allow"] == "POST"
     r = web.http.delete("/.well-known/jwks.json")
@@ -276,13 +288,13 @@ def test_openapi_documents_verify(web: Api) -> None:
     r = web.http.get("/openapi.json")
     assert r.status_code == 200
     spec = r.json()
-    op = spec["paths"]["/v1/verify"]["post"]
+    op = spec["paths"]["/v1/verifications"]["post"]
     schemas = spec["components"]["schemas"]
     body_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    assert body_ref.endswith("/VerifyRequest")
-    assert "credential" in schemas["VerifyRequest"]["required"]
+    assert body_ref.endswith("/VerificationRequest")
+    assert "credential" in schemas["VerificationRequest"]["required"]
     ok = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-    assert ok.endswith("/VerifyResponse")
+    assert ok.endswith("/VerificationResponse")
     for status in ("413", "415", "422", "503"):
         content = op["responses"][status]["content"]
         assert list(content) == [PROBLEM], (status, content)
@@ -300,12 +312,14 @@ def test_logs_hold_no_token_or_personal_data(
     header, _, signature = credential.token.split(".")
     verify(api, f"{header}.{b64url(b'{}')}.{signature}")
     api.http.post(
-        "/v1/verify",
+        "/v1/verifications",
         content=json.dumps({"credential": 7, "name": holder["name_latin"]}).encode(),
         headers={"content-type": "application/json"},
     )
-    api.http.post("/v1/verify", content=credential.token, headers={"content-type": "text/plain"})
+    api.http.post(
+        "/v1/verifications", content=credential.token, headers={"content-type": "text/plain"}
+    )
     text = caplog.text
-    assert "POST /v1/verify" in text  # the access log was captured: the check below can fail
+    assert "POST /v1/verifications" in text  # the access log was captured: the check below can fail
     for secret in (credential.token, signature, holder["name"], holder["name_latin"]):
         assert secret not in text

@@ -35,7 +35,10 @@ def assert_no_leak(text: str, *also: str) -> None:
 
 
 def ready_service(home: Path, url: str) -> IdService:
-    svc = make_service(make_settings(home, url))
+    # No caches, no write-behind: every request touches the database, as these tests need
+    # (with caches a verification within the cache bound is still answered, by design).
+    exact = {"verify_cache_ttl": 0, "rate_limit_sync": 0, "check_log_flush": 0}
+    svc = make_service(make_settings(home, url, **exact))
     svc.init(now=NOW, actor="test-admin")
     svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW)
     return svc
@@ -46,14 +49,16 @@ def test_sqlite_database_gone_is_503(tmp_path: Path) -> None:
     svc = ready_service(tmp_path / "home", f"sqlite:///{db_dir / 'idsvc.sqlite3'}")
     token = svc.issue(ACTIVE_EMPLOYEE, actor="test", now=NOW).token
     with api_for(svc) as api:
-        assert api.http.post("/v1/verify", json={"credential": token}).json()["valid"] is True
+        assert (
+            api.http.post("/v1/verifications", json={"credential": token}).json()["valid"] is True
+        )
         shutil.rmtree(db_dir)  # the volume went away ...
         svc.db.dispose()  # ... and the pooled connections with it
         requests = [
             api.http.get("/health"),
             api.http.get("/.well-known/jwks.json"),
             api.http.get("/status-lists/0123456789abcdef"),
-            api.http.post("/v1/verify", json={"credential": token}),
+            api.http.post("/v1/verifications", json={"credential": token}),
         ]
     for r in requests:
         body = assert_problem(r, 503, "DATABASE_UNAVAILABLE")
@@ -71,7 +76,7 @@ def test_postgres_unreachable_is_503(tmp_path: Path, caplog: pytest.LogCaptureFi
     with api_for(svc) as api:
         requests = [
             api.http.get("/health"),
-            api.http.post("/v1/verify", json={"credential": "a.b.c"}),
+            api.http.post("/v1/verifications", json={"credential": "a.b.c"}),
         ]
     for r in requests:
         assert_problem(r, 503, "DATABASE_UNAVAILABLE")
@@ -101,11 +106,11 @@ def test_internal_error_is_generic_500_and_the_server_keeps_serving(
         manifest.write_text('{"not": "a key ring"}')  # a broken deployment, not a bad request
         broken = [
             api.http.get("/.well-known/jwks.json"),
-            api.http.post("/v1/verify", json={"credential": token}),
+            api.http.post("/v1/verifications", json={"credential": token}),
         ]
         health = api.http.get("/health")
         manifest.write_bytes(good)
-        repaired = api.http.post("/v1/verify", json={"credential": token})
+        repaired = api.http.post("/v1/verifications", json={"credential": token})
     for r in broken:
         body = assert_problem(r, 500, "INTERNAL")
         assert body == {
@@ -120,7 +125,7 @@ def test_internal_error_is_generic_500_and_the_server_keeps_serving(
     assert repaired.status_code == 200 and repaired.json()["valid"] is True
     # The operator's log says what and where, but not the message (paths, data) or a traceback.
     assert "internal error: KeyRingError in GET /.well-known/jwks.json" in caplog.text
-    assert "internal error: KeyRingError in POST /v1/verify" in caplog.text
+    assert "internal error: KeyRingError in POST /v1/verifications" in caplog.text
     assert "Traceback" not in caplog.text
     assert str(service.settings.home) not in caplog.text
     assert token not in caplog.text

@@ -50,7 +50,7 @@ def test_idsvc_serve_answers_health_and_jwks(tmp_path: Path) -> None:
         health = wait_healthy(f"http://127.0.0.1:{port}/health", proc)
         jwks = httpx.get(f"http://127.0.0.1:{port}/.well-known/jwks.json", timeout=5.0)
         verify = httpx.post(
-            f"http://127.0.0.1:{port}/v1/verify", json={"credential": "x.y.z"}, timeout=5.0
+            f"http://127.0.0.1:{port}/v1/verifications", json={"credential": "x.y.z"}, timeout=5.0
         )
     finally:
         proc.send_signal(signal.SIGINT)

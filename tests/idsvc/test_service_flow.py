@@ -92,8 +92,14 @@ def test_hr_status_change_reaches_live_credentials(service: IdService) -> None:
     )
     assert (report.updated, report.status_changes, report.credentials_changed) == (1, 1, 1)
     assert service.verify(view.token, now=NOW).reasons == (Reason.SUSPENDED,)
-    # active again: the HR suspension is lifted, the credential comes back
-    service.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="hr", now=NOW)
+    # active again: the HR suspension is lifted, the credential comes back (a later status
+    # date: an export older than the suspension would be refused as stale)
+    active_again = [
+        r.replace(",active,2010-09-01,", ",active,2026-11-10,") if r.startswith(ACTIVE) else r
+        for r in rows
+    ]
+    data = ("\n".join([header, *active_again]) + "\n").encode()
+    service.import_hr(data, source_name="a.csv", actor="hr", now=NOW)
     assert service.verify(view.token, now=NOW).valid
     retired = [
         r.replace(",active,2010-09-01,", ",retired,2026-11-20,") if r.startswith(ACTIVE) else r

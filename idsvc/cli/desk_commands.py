@@ -1,0 +1,296 @@
+"""Desk registration at the centre (``idsvc desks add|list|disable|enable|new-code``) and the
+remote desk's own commands (``idsvc desk enrol|login|logout|status|issue|retry``).
+
+A remote desk keeps only its own key, the centre's address, the issuer CA certificate and the
+operator's session in ``$IDSVC_HOME/desk/`` (see ``idsvc.desk_identity``); it never has the
+issuer key, the database or the register.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from idsvc.cli.errors import reported
+from idsvc.cli.operator_commands import (
+    OperatorOpt,
+    OtpOpt,
+    StdinOpt,
+    acting,
+    centre,
+    read_secret,
+)
+from idsvc.config import Settings
+from idsvc.desk_centre import DeskCentre
+from idsvc.desk_identity import DeskIdentity, desk_check_time
+from idsvc.errors import InvalidOperator, IssuanceNotPending
+from idsvc.remote_centre import RemoteCentre
+
+console = Console(highlight=False, soft_wrap=True)
+desks_app = typer.Typer(help="Issuance desks registered at this centre.", no_args_is_help=True)
+desk_app = typer.Typer(help="This machine as a remote issuance desk.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _desks() -> DeskCentre:
+    return DeskCentre(centre())
+
+
+def _remote() -> RemoteCentre:
+    return RemoteCentre(DeskIdentity(Settings().home), clock=_now)
+
+
+# -- at the centre ---------------------------------------------------------------------------
+@desks_app.command("add")
+def desks_add(
+    name: str,
+    office: Annotated[str, typer.Option(help="the office (province) the desk belongs to")],
+    password_stdin: StdinOpt = False,
+    operator: OperatorOpt = None,
+    otp: OtpOpt = None,
+) -> None:
+    """Register a desk; prints its one-time enrolment code (shown once, expires)."""
+    with reported():
+        d = _desks()
+        by = acting(d.centre, operator, otp, password_stdin)
+        view, code = d.add_desk(name, office=office, by=by, now=_now())
+        console.print(f"desk [bold]{view.name}[/] registered for office {escape(view.office)}.")
+        console.print(
+            f"On the desk machine, before {view.enrol_code_expires_at:%Y-%m-%d %H:%M}Z, run:"
+        )
+        print(f"idsvc desk enrol --centre {d.service.settings.public_url} --code {code}")
+
+
+@desks_app.command("new-code")
+def desks_new_code(
+    name: str, password_stdin: StdinOpt = False, operator: OperatorOpt = None, otp: OtpOpt = None
+) -> None:
+    """A new enrolment code (replaced machine); the desk's current key stops working now."""
+    with reported():
+        d = _desks()
+        by = acting(d.centre, operator, otp, password_stdin)
+        code = d.new_enrolment_code(name, by=by, now=_now())
+        print(f"idsvc desk enrol --centre {d.service.settings.public_url} --code {code}")
+
+
+@desks_app.command("list")
+def desks_list(json_out: JsonOpt = False) -> None:
+    """List desks: office, enabled, enrolled, key thumbprint."""
+    with reported():
+        views = _desks().list_desks()
+        if json_out:
+            print(json.dumps([v.as_dict() for v in views], ensure_ascii=False))
+            return
+        table = Table("desk", "office", "enabled", "enrolled", "key")
+        for v in views:
+            table.add_row(
+                v.name,
+                escape(v.office),
+                "yes" if v.enabled else "no",
+                "yes" if v.enrolled else "waiting for enrolment",
+                v.key_thumbprint or "",
+            )
+        console.print(table)
+
+
+def _toggle(name: str, enabled: bool, operator: str | None, otp: str | None, stdin: bool) -> None:
+    with reported():
+        d = _desks()
+        by = acting(d.centre, operator, otp, stdin)
+        d.set_desk_enabled(name, enabled=enabled, by=by, now=_now())
+        console.print(f"desk {name} {'enabled' if enabled else 'disabled (its sessions ended)'}")
+
+
+@desks_app.command("disable")
+def desks_disable(
+    name: str, password_stdin: StdinOpt = False, operator: OperatorOpt = None, otp: OtpOpt = None
+) -> None:
+    """Disable a desk: its next request is refused."""
+    _toggle(name, False, operator, otp, password_stdin)
+
+
+@desks_app.command("enable")
+def desks_enable(
+    name: str, password_stdin: StdinOpt = False, operator: OperatorOpt = None, otp: OtpOpt = None
+) -> None:
+    """Enable a desk again."""
+    _toggle(name, True, operator, otp, password_stdin)
+
+
+# -- on the desk machine ---------------------------------------------------------------------
+@desk_app.command("enrol")
+def desk_enrol(
+    centre_url: Annotated[str, typer.Option("--centre", help="the centre's https:// address")],
+    code: Annotated[
+        str | None, typer.Option(help="the one-time enrolment code (asked if not given)")
+    ] = None,
+) -> None:
+    """Make this desk's key pair and enrol it at the centre with the one-time code."""
+    with reported():
+        if code is None:
+            code = read_secret("enrolment code", from_stdin=not sys.stdin.isatty())
+        remote = RemoteCentre(DeskIdentity(Settings().home), clock=_now, centre_url=centre_url)
+        answer = remote.enrol(code)
+        console.print(
+            f"this machine is desk [bold]{answer['name']}[/] of office {escape(answer['office'])}"
+            f" (key {answer['key_thumbprint']}); operators sign in with `idsvc desk login`"
+        )
+
+
+@desk_app.command("login")
+def desk_login(
+    operator: Annotated[str, typer.Option("--operator", help="your operator name")],
+    password_stdin: StdinOpt = False,
+    otp: OtpOpt = None,
+) -> None:
+    """Sign in at this desk (password and one-time code); the session is kept 0600 here."""
+    with reported():
+        password = read_secret(f"password of {operator}", from_stdin=password_stdin)
+        if otp is None:
+            if not sys.stdin.isatty():
+                raise InvalidOperator("--otp CODE is required without a terminal")
+            otp = str(typer.prompt("One-time code"))
+        answer = _remote().login(operator, password, otp)
+        console.print(
+            f"signed in as {answer['operator']} ({answer['role']}) at desk {answer['desk']}; "
+            f"the session ends after {answer['idle_minutes']} idle minutes or at "
+            f"{answer['expires_at'][:16]}Z"
+        )
+
+
+@desk_app.command("logout")
+def desk_logout() -> None:
+    """End the operator's session at the centre and here."""
+    with reported():
+        _remote().logout()
+        console.print("signed out")
+
+
+@desk_app.command("status")
+def desk_status() -> None:
+    """Which centre and desk this is, and who is signed in."""
+    with reported():
+        identity = DeskIdentity(Settings().home)
+        config = identity.config()
+        console.print(f"desk {config['desk']} (office {escape(config['office'])})")
+        console.print(f"centre {config['centre']}, key {config['key_thumbprint']}")
+        session = identity.session(now=_now())
+        console.print(f"signed in: {session.operator} until {session.expires_at:%H:%M}Z")
+
+
+def enrolled_desk() -> bool:
+    """Whether this machine is an enrolled remote desk (then `idsvc issue --reader` goes to
+    the centre)."""
+    with reported():
+        return DeskIdentity(Settings().home).config_path.exists()
+    raise AssertionError("reported() exits on any error")  # pragma: no cover
+
+
+def issue_through_centre(
+    employee_id: str,
+    *,
+    reader: str,
+    default_management_key: bool,
+    new_pin: str | None,
+    new_puk: str | None,
+    json_out: bool,
+) -> None:
+    """The card protocol of ``idsvc.desk`` with the remote centre as ``IssuanceCentre``."""
+    with reported():
+        from idsvc.cli.card_commands import _open, card_secrets
+        from idsvc.desk import personalise_card
+
+        settings = Settings()
+        remote = _remote()
+        secrets = card_secrets(
+            settings,
+            default_management_key=default_management_key,
+            new_pin=new_pin,
+            new_puk=new_puk,
+        )
+        session = remote.identity.session(now=_now())
+        actor = f"{session.operator}@{remote.identity.config()['desk']}"
+        with _open(reader) as transport:
+            issued = personalise_card(
+                transport,
+                remote,
+                employee_id=employee_id,
+                card_secrets=secrets,
+                ca_certificate=remote.identity.ca_certificate(),
+                verify_url_base=settings.resolved_verify_url,
+                actor=actor,
+                now=desk_check_time(_now()),
+            )
+        if json_out:
+            print(json.dumps(issued.__dict__, ensure_ascii=False))
+        else:
+            console.print(
+                f"card [bold]{issued.card_serial}[/] issued through the centre: credential "
+                f"{issued.credential_id}, card {issued.card_uuid}"
+            )
+
+
+@desk_app.command("issue")
+def desk_issue(
+    employee_id: str,
+    reader: Annotated[str, typer.Option(help="personalise the card in this PC/SC reader")],
+    default_management_key: Annotated[
+        bool, typer.Option(help="use the PIV test management key (training cards only)")
+    ] = False,
+    new_pin: Annotated[str | None, typer.Option(help="set this card PIN")] = None,
+    new_puk: Annotated[str | None, typer.Option(help="set this card PUK")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Issue a card through the centre: the centre signs, this desk writes and confirms
+    (`idsvc issue EMPLOYEE_ID --reader R` does the same on an enrolled desk)."""
+    issue_through_centre(
+        employee_id,
+        reader=reader,
+        default_management_key=default_management_key,
+        new_pin=new_pin,
+        new_puk=new_puk,
+        json_out=json_out,
+    )
+
+
+@desk_app.command("retry")
+def desk_retry() -> None:
+    """After a dropped link: finish the last issuance (confirm is idempotent), or say to
+    start it again."""
+    with reported():
+        remote = _remote()
+        pending = remote.identity.pending()
+        if pending is None:
+            console.print("nothing to resume: the last issuance finished or never began")
+            return
+        if pending["stage"] != "confirming":
+            remote.abandon_issuance(
+                pending["credential_id"], reason="link dropped", actor="", now=_now()
+            )
+            console.print(
+                "the card was not finished when the link dropped; nothing went live. "
+                f"Run `idsvc desk issue {pending['employee_id']} --reader ...` again."
+            )
+            return
+        try:
+            remote.confirm_issuance(pending["credential_id"], actor="", now=_now())
+        except IssuanceNotPending as exc:
+            remote.identity.clear_pending()
+            raise IssuanceNotPending(f"{exc}; issue the card again") from exc
+        console.print(f"credential {pending['credential_id']} is live: the card is done")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(desks_app, name="desks")
+    app.add_typer(desk_app, name="desk")

@@ -1,0 +1,198 @@
+"""Printing desk commands: ``photo`` (store a holder's photo) and ``card-face`` (draw cards).
+
+Exit 20 when a photo or a face is refused (the reason is printed; nothing is stored or
+written). A batch writes the cards it could draw, lists each refused id, and exits 20 if any
+was refused so that a script notices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cardio.card_face import MIN_DPI, CardRenderer, SheetWriter, save_pdf, save_png
+from idsvc.card_faces import CardFaces, read_batch_file
+from idsvc.cli.errors import reported
+from idsvc.config import Settings
+from idsvc.errors import CardFaceFailed, PhotoRejected, PrintRefused
+from idsvc.photos import MAX_PHOTO_BYTES, Photos
+from idsvc.service import IdService
+
+EXIT_PRINT_REFUSED = PrintRefused.exit_code
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _service() -> IdService:
+    from idsvc.cli.main import service
+
+    svc = service()
+    svc.health()  # schema current (else "run idsvc init"), database reachable
+    return svc
+
+
+def _actor(settings: Settings) -> str:
+    return settings.operator
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def photo(
+    employee_id: Annotated[str, typer.Argument(help="employee id in the register")],
+    file: Annotated[Path, typer.Argument(help="the photo: JPEG or PNG, head and shoulders")],
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Store a holder's photo (cropped to 35:45 for the card; replaces any earlier photo)."""
+    with reported():
+        try:
+            if file.stat().st_size > MAX_PHOTO_BYTES:
+                raise PhotoRejected(
+                    f"photo too large: {file.stat().st_size:,} bytes (at most {MAX_PHOTO_BYTES:,})"
+                )
+            data = file.read_bytes()
+        except OSError as exc:
+            raise PhotoRejected(f"cannot read {file}: {exc.strerror}") from exc
+        svc = _service()
+        info = Photos(svc.db).store(employee_id, data, actor=_actor(svc.settings), now=_now())
+        if json_out:
+            print(
+                json.dumps(
+                    {
+                        "employee_id": info.employee_id,
+                        "width": info.width,
+                        "height": info.height,
+                        "face_bytes": info.face_bytes,
+                        "qr_photo_bytes": info.qr_bytes,
+                        "qr_photo_type": info.qr_media_type,
+                        "sha256": info.sha256,
+                    }
+                )
+            )
+        else:
+            console.print(
+                f"photo stored for {escape(info.employee_id)}: {info.width}x{info.height} JPEG "
+                f"({info.face_bytes:,} bytes) for the card, {info.qr_bytes:,}-byte "
+                f"{info.qr_media_type} for a QR"
+            )
+
+
+def card_face(
+    employee_id: Annotated[
+        str | None, typer.Argument(help="employee id (or use --batch)", show_default=False)
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="FILE.png or FILE.pdf (a sheet with --batch)")
+    ] = Path("card.png"),
+    batch: Annotated[
+        Path | None,
+        typer.Option("--batch", help="file of employee ids, one a line: A4 sheets with cut marks"),
+    ] = None,
+    dpi: Annotated[int, typer.Option(help=f"resolution, {MIN_DPI} or more")] = MIN_DPI,
+) -> None:
+    """Draw a card's front and back (PNG: one above the other; PDF: two card-size pages)."""
+    with reported():
+        suffix = output.suffix.lower()
+        if dpi < MIN_DPI or dpi > 1200:
+            raise CardFaceFailed(f"--dpi must be between {MIN_DPI} and 1200, not {dpi}")
+        if (batch is None) == (employee_id is None):
+            raise CardFaceFailed("give either an EMPLOYEE_ID or --batch FILE")
+        if batch is not None:
+            if suffix != ".pdf":
+                raise CardFaceFailed("a batch is written as A4 sheets: -o must end in .pdf")
+            _batch(batch, output, dpi)
+            return
+        if suffix not in (".png", ".pdf"):
+            raise CardFaceFailed("-o must end in .png or .pdf")
+        svc = _service()
+        faces = CardFaces(svc.db, CardRenderer(dpi=dpi))
+        assert employee_id is not None
+        face = faces.render(employee_id, actor=_actor(svc.settings), now=_now())
+        partial = _partial(output)
+        try:
+            (save_png if suffix == ".png" else save_pdf)(face, partial)
+            os.replace(partial, output)
+        except OSError as exc:
+            raise CardFaceFailed(f"cannot write {output}: {exc.strerror}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        console.print(
+            f"card face for {escape(employee_id)} written to {escape(str(output))} "
+            f"(QR version {face.qr_version}, modules {face.qr_module_mm:.2f} mm, {dpi} dpi)"
+        )
+
+
+def _partial(output: Path) -> Path:
+    # Written beside the target and renamed at the end: a failed run leaves no half file.
+    return output.with_name(f".{output.name}.partial")
+
+
+def _batch(batch: Path, output: Path, dpi: int) -> None:
+    try:
+        ids = read_batch_file(batch.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CardFaceFailed(f"cannot read the batch file {batch}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CardFaceFailed(f"the batch file {batch} is not UTF-8 text") from exc
+    if not ids:
+        raise CardFaceFailed(f"the batch file {batch} lists no employee ids")
+    svc = _service()
+    faces = CardFaces(svc.db, CardRenderer(dpi=dpi))
+    partial = _partial(output)
+    partial.unlink(missing_ok=True)
+    writer = SheetWriter(partial, dpi)
+    refused: list[tuple[str, str]] = []
+    printed = 0
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    try:
+        with progress:
+            task = progress.add_task("card faces", total=len(ids))
+            for item in faces.render_batch(ids, actor=_actor(svc.settings), now=_now()):
+                if item.face is None:
+                    reason = item.refused or "refused"
+                    refused.append((item.employee_id, reason))
+                    progress.console.print(
+                        f"[yellow]skipped[/] {escape(item.employee_id)}: {escape(reason)}"
+                    )
+                else:
+                    writer.add(item.face)
+                    printed += 1
+                progress.advance(task)
+        writer.close()
+        if printed:
+            os.replace(partial, output)
+    except OSError as exc:
+        raise CardFaceFailed(f"cannot write {output}: {exc.strerror}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    if printed:
+        console.print(
+            f"{printed} card(s) on {writer.pages} A4 page(s) (fronts, then backs for long-edge "
+            f"duplex) written to {escape(str(output))}; {len(refused)} skipped"
+        )
+    if refused:
+        if not printed:
+            raise CardFaceFailed(f"no card could be drawn; nothing written to {output}")
+        raise typer.Exit(EXIT_PRINT_REFUSED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("photo")(photo)
+    app.command("card-face")(card_face)

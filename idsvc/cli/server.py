@@ -1,0 +1,162 @@
+"""How ``idsvc serve`` runs uvicorn: its timeouts and limits, and no software banner.
+
+Slow or greedy clients must not tie up a worker (a ministry server faces the internet):
+
+- ``HEADER_TIMEOUT``: a connection must deliver a request's headers within this time of its
+  first byte (or of connecting), or it is closed. uvicorn has no such timeout of its own, so
+  ``_HeaderDeadline`` adds it to uvicorn's HTTP protocol classes.
+- the body of a request must arrive within ``mobile_api.limits.BODY_TIMEOUT`` (the app's
+  ``BodyLimit`` middleware answers 408), and is at most 64 KiB;
+- ``KEEP_ALIVE``: an idle keep-alive connection is closed after this many seconds;
+- ``CONCURRENCY``: connections plus tasks per worker beyond this get 503 at once instead of
+  queueing without end; ``BACKLOG``: pending connections the kernel holds for us;
+- ``GRACEFUL_SHUTDOWN``: requests in flight get this long to finish on SIGTERM.
+
+No ``server:`` header is sent (it only tells an attacker which software to target).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any, Literal
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from idsvc.cli.observability import log_config
+
+HEADER_TIMEOUT = 10.0
+KEEP_ALIVE = 5
+CONCURRENCY = 512
+BACKLOG = 1024
+GRACEFUL_SHUTDOWN = 10
+WORKER_HEALTHCHECK = 20
+
+
+class _HeaderDeadline(asyncio.Protocol):
+    """Close a connection whose next request headers do not arrive within ``HEADER_TIMEOUT``.
+
+    The deadline starts when the connection opens and again when a response is complete; the
+    headers are in once uvicorn has made a new ``cycle`` for the request. At the deadline the
+    connection is closed if it is still waiting for headers and either never sent a request
+    (silent) or has sent part of one (trickling); a keep-alive connection that sends nothing is
+    left to uvicorn's keep-alive timeout. (Bytes that arrive before the previous response is
+    complete, i.e. pipelined requests, are not counted as trickling.) The attributes used
+    (``loop``, ``transport``, ``cycle``, ``on_response_complete``) are shared by uvicorn's h11
+    and httptools protocols.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
+    _deadline: asyncio.TimerHandle | None = None
+    _armed_for: Any = None
+    _first: bool = True
+    _partial: bool = False
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._armed_for, self._partial = self.cycle, False
+        self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        waiting = self.cycle is self._armed_for and (
+            self.cycle is None or self.cycle.response_complete
+        )
+        if waiting and (self._first or self._partial) and not self.transport.is_closing():
+            self.transport.close()  # a silent or trickling client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._deadline is None:
+            return
+        if self.cycle is not self._armed_for:
+            self._first = False
+            self._disarm()  # the awaited request's headers are complete
+        else:
+            self._partial = True
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if not self.transport.is_closing():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+class GuardedH11Protocol(_HeaderDeadline, H11Protocol):
+    pass
+
+
+try:  # what uvicorn's "auto" picks: httptools when installed
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover
+    GUARDED_PROTOCOL: type[asyncio.Protocol] = GuardedH11Protocol
+else:
+
+    class GuardedHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):
+        pass
+
+    GUARDED_PROTOCOL = GuardedHttpToolsProtocol
+
+
+def server_config(
+    host: str, port: int, workers: int, log_format: Literal["json", "text"] = "json"
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        "mobile_api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        log_config=log_config(log_format),  # idsvc/cli/observability.py
+        access_log=False,  # mobile_api.request_context logs route templates, not raw paths
+        proxy_headers=False,
+        server_header=False,
+        http=GUARDED_PROTOCOL,
+        timeout_keep_alive=KEEP_ALIVE,
+        limit_concurrency=CONCURRENCY,
+        backlog=BACKLOG,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        # A spawned worker answers the supervisor's ping only after its imports (~2-4 s on a
+        # busy 2-core host); uvicorn's 5 s default then kills healthy workers in a loop.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK,
+    )
+
+
+def run_server(
+    host: str, port: int, workers: int, log_format: Literal["json", "text"] = "json"
+) -> None:
+    config = server_config(host, port, workers, log_format)
+    if workers <= 1:
+        # uvicorn.run's behaviour: Ctrl-C (SIGINT) after a clean shutdown is a normal exit.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run()
+        return
+    # uvicorn binds its multi-worker socket without IPPROTO_TCP, so asyncio never sets
+    # TCP_NODELAY on accepted connections and each keep-alive response waits ~45 ms for a
+    # delayed ACK (measured: bench/bench_http.py). Bind the socket ourselves.
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()

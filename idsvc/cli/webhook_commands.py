@@ -1,0 +1,202 @@
+"""``idsvc webhooks add|list|enable|disable|public-key|deliver``: banks' webhook subscriptions.
+
+Exit codes: 22 for a refused subscription (bad URL, unknown event type, unknown client or one
+without the ``payroll`` scope, unknown subscription id) or an unusable server secret file; the
+rest as for every command (3 not initialised, 10 database unavailable).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from idsvc.change_feed import EVENT_TYPES
+from idsvc.cli.errors import reported
+from idsvc.config import Settings
+from idsvc.server_secret import ServerKeys, load_server_secret
+from idsvc.storage.db import Database, require_current_schema
+from idsvc.webhook_delivery import WebhookDeliverer, http_post
+from idsvc.webhooks import Webhooks
+
+console = Console(highlight=False, soft_wrap=True)
+webhooks_app = typer.Typer(
+    help="Webhooks: change-feed events pushed to banks, signed (Standard Webhooks 1.0).",
+    no_args_is_help=True,
+)
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _open() -> tuple[Settings, Database, ServerKeys]:
+    settings = Settings()
+    db = Database(settings.resolved_database_url)
+    require_current_schema(db.engine)
+    keys = ServerKeys.from_secret(
+        load_server_secret(settings.resolved_server_secret_file, create=True)
+    )
+    return settings, db, keys
+
+
+@webhooks_app.command("add")
+def add(
+    url: Annotated[str, typer.Argument(help="https URL of the receiver")],
+    client: Annotated[str, typer.Option("--client", help="API client (bank) it belongs to")],
+    events: Annotated[
+        list[str],
+        typer.Option(
+            "--events",
+            help="event types or patterns, repeatable or comma-separated: "
+            + ", ".join(sorted(EVENT_TYPES))
+            + ", employee.*, credential.*, *",
+        ),
+    ],
+    use_hmac: Annotated[
+        bool,
+        typer.Option("--hmac", help="sign with HMAC-SHA256 (v1) instead of Ed25519 (v1a)"),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Subscribe a bank's receiver; an HMAC secret is printed once."""
+    with reported():
+        settings, db, keys = _open()
+        patterns = [p for value in events for p in value.split(",")]
+        new = Webhooks(db, keys).add(
+            url,
+            client_name=client,
+            events=patterns,
+            use_hmac=use_hmac,
+            now=_now(),
+            actor=settings.operator,
+        )
+        db.dispose()
+        if json_out:
+            body = new.view.as_dict() | {"public_key": new.public_key}
+            if new.hmac_secret:
+                body["secret"] = new.hmac_secret
+            console.print_json(json.dumps(body))
+            return
+        console.print(f"webhook [bold]{new.view.id}[/] → {escape(new.view.url)}")
+        console.print(f"events: {', '.join(new.view.events)}; scheme {new.view.scheme}")
+        if new.hmac_secret:
+            console.print(f"secret (shown once, give it to the bank): {new.hmac_secret}")
+        else:
+            console.print(f"verify with the public key: {new.public_key}")
+
+
+@webhooks_app.command("list")
+def list_webhooks(json_out: JsonOpt = False) -> None:
+    """Subscriptions and their delivery status (pending, delivered, failed, last error)."""
+    with reported():
+        _, db, keys = _open()
+        views = Webhooks(db, keys).list()
+        db.dispose()
+        if json_out:
+            console.print_json(json.dumps([v.as_dict() for v in views]))
+            return
+        table = Table(
+            "id",
+            "client",
+            "url",
+            "events",
+            "scheme",
+            "on",
+            "pending",
+            "delivered",
+            "failed",
+            "last delivered",
+            "last error",
+        )
+        for v in views:
+            table.add_row(
+                v.id,
+                escape(v.client_name),
+                escape(v.url),
+                ", ".join(v.events),
+                v.scheme,
+                "yes" if v.enabled else "no",
+                str(v.pending),
+                str(v.delivered),
+                str(v.failed),
+                v.last_delivered_at.isoformat(timespec="seconds") if v.last_delivered_at else "",
+                escape(v.last_error or ""),
+            )
+        console.print(table)
+
+
+def _set_enabled(subscription_id: str, enabled: bool) -> None:
+    with reported():
+        settings, db, keys = _open()
+        view = Webhooks(db, keys).set_enabled(
+            subscription_id, enabled, now=_now(), actor=settings.operator
+        )
+        db.dispose()
+        console.print(f"webhook {view.id} {'enabled' if view.enabled else 'disabled'}")
+
+
+@webhooks_app.command("enable")
+def enable(subscription_id: Annotated[str, typer.Argument(help="webhook id")]) -> None:
+    """Start delivering to a subscription again (what was due is sent)."""
+    _set_enabled(subscription_id, True)
+
+
+@webhooks_app.command("disable")
+def disable(subscription_id: Annotated[str, typer.Argument(help="webhook id")]) -> None:
+    """Stop delivering and queueing events for a subscription."""
+    _set_enabled(subscription_id, False)
+
+
+@webhooks_app.command("public-key")
+def public_key() -> None:
+    """Print the Ed25519 public key (whpk_…) that verifies v1a signatures."""
+    with reported():
+        _, db, keys = _open()
+        db.dispose()
+        console.print(keys.webhook_public_key())
+
+
+@webhooks_app.command("deliver")
+def deliver(
+    once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="seconds between idle passes")
+    ] = 2.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.5, help="seconds to wait for a receiver")
+    ] = 10.0,
+) -> None:
+    """Send due webhook deliveries (the outbox), with retries and back-off; runs until Ctrl-C."""
+    with reported():
+        settings, db, keys = _open()
+        deliverer = WebhookDeliverer(
+            db, keys, http_post(timeout), max_attempts=settings.webhook_max_attempts
+        )
+        try:
+            while True:
+                report = deliverer.run_once(_now())
+                if report.delivered or report.retrying or report.failed or once:
+                    console.print(
+                        f"delivered {report.delivered}, retrying {report.retrying}, "
+                        f"failed {report.failed}, postponed {report.postponed}"
+                    )
+                if once:
+                    return
+                if not (report.delivered or report.retrying or report.failed):
+                    time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+        finally:
+            db.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(webhooks_app, name="webhooks")

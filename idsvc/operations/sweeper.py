@@ -1,0 +1,42 @@
+"""Expire issuances that were begun and never confirmed (a desk crashed or a card was pulled).
+
+Without a sweeper such a credential stays ``pending`` until the person's next issuance. The
+sweeper closes every overdue one as ``abandoned`` ("expired unconfirmed"), each with its own
+audit event, in batches so that one run never holds many row locks. On PostgreSQL the rows are
+taken with ``SKIP LOCKED``: two sweepers (two machines) split the work instead of waiting, and a
+confirmation racing the sweeper keeps its row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idsvc.issuance import abandon_issuance
+from idsvc.storage.tables import CredentialRow
+
+EXPIRED_REASON = "expired unconfirmed"
+SWEEP_BATCH = 500
+
+
+def overdue_pending(session: Session, *, now: datetime, limit: int = SWEEP_BATCH) -> list[str]:
+    """Ids of pending credentials past their confirmation deadline (locked for this session)."""
+    return list(
+        session.execute(
+            select(CredentialRow.id)
+            .where(CredentialRow.state == "pending", CredentialRow.pending_until < now)
+            .order_by(CredentialRow.pending_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+
+
+def sweep_batch(session: Session, *, actor: str, now: datetime, limit: int = SWEEP_BATCH) -> int:
+    """Abandon one batch of overdue issuances; return how many were closed."""
+    ids = overdue_pending(session, now=now, limit=limit)
+    for credential_id in ids:
+        abandon_issuance(session, credential_id, reason=EXPIRED_REASON, actor=actor, now=now)
+    return len(ids)

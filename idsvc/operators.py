@@ -1,0 +1,412 @@
+"""Operators: the people who work the desks, their second factor, lockout and sessions.
+
+An operator is an account at the centre with one role (``issuer``: issue, re-issue, print;
+``registrar``: HR corrections, photos; ``supervisor``: approve; ``admin``: operators, desks,
+keys) and one office. A login needs the password (scrypt) *and* a TOTP code (RFC 6238; a
+time step once used is refused afterwards); from a remote desk it also needs that desk to be
+enrolled, enabled and of the operator's office. ``max_failed`` wrong logins in a row lock the
+account for ``lockout``. A session is a random token the centre keeps only as a hash; it ends
+after ``idle`` without use, ``lifetime`` after login, at logout, or when the operator is
+disabled or their password or second factor is reset.
+
+Every function takes the caller's SQLAlchemy session (one transaction) and ``now``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idsvc import audit
+from idsvc.errors import (
+    InvalidOperator,
+    LoginRefused,
+    NotPermitted,
+    OperatorError,
+    OperatorExists,
+    OperatorLocked,
+    SessionInvalid,
+    UnknownOperator,
+)
+from idsvc.operator_secrets import (
+    burn_password_time,
+    check_password_rules,
+    hash_password,
+    new_token,
+    password_matches,
+    seal,
+    token_hash,
+    unseal,
+)
+from idsvc.storage.desk_tables import DeskRow, OperatorRow, OperatorSessionRow
+from idsvc.totp import TotpRejected, check_code, new_secret, provisioning_uri
+
+ROLES = ("issuer", "registrar", "supervisor", "admin")
+APPROVER_ROLES = frozenset({"supervisor", "admin"})
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
+_OFFICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
+LOGIN_REFUSED = "login refused: wrong operator name, password or one-time code"
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failed: int
+    lockout: timedelta
+    idle: timedelta
+    lifetime: timedelta
+    password_cost: int
+
+
+@dataclass(frozen=True)
+class OperatorView:
+    name: str
+    role: str
+    office: str
+    enabled: bool
+    locked_until: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: OperatorRow) -> OperatorView:
+        return cls(row.name, row.role, row.office, row.enabled, row.locked_until, row.created_at)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A new second factor: the ``otpauth://`` URI is shown once and never stored in clear."""
+
+    operator: OperatorView
+    otpauth_uri: str
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated operator, and the desk they work from (None at the centre console)."""
+
+    name: str
+    role: str
+    office: str
+    desk: str | None = None
+
+    @property
+    def audit_name(self) -> str:
+        return self.name if self.desk is None else f"{self.name}@{self.desk}"
+
+
+@dataclass(frozen=True)
+class LoginSession:
+    token: str  # given to the operator once; the centre keeps its hash
+    actor: Actor
+    expires_at: datetime
+    idle_minutes: int
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise InvalidOperator(
+            "an operator name is 2-32 characters: lower-case letters, digits, '.', '_', '-'"
+        )
+    return name
+
+
+def check_office(office: str) -> str:
+    if not _OFFICE.fullmatch(office):
+        raise InvalidOperator("an office is 1-64 characters: letters, digits, space, '.', '_', '-'")
+    return office
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidOperator(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def _hash_new_password(password: str, cost: int) -> str:
+    try:
+        return hash_password(password, cost=cost)
+    except ValueError as exc:
+        raise InvalidOperator(str(exc)) from exc
+
+
+def _row(session: Session, name: str, *, lock: bool = False) -> OperatorRow:
+    query = select(OperatorRow).where(OperatorRow.name == name)
+    row = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if row is None:
+        raise UnknownOperator(name)
+    return row
+
+
+def _end_sessions(session: Session, operator_id: int, now: datetime) -> None:
+    session.execute(
+        update(OperatorSessionRow)
+        .where(OperatorSessionRow.operator_id == operator_id, OperatorSessionRow.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+
+
+def validate_new_operator(name: str, role: str, office: str, password: str) -> None:
+    """Every rule of ``add_operator`` that needs no database (for a request awaiting approval)."""
+    check_name(name)
+    _check_role(role)
+    check_office(office)
+    try:
+        check_password_rules(password)
+    except ValueError as exc:
+        raise InvalidOperator(str(exc)) from exc
+
+
+def add_operator(
+    session: Session,
+    *,
+    name: str,
+    role: str,
+    office: str,
+    password_hash: str,
+    seal_key: bytes,
+    issuer_label: str,
+    actor: str,
+    now: datetime,
+) -> Enrolment:
+    """Create an operator; the password arrives already hashed (it may have waited for approval)."""
+    check_name(name)
+    _check_role(role)
+    check_office(office)
+    exists = session.execute(select(OperatorRow.id).where(OperatorRow.name == name)).first()
+    if exists is not None:
+        raise OperatorExists(f"an operator named {name!r} exists already")
+    secret = new_secret()
+    row = OperatorRow(
+        name=name,
+        role=role,
+        office=office,
+        password_hash=password_hash,
+        totp_sealed=seal(seal_key, secret, owner=name),
+        totp_last_step=None,
+        enabled=True,
+        failed_logins=0,
+        locked_until=None,
+        created_at=now,
+        changed_at=now,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="operator.add",
+        target_type="operator",
+        target_id=name,
+        details={"role": role, "office": office},
+    )
+    return Enrolment(
+        OperatorView.of(row), provisioning_uri(secret, account=name, issuer=issuer_label)
+    )
+
+
+def list_operators(session: Session) -> list[OperatorView]:
+    rows = session.execute(select(OperatorRow).order_by(OperatorRow.name)).scalars()
+    return [OperatorView.of(r) for r in rows]
+
+
+def set_enabled(
+    session: Session, name: str, *, enabled: bool, actor: str, now: datetime
+) -> OperatorView:
+    """Disable (ends the operator's sessions) or enable (also lifts a lockout)."""
+    row = _row(session, name, lock=True)
+    row.enabled = enabled
+    row.changed_at = now
+    if enabled:
+        row.failed_logins = 0
+        row.locked_until = None
+    else:
+        _end_sessions(session, row.id, now)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="operator.enable" if enabled else "operator.disable",
+        target_type="operator",
+        target_id=name,
+    )
+    return OperatorView.of(row)
+
+
+def reset_totp(
+    session: Session, name: str, *, seal_key: bytes, issuer_label: str, actor: str, now: datetime
+) -> Enrolment:
+    """A new second factor (lost phone); the old one and every open session stop working."""
+    row = _row(session, name, lock=True)
+    secret = new_secret()
+    row.totp_sealed = seal(seal_key, secret, owner=name)
+    row.totp_last_step = None
+    row.changed_at = now
+    _end_sessions(session, row.id, now)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="operator.reset_totp",
+        target_type="operator",
+        target_id=name,
+    )
+    return Enrolment(
+        OperatorView.of(row), provisioning_uri(secret, account=name, issuer=issuer_label)
+    )
+
+
+def set_password(
+    session: Session, name: str, *, password_hash: str, actor: str, now: datetime
+) -> OperatorView:
+    row = _row(session, name, lock=True)
+    row.password_hash = password_hash
+    row.failed_logins = 0
+    row.locked_until = None
+    row.changed_at = now
+    _end_sessions(session, row.id, now)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="operator.set_password",
+        target_type="operator",
+        target_id=name,
+    )
+    return OperatorView.of(row)
+
+
+def attempt_login(
+    session: Session,
+    *,
+    name: str,
+    password: str,
+    otp: str,
+    desk: DeskRow | None,
+    seal_key: bytes,
+    policy: LoginPolicy,
+    now: datetime,
+) -> LoginSession | OperatorError:
+    """Check a login; return the new session, or the refusal *after* recording it.
+
+    A refusal is returned, not raised, so that the caller commits the failure count before
+    raising it (a rolled-back counter would make the lockout useless).
+    """
+    row = session.execute(
+        select(OperatorRow).where(OperatorRow.name == name).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        burn_password_time(password, cost=policy.password_cost)
+        return LoginRefused(LOGIN_REFUSED)
+    if row.locked_until is not None and now < row.locked_until:
+        # No password check while locked: the lockout must stop guessing, not just slow it.
+        return OperatorLocked(
+            f"operator {name} is locked after too many failed logins until "
+            f"{row.locked_until:%Y-%m-%d %H:%M}Z (an admin can lift it: `idsvc operators enable`)"
+        )
+    refusal: OperatorError | None = None
+    step: int | None = None
+    if not password_matches(password, row.password_hash):
+        refusal = LoginRefused(LOGIN_REFUSED)
+    else:
+        try:
+            secret = unseal(seal_key, row.totp_sealed, owner=row.name)
+            step = check_code(secret, otp, now=now, last_used_step=row.totp_last_step)
+        except TotpRejected:
+            refusal = LoginRefused(LOGIN_REFUSED)
+    if refusal is not None:
+        row.failed_logins += 1
+        details: dict[str, object] = {"failed_in_a_row": row.failed_logins}
+        if row.failed_logins >= policy.max_failed:
+            row.locked_until = now + policy.lockout
+            row.failed_logins = 0
+            details["locked_until"] = row.locked_until.isoformat()
+        audit.record(
+            session,
+            at=now,
+            actor=name,
+            action="operator.login_failed",
+            target_type="operator",
+            target_id=name,
+            details=details | ({"desk": desk.name} if desk is not None else {}),
+        )
+        return refusal
+    # The factors are right: from here on, refusals say why (they leak nothing guessable).
+    row.totp_last_step = step
+    row.failed_logins = 0
+    row.locked_until = None
+    if not row.enabled:
+        return NotPermitted(f"operator {name} is disabled")
+    if desk is not None:
+        if not desk.enabled or desk.key_thumbprint is None:
+            return NotPermitted(f"desk {desk.name} is not enrolled and enabled")
+        if desk.office != row.office:
+            return NotPermitted(
+                f"operator {name} belongs to office {row.office!r}, desk {desk.name} to "
+                f"{desk.office!r}: work from a desk of your own office"
+            )
+    token = new_token()
+    expires_at = now + policy.lifetime
+    session.add(
+        OperatorSessionRow(
+            token_hash=token_hash(token),
+            operator_id=row.id,
+            desk_id=desk.id if desk is not None else None,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=expires_at,
+            ended_at=None,
+        )
+    )
+    actor = Actor(row.name, row.role, row.office, desk.name if desk is not None else None)
+    audit.record(
+        session,
+        at=now,
+        actor=actor.audit_name,
+        action="operator.login",
+        target_type="operator",
+        target_id=name,
+        details={"desk": actor.desk},
+    )
+    return LoginSession(token, actor, expires_at, int(policy.idle.total_seconds() // 60))
+
+
+def actor_of_session(
+    session: Session, token: str, *, desk: DeskRow | None, policy: LoginPolicy, now: datetime
+) -> Actor:
+    """The operator behind a session token, used now from ``desk``; refreshes the idle timer."""
+    found = session.execute(
+        select(OperatorSessionRow, OperatorRow)
+        .join(OperatorRow, OperatorRow.id == OperatorSessionRow.operator_id)
+        .where(OperatorSessionRow.token_hash == token_hash(token))
+    ).first()
+    if found is None:
+        raise SessionInvalid("not signed in (unknown session): log in again")
+    row, operator = found
+    if row.ended_at is not None or not operator.enabled:
+        raise SessionInvalid("the session has ended: log in again")
+    if now >= row.expires_at or now - row.last_seen_at > policy.idle:
+        raise SessionInvalid("the session has expired: log in again")
+    if row.desk_id != (desk.id if desk is not None else None):
+        raise SessionInvalid("this session belongs to another desk: log in again here")
+    row.last_seen_at = now
+    return Actor(operator.name, operator.role, operator.office, desk.name if desk else None)
+
+
+def end_session(session: Session, token: str, *, now: datetime) -> None:
+    session.execute(
+        update(OperatorSessionRow)
+        .where(OperatorSessionRow.token_hash == token_hash(token))
+        .values(ended_at=now)
+    )
+
+
+def require_role(actor: Actor, roles: frozenset[str] | set[str], what: str) -> None:
+    if actor.role not in roles:
+        raise NotPermitted(
+            f"operator {actor.name} ({actor.role}) may not {what}: "
+            f"needs {' or '.join(sorted(roles))}"
+        )

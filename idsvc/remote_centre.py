@@ -1,0 +1,240 @@
+"""The desk's HTTP client of the centre: enrolment, operator login, and ``IssuanceCentre``
+(check, begin, confirm, abandon) over the routes of ``mobile_api.routes.desk``.
+
+Every request is signed with the desk key (``Desk-Proof``, a fresh ``jti`` each time). A
+problem+json answer becomes the domain error it names (``HOLDER_NOT_ELIGIBLE`` →
+``HolderNotEligible`` ...), so the desk's commands report it as at the centre. A network
+failure becomes ``CentreUnreachable``, which says that nothing went live and that running the
+same command again is safe (the centre never makes anything live without a confirm, and
+confirm is idempotent). Standard library HTTP (urllib): no extra dependency on the desk.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import secrets
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+from idsvc import errors
+from idsvc.desk_identity import DeskIdentity, DeskKeySigner, DeskSession
+from idsvc.formats.credentials import Holder
+from idsvc.formats.desk_proof import HEADER, sign_proof
+from idsvc.issuance import PendingIssuance
+from idsvc.printed_qr import PrintedQr
+from keys.jwk import public_jwk
+
+Clock = Callable[[], datetime]
+
+_ERRORS: dict[str, type[errors.IdsvcError]] = {
+    cls.code: cls
+    for cls in (
+        errors.HolderNotEligible,
+        errors.InvalidTransition,
+        errors.IssuanceNotPending,
+        errors.LoginRefused,
+        errors.OperatorLocked,
+        errors.SessionInvalid,
+        errors.NotPermitted,
+        errors.DeskRefused,
+        errors.DeskRequestInvalid,
+        errors.EnrolmentRefused,
+        errors.ApprovalNotPending,
+        errors.SelfApproval,
+        errors.CardIssuanceFailed,
+    )
+}
+
+
+class _Plain(errors.IdsvcError):
+    """A centre answer with a code the desk has no class for (keeps the code and text)."""
+
+    def __init__(self, code: str, text: str, exit_code: int) -> None:
+        super().__init__(text)
+        self.code = code
+        self.exit_code = exit_code
+
+
+def _error(status: int, body: bytes) -> errors.IdsvcError:
+    try:
+        problem = json.loads(body)
+        code = str(problem.get("code", "HTTP_ERROR"))
+        text = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
+    except (ValueError, AttributeError):
+        code, text = "HTTP_ERROR", f"the centre answered HTTP {status}"
+    kind = _ERRORS.get(code)
+    if kind is not None:
+        error = kind.__new__(kind)
+        errors.IdsvcError.__init__(error, text)
+        return error
+    if code.startswith("UNKNOWN_"):
+        return _Plain(code, f"centre: {text}", 4 if code == "UNKNOWN_EMPLOYEE" else 6)
+    exit_code = 10 if status == 503 else 26
+    return _Plain(code, f"centre: {text} ({code})", exit_code)
+
+
+class RemoteCentre:
+    def __init__(
+        self,
+        identity: DeskIdentity,
+        *,
+        clock: Clock,
+        centre_url: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.identity = identity
+        self._clock = clock
+        self._url = centre_url
+        self._signer: DeskKeySigner | None = None
+        self._timeout = timeout
+        self.calls = 0
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = self.identity.config()["centre"]
+        if not self._url.startswith(("https://", "http://")):
+            raise errors.DeskRefused("the centre URL must start with https:// (or http://)")
+        return self._url.rstrip("/")
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        session: DeskSession | None = None,
+    ) -> Any:
+        data = b"" if body is None else json.dumps(body).encode()
+        signer = self._signer or self.identity.signer()
+        proof = sign_proof(
+            signer,
+            method=method,
+            path=path,
+            body=data,
+            now=self._clock(),
+            jti=secrets.token_urlsafe(18),
+        )
+        headers = {HEADER: proof, "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if session is not None:
+            headers["Desk-Session"] = session.token
+        # The scheme is checked in ``url`` (http or https only), hence the S310 waivers.
+        request = urllib.request.Request(  # noqa: S310
+            self.url + path, data=data if body is not None else None, method=method,
+            headers=headers,
+        )  # fmt: skip
+        self.calls += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                raw = response.read()
+            return json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            raise _error(exc.code, exc.read()) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            raise errors.CentreUnreachable(
+                f"no answer from the centre at {self.url} ({type(exc).__name__}). Nothing went "
+                "live. Check the network link, then run the same command again (safe)."
+            ) from exc
+
+    # -- enrolment and login ------------------------------------------------------------------
+    def enrol(self, code: str) -> dict[str, Any]:
+        self._signer = self.identity.new_key()
+        answer: dict[str, Any] = self._call(
+            "POST", "/v1/desk/enrolment", {"code": code, "public_jwk": self._signer.jwk}
+        )
+        self.identity.save_enrolment(self.url, answer, base64.b64decode(answer["ca_certificate"]))
+        return answer
+
+    def login(self, operator: str, password: str, otp: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "POST", "/v1/desk/sessions", {"operator": operator, "password": password, "otp": otp}
+        )
+        self.identity.save_session(
+            DeskSession(
+                answer["session"], answer["operator"], datetime.fromisoformat(answer["expires_at"])
+            )
+        )
+        return answer
+
+    def logout(self) -> None:
+        session = self.identity.session(now=self._clock())
+        try:
+            self._call("DELETE", "/v1/desk/sessions/current", session=session)
+        finally:
+            self.identity.clear_session()
+
+    def _session(self) -> DeskSession:
+        return self.identity.session(now=self._clock())
+
+    # -- IssuanceCentre -----------------------------------------------------------------------
+    def check_eligible(self, employee_id: str) -> None:
+        self._call(
+            "POST", "/v1/desk/eligibility", {"employee_id": employee_id}, session=self._session()
+        )
+
+    def begin_card_issuance(
+        self,
+        employee_id: str,
+        *,
+        card_key: EllipticCurvePublicKey,
+        card_uuid: uuid.UUID,
+        actor: str,
+        now: datetime,
+    ) -> PendingIssuance:
+        a: dict[str, Any] = self._call(
+            "POST",
+            "/v1/desk/issuances",
+            {
+                "employee_id": employee_id,
+                "card_jwk": public_jwk(card_key),
+                "card_uuid": str(card_uuid),
+            },
+            session=self._session(),
+        )
+        self.identity.save_pending(a["credential_id"], employee_id, "begun")
+        holder = dict(a["holder"])
+        holder["birthdate"] = date.fromisoformat(holder["birthdate"])
+        return PendingIssuance(
+            credential_id=a["credential_id"],
+            employee_id=a["employee_id"],
+            token=a["token"],
+            card_serial=a["card_serial"],
+            card_uuid=a["card_uuid"],
+            card_certificate_der=base64.b64decode(a["card_certificate"]),
+            holder=Holder(**holder),
+            pending_until=datetime.fromisoformat(a["pending_until"]),
+            issuer_code=a["issuer_code"],
+            qr=PrintedQr(**a["qr"]),
+        )
+
+    def confirm_issuance(self, credential_id: str, *, actor: str, now: datetime) -> Any:
+        """Confirm; the card is finished by now, so a dropped link leaves a step to resume."""
+        pending = self.identity.pending()
+        if pending is not None and pending["credential_id"] == credential_id:
+            self.identity.save_pending(credential_id, pending["employee_id"], "confirming")
+        answer = self._call(
+            "POST", f"/v1/desk/issuances/{credential_id}/confirmation", session=self._session()
+        )
+        self.identity.clear_pending()
+        return answer
+
+    def abandon_issuance(
+        self, credential_id: str, *, reason: str, actor: str, now: datetime
+    ) -> None:
+        self._call(
+            "POST",
+            f"/v1/desk/issuances/{credential_id}/abandonment",
+            {"reason": reason[:200]},
+            session=self._session(),
+        )
+        self.identity.clear_pending()

@@ -1,0 +1,33 @@
+"""``api_router``: every route module of ``mobile_api/routes`` in one router.
+
+Add a new area with its own module under ``routes/`` and one ``include_router`` line here.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mobile_api.routes import (
+    card_challenges,
+    desk,
+    health,
+    holder_checks,
+    hr,
+    payroll,
+    public_keys,
+    system,
+    verifications,
+    verifier_page,
+)
+
+api_router = APIRouter()
+api_router.include_router(system.router)
+api_router.include_router(health.router)  # /healthz, /readyz, /metrics (operations)
+api_router.include_router(public_keys.router)
+api_router.include_router(verifications.router)
+api_router.include_router(card_challenges.router)
+api_router.include_router(holder_checks.router)
+api_router.include_router(payroll.router)
+api_router.include_router(hr.router)
+api_router.include_router(desk.router)  # remote issuance desks (signed requests)
+api_router.include_router(verifier_page.router)  # the officials' web verifier, /verify/

@@ -1,0 +1,143 @@
+"""Who is calling: API clients by ``Authorization: Bearer <secret>``, or anonymous callers.
+
+    Payroll = Annotated[Caller, Depends(require_scope("payroll"))]   # a client with the scope
+    Anyone = Annotated[Caller, Depends(optional_caller)]             # anonymous allowed
+
+Answers: 401 + ``WWW-Authenticate: Bearer`` for a missing, malformed, unknown, rotated-out
+or disabled credential (one answer for all, so a caller learns nothing about which); 403
+for a valid client without the scope; 429 + ``Retry-After`` past the rate limit (per client,
+and per address for anonymous callers), counted in the database so that every worker shares
+it. The secret is checked against the database on every request (idsvc.clients): disabling a
+client or rotating its secret takes effect on the next request, on every worker.
+
+``address`` is the TCP peer as uvicorn reports it (``idsvc serve`` does not trust
+``X-Forwarded-For``: a client could forge it to escape its limit). Behind a reverse proxy every
+anonymous caller therefore shares the proxy's address and its budget: rate-limit anonymous
+callers at the proxy, or raise ``IDSVC_RATE_LIMIT_ANONYMOUS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from idsvc.clients import SCOPES, ApiClients
+from idsvc.errors import AuthenticationFailed, RateLimited
+from idsvc.rate_limits import Limit, RateLimits
+from mobile_api.deps import get_now
+
+REALM = 'Bearer realm="idsvc"'
+
+
+@dataclass(frozen=True)
+class Caller:
+    client_id: str | None  # None: anonymous
+    client_name: str | None
+    scopes: frozenset[str]
+    address: str
+
+    @property
+    def anonymous(self) -> bool:
+        return self.client_id is None
+
+
+class Unauthenticated(HTTPException):
+    def __init__(self, detail: str, error: str | None = None) -> None:
+        challenge = REALM + (f', error="{error}"' if error else "")
+        super().__init__(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+class MissingScope(HTTPException):
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            403,
+            f"this client lacks the scope {scope!r}",
+            headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'},
+        )
+
+
+class TooManyRequests(HTTPException):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(429, "rate limit reached", headers={"Retry-After": str(retry_after)})
+
+
+def _bearer(request: Request) -> str | None:
+    """The bearer secret, None when no Authorization header; 401 when it is not Bearer."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, secret = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated("send Authorization: Bearer <client secret>", "invalid_request")
+    return secret.strip()
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _count(request: Request, key: str, limit: Limit, now: datetime) -> None:
+    limits: RateLimits = request.app.state.rate_limits
+    try:
+        limits.hit(key, limit, now)
+    except RateLimited as exc:
+        raise TooManyRequests(exc.retry_after) from exc
+
+
+def _client_caller(request: Request, secret: str, now: datetime) -> Caller:
+    clients: ApiClients = request.app.state.clients
+    try:
+        client = clients.authenticate(secret, now)
+    except AuthenticationFailed as exc:
+        raise Unauthenticated("invalid or disabled client credentials", "invalid_token") from exc
+    limit = Limit(request.app.state.service.settings.rate_limit_client)
+    _count(request, f"client:{client.id}", limit, now)
+    return Caller(client.id, client.name, client.scopes, _address(request))
+
+
+def require_scope(scope: str) -> Callable[..., Caller]:
+    """A dependency that admits only an authenticated, enabled client holding ``scope``."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def dependency(request: Request, now: Annotated[datetime, Depends(get_now)]) -> Caller:
+        secret = _bearer(request)
+        if secret is None:
+            raise Unauthenticated("this endpoint needs an API client: Authorization: Bearer")
+        caller = _client_caller(request, secret, now)
+        if scope not in caller.scopes:
+            raise MissingScope(scope)
+        return caller
+
+    dependency.__name__ = f"require_scope_{scope.replace(':', '_')}"
+    return dependency
+
+
+async def optional_caller(request: Request, now: Annotated[datetime, Depends(get_now)]) -> Caller:
+    """Anonymous callers are allowed (public verification), rate-limited per address; a
+    client that sends credentials is authenticated (bad credentials are a 401, never a silent
+    fall-back to anonymous) and rate-limited as itself.
+
+    ``async`` so that the common case (an anonymous request counted in memory) costs no
+    thread hop; whatever touches the database runs in the thread pool."""
+    secret = _bearer(request)
+    if secret is not None:
+        return await run_in_threadpool(_client_caller, request, secret, now)
+    address = _address(request)
+    key = f"addr:{address}"
+    limit = Limit(request.app.state.service.settings.rate_limit_anonymous)
+    limits: RateLimits = request.app.state.rate_limits
+    if limits.needs_database(key, limit, now):
+        await run_in_threadpool(_count, request, key, limit, now)
+    else:
+        _count(request, key, limit, now)
+    return Caller(None, None, frozenset(), address)
+
+
+Anyone = Annotated[Caller, Depends(optional_caller)]
+Admin = Annotated[Caller, Depends(require_scope("admin"))]

@@ -1,0 +1,112 @@
+"""Request and response bodies of the bank side: payroll checks, the change feed, HR sync."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from idsvc.formats.hr_csv import COLUMNS
+from idsvc.payroll import MAX_ITEMS
+
+
+class PayrollItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    employee_id: str | None = Field(default=None, min_length=1, max_length=128)
+    card_serial: str | None = Field(default=None, min_length=1, max_length=128)
+    credential: str | None = Field(
+        default=None, min_length=1, max_length=16384, description="JWT or printed-card QR text"
+    )
+    account: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the account about to be paid; kept only as a keyed hash",
+    )
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> PayrollItemIn:
+        given = [v for v in (self.employee_id, self.card_serial, self.credential) if v]
+        if len(given) != 1:
+            raise ValueError("give exactly one of employee_id, card_serial, credential")
+        return self
+
+
+class PayrollCheckRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"employee_id": "KH-MCS-010002", "account": "001-234-5678"},
+                        {"card_serial": "7K3M9Q2XJ4T8"},
+                    ]
+                }
+            ]
+        },
+    )
+
+    items: list[PayrollItemIn] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class PayrollResultOut(BaseModel):
+    employee_id: str | None = Field(description="null when the person is unknown")
+    status: str = Field(description="HR status (active, suspended, retired…) or unknown")
+    active_for_payroll: bool
+    reasons: list[str] = Field(
+        description="UNKNOWN_EMPLOYEE, UNKNOWN_CARD, HOLDER_INACTIVE, HOLDER_SUSPENDED, "
+        "CARD_REVOKED, CARD_SUSPENDED, CARD_SUPERSEDED, ACCOUNT_SHARED, or a verification "
+        "reason for a credential item"
+    )
+
+
+class PayrollCheckResponse(BaseModel):
+    results: list[PayrollResultOut]
+
+
+class ChangeEventOut(BaseModel):
+    id: str = Field(description="unique event id; webhooks send it as webhook-id msg_<id>")
+    type: str = Field(description="employee.retired, credential.revoked, …")
+    employee_id: str
+    status: str | None
+    effective_date: str | None = Field(description="the date HR gives for the change")
+    credential_id: str | None
+    card_serial: str | None
+    reason: str | None
+    recorded_at: str
+
+
+class ChangePageOut(BaseModel):
+    events: list[ChangeEventOut]
+    next_cursor: str = Field(description="pass as `since` for the next page (opaque)")
+
+
+class WebhookKeyOut(BaseModel):
+    public_key: str = Field(description="whpk_<base64 Ed25519 key>: verifies v1a signatures")
+    scheme: str
+
+
+class HrRecordsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[dict[str, str | None]] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="HR records with the HR CSV's columns: " + ", ".join(COLUMNS),
+    )
+
+
+class HrRejectOut(BaseModel):
+    record: int = Field(description="1-based position of the record in the request")
+    employee_id: str | None
+    reason: str
+
+
+class HrRecordsResponse(BaseModel):
+    records: int
+    created: int
+    updated: int
+    unchanged: int
+    status_changes: int
+    credentials_changed: int
+    rejected: list[HrRejectOut]

@@ -1,0 +1,294 @@
+"""Remote issuance desks over HTTP: enrolment, operator login, and the issuance protocol.
+
+Every request carries ``Desk-Proof`` (a JWT signed with the desk's enrolled key over method,
+path, body hash, time and a single-use id; see ``idsvc.formats.desk_proof``); past login it
+also carries ``Desk-Session`` (the operator's session token, bound to that desk). Each route
+calls one ``DeskCentre`` use case. Answers for desk and operator errors are problem+json:
+401 not signed in / bad proof, 403 refused (role, office, disabled desk), 423 locked.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from idsvc.centre import Centre
+from idsvc.desk_centre import DeskCentre
+from idsvc.desks import DeskRequest
+from idsvc.errors import (
+    ApprovalError,
+    DeskError,
+    DeskRefused,
+    DeskRequestInvalid,
+    EnrolmentRefused,
+    LoginRefused,
+    OperatorError,
+    OperatorLocked,
+    SessionInvalid,
+    UnknownApproval,
+    UnknownDesk,
+)
+from idsvc.formats.desk_proof import HEADER
+from idsvc.operator_secrets import OperatorSecretsError
+from mobile_api import problems
+from mobile_api.deps import JsonBody, Now
+from mobile_api.json_body import StrictJsonRoute
+
+router = APIRouter(tags=["remote desks"], route_class=StrictJsonRoute)
+log = logging.getLogger("mobile_api")
+
+
+def get_desk_centre(request: Request) -> DeskCentre:
+    found: DeskCentre | None = getattr(request.app.state, "desk_centre", None)
+    if found is None:
+        found = request.app.state.desk_centre = DeskCentre(Centre(request.app.state.service))
+    return found
+
+
+async def desk_request(request: Request) -> DeskRequest:
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return DeskRequest(
+        proof=request.headers.get(HEADER),
+        method=request.method,
+        path=path,
+        body=await request.body(),
+    )
+
+
+Desks = Annotated[DeskCentre, Depends(get_desk_centre)]
+Signed = Annotated[DeskRequest, Depends(desk_request)]
+SessionToken = Annotated[str, Header(alias="Desk-Session", description="operator session token")]
+
+
+def _status(exc: Exception) -> int:
+    if isinstance(exc, OperatorLocked):
+        return 423
+    if isinstance(exc, LoginRefused | SessionInvalid | DeskRequestInvalid):
+        return 401
+    if isinstance(exc, UnknownDesk | UnknownApproval):
+        return 404
+    if isinstance(exc, DeskRefused | EnrolmentRefused):
+        return 403
+    if isinstance(exc, ApprovalError):
+        return 409
+    return 403
+
+
+def answer(call: Callable[[], Any], status: int = 200) -> Response:
+    """Run one use case; map the desk, operator and approval errors (others go to the app)."""
+    try:
+        result = call()
+    except OperatorSecretsError as exc:
+        # Its message names a file on the centre: the log gets the code, the desk a fixed text.
+        log.error("operator secrets unusable: %s", exc.code)
+        return problems.problem(503, exc.code, "operator sign-in is not configured at the centre")
+    except (OperatorError, DeskError, ApprovalError) as exc:
+        code = _status(exc)
+        title = {401: "not authenticated", 404: "not found", 423: "locked"}.get(code, "refused")
+        return problems.problem(code, exc.code, title, str(exc))
+    if result is None:
+        return Response(status_code=204)
+    return JSONResponse(result, status_code=status)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnrolBody(Strict):
+    code: str = Field(max_length=64)
+    public_jwk: dict[str, str]
+
+
+class LoginBody(Strict):
+    operator: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    otp: str = Field(max_length=16)
+
+
+class EligibilityBody(Strict):
+    employee_id: str = Field(max_length=64)
+
+
+class BeginBody(Strict):
+    employee_id: str = Field(max_length=64)
+    card_jwk: dict[str, str]
+    card_uuid: uuid.UUID
+
+
+class AbandonBody(Strict):
+    reason: str = Field(max_length=200)
+
+
+class RejectBody(Strict):
+    reason: str = Field(max_length=255)
+
+
+ERRORS = problems.responses(401, 403, 404, 409, 422, 423, 503)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@router.post("/v1/desk/enrolment", dependencies=[JsonBody], responses=ERRORS, status_code=201)
+def enrol(body: EnrolBody, signed: Signed, desks: Desks, now: Now) -> Response:
+    """Enrol this desk's key with its one-time code (the request is signed with that key)."""
+
+    def call() -> dict[str, Any]:
+        done = desks.enrol(code=body.code, jwk=body.public_jwk, request=signed, now=now)
+        return done.desk.as_dict() | {
+            "receipt": done.receipt,
+            "ca_certificate": _b64(done.ca_certificate_der),
+        }
+
+    return answer(call, 201)
+
+
+@router.post("/v1/desk/sessions", dependencies=[JsonBody], responses=ERRORS, status_code=201)
+def login(body: LoginBody, signed: Signed, desks: Desks, now: Now) -> Response:
+    """An operator signs in at this desk (password and one-time code)."""
+
+    def call() -> dict[str, Any]:
+        s = desks.login(signed, name=body.operator, password=body.password, otp=body.otp, now=now)
+        return {
+            "session": s.token,
+            "operator": s.actor.name,
+            "role": s.actor.role,
+            "office": s.actor.office,
+            "desk": s.actor.desk,
+            "expires_at": s.expires_at.isoformat(),
+            "idle_minutes": s.idle_minutes,
+        }
+
+    return answer(call, 201)
+
+
+@router.delete("/v1/desk/sessions/current", responses=ERRORS, status_code=204)
+def logout(signed: Signed, session: SessionToken, desks: Desks, now: Now) -> Response:
+    return answer(lambda: desks.logout(signed, session, now=now))
+
+
+@router.post("/v1/desk/eligibility", dependencies=[JsonBody], responses=ERRORS, status_code=204)
+def eligibility(
+    body: EligibilityBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """204 if the register lets this person have a card now (asked before the card is touched)."""
+    return answer(lambda: desks.check_eligible(signed, session, body.employee_id, now=now))
+
+
+@router.post("/v1/desk/issuances", dependencies=[JsonBody], responses=ERRORS, status_code=201)
+def begin(
+    body: BeginBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """Sign the card certificate and the credential for the card key; nothing is live yet."""
+
+    def call() -> dict[str, Any]:
+        started = desks.begin(
+            signed,
+            session,
+            body.employee_id,
+            card_jwk=body.card_jwk,
+            card_uuid=body.card_uuid,
+            now=now,
+        )
+        p = started.pending
+        return {
+            "credential_id": p.credential_id,
+            "employee_id": p.employee_id,
+            "token": p.token,
+            "card_serial": p.card_serial,
+            "card_uuid": p.card_uuid,
+            "card_certificate": _b64(p.card_certificate_der or b""),
+            "holder": p.holder.__dict__ | {"birthdate": p.holder.birthdate.isoformat()},
+            "pending_until": p.pending_until.isoformat(),
+            "issuer_code": p.issuer_code,
+            "qr": {
+                "text": p.qr.text,
+                "version": p.qr.version,
+                "payload_bytes": p.qr.payload_bytes,
+            },
+            "ca_certificate": _b64(started.ca_certificate_der),
+            "verify_url": started.verify_url,
+        }
+
+    return answer(call, 201)
+
+
+@router.post("/v1/desk/issuances/{credential_id}/confirmation", responses=ERRORS, status_code=200)
+def confirm(
+    credential_id: str, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """Make the credential live (after the card was written and read back). Idempotent."""
+
+    def call() -> dict[str, Any]:
+        view = desks.confirm(signed, session, credential_id, now=now)
+        return {k: v for k, v in view.as_dict().items() if k != "token"}
+
+    return answer(call)
+
+
+@router.post(
+    "/v1/desk/issuances/{credential_id}/abandonment",
+    dependencies=[JsonBody],
+    responses=ERRORS,
+    status_code=204,
+)
+def abandon(
+    credential_id: str,
+    body: AbandonBody,
+    signed: Signed,
+    session: SessionToken,
+    desks: Desks,
+    now: Now,
+) -> Response:
+    """The card step failed: the pending credential will never go live."""
+    return answer(
+        lambda: desks.abandon(signed, session, credential_id, reason=body.reason, now=now)
+    )
+
+
+@router.get("/v1/desk/approvals", responses=ERRORS)
+def approvals(signed: Signed, session: SessionToken, desks: Desks, now: Now) -> Response:
+    """Pending approvals (a supervisor or admin at a desk)."""
+
+    def call() -> list[dict[str, Any]]:
+        return [v.as_dict() for v in desks.approvals(signed, session, now=now)]
+
+    return answer(call)
+
+
+@router.post("/v1/desk/approvals/{approval_id}/approval", responses=ERRORS)
+def approve(
+    approval_id: str, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """Approve (not the requester; supervisor or admin): the action is performed now."""
+
+    def call() -> dict[str, Any]:
+        view, once = desks.approve(signed, session, approval_id, now=now)
+        return view.as_dict() | {"otpauth_uri": once or None}
+
+    return answer(call)
+
+
+@router.post(
+    "/v1/desk/approvals/{approval_id}/rejection", dependencies=[JsonBody], responses=ERRORS
+)
+def reject(
+    approval_id: str,
+    body: RejectBody,
+    signed: Signed,
+    session: SessionToken,
+    desks: Desks,
+    now: Now,
+) -> Response:
+    return answer(
+        lambda: desks.reject(signed, session, approval_id, reason=body.reason, now=now).as_dict()
+    )

@@ -1,0 +1,190 @@
+"""The bank API (scope ``payroll``): payroll checks, the change feed, the webhook public key.
+
+``POST /v1/payroll/checks`` takes JSON (``{"items": [...]}``) or CSV (``text/csv``, columns in
+``idsvc.formats.payroll_csv``) and answers JSON, or CSV when the caller prefers it
+(``Accept: text/csv``). Its body limit is ``PAYROLL_MAX_BODY`` (16 MiB: 10,000 items even when
+every item carries a presented credential), not the app's global 64 KiB.
+"""
+
+from __future__ import annotations
+
+from email.message import Message
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from idsvc.access_log import CheckedBy
+from idsvc.change_feed import MAX_PAGE
+from idsvc.errors import ChangeFeedError, PayrollError
+from idsvc.formats.payroll_csv import PayrollCsvError, parse_payroll_csv, write_payroll_csv
+from idsvc.payroll import PayrollItem
+from mobile_api import problems
+from mobile_api.auth import Caller, require_scope
+from mobile_api.bank_deps import Bank
+from mobile_api.bank_schemas import (
+    ChangePageOut,
+    PayrollCheckRequest,
+    PayrollCheckResponse,
+    WebhookKeyOut,
+)
+from mobile_api.deps import Now
+from mobile_api.json_body import StrictJsonRoute
+from mobile_api.limits import PATH_LIMITS
+from mobile_api.metrics import count_payroll
+
+PAYROLL_MAX_BODY = 16 * 1024 * 1024
+CHECKS_PATH = "/v1/payroll/checks"
+PATH_LIMITS[CHECKS_PATH] = PAYROLL_MAX_BODY
+
+Payroll = Annotated[Caller, Depends(require_scope("payroll"))]
+router = APIRouter(tags=["payroll"], route_class=StrictJsonRoute)
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """A pydantic schema with its ``$defs`` references replaced by the definitions, for an
+    ``openapi_extra`` request body (which FastAPI does not register as components)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
+_REQUEST_SCHEMA = PayrollCheckRequest.model_json_schema()
+_CSV_EXAMPLE = "employee_id,account\r\nKH-MCS-010002,001-234-5678\r\n"
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": _inline(_REQUEST_SCHEMA, _REQUEST_SCHEMA.get("$defs", {}))
+            },
+            "text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE},
+        },
+    }
+}
+
+
+def _media_type(value: str) -> str:
+    message = Message()
+    message["content-type"] = value
+    return message.get_content_type()
+
+
+def _prefers_csv(accept: str) -> bool:
+    """True when ``text/csv`` has a higher q-value than JSON in the Accept header."""
+    best = {"text/csv": -1.0, "application/json": -1.0}
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media, q = fields[0].lower(), 1.0
+        for f in fields[1:]:
+            if f.startswith("q="):
+                try:
+                    q = float(f[2:])
+                except ValueError:
+                    q = 0.0
+        if media in best:
+            best[media] = max(best[media], q)
+    return best["text/csv"] > max(best["application/json"], 0.0)
+
+
+def _items(content_type: str, body: bytes) -> list[PayrollItem] | Response:
+    media = _media_type(content_type)
+    if media == "application/json":
+        try:
+            request = PayrollCheckRequest.model_validate_json(body)
+        except ValidationError as exc:
+            # Location and pydantic's message only: never the input (it may be a token).
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            return problems.problem(
+                422, "INVALID_REQUEST", "request body invalid", f"{where}: {first['msg']}"
+            )
+        return [PayrollItem(**item.model_dump()) for item in request.items]
+    if media == "text/csv":
+        try:
+            rows = parse_payroll_csv(body)
+        except PayrollCsvError as exc:
+            return problems.problem(422, "INVALID_CSV", "payroll CSV invalid", str(exc))
+        return [PayrollItem(**row) for row in rows]
+    return problems.problem(
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Unsupported Media Type",
+        "send the batch as application/json or text/csv",
+    )
+
+
+@router.post(
+    CHECKS_PATH,
+    response_model=PayrollCheckResponse,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **problems.responses(401, 403, 413, 415, 422, 429, 503),
+    },
+    openapi_extra=_BODY,
+    operation_id="checkPayroll",
+    summary="Check a payroll batch (up to 10,000 people): who is active for payroll",
+    description="Each item names one person by `employee_id`, `card_serial` or a presented "
+    "`credential`, optionally with the `account` about to be paid. The answer has one result "
+    "per item, in order. Unknown people are `active_for_payroll: false` with a reason, never "
+    "an error for the batch. One account paid for several employees (in this batch or in "
+    "your recent batches) is flagged `ACCOUNT_SHARED` on each of them. CSV in and out: "
+    "`text/csv` with columns employee_id, card_serial, credential, account; `Accept: text/csv`"
+    " answers item, employee_id, status, active_for_payroll, reasons.",
+)
+async def check_payroll(request: Request, caller: Payroll, bank: Bank, now: Now) -> Response:
+    items = _items(request.headers.get("content-type", ""), await request.body())
+    if isinstance(items, Response):
+        return items
+    by = CheckedBy(caller.client_id, caller.client_name, caller.address)
+    try:
+        results = await run_in_threadpool(bank.payroll.check, items, by=by, now=now)
+    except PayrollError as exc:
+        return problems.problem(422, exc.code, "payroll batch invalid", str(exc))
+    answers = [r.as_dict() for r in results]
+    count_payroll(str(a["status"]) for a in answers)  # mobile_api.metrics
+    if _prefers_csv(request.headers.get("accept", "")):
+        return Response(write_payroll_csv(answers), media_type="text/csv; charset=utf-8")
+    return JSONResponse({"results": answers})
+
+
+@router.get(
+    "/v1/payroll/changes",
+    response_model=ChangePageOut,
+    responses=problems.responses(400, 401, 403, 422, 429, 503),
+    operation_id="listPayrollChanges",
+    summary="Status changes since a cursor, oldest first",
+    description="Retirements, deaths, dismissals, suspensions, reinstatements, revoked and "
+    "superseded cards. Start without `since` (everything) or with `since=now` (only what "
+    "comes next); then pass each answer's `next_cursor`. No event is missed or repeated "
+    "across pages, also while HR writes. An empty page keeps the cursor: poll again later.",
+)
+def list_payroll_changes(
+    caller: Payroll,
+    bank: Bank,
+    since: Annotated[str | None, Query(max_length=64, description="cursor or `now`")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+) -> Any:
+    try:
+        page = bank.changes.page(since, limit=limit)
+    except ChangeFeedError as exc:
+        return problems.problem(400, exc.code, "bad change-feed request", str(exc))
+    return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/v1/webhooks/public-key",
+    response_model=WebhookKeyOut,
+    responses=problems.responses(503),
+    operation_id="getWebhookPublicKey",
+    summary="The Ed25519 key that verifies this service's webhook signatures (scheme v1a)",
+)
+def webhook_public_key(bank: Bank) -> dict[str, str]:
+    return {"public_key": bank.webhooks.public_key(), "scheme": "v1a"}

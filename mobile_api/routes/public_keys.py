@@ -1,0 +1,114 @@
+"""What verifiers cache: the JWKS and the status lists. Public, cacheable, CORS for any origin.
+
+Each answer carries an ``ETag``; a matching ``If-None-Match`` gets a 304 without a body, so a
+phone or a CDN revalidates cheaply. The status-list path never moves: every credential names it.
+
+A status-list token is signed with ``iat`` at the start of the current minute, so every
+worker produces the same payload within a minute while the list is unchanged. Its ETag is weak
+and names that payload (ECDSA signatures differ at each signing, the content does not): a
+revocation changes the payload, and so the ETag, at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from mobile_api import problems
+from mobile_api.deps import Now, Service
+
+router = APIRouter(tags=["keys and status"])
+
+KEYS_CACHE = "public, max-age=300"
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "ETag, Cache-Control",
+}
+_304: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not Modified (the ETag in If-None-Match is current)"}
+}
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    # Weak comparison (RFC 9110 §8.8.3.2): W/ prefixes do not matter for If-None-Match.
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return etag.removeprefix("W/") in tags
+
+
+def _cacheable(request: Request, response: Response, etag: str, cache: str) -> Response:
+    headers = {**CORS, "ETag": etag, "Cache-Control": cache}
+    if _not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return response
+
+
+def _jwks(request: Request, keys: dict[str, object]) -> Response:
+    response = JSONResponse(keys)
+    etag = '"' + hashlib.sha256(response.body).hexdigest()[:32] + '"'
+    return _cacheable(request, response, etag, KEYS_CACHE)
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    responses={**_304, **problems.responses(503)},
+    operation_id="getJwks",
+    summary="Public keys of every issuer key (current and retired)",
+)
+def jwks(request: Request, service: Service) -> Response:
+    return _jwks(request, service.jwks())
+
+
+@router.get(
+    "/issuers/{slug}/jwks.json",
+    responses={**_304, **problems.responses(404, 503)},
+    operation_id="getIssuerJwks",
+    summary="Public keys of one issuer",
+)
+def issuer_jwks(slug: str, request: Request, service: Service) -> Response:
+    return _jwks(request, service.jwks(slug))
+
+
+@router.get(
+    "/status-lists/{name}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/statuslist+jwt": {"schema": {"type": "string"}}}},
+        **_304,
+        **problems.responses(404, 503),
+    },
+    operation_id="getStatusList",
+    summary="A signed Token Status List (statuslist+jwt)",
+)
+def status_list(name: str, request: Request, service: Service, now: Now) -> Response:
+    token = service.status_list_token(name, now=now.replace(second=0, microsecond=0))
+    signed_part = token.rsplit(".", 1)[0].encode()
+    etag = 'W/"' + hashlib.sha256(signed_part).hexdigest()[:32] + '"'
+    response = Response(token, media_type="application/statuslist+jwt")
+    return _cacheable(
+        request, response, etag, f"public, max-age={service.settings.status_list_ttl}"
+    )
+
+
+@router.options("/.well-known/jwks.json", include_in_schema=False)
+@router.options("/issuers/{slug}/jwks.json", include_in_schema=False)
+@router.options("/status-lists/{name}", include_in_schema=False)
+def preflight() -> Response:
+    """CORS preflight, for pages that send If-None-Match themselves: GET only, no cookies."""
+    return Response(
+        status_code=204,
+        headers={
+            **CORS,
+            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+            "Access-Control-Allow-Headers": "If-None-Match",
+            "Access-Control-Max-Age": "86400",
+        },
+    )

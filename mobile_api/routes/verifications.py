@@ -1,0 +1,73 @@
+"""``POST /v1/verifications``: is this credential (JWT or printed QR text) valid right now?
+
+Anyone may call it (the public web verifier, rate-limited per address); an API client may
+authenticate and then sees more of the holder (``idsvc.online_verification.holder_for``). A
+credential that fails is an answer (200, ``valid: false``), not an error. ``/v1/verify`` is the
+deprecated first name of the same operation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+
+from idsvc.access_log import CheckedBy
+from idsvc.online_verification import holder_for
+from idsvc.verification import VerificationResult
+from mobile_api import problems
+from mobile_api.auth import Anyone, Caller
+from mobile_api.deps import JsonBody, Now, Verifier
+from mobile_api.json_body import StrictJsonRoute
+from mobile_api.schemas import VerificationRequest, VerificationResponse
+
+router = APIRouter(tags=["verification"], route_class=StrictJsonRoute)
+
+ERRORS = problems.responses(401, 413, 415, 422, 429, 503)
+
+
+def checked_by(caller: Caller) -> CheckedBy:
+    return CheckedBy(caller.client_id, caller.client_name, caller.address)
+
+
+def answer(result: VerificationResult, caller: Caller, now: datetime) -> dict[str, Any]:
+    """The result as the caller may see it."""
+    body = result.as_dict()
+    body["holder"] = holder_for(result, caller.scopes)
+    body["checked_at"] = now.isoformat()
+    return body
+
+
+@router.post(
+    "/v1/verifications",
+    response_model=VerificationResponse,
+    dependencies=[JsonBody],
+    responses=ERRORS,
+    operation_id="createVerification",
+    summary="Verify a credential (JWT or printed-card QR text)",
+    description="Always 200 with the result when the request is well formed: an invalid "
+    "credential is an answer (`valid: false` and reason codes), not an error. Anonymous "
+    "callers are rate-limited per address; send `Authorization: Bearer <client secret>` to be "
+    "counted as your client and to see more of the holder.",
+)
+def create_verification(
+    body: VerificationRequest, caller: Anyone, verifier: Verifier, now: Now
+) -> dict[str, Any]:
+    result = verifier.verify(body.credential, by=checked_by(caller), now=now)
+    return answer(result, caller, now)
+
+
+@router.post(
+    "/v1/verify",
+    response_model=VerificationResponse,
+    dependencies=[JsonBody],
+    responses=ERRORS,
+    operation_id="verifyCredentialDeprecated",
+    summary="Verify a credential (deprecated: use POST /v1/verifications)",
+    deprecated=True,
+)
+def verify(
+    body: VerificationRequest, caller: Anyone, verifier: Verifier, now: Now
+) -> dict[str, Any]:
+    return create_verification(body, caller, verifier, now)

@@ -1,0 +1,300 @@
+// The page: wires the scanner, NFC and paste box to the verifier, shows the result full
+// screen, keeps the trust data fresh. Every decoded value reaches the page through
+// textContent or a checked data: URL, never as HTML.
+
+import { initialLanguage, LANGUAGES, translate } from "./i18n.js";
+import { loadSnapshot, refresh } from "./store.js";
+import { verifyPresented } from "./verifier.js";
+import { decodeFile, scanCamera } from "./scanner.js";
+
+const $ = (id) => document.getElementById(id);
+const REFRESH_EVERY_MS = 60_000;
+const FIRST_REFRESH_WAIT_MS = 6_000;
+const SERVER_WAIT_MS = 8_000;
+// The headline when several reasons apply: the most serious first.
+const HEADLINE = [
+  "CARD_NOT_GENUINE", "BAD_SIGNATURE", "UNKNOWN_KEY", "MALFORMED", "REVOKED", "HOLDER_INACTIVE",
+  "SUSPENDED", "EXPIRED", "NOT_YET_VALID", "TRUST_STALE", "STATUS_UNAVAILABLE",
+];
+const RED = new Set(["CARD_NOT_GENUINE", "BAD_SIGNATURE", "UNKNOWN_KEY", "MALFORMED", "REVOKED", "HOLDER_INACTIVE"]);
+const PHOTO = /^data:image\/(jpeg|png|webp);base64,[A-Za-z0-9+/]+={0,2}$/;
+
+const state = { lang: "en", trust: null, oldest: null, config: null, last: null, refreshing: null };
+
+const t = (key, values) => translate(state.lang, key, values);
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+export function headline(result) {
+  if (result.valid) return "VALID";
+  return HEADLINE.find((r) => result.reasons.includes(r)) || result.reasons[0] || "MALFORMED";
+}
+
+function age(seconds) {
+  if (seconds < 3600) return t("minutes", { n: Math.max(0, Math.round(seconds / 60)) });
+  if (seconds < 2 * 86400) return t("hours", { n: Math.round(seconds / 3600) });
+  return t("days", { n: Math.round(seconds / 86400) });
+}
+
+function showDataAge() {
+  const element = $("data-age");
+  if (state.oldest === null) {
+    element.textContent = t("data_none");
+  } else {
+    element.textContent = t("data_age", { age: age(nowSeconds() - state.oldest) });
+  }
+  element.dataset.oldest = state.oldest ?? "";
+}
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang;
+  for (const element of document.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  document.title = t("title");
+  showDataAge();
+  if (state.last) render(state.last);
+}
+
+async function reloadTrust() {
+  const { snapshot, oldest, config } = await loadSnapshot();
+  state.trust = snapshot;
+  state.oldest = oldest;
+  state.config = config;
+  showDataAge();
+}
+
+/** Download what is due (everything with `force`); resolves to the number of failures. */
+async function refreshTrust({ force = false } = {}) {
+  if (!navigator.onLine) return 1;
+  state.refreshing ??= refresh({ force })
+    .then(async (failures) => { await reloadTrust(); return failures; })
+    .finally(() => { state.refreshing = null; });
+  return state.refreshing;
+}
+
+/** What was scanned or tapped: the fragment of a tap URL, else the text itself. */
+export function presentedText(raw) {
+  const text = raw.trim();
+  const hash = text.indexOf("#");
+  if (!/^https?:\/\//i.test(text) || hash < 0) return text;
+  try {
+    return decodeURIComponent(text.slice(hash + 1));
+  } catch {
+    return text.slice(hash + 1); // bad %-escapes: the verifier will call it MALFORMED
+  }
+}
+
+async function askServer(text) {
+  for (const path of state.config?.verify_api || ["/v1/verifications", "/v1/verify"]) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ credential: text }),
+      credentials: "omit",
+      signal: AbortSignal.timeout(SERVER_WAIT_MS),
+    });
+    if (response.status === 404 || response.status === 405) continue;
+    if (!response.ok) return null;
+    const body = await response.json();
+    return Array.isArray(body.reasons) && typeof body.valid === "boolean" ? body : null;
+  }
+  return null;
+}
+
+function setText(id, text) {
+  $(id).textContent = text || "";
+}
+
+function render({ local, server }) {
+  const shown = server || local;
+  const code = headline(shown);
+  const section = $("result");
+  section.className = code === "VALID" ? "green" : RED.has(code) ? "red" : "orange";
+  section.dataset.verdict = code;
+  section.dataset.source = server ? "server" : "phone";
+  section.dataset.reasons = shown.reasons.join(" ");
+  section.dataset.freshness = local.freshness || "";
+  setText("verdict", t(code));
+  setText("reason", t(`why_${code}`));
+  const holder = { ...(local.holder || {}), ...(server?.holder || {}) };
+  setText("holder-name", holder.name);
+  setText("holder-latin", holder.name_latin);
+  setText("holder-ministry", holder.ministry);
+  setText("holder-position", holder.position);
+  const photo = $("holder-photo");
+  const src = typeof holder.photo === "string" && PHOTO.test(holder.photo) ? holder.photo : null;
+  photo.hidden = !src;
+  if (src) photo.src = src; else photo.removeAttribute("src");
+  const expires = shown.expires_at ? new Date(shown.expires_at) : null;
+  // ISO dates (2031-11-24) read the same in every language and cannot be misread as M/D.
+  setText("expires", expires && !isNaN(expires) ? t("expires", { date: expires.toISOString().slice(0, 10) }) : "");
+  setText("phone-verdict", t("phone", { verdict: t(headline(local)) }));
+  setText("server-verdict", server ? t("server", { verdict: t(code) }) : t("offline"));
+  const stale = local.freshness === "stale";
+  setText("result-age", stale ? t("data_stale") : $("data-age").textContent);
+  $("home").hidden = true;
+  section.hidden = false;
+  $("again").focus();
+}
+
+async function verify(raw) {
+  const text = presentedText(raw);
+  const local = await verifyPresented(text, { trust: state.trust, now: nowSeconds() });
+  state.last = { local, server: null };
+  render(state.last);
+  if (!navigator.onLine) return;
+  try {
+    const server = await askServer(text);
+    if (server && state.last.local === local) {
+      state.last = { local, server };
+      render(state.last);
+    }
+  } catch {
+    // No answer from the service: the phone's own verdict stands, marked as offline.
+  }
+}
+
+function message(key) {
+  setText("message", key ? t(key) : "");
+}
+
+function wire() {
+  const select = $("language");
+  for (const [code, name] of Object.entries(LANGUAGES)) {
+    const option = document.createElement("option");
+    option.value = code;
+    option.textContent = name;
+    select.append(option);
+  }
+  select.value = state.lang;
+  select.addEventListener("change", () => {
+    state.lang = select.value;
+    localStorage.setItem("idsvc.lang", state.lang);
+    applyLanguage();
+  });
+
+  let scanning = null;
+  $("scan").addEventListener("click", async () => {
+    message(null);
+    scanning = new AbortController();
+    $("camera").hidden = false;
+    $("stop").hidden = false;
+    try {
+      const text = await scanCamera($("camera"), scanning.signal);
+      if (text) await verify(text);
+    } catch {
+      message("no_camera");
+    } finally {
+      $("camera").hidden = true;
+      $("stop").hidden = true;
+    }
+  });
+  $("stop").addEventListener("click", () => scanning?.abort());
+
+  $("photo").addEventListener("change", async (event) => {
+    message(null);
+    const file = event.target.files[0];
+    event.target.value = "";
+    if (!file) return;
+    let text = null;
+    try {
+      text = await decodeFile(file);
+    } catch {
+      text = null;
+    }
+    if (text) await verify(text); else message("no_code");
+  });
+
+  $("check").addEventListener("click", () => {
+    const text = $("paste").value;
+    if (text.trim()) verify(text);
+  });
+
+  if ("NDEFReader" in globalThis) {
+    $("tap").hidden = false;
+    $("tap").addEventListener("click", async () => {
+      try {
+        const reader = new globalThis.NDEFReader();
+        await reader.scan();
+        message("tap_ready");
+        reader.addEventListener("reading", ({ message: ndef }) => {
+          for (const record of ndef.records) {
+            if (record.recordType === "url" || record.recordType === "text") {
+              verify(new TextDecoder(record.encoding || "utf-8").decode(record.data));
+              return;
+            }
+          }
+        });
+      } catch {
+        message("no_nfc");
+      }
+    });
+  }
+
+  $("refresh").addEventListener("click", async () => {
+    message("refreshing");
+    const failures = await refreshTrust({ force: true }).catch(() => 1);
+    message(failures ? "update_failed" : "updated");
+  });
+
+  $("again").addEventListener("click", () => {
+    $("result").hidden = true;
+    $("home").hidden = false;
+    state.last = null;
+    history.replaceState(null, "", location.pathname + location.search);
+  });
+
+  window.addEventListener("online", () => refreshTrust());
+  setInterval(() => refreshTrust(), REFRESH_EVERY_MS);
+}
+
+function activated(registration) {
+  const worker = registration.installing || registration.waiting || registration.active;
+  if (!worker || worker.state === "activated") return Promise.resolve();
+  return new Promise((resolve) => {
+    worker.addEventListener("statechange", () => {
+      if (worker.state === "activated" || worker.state === "redundant") resolve();
+    });
+  });
+}
+
+/** Install the worker for the page and for the card's tap URLs (/v/<id>#<QR>), so both open
+ * offline; resolves once both are active. */
+async function registerWorker() {
+  if (!("serviceWorker" in navigator)) throw new Error("no service workers here");
+  const script = "/verify/sw.js";
+  const registrations = await Promise.all([
+    navigator.serviceWorker.register(script, { scope: "/verify/", type: "module" }),
+    navigator.serviceWorker.register(script, { scope: "/v/", type: "module" }),
+  ]);
+  await Promise.all(registrations.map(activated));
+  const registration = registrations[0];
+  if ("periodicSync" in registration) {
+    registration.periodicSync.register("idsvc-trust", { minInterval: 3600_000 }).catch(() => {});
+  }
+}
+
+async function start() {
+  state.lang = initialLanguage(localStorage.getItem("idsvc.lang"), navigator.languages);
+  wire();
+  applyLanguage();
+  await reloadTrust();
+  const first = navigator.onLine ? refreshTrust() : null;
+  if (first && location.hash.length > 1) {
+    // A tap URL: give the first refresh a moment so that a new phone has keys to check with.
+    await Promise.race([first.catch(() => {}), new Promise((r) => setTimeout(r, FIRST_REFRESH_WAIT_MS))]);
+  }
+  if (location.hash.length > 1) {
+    await verify(location.href);
+  } else if (location.pathname.startsWith("/v/")) {
+    message("no_payload"); // an older card whose link names the credential but carries no code
+  }
+  await (first || Promise.resolve()).catch(() => {});
+  document.documentElement.dataset.ready = "1";
+  // Installing the worker (it keeps the page for offline use) never holds the page up.
+  registerWorker()
+    .then(() => { document.documentElement.dataset.installed = "1"; })
+    .catch(() => {});
+}
+
+start();

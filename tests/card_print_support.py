@@ -1,0 +1,59 @@
+"""Shared by the printed-card tests: a synthetic portrait, the two QR decoders, and the damage a
+worn card photographed by a phone goes through."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import zxingcpp
+from PIL import Image, ImageDraw, ImageFilter
+
+QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+
+
+def portrait_bytes(fmt: str = "JPEG", size: tuple[int, int] = (900, 1200), **save: object) -> bytes:
+    """Head and shoulders on a plain background: enough structure for crop and resize checks."""
+    image = Image.new("RGB", size, (176, 196, 222))
+    draw = ImageDraw.Draw(image)
+    w, h = size
+    draw.ellipse((w * 0.3, h * 0.12, w * 0.7, h * 0.5), fill=(198, 156, 120))
+    draw.rectangle((w * 0.15, h * 0.55, w * 0.85, h), fill=(30, 40, 90))
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
+
+
+def zxing_texts(image: Image.Image) -> list[str]:
+    return [b.text for b in zxingcpp.read_barcodes(image, formats=QR_ONLY)]
+
+
+def zbarimg_texts(path: Path) -> list[str]:
+    """Debian's zbar (``zbarimg`` from zbar-tools), on the file as saved."""
+    exe = shutil.which("zbarimg")
+    assert exe, "zbarimg not found: apt-get install zbar-tools (scripts/system-packages test)"
+    proc = subprocess.run(
+        [exe, "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", str(path)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode in (0, 4), proc.stderr  # 4 = no symbol found
+    return [line for line in proc.stdout.decode("ascii").splitlines() if line]
+
+
+def phone_photo_of_worn_card(
+    image: Image.Image, dpi: int, *, angle: float = 4.0, blur: float = 1.0
+) -> bytes:
+    """Scaled to 150 dpi, rotated a few degrees, blurred (Gaussian, sigma in 150-dpi pixels),
+    saved as JPEG quality 40."""
+    scale = 150 / dpi
+    small = image.convert("RGB").resize(
+        (round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR
+    )
+    turned = small.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor="white")
+    blurred = turned.filter(ImageFilter.GaussianBlur(blur))
+    out = io.BytesIO()
+    blurred.save(out, "JPEG", quality=40)
+    return out.getvalue()
