@@ -1,4 +1,4 @@
-"""hardening: register corrections and state checks
+"""no schema change (hardening needed none); kept so that revision ids stay as released
 
 Revision ID: 0002
 Revises: 0001

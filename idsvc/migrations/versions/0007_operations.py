@@ -1,4 +1,4 @@
-"""operations (reserved for the operations developer)
+"""no schema change (operations needed none); kept so that revision ids stay as released
 
 Revision ID: 0007
 Revises: 0006
