@@ -13,6 +13,7 @@ it accepts, never a crash later. How to add a setting: give it a type and its li
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     status_list_size: int = Field(
         default=131072, ge=1024, le=4_194_304, description="entries per status list"
     )
-    # exp of a list token is 24 x ttl: between 24 minutes and 24 days.
+    # exp of a list token: see status_list_lifetime.
     status_list_ttl: int = Field(
         default=3600, ge=60, le=86400, description="status list token ttl (s)"
     )
@@ -270,6 +271,16 @@ class Settings(BaseSettings):
     @property
     def resolved_verify_url(self) -> str:
         return self.verify_url or f"{self.public_url.rstrip('/')}/v"
+
+    @property
+    def status_list_lifetime(self) -> timedelta:
+        """``exp - iat`` of a signed status list: 24 x ttl, and never shorter than the web
+        verifier's hard limit, so that an official working offline is stopped by the
+        ministry's limit (TRUST_STALE) and not earlier by the list token's own expiry."""
+        return max(
+            timedelta(seconds=self.status_list_ttl * 24),
+            timedelta(days=self.verifier_hard_limit_days),
+        )
 
     @property
     def resolved_server_secret_file(self) -> Path:

@@ -38,7 +38,6 @@ from keys.errors import KeysError
 from keys.signer import verify_signature
 
 PUBLISHED_INDEX = "index.json"
-LIFETIME_TTLS = 24  # a status-list token's exp is 24 x IDSVC_STATUS_LIST_TTL after its iat
 PROBE = b"idsvc readiness probe"
 
 
@@ -73,7 +72,7 @@ class PublishedList:
     signed_at: datetime
 
 
-def published_lists(folder: Path, *, ttl: int) -> list[PublishedList]:
+def published_lists(folder: Path, *, lifetime: timedelta) -> list[PublishedList]:
     """The status lists in ``folder/index.json`` (written by ``idsvc publish``).
 
     Raises ``ValueError`` (with what is wrong) when the index is missing or malformed.
@@ -87,7 +86,6 @@ def published_lists(folder: Path, *, ttl: int) -> list[PublishedList]:
     lists = index.get("status_lists") if isinstance(index, dict) else None
     if not isinstance(lists, dict):
         raise ValueError(f"{PUBLISHED_INDEX} has no status_lists")
-    lifetime = timedelta(seconds=ttl * LIFETIME_TTLS)
     found = []
     for name, entry in sorted(lists.items()):
         exp = entry.get("exp") if isinstance(entry, dict) else None
@@ -172,12 +170,12 @@ class Readiness:
         if folder is None:
             return Check("status_lists", True, "signed on request (no IDSVC_PUBLISHED_DIR)")
         try:
-            lists = published_lists(folder, ttl=settings.status_list_ttl)
+            lists = published_lists(folder, lifetime=settings.status_list_lifetime)
         except ValueError as exc:
             return Check("status_lists", False, str(exc))
         if not lists:
             return Check("status_lists", True, "no status lists yet")
-        margin = timedelta(seconds=settings.status_list_ttl * LIFETIME_TTLS / 4)
+        margin = settings.status_list_lifetime / 4
         soonest = min(lists, key=lambda p: p.exp)
         left = soonest.exp - now
         if left < margin:

@@ -399,6 +399,7 @@ class IdService:
                 iss=issuer.iss,
                 now=now,
                 ttl=self.settings.status_list_ttl,
+                lifetime=self.settings.status_list_lifetime,
             )
 
     def verify_audit(self) -> audit.AuditCheck:

@@ -162,13 +162,14 @@ def status_list_token(
     iss: str,
     now: datetime,
     ttl: int,
+    lifetime: timedelta,
 ) -> str:
     lst = build_list(session, list_row)
     claims = status_list_claims(
         lst,
         uri=list_row.uri,
         iat=int(now.timestamp()),
-        exp=int((now + timedelta(seconds=ttl * 24)).timestamp()),
+        exp=int((now + lifetime).timestamp()),
         ttl=ttl,
         iss=iss,
     )

@@ -194,7 +194,9 @@ class DatabaseCollector(Collector):
             labels=["list"],
         )
         try:
-            lists = published_lists(settings.published_dir, ttl=settings.status_list_ttl)
+            lists = published_lists(
+                settings.published_dir, lifetime=settings.status_list_lifetime
+            )
         except ValueError:
             lists = []
         now = datetime.now(UTC)

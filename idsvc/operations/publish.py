@@ -13,8 +13,9 @@ sees the old file or the new one, never half of one. JWKS go first: a verifier t
 list signed by a new key finds that key already published.
 
 A list is re-signed when its bits changed (a revocation must reach verifiers) or when less than
-half of its lifetime (``exp`` = 24 x ttl) is left; otherwise it is left alone, so the CDN does
-not churn. ``next_due`` says when the next re-signing is needed at the latest.
+half of its lifetime (``exp - iat``, ``Settings.status_list_lifetime``) is left; otherwise it
+is left alone, so the CDN does not churn. ``next_due`` says when the next re-signing is
+needed at the latest.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from idsvc.storage.tables import StatusListRow
 
 INDEX = "index.json"
 DEFAULT_JWKS = ".well-known/jwks.json"
-LIFETIME_TTLS = 24  # status_store signs exp = iat + 24 x ttl
 
 
 @dataclass
@@ -97,6 +97,7 @@ def publish(
     out: Path,
     now: datetime,
     ttl: int,
+    lifetime: timedelta,
     default_slug: str,
 ) -> PublishReport:
     out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +111,6 @@ def publish(
         _put(out, f"issuers/{issuer.slug}/jwks.json", jwks, report)
         if issuer.slug == default_slug:
             _put(out, DEFAULT_JWKS, jwks, report)
-    lifetime = timedelta(seconds=ttl * LIFETIME_TTLS)
     by_id = {i.id: i for i in issuers}
     lists: dict[str, dict[str, Any]] = {}
     for row in session.execute(select(StatusListRow).order_by(StatusListRow.id)).scalars():
@@ -132,7 +132,13 @@ def publish(
         else:
             issuer = by_id[row.issuer_id]
             token = status_list_token(
-                session, row, signer_for(issuer), iss=issuer.iss, now=now, ttl=ttl
+                session,
+                row,
+                signer_for(issuer),
+                iss=issuer.iss,
+                now=now,
+                ttl=ttl,
+                lifetime=lifetime,
             )
             write_atomically(out / rel, token.encode())
             report.written.append(rel)

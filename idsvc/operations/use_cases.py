@@ -77,5 +77,6 @@ class Operations:
                 out=out,
                 now=now,
                 ttl=svc.settings.status_list_ttl,
+                lifetime=svc.settings.status_list_lifetime,
                 default_slug=DEFAULT_ISSUER,
             )

@@ -76,8 +76,8 @@ def test_published_files_verify_independently_and_follow_revocations(
     assert after.written == lists
     assert _status_of(out, first.token) == 1 and _status_of(out, second.token) == 0
 
-    # Re-signed before expiry: past half of its 24 x ttl lifetime, the list is signed again.
-    lifetime = timedelta(seconds=service.settings.status_list_ttl * 24)
+    # Re-signed before expiry: past half of its lifetime, the list is signed again.
+    lifetime = service.settings.status_list_lifetime
     assert after.next_due is not None
     assert after.next_due == NOW + timedelta(minutes=6) + lifetime / 2
     late = NOW + timedelta(minutes=6) + lifetime / 2 + timedelta(seconds=1)
