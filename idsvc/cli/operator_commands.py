@@ -101,6 +101,14 @@ def report_pending(pending: Pending) -> None:
     )
 
 
+def report_outcome(result: str | Pending) -> None:
+    """What a sensitive action came to: done (its one-line outcome) or held for approval."""
+    if isinstance(result, Pending):
+        report_pending(result)
+    else:
+        console.print(escape(result))
+
+
 def report_enrolment(enrolment: Enrolment) -> None:
     op = enrolment.operator
     console.print(f"operator [bold]{op.name}[/] ({op.role}, office {escape(op.office)}) ready.")
@@ -298,10 +306,7 @@ def declare_lost(
         c = centre()
         by = acting(c, operator, otp, password_stdin)
         result = c.reissue_after_loss(employee_id, reason=reason, by=by, now=_now())
-        if isinstance(result, Pending):
-            report_pending(result)
-        else:
-            console.print(escape(result))
+        report_outcome(result)
 
 
 def correct_status(
@@ -328,10 +333,7 @@ def correct_status(
         result = c.correct_status(
             employee_id, status=status, reason=reason, by=by, now=_now(), status_date=when
         )
-        if isinstance(result, Pending):
-            report_pending(result)
-        else:
-            console.print(escape(result))
+        report_outcome(result)
 
 
 def register(app: typer.Typer) -> None:
@@ -370,7 +372,4 @@ def rotate_as_operator(
         c = centre()
         by = acting(c, operator, otp, password_stdin)
         result = c.rotate_key(issuer_slug=issuer, by=by, now=_now())
-        if isinstance(result, Pending):
-            report_pending(result)
-        else:
-            console.print(escape(result))
+        report_outcome(result)
