@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,8 +32,8 @@ from idsvc.errors import (
 )
 from idsvc.formats.desk_proof import MAX_SKEW, ProofInvalid, read_proof
 from idsvc.operator_secrets import token_hash
-from idsvc.operators import check_office
-from idsvc.storage.desk_tables import DeskNonceRow, DeskRow, OperatorSessionRow
+from idsvc.operators import check_office, end_sessions
+from idsvc.storage.desk_tables import DeskNonceRow, DeskRow
 from keys.errors import KeysError
 from keys.jwk import PublicKey, public_jwk, public_key_from_jwk, thumbprint
 
@@ -152,7 +152,7 @@ def new_enrolment_code(
     row.key_thumbprint = None
     row.enrolled_at = None
     row.changed_at = now
-    _end_desk_sessions(session, row.id, now)
+    end_sessions(session, now, desk_id=row.id)
     audit.record(
         session, at=now, actor=actor, action="desk.reenrol", target_type="desk", target_id=name
     )
@@ -165,14 +165,6 @@ def list_desks(session: Session) -> list[DeskView]:
     ]
 
 
-def _end_desk_sessions(session: Session, desk_id: int, now: datetime) -> None:
-    session.execute(
-        update(OperatorSessionRow)
-        .where(OperatorSessionRow.desk_id == desk_id, OperatorSessionRow.ended_at.is_(None))
-        .values(ended_at=now)
-    )
-
-
 def set_enabled(
     session: Session, name: str, *, enabled: bool, actor: str, now: datetime
 ) -> DeskView:
@@ -180,7 +172,7 @@ def set_enabled(
     row.enabled = enabled
     row.changed_at = now
     if not enabled:
-        _end_desk_sessions(session, row.id, now)
+        end_sessions(session, now, desk_id=row.id)
     audit.record(
         session,
         at=now,

@@ -140,10 +140,20 @@ def _row(session: Session, name: str, *, lock: bool = False) -> OperatorRow:
     return row
 
 
-def _end_sessions(session: Session, operator_id: int, now: datetime) -> None:
+def end_sessions(
+    session: Session, now: datetime, *, operator_id: int | None = None, desk_id: int | None = None
+) -> None:
+    """End every open session of an operator, or every open session at a desk."""
+    if (operator_id is None) == (desk_id is None):
+        raise ValueError("name exactly one of operator_id and desk_id")
+    owner = (
+        OperatorSessionRow.operator_id == operator_id
+        if operator_id is not None
+        else OperatorSessionRow.desk_id == desk_id
+    )
     session.execute(
         update(OperatorSessionRow)
-        .where(OperatorSessionRow.operator_id == operator_id, OperatorSessionRow.ended_at.is_(None))
+        .where(owner, OperatorSessionRow.ended_at.is_(None))
         .values(ended_at=now)
     )
 
@@ -224,7 +234,7 @@ def set_enabled(
         row.failed_logins = 0
         row.locked_until = None
     else:
-        _end_sessions(session, row.id, now)
+        end_sessions(session, now, operator_id=row.id)
     audit.record(
         session,
         at=now,
@@ -245,7 +255,7 @@ def reset_totp(
     row.totp_sealed = seal(seal_key, secret, owner=name)
     row.totp_last_step = None
     row.changed_at = now
-    _end_sessions(session, row.id, now)
+    end_sessions(session, now, operator_id=row.id)
     audit.record(
         session,
         at=now,
@@ -267,7 +277,7 @@ def set_password(
     row.failed_logins = 0
     row.locked_until = None
     row.changed_at = now
-    _end_sessions(session, row.id, now)
+    end_sessions(session, now, operator_id=row.id)
     audit.record(
         session,
         at=now,
