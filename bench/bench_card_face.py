@@ -35,13 +35,12 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cardio import qr
 from cardio.card_face import CardFaceData, CardRenderer, SheetWriter, save_png
 from idsvc.photos import normalise_photo
+from tests.card_print_support import portrait_bytes
 
 BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 SAMPLE = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.csv"
@@ -52,11 +51,7 @@ def records(count: int) -> list[CardFaceData]:
     by_script: dict[str, list[list[str]]] = {"LA": [], "KH": []}
     for row in rows:
         by_script[row[0][:2]].append(row)
-    portrait = Image.new("RGB", (900, 1200), (176, 196, 222))
-    ImageDraw.Draw(portrait).ellipse((270, 150, 630, 600), fill=(198, 156, 120))
-    buffer = io.BytesIO()
-    portrait.save(buffer, "JPEG", quality=92)
-    face = normalise_photo(buffer.getvalue()).face_jpeg
+    face = normalise_photo(portrait_bytes(quality=92)).face_jpeg  # a real face: it is detected
     rng = random.Random(169)
     out: list[CardFaceData] = []
     seen: set[str] = set()

@@ -50,12 +50,12 @@ SAMPLE = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.
 
 def register_payloads() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(employee id, QR text) for each active person of the sample register, without and with
-    a QR photo (issued in a temp home; the photo is a synthetic portrait)."""
-    from PIL import Image, ImageDraw
-
+    a QR photo (issued in a temp home; the photo is the tests' real portrait: the photo
+    store needs a face it can detect)."""
     from idsvc.config import Settings
     from idsvc.photos import Photos
     from idsvc.service import IdService
+    from tests.card_print_support import portrait_bytes
 
     now = datetime.now(UTC)
     plain: list[tuple[str, str]] = []
@@ -69,10 +69,7 @@ def register_payloads() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         svc = IdService.from_settings(settings, lambda: b"bench passphrase, not secret")
         svc.init(now=now, actor="bench")
         svc.import_hr(SAMPLE.read_bytes(), source_name=SAMPLE.name, actor="bench", now=now)
-        portrait = Image.new("RGB", (600, 800), (176, 196, 222))
-        ImageDraw.Draw(portrait).ellipse((180, 100, 420, 400), fill=(198, 156, 120))
-        buffer = io.BytesIO()
-        portrait.save(buffer, "JPEG")
+        portrait = portrait_bytes(size=(600, 800))
         for line in SAMPLE.read_text(encoding="utf-8").splitlines()[1:]:
             employee_id, status = line.split(",")[0], line.split(",")[10]
             if status != "active":
@@ -80,7 +77,7 @@ def register_payloads() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
             view = svc.issue(employee_id, actor="bench", now=now)
             assert view.qr_text
             plain.append((employee_id, view.qr_text))
-            Photos(svc.db).store(employee_id, buffer.getvalue(), actor="bench", now=now)
+            Photos(svc.db).store(employee_id, portrait, actor="bench", now=now)
             view = svc.issue(employee_id, actor="bench", now=now, qr_photo=True)
             assert view.qr_text
             with_photo.append((employee_id, view.qr_text))

@@ -8,8 +8,11 @@ synthetic register of ``--people`` persons with long names in both scripts (Lao 
 Latin) and long ministry/unit/position texts. Each record is signed for real (a fresh key), as
 issuance does it: both the JWT and the Claim 169 QR, with the status list on the issuer's host
 (``https://id.<ministry>.gov.xx/status-lists/<16 hex>``) and, for comparison, on another host
-(``http://127.0.0.1:8000``, the out-of-the-box ``IDSVC_PUBLIC_URL``). Goal: version ≤ 13 for a
-typical record (no photo). Not a test: nothing here asserts.
+(``http://127.0.0.1:8000``, the out-of-the-box ``IDSVC_PUBLIC_URL``), and with an ``iss`` that
+is the issuer's host alone (``https://id.mcs.gov.kh``: a deployment's choice, not the default
+``.../issuers/default``). First, where the bytes of a typical Lao and a typical Khmer record go,
+field by field (CBOR bytes of key and value). Goal: version ≤ 13 for a typical record (no
+photo). Not a test: nothing here asserts.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import zlib
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import cbor2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,12 +48,13 @@ SAME_HOST = "https://id.mcs.gov.kh"
 OTHER_HOST = "http://127.0.0.1:8000"
 
 
-def _row(holder: Holder, sex: str, birth: date | None, status_base: str) -> PrintedCredential:
+def _row(
+    holder: Holder, sex: str, birth: date | None, status_base: str, iss: str = ISS
+) -> PrintedCredential:
     return PrintedCredential(
         credential_id=str(uuid.uuid4()),
-        issuer=ISS,
+        issuer=iss,
         issued_at=int(NOW.timestamp()),
-        not_before=int(NOW.timestamp()),
         expires_at=int((NOW + timedelta(days=1825)).timestamp()),
         employee_id=holder.employee_id,
         name_latin=holder.name_latin,
@@ -56,9 +62,7 @@ def _row(holder: Holder, sex: str, birth: date | None, status_base: str) -> Prin
         sex=sex or None,
         date_of_birth=birth,
         ministry=holder.ministry,
-        unit=holder.unit,
         position=holder.position,
-        grade=holder.grade,
         category=holder.category,
         card_serial=holder.card_serial,
         status_uri=f"{status_base}/status-lists/{secrets.token_hex(8)}",
@@ -66,9 +70,9 @@ def _row(holder: Holder, sex: str, birth: date | None, status_base: str) -> Prin
     )
 
 
-def _jwt(holder: Holder, signer: FileSigner, status_base: str) -> str:
+def _jwt(holder: Holder, signer: FileSigner, status_base: str, iss: str = ISS) -> str:
     claims = credential_claims(
-        iss=ISS,
+        iss=iss,
         jti=str(uuid.uuid4()),
         holder=holder,
         issued_at=NOW,
@@ -160,20 +164,58 @@ def synthetic_people(count: int) -> list[tuple[Holder, str, date]]:
 
 
 def measure(
-    people: list[tuple[Holder, str, date]], signer: FileSigner, *, birth: bool, base: str
+    people: list[tuple[Holder, str, date]],
+    signer: FileSigner,
+    *,
+    birth: bool,
+    base: str,
+    iss: str = ISS,
 ) -> list[tuple[str, int, int, int, int, int]]:
     """(employee id, COSE bytes, zlib bytes, QR chars, QR version, JWT version) per person."""
     rows = []
     for holder, sex, born in people:
-        text = encode(_row(holder, sex, born if birth else None, base), signer)
+        text = encode(_row(holder, sex, born if birth else None, base, iss), signer)
         compressed = b45decode(text)
         cose = zlib.decompress(compressed)
-        jwt_version = version_for(_jwt(holder, signer, base)).version
+        jwt_version = version_for(_jwt(holder, signer, base, iss)).version
         qr_version = version_for(text).version
         rows.append(
             (holder.employee_id, len(cose), len(compressed), len(text), qr_version, jwt_version)
         )
     return rows
+
+
+def _size(value: object) -> int:
+    return len(cbor2.dumps(value, canonical=True))
+
+
+def breakdown(holder: Holder, sex: str, signer: FileSigner) -> None:
+    """Where one record's bytes go: each claim (key and value), the header, the signature."""
+    text = encode(_row(holder, sex, None, SAME_HOST), signer)
+    compressed = b45decode(text)
+    cose = zlib.decompress(compressed)
+    protected, _, payload, signature = cbor2.loads(cose).value
+    claims = cbor2.loads(payload)
+    parts: list[tuple[str, int]] = [
+        ("protected header (alg, kid hint)", _size(protected)),
+        ("signature", _size(signature)),
+        ("COSE framing (tag, array, {}, payload head)", len(cose) - len(payload)
+         - _size(protected) - _size(signature)),
+        ("claims map head", len(payload) - sum(_size(k) + _size(v) for k, v in claims.items())),
+    ]  # fmt: skip
+    names = {1: "iss", 4: "exp", 5: "nbf", 6: "iat", 7: "cti", 169: "169", -65537: "-65537"}
+    for key, value in claims.items():
+        if isinstance(value, dict):
+            parts.append((f"{names[key]} key and map head", _size(key) + _size(value)
+                          - sum(_size(k) + _size(v) for k, v in value.items())))  # fmt: skip
+            parts += [(f"  {names[key]}/{k}", _size(k) + _size(v)) for k, v in value.items()]
+        else:
+            parts.append((names.get(key, str(key)), _size(key) + _size(value)))
+    print(f"{holder.employee_id}: COSE {len(cose)} bytes, zlib {len(compressed)}, "
+          f"QR text {len(text)} chars, version {version_for(text).version}")  # fmt: skip
+    assert sum(size for _, size in parts) == len(cose)
+    for name, size in parts:
+        print(f"    {name:46} {size:4}")
 
 
 def summary(name: str, rows: list[tuple[str, int, int, int, int, int]]) -> None:
@@ -201,6 +243,10 @@ def main() -> None:
         sample = sample_people()
         rows = measure(sample, signer, birth=False, base=SAME_HOST)
         if not args.quiet:
+            lao = next(p for p in sample if p[0].employee_id.startswith("LA-"))
+            khmer = next(p for p in sample if p[0].employee_id == "KH-MCS-010002")
+            for holder, sex, _ in (lao, khmer):
+                breakdown(holder, sex, signer)
             print(f"{'employee id':18} {'COSE':>5} {'zlib':>5} {'chars':>5} {'QR v':>4} "
                   f"{'JWT v':>5}   (ECC M, {args.alg}, no photo, no birth date)")  # fmt: skip
             for row in rows:
@@ -209,6 +255,10 @@ def main() -> None:
         summary(
             "sample register, status list on another host",
             measure(sample, signer, birth=False, base=OTHER_HOST),
+        )
+        summary(
+            f"sample register, iss = the issuer host alone ({SAME_HOST})",
+            measure(sample, signer, birth=False, base=SAME_HOST, iss=SAME_HOST),
         )
         summary(
             "sample register, with birth date (IDSVC_QR_DATE_OF_BIRTH)",

@@ -213,27 +213,36 @@ def reject(
     return ApprovalView.of(row, now)
 
 
-def expire_due(session: Session, *, now: datetime) -> int:
-    """Close pending approvals past their time (recorded, so the audit shows they lapsed)."""
-    rows = (
-        session.execute(
-            select(ApprovalRow)
-            .where(ApprovalRow.state == "pending", ApprovalRow.expires_at < now)
-            .with_for_update()
-        )
-        .scalars()
-        .all()
+def expire_due(
+    session: Session, *, now: datetime, actor: str = "system", limit: int | None = None
+) -> int:
+    """Close pending approvals past their time (recorded, so the audit shows they lapsed).
+
+    At most ``limit`` per call; rows another transaction holds (an approval being decided
+    right now) are skipped on PostgreSQL, and the next sweep takes them if still due."""
+    query = (
+        select(ApprovalRow)
+        .where(ApprovalRow.state == "pending", ApprovalRow.expires_at < now)
+        .order_by(ApprovalRow.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
+    rows = session.execute(query).scalars().all()
     for row in rows:
         row.state = "expired"
         row.decided_at = now
         audit.record(
             session,
             at=now,
-            actor="system",
+            actor=actor,
             action="approval.expire",
             target_type="approval",
             target_id=row.id,
-            details={"action": row.action, "requested_by": row.requested_by},
+            details={
+                "action": row.action,
+                "target": row.target,
+                "requested_by": row.requested_by,
+                "expired_at": row.expires_at.isoformat(),
+            },
         )
     return len(rows)

@@ -30,6 +30,7 @@ from typing import Any, Final
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from idsvc.change_events import CREDENTIAL_EVENTS, EMPLOYEE_EVENTS, EVENT_TYPES
 from idsvc.errors import ChangeFeedError, InvalidCursor
 from idsvc.storage.db import Database
 from idsvc.storage.payroll_tables import (
@@ -40,20 +41,6 @@ from idsvc.storage.payroll_tables import (
 )
 from idsvc.storage.tables import AuditHeadRow
 
-EMPLOYEE_EVENTS: Final = {
-    "retired": "employee.retired",
-    "deceased": "employee.deceased",
-    "dismissed": "employee.dismissed",
-    "suspended": "employee.suspended",
-    "active": "employee.reinstated",
-}
-CREDENTIAL_EVENTS: Final = {
-    "revoked": "credential.revoked",
-    "suspended": "credential.suspended",
-    "live": "credential.reinstated",
-    "superseded": "credential.superseded",
-}
-EVENT_TYPES: Final = frozenset(EMPLOYEE_EVENTS.values()) | frozenset(CREDENTIAL_EVENTS.values())
 MAX_PAGE: Final = 10_000
 _CURSOR_TAG: Final = b"cf1:"
 _INSERT_CHUNK: Final = 1000

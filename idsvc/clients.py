@@ -6,6 +6,11 @@ and ``rotate_secret`` and never stored. Every ``authenticate`` reads the row (on
 lookup), so a disabled client or a rotated-out secret is refused on its very next request, on
 every worker and machine: there is no cache to outlive a change.
 
+A client may also be bound to the TLS certificate a bank presents to the reverse proxy (mutual
+TLS): the SHA-256 of the certificate's DER. Such a client authenticates by its certificate,
+passed on by a trusted proxy (``mobile_api.auth``), optionally with its secret as well; its
+secret alone is refused, so a leaked secret without the bank's private key opens nothing.
+
 Errors: ``idsvc.errors.ApiClientError`` and its subclasses.
 """
 
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -42,6 +49,7 @@ _ID_HEX = 16
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")
 # Compared against when the client id is unknown, so that both paths do the same work.
 _NO_HASH = hashlib.sha256(b"no such client").hexdigest()
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class ApiClientView:
     enabled: bool
     created_at: datetime
     secret_rotated_at: datetime
+    cert_sha256: str | None = None
 
     @classmethod
     def of(cls, row: ApiClientRow) -> ApiClientView:
@@ -62,6 +71,7 @@ class ApiClientView:
             row.enabled,
             row.created_at,
             row.secret_rotated_at,
+            row.cert_sha256,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,6 +82,7 @@ class ApiClientView:
             "enabled": self.enabled,
             "created_at": self.created_at.isoformat(),
             "secret_rotated_at": self.secret_rotated_at.isoformat(),
+            "cert_sha256": self.cert_sha256,
         }
 
 
@@ -80,6 +91,31 @@ def hash_secret(secret: str) -> str:
     # nothing to brute-force and no need for a slow password hash (argon2/scrypt exist to
     # protect low-entropy human passwords and would cost ~50 ms of CPU on every API request).
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def certificate_fingerprint(fingerprint: str) -> str:
+    """A SHA-256 certificate fingerprint as stored: 64 lowercase hex digits, from any usual
+    spelling (``AB:CD:...``, upper or lower case)."""
+    value = fingerprint.strip().replace(":", "").lower()
+    if not _FINGERPRINT.fullmatch(value):
+        raise ApiClientError(
+            "a certificate fingerprint is the SHA-256 of the certificate's DER: 64 hex digits "
+            "(colons allowed)"
+        )
+    return value
+
+
+def fingerprint_of_certificate(data: bytes) -> str:
+    """The SHA-256 fingerprint of a certificate given as PEM or DER."""
+    try:
+        cert = (
+            x509.load_pem_x509_certificate(data)
+            if data.lstrip().startswith(b"-----BEGIN")
+            else x509.load_der_x509_certificate(data)
+        )
+    except ValueError:
+        raise ApiClientError("not an X.509 certificate (PEM or DER)") from None
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def _new_secret(client_id: str) -> str:
@@ -134,11 +170,18 @@ class ApiClients:
         return row
 
     def add(
-        self, name: str, scopes: Iterable[str], now: datetime, *, actor: str = "admin"
+        self,
+        name: str,
+        scopes: Iterable[str],
+        now: datetime,
+        *,
+        actor: str = "admin",
+        cert_sha256: str | None = None,
     ) -> tuple[ApiClientView, str]:
         """Create a client; return it and its secret (shown once, stored only as a hash)."""
         _check_name(name)
         wanted = check_scopes(scopes)
+        cert = certificate_fingerprint(cert_sha256) if cert_sha256 is not None else None
         client_id = secrets.token_hex(_ID_HEX // 2)
         secret = _new_secret(client_id)
         try:
@@ -147,11 +190,14 @@ class ApiClients:
                     select(ApiClientRow.id).where(ApiClientRow.name == name)
                 ).first():
                     raise ApiClientExists(name)
+                if cert is not None:
+                    self._check_cert_free(session, cert, None)
                 row = ApiClientRow(
                     id=client_id,
                     name=name,
                     scopes=" ".join(sorted(wanted)),
                     secret_hash=hash_secret(secret),
+                    cert_sha256=cert,
                     enabled=True,
                     created_at=now,
                     secret_rotated_at=now,
@@ -166,7 +212,11 @@ class ApiClients:
                     action="client.add",
                     target_type="api_client",
                     target_id=name,
-                    details={"client_id": client_id, "scopes": sorted(wanted)},
+                    details={
+                        "client_id": client_id,
+                        "scopes": sorted(wanted),
+                        "cert_sha256": cert,
+                    },
                 )
                 view = ApiClientView.of(row)
         except IntegrityError as exc:  # a concurrent add of the same name
@@ -225,13 +275,71 @@ class ApiClients:
             )
             return ApiClientView.of(row), secret
 
+    @staticmethod
+    def _check_cert_free(session: Session, cert: str, name: str | None) -> None:
+        holder = session.execute(
+            select(ApiClientRow.name).where(ApiClientRow.cert_sha256 == cert)
+        ).scalar_one_or_none()
+        if holder is not None and holder != name:
+            # One certificate, one client: otherwise the proxy's header would not say who.
+            raise ApiClientError(f"this certificate is registered for client {holder!r}")
+
+    def set_certificate(
+        self, name: str, cert_sha256: str | None, now: datetime, *, actor: str = "admin"
+    ) -> ApiClientView:
+        """Bind the client to a TLS certificate (its SHA-256), or unbind it (None)."""
+        cert = certificate_fingerprint(cert_sha256) if cert_sha256 is not None else None
+        try:
+            with self._db.transaction() as session:
+                row = self._by_name(session, name)
+                if cert is not None:
+                    self._check_cert_free(session, cert, name)
+                if row.cert_sha256 != cert:
+                    row.cert_sha256 = cert
+                    row.updated_at = now
+                    audit.record(
+                        session,
+                        at=now,
+                        actor=actor,
+                        action="client.certificate",
+                        target_type="api_client",
+                        target_id=name,
+                        details={"client_id": row.id, "cert_sha256": cert},
+                    )
+                return ApiClientView.of(row)
+        except IntegrityError as exc:  # the same certificate bound concurrently elsewhere
+            raise ApiClientError("this certificate is registered for another client") from exc
+
     def authenticate(self, secret: str, now: datetime) -> ApiClientView:
-        """The enabled client whose current secret this is; else ``AuthenticationFailed``."""
+        """The enabled client whose current secret this is; else ``AuthenticationFailed``.
+
+        A client bound to a certificate is refused here: it must come through the proxy with
+        its certificate (``authenticate_certificate``)."""
         client_id = _client_id_of(secret)
         with self._db.transaction() as session:
             row = session.get(ApiClientRow, client_id) if client_id else None
             stored = row.secret_hash if row is not None else _NO_HASH
             matches = hmac.compare_digest(stored, hash_secret(secret))
-            if row is None or not matches or not row.enabled:
+            if row is None or not matches or not row.enabled or row.cert_sha256 is not None:
+                raise AuthenticationFailed()
+            return ApiClientView.of(row)
+
+    def authenticate_certificate(
+        self, cert_sha256: str, secret: str | None, now: datetime
+    ) -> ApiClientView:
+        """The enabled client bound to this certificate; with ``secret``, it must also be that
+        client's current secret. Else ``AuthenticationFailed`` (one error for every cause)."""
+        if not _FINGERPRINT.fullmatch(cert_sha256):
+            raise AuthenticationFailed()
+        with self._db.transaction() as session:
+            row = session.execute(
+                select(ApiClientRow).where(ApiClientRow.cert_sha256 == cert_sha256)
+            ).scalar_one_or_none()
+            if row is None or not row.enabled:
+                raise AuthenticationFailed()
+            if secret is not None and not (
+                _client_id_of(secret) == row.id
+                and hmac.compare_digest(row.secret_hash, hash_secret(secret))
+            ):
                 raise AuthenticationFailed()
             return ApiClientView.of(row)

@@ -12,6 +12,7 @@ it accepts, never a crash later. How to add a setting: give it a type and its li
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The issuer slug commands and use cases act for when none is named (here, not in idsvc.service,
+# so that the command line can offer it as a default without importing the database layer).
+DEFAULT_ISSUER = "default"
 
 
 def _default_home() -> Path:
@@ -105,6 +110,11 @@ class Settings(BaseSettings):
     check_retention_days: int = Field(
         default=365, ge=1, description="days the who-checked-whom log is kept"
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks (CIDR) of the reverse proxies whose "
+        "X-Client-Cert header (the mutual-TLS client certificate) is believed; empty: none",
+    )
     check_log_flush: float = Field(
         default=1.0, ge=0, le=60, description="seconds checks wait in memory before written"
     )
@@ -124,6 +134,15 @@ class Settings(BaseSettings):
     )
     webhook_max_attempts: int = Field(
         default=20, ge=1, le=100, description="delivery attempts before a webhook is failed"
+    )
+    webhook_first_retry: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds before a failed webhook delivery is tried again (doubles each time)",
+    )
+    webhook_max_retry: float = Field(
+        default=6 * 3600.0, gt=0, le=86400, description="longest wait between delivery attempts"
     )
     operator_key_file: Path | None = Field(
         default=None,
@@ -243,6 +262,19 @@ class Settings(BaseSettings):
         unknown = {a.strip() for a in value.split(",") if a.strip()} - set(ACTIONS)
         if unknown:
             raise ValueError(f"unknown action(s) {sorted(unknown)}; known: {', '.join(ACTIONS)}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{item.strip()[:64]!r} is not an IP address or network (CIDR)"
+                    ) from None
         return value
 
     @property

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc import audit, change_feed
+from idsvc import status_versions as status_versions  # registers the version bump hooks
 from idsvc.errors import InvalidTransition, UnknownCredential
 from idsvc.formats.hr_csv import ENDED_STATUSES
 from idsvc.formats.status_list import Status

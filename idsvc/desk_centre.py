@@ -6,13 +6,21 @@ operator's session, which is bound to that desk. The operator's and the desk's n
 the audit of each step (``name@desk``). Check and begin need the ``issuer`` role. A desk can
 confirm or abandon only what was begun from that same desk; confirming twice answers the same
 (so a desk that lost the answer to its confirm can simply ask again).
+
+Beyond issuing, a desk checks a card's credential (any signed-in operator), gets what a card
+face shows and is allowed to wipe a card (``issuer``; both audited here, as the desk keeps no
+log), stores photos (``registrar``), and asks for the actions maker-checker may hold
+(revocation, re-issue after loss, HR correction) through the ``Centre`` facade, exactly as at
+the console, with ``name@desk`` as the actor.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -20,21 +28,31 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc import desks, operators
+from cardio.card_face import CardFaceData
+from idsvc import audit, card_faces, desks, operators, photos
 from idsvc.approvals import ApprovalView
-from idsvc.centre import Centre
+from idsvc.centre import Centre, Pending
 from idsvc.desks import DeskRequest, DeskView
-from idsvc.errors import IssuanceNotPending, NotPermitted, OperatorError, UnknownCredential
+from idsvc.errors import (
+    IssuanceNotPending,
+    NotPermitted,
+    OperatorError,
+    PhotoRejected,
+    UnknownCredential,
+)
 from idsvc.formats.jws import sign_compact
 from idsvc.issuance import PendingIssuance
 from idsvc.operators import Actor, LoginSession
+from idsvc.photos import PhotoInfo
 from idsvc.service import CredentialView
 from idsvc.storage.desk_tables import DeskRow
 from idsvc.storage.tables import LIVE_STATES, CredentialRow
+from idsvc.verification import VerificationResult
 from keys.errors import KeysError
 from keys.jwk import public_key_from_jwk
 
 ISSUE_ROLES = frozenset({"issuer"})
+PHOTO_ROLES = frozenset({"registrar"})
 RECEIPT_TYP = "desk-enrolment+jwt"
 
 
@@ -158,9 +176,11 @@ class DeskCentre:
             raise NotPermitted(f"desk {desk.name} is not of office {actor.office}")
         return actor
 
-    def issuer_actor(self, request: DeskRequest, token: str, *, now: datetime) -> Actor:
+    def issuer_actor(
+        self, request: DeskRequest, token: str, *, now: datetime, what: str = "issue cards"
+    ) -> Actor:
         actor = self.operator_actor(request, token, now=now)
-        operators.require_role(actor, ISSUE_ROLES, "issue cards")
+        operators.require_role(actor, ISSUE_ROLES, what)
         return actor
 
     def logout(self, request: DeskRequest, token: str, *, now: datetime) -> None:
@@ -249,6 +269,122 @@ class DeskCentre:
         self.service.abandon_issuance(
             credential_id, reason=reason[:200], actor=actor.audit_name, now=now
         )
+
+    # -- the card at the desk: read, verify, wipe, print -----------------------------------------
+    def verify_card(
+        self,
+        request: DeskRequest,
+        token: str,
+        credential: str,
+        *,
+        card_jwk: dict[str, Any] | None,
+        now: datetime,
+    ) -> VerificationResult:
+        """Check what a card holds against the register (signature, status, holder, and that
+        the credential names the card's key); any signed-in operator may read a card."""
+        self.operator_actor(request, token, now=now)
+        card_key = None
+        if card_jwk is not None:
+            try:
+                card_key = public_key_from_jwk(card_jwk)
+            except KeysError as exc:
+                raise NotPermitted(f"the card key is not a usable public JWK ({exc})") from exc
+        return self.service.verify(credential, now=now, card_key=card_key)
+
+    def card_face(
+        self, request: DeskRequest, token: str, employee_id: str, *, now: datetime
+    ) -> CardFaceData:
+        """What one printed card shows, for the desk to draw. Refused as at the centre (no live
+        credential, no photo ...); audited here, since the desk keeps no log of its own."""
+        actor = self.issuer_actor(request, token, now=now, what="print cards")
+        self.service._ready()
+        with self.service.db.transaction() as session:
+            data = card_faces.face_data(session, employee_id, now=now)
+            audit.record(
+                session,
+                at=now,
+                actor=actor.audit_name,
+                action="card_face.render",
+                target_type="civil_servant",
+                target_id=employee_id,
+                details={"card_serial": data.card_serial, "desk": actor.desk},
+            )
+        return data
+
+    def card_wipe(
+        self,
+        request: DeskRequest,
+        token: str,
+        *,
+        credential_id: str | None,
+        card_uuid: str | None,
+        revoke_reason: str | None,
+        now: datetime,
+    ) -> CredentialView | Pending | None:
+        """Allow a wipe (audited before the card is touched) and, if asked, revoke the card's
+        credential: held for a second person when revocation is under maker-checker."""
+        actor = self.issuer_actor(request, token, now=now, what="wipe cards")
+        outcome: CredentialView | Pending | None = None
+        if revoke_reason is not None:
+            if credential_id is None:
+                raise NotPermitted("the card holds no credential to revoke")
+            if self.service.credential(credential_id).state in LIVE_STATES:
+                outcome = self.centre.revoke(credential_id, reason=revoke_reason, by=actor, now=now)
+        with self.service.db.transaction() as session:
+            audit.record(
+                session,
+                at=now,
+                actor=actor.audit_name,
+                action="card.wipe",
+                target_type="card",
+                target_id=(card_uuid or credential_id or "unknown")[:128],
+                details={"credential_id": credential_id, "desk": actor.desk},
+            )
+        return outcome
+
+    # -- sensitive actions from a desk (maker-checker as at the centre) -------------------------
+    def revoke(
+        self, request: DeskRequest, token: str, credential_id: str, *, reason: str, now: datetime
+    ) -> CredentialView | Pending:
+        actor = self.operator_actor(request, token, now=now)
+        return self.centre.revoke(credential_id, reason=reason, by=actor, now=now)
+
+    def declare_lost(
+        self, request: DeskRequest, token: str, employee_id: str, *, reason: str, now: datetime
+    ) -> str | Pending:
+        actor = self.operator_actor(request, token, now=now)
+        return self.centre.reissue_after_loss(employee_id, reason=reason, by=actor, now=now)
+
+    def correct_status(
+        self,
+        request: DeskRequest,
+        token: str,
+        employee_id: str,
+        *,
+        status: str,
+        reason: str,
+        status_date: date | None,
+        now: datetime,
+    ) -> str | Pending:
+        actor = self.operator_actor(request, token, now=now)
+        return self.centre.correct_status(
+            employee_id, status=status, reason=reason, status_date=status_date, by=actor, now=now
+        )
+
+    def store_photo(
+        self, request: DeskRequest, token: str, employee_id: str, photo_b64: str, *, now: datetime
+    ) -> PhotoInfo:
+        """Store a holder's photo as sent (base64 of the JPEG or PNG), once the operator is
+        known: nothing of an unauthenticated body is decoded."""
+        actor = self.operator_actor(request, token, now=now)
+        operators.require_role(actor, PHOTO_ROLES, "store photos")
+        try:
+            data = base64.b64decode(photo_b64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise PhotoRejected("the photo is not valid base64") from exc
+        self.service._ready()
+        with self.service.db.transaction() as session:
+            return photos.store_photo(session, employee_id, data, actor=actor.audit_name, now=now)
 
     # -- approvals from a desk ----------------------------------------------------------------
     def approvals(self, request: DeskRequest, token: str, *, now: datetime) -> list[ApprovalView]:

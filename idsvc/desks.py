@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from idsvc import audit
@@ -287,9 +288,25 @@ def desk_of_request(session: Session, request: DeskRequest, *, now: datetime) ->
     ).first()
     if seen is not None:
         raise DeskRequestInvalid("replayed desk request (its jti was used before)")
-    try:
-        with session.begin_nested():
-            session.add(DeskNonceRow(desk_id=desk.id, jti=jti, seen_at=now))
-    except IntegrityError as exc:  # the same proof arrived twice at once
-        raise DeskRequestInvalid("replayed desk request (its jti was used before)") from exc
+    if not _spend(session, desk.id, jti, now):  # the same proof arrived twice at once
+        raise DeskRequestInvalid("replayed desk request (its jti was used before)")
     return desk
+
+
+def _spend(session: Session, desk_id: int, jti: str, now: datetime) -> bool:
+    """Record the request id; False if another request spent it first (unique desk + jti).
+
+    ``ON CONFLICT DO NOTHING`` instead of catching the IntegrityError in a savepoint: pysqlite
+    emits no BEGIN of its own before a SAVEPOINT, so a savepoint there is only safe while some
+    other write happened to open the transaction first (SQLAlchemy's "pysqlite savepoint"
+    recipe). Both databases have the clause; PostgreSQL waits for a concurrent insert of the
+    same key to commit, then does nothing.
+    """
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    statement = (
+        insert(DeskNonceRow)
+        .values(desk_id=desk_id, jti=jti, seen_at=now)
+        .on_conflict_do_nothing(index_elements=["desk_id", "jti"])
+        .returning(DeskNonceRow.id)
+    )
+    return session.execute(statement).first() is not None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
+from idsvc.formats.claim169 import keys_by_hint
 from idsvc.formats.jws import JwsError, verify_compact
 from idsvc.formats.status_list import (
     STATUSLIST_TYP,
@@ -72,9 +73,13 @@ class JwksTrust:
                     clashes.add(kid)
                 keys[kid] = (iss, key)
         self._keys = {kid: entry for kid, entry in keys.items() if kid not in clashes}
+        self._hints = keys_by_hint(self._keys)
 
     def key_for(self, kid: str) -> tuple[str, PublicKey]:
         return self._keys[kid]
+
+    def key_for_hint(self, hint: str) -> tuple[str, PublicKey]:
+        return self._hints[hint]
 
 
 @dataclass(frozen=True)

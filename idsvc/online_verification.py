@@ -10,12 +10,22 @@ queries and a key-file parse per request (~15x a raw ES256 verify). Each worker 
   (bounded LRU of ``max_entries``).
 
 The bound is therefore: a revocation, suspension or HR status change is seen by every worker
-at most ``ttl`` seconds (``IDSVC_VERIFY_CACHE_TTL``, default 2 s) after it commits. Nothing
-else is cached; ``ttl = 0`` switches caching off.
+at most ``ttl`` seconds (``IDSVC_VERIFY_CACHE_TTL``, default 2 s) after it commits. A new or
+replaced photo shows within the same bound (the photo's hash is read with the HR status; the
+small picture made from it is kept by hash). ``ttl = 0`` switches caching off.
+
+``verify_cached`` answers from these caches alone and returns None when any of them would need
+the database: the API calls it on its event loop (no thread hop for the common case) and only
+falls back to ``verify`` in a thread when it gets None.
+
+The photo: a holder with a stored photo gets ``holder["photo"]``, a small JPEG data URI
+(``idsvc.photos.verifier_picture``), only in the answer to a credential whose signature
+verified. The proof is the credential itself: nothing fetches a photo by an id number.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -23,9 +33,14 @@ from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import select
+
 from idsvc import issuers
 from idsvc.access_log import CheckedBy, CheckLog, CheckRecord
-from idsvc.service import DbHolders, DbStatus, IdService, LocalTrust
+from idsvc.photos import verifier_picture
+from idsvc.service import DbStatus, IdService, LocalTrust
+from idsvc.storage.photo_tables import PhotoRow
+from idsvc.storage.tables import CivilServantRow
 from idsvc.verification import (
     Reason,
     StatusUnavailable,
@@ -74,8 +89,9 @@ class TtlCache(Generic[K, V]):
         self._lock = threading.Lock()
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
 
-    def get(self, key: K, load: Callable[[], V]) -> V:
-        if self._ttl <= 0:
+    def get(self, key: K, load: Callable[[], V], *, may_load: bool = True) -> V:
+        """The cached value, else ``load()``; ``NeedsDatabase`` instead when not ``may_load``."""
+        if self._ttl <= 0 and may_load:
             return load()
         now = self._clock()
         with self._lock:
@@ -83,6 +99,8 @@ class TtlCache(Generic[K, V]):
             if hit is not None and now - hit[0] < self._ttl:
                 self._entries.move_to_end(key)
                 return hit[1]
+        if not may_load:
+            raise NeedsDatabase
         value = load()  # outside the lock: a slow query must not block other keys
         with self._lock:
             self._entries[key] = (now, value)
@@ -94,6 +112,10 @@ class TtlCache(Generic[K, V]):
 
 class _Unavailable:
     """Cached marker: the status list is unknown (so is every index in it)."""
+
+
+class NeedsDatabase(Exception):
+    """A cache-only check met an entry it does not hold (or holds too long): ask the database."""
 
 
 class CachedTrust:
@@ -119,10 +141,12 @@ class CachedTrust:
             self._trust, self._loaded_at = trust, self._clock()
         return trust
 
-    def current(self) -> LocalTrust:
+    def current(self, *, may_load: bool = True) -> LocalTrust:
         with self._lock:
             trust, age = self._trust, self._clock() - self._loaded_at
         if trust is None or age >= self._ttl:
+            if not may_load:
+                raise NeedsDatabase
             return self.load()
         return trust
 
@@ -133,9 +157,10 @@ class CachedTrust:
 
 
 class CachedStatus:
-    def __init__(self, service: IdService, cache: TtlCache[Any, Any]) -> None:
+    def __init__(self, service: IdService, cache: TtlCache[Any, Any], *, may_load: bool) -> None:
         self._service = service
         self._cache = cache
+        self._may_load = may_load
 
     def status_of(self, uri: str, idx: int, *, iss: str, now: datetime) -> int:
         def load() -> object:
@@ -145,7 +170,7 @@ class CachedStatus:
                 except StatusUnavailable:
                     return _Unavailable()
 
-        value = self._cache.get(("status", uri, idx), load)
+        value = self._cache.get(("status", uri, idx), load, may_load=self._may_load)
         if isinstance(value, _Unavailable):
             raise StatusUnavailable(uri)
         assert isinstance(value, int)
@@ -153,17 +178,56 @@ class CachedStatus:
 
 
 class CachedHolders:
-    def __init__(self, service: IdService, cache: TtlCache[Any, Any]) -> None:
+    """Each holder's HR status and the hash of their photo (None: no photo), read together."""
+
+    def __init__(self, service: IdService, cache: TtlCache[Any, Any], *, may_load: bool) -> None:
         self._service = service
         self._cache = cache
+        self._may_load = may_load
+
+    def _entry(self, employee_id: str) -> tuple[str | None, str | None]:
+        def load() -> tuple[str | None, str | None]:
+            with self._service.db.transaction() as session:
+                row = session.execute(
+                    select(CivilServantRow.status, PhotoRow.sha256)
+                    .outerjoin(PhotoRow, PhotoRow.employee_id == CivilServantRow.employee_id)
+                    .where(CivilServantRow.employee_id == employee_id)
+                ).first()
+            return (None, None) if row is None else (row[0], row[1])
+
+        value: tuple[str | None, str | None] = self._cache.get(
+            ("holder", employee_id), load, may_load=self._may_load
+        )
+        return value
 
     def employment_status(self, employee_id: str) -> str | None:
+        return self._entry(employee_id)[0]
+
+    def photo_hash(self, employee_id: str) -> str | None:
+        return self._entry(employee_id)[1]
+
+
+class CachedPictures:
+    """The verifier's picture of each photo, by the photo's hash: a hash never changes its
+    picture, so entries need no expiry, only a size bound (a few KB each)."""
+
+    def __init__(self, service: IdService, max_entries: int = 2000) -> None:
+        self._service = service
+        self._cache: TtlCache[str, str | None] = TtlCache(float("inf"), max_entries, time.monotonic)
+
+    def data_uri(self, employee_id: str, sha256: str, *, may_load: bool) -> str | None:
         def load() -> str | None:
             with self._service.db.transaction() as session:
-                return DbHolders(session).employment_status(employee_id)
+                row = session.get(PhotoRow, employee_id)
+                face = row.face_jpeg if row is not None and row.sha256 == sha256 else None
+            if face is None:
+                return None
+            try:
+                return verifier_picture(face)
+            except (OSError, ValueError):  # a damaged stored face must not fail a verification
+                return None
 
-        value = self._cache.get(("holder", employee_id), load)
-        return value if isinstance(value, str) else None
+        return self._cache.get(sha256, load, may_load=may_load)
 
 
 class OnlineVerifier:
@@ -184,29 +248,54 @@ class OnlineVerifier:
         self.ttl = ttl
         cache: TtlCache[Any, Any] = TtlCache(ttl, max_entries, monotonic)
         self._trust = CachedTrust(service, ttl, monotonic)
-        self._status = CachedStatus(service, cache)
-        self._holders = CachedHolders(service, cache)
+        # Two views of one cache: one may read the database, the other only says it would.
+        self._status = CachedStatus(service, cache, may_load=True)
+        self._holders = CachedHolders(service, cache, may_load=True)
+        self._cached_status = CachedStatus(service, cache, may_load=False)
+        self._cached_holders = CachedHolders(service, cache, may_load=False)
+        self._pictures = CachedPictures(service)
 
     def check(
         self, text: str, *, now: datetime, card_key: PublicKey | None = None
     ) -> VerificationResult:
         """Verify without recording (the caller records, e.g. after the card check too)."""
-        result = self._check(text, self._trust.current(), now, card_key)
+        result = self._check(text, self._trust.current(), now, card_key, may_load=True)
         if result.reasons == (Reason.UNKNOWN_KEY,) and self._trust.may_reload():
-            result = self._check(text, self._trust.load(), now, card_key)
+            result = self._check(text, self._trust.load(), now, card_key, may_load=True)
         return result
 
     def _check(
-        self, text: str, trust: LocalTrust, now: datetime, card_key: PublicKey | None
+        self,
+        text: str,
+        trust: LocalTrust,
+        now: datetime,
+        card_key: PublicKey | None,
+        *,
+        may_load: bool,
     ) -> VerificationResult:
         return verify_credential(
             text,
             trust=trust,
-            status=self._status,
-            holders=self._holders,
+            status=self._status if may_load else self._cached_status,
+            holders=self._holders if may_load else self._cached_holders,
             now=now,
             card_key=card_key,
         )
+
+    def _with_photo(self, result: VerificationResult, *, may_load: bool) -> VerificationResult:
+        """The holder's picture added, when the credential's signature verified (a holder is
+        only there then) and a photo is stored."""
+        employee = result.claims.get("sub") if result.holder is not None else None
+        if not isinstance(employee, str) or result.holder is None:
+            return result
+        holders = self._holders if may_load else self._cached_holders
+        sha256 = holders.photo_hash(employee)
+        if sha256 is None:
+            return result
+        picture = self._pictures.data_uri(employee, sha256, may_load=may_load)
+        if picture is None:
+            return result
+        return dataclasses.replace(result, holder={**result.holder, "photo": picture})
 
     def record(
         self, result: VerificationResult, *, kind: str, by: CheckedBy, now: datetime
@@ -223,6 +312,26 @@ class OnlineVerifier:
 
     def verify(self, text: str, *, by: CheckedBy, now: datetime) -> VerificationResult:
         """Verify a presented credential (JWT or QR text) and record who checked whom."""
-        result = self.check(text, now=now)
+        result = self._with_photo(self.check(text, now=now), may_load=True)
+        self.record(result, kind="verification", by=by, now=now)
+        return result
+
+    def verify_cached(
+        self, text: str, *, by: CheckedBy, now: datetime
+    ) -> VerificationResult | None:
+        """``verify`` from this worker's caches alone, or None if that would need the
+        database (a cache entry missing or stale, an unknown key, a log without write-behind):
+        then call ``verify``, where blocking on the database is allowed."""
+        if not self._log.buffered:
+            return None
+        try:
+            result = self._check(
+                text, self._trust.current(may_load=False), now, None, may_load=False
+            )
+            if result.reasons == (Reason.UNKNOWN_KEY,) and self._trust.may_reload():
+                return None
+            result = self._with_photo(result, may_load=False)
+        except NeedsDatabase:
+            return None
         self.record(result, kind="verification", by=by, now=now)
         return result

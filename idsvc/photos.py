@@ -6,10 +6,14 @@ too many pixels (a decompression bomb declares a huge size in a tiny file; the s
 the header, the pixels are never inflated), too few pixels for a printed face, a truncated file.
 A refused photo leaves the stored one untouched: the write happens only after every check.
 
-Normalising: EXIF orientation applied, transparency flattened on white, cropped to the passport
-aspect 35:45 and resized to ``FACE_SIZE``. The crop is a heuristic, not face detection: centred
-across, and from near the top down, where a head-and-shoulders portrait keeps the face. The desk
-should still frame the face; the crop only fixes the aspect.
+Normalising: EXIF orientation applied, transparency flattened on white, then cropped around
+the face that ``idsvc.face_finder`` detects, to passport geometry (ICAO 9303 / ISO/IEC 19794-5
+style): aspect 35:45, the head (chin to crown) ``HEAD_SHARE`` of the height, the eyes
+``EYES_FROM_BOTTOM`` of the height up from the bottom, the face centred across. Where the photo
+is too tight for that (a face near an edge, a close-up) the missing part is white. Then resized
+to ``FACE_SIZE``. No face, more than one, or one too small to print is ``PhotoRejected`` like
+any other bad photo: desk photos come from webcams and phones, and the crop, not the desk,
+frames the face.
 
 Two images are kept: the face for the card (JPEG, ``face_image``) and a grey WebP thumbnail for
 a QR (``qr_photo``; Claim 169 field 62), aimed at ``QR_PHOTO_TARGET_BYTES`` so that a record
@@ -22,6 +26,7 @@ caller's transaction; ``Photos`` wraps them for the CLI, one transaction each.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import warnings
@@ -31,7 +36,7 @@ from datetime import datetime
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy.orm import Session
 
-from idsvc import audit, register
+from idsvc import audit, face_finder, register
 from idsvc.errors import PhotoMissing, PhotoRejected
 from idsvc.storage.db import Database
 from idsvc.storage.photo_tables import PhotoRow
@@ -41,10 +46,14 @@ MAX_PHOTO_PIXELS = 40_000_000  # a 40-megapixel camera; a decoded RGB image of ~
 MIN_PHOTO_SIZE = (240, 300)  # a 20 x 25 mm face at 300 dpi
 FACE_SIZE = (420, 540)  # 35:45; ~480 dpi in the card's 22 x 28 mm photo box
 FACE_JPEG_QUALITY = 90
+HEAD_SHARE = 0.72  # chin to crown, of the face image's height (ICAO: 70-80 %)
+EYES_FROM_BOTTOM = 0.57  # the eye line, of the height up from the bottom (ICAO: 55-60 %)
 QR_PHOTO_SIZES = ((48, 62), (40, 52), (32, 41), (24, 31))
 QR_PHOTO_TARGET_BYTES = 400
 QR_PHOTO_MAX_BYTES = 2048  # Claim 169's limit for field 62
 QR_PHOTO_MEDIA_TYPE = "image/webp"
+VERIFIER_PICTURE_SIZE = (140, 180)  # 35:45, a third of the printed face
+VERIFIER_PICTURE_QUALITY = 70
 
 _SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 _OTHER_IMAGES = {
@@ -129,8 +138,9 @@ def normalise_photo(data: bytes) -> Portrait:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         # Pillow reports truncated or corrupt data as OSError/SyntaxError/ValueError.
         raise PhotoRejected(f"not a readable {kind} image (damaged or truncated)") from exc
-    upright = ImageOps.exif_transpose(image)
-    face = _passport_crop(_flatten(upright)).resize(FACE_SIZE, Image.Resampling.LANCZOS)
+    upright = _flatten(ImageOps.exif_transpose(image))
+    found = face_finder.the_face(upright)
+    face = _passport_crop(upright, found).resize(FACE_SIZE, Image.Resampling.LANCZOS)
     out = io.BytesIO()
     face.save(out, "JPEG", quality=FACE_JPEG_QUALITY, optimize=True)
     return Portrait(
@@ -146,16 +156,31 @@ def _flatten(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _passport_crop(image: Image.Image) -> Image.Image:
-    width, height = image.size
-    target_w, target_h = FACE_SIZE
-    if width * target_h > height * target_w:  # too wide: keep the centre
-        new_w = height * target_w // target_h
-        left = (width - new_w) // 2
-        return image.crop((left, 0, left + new_w, height))
-    new_h = width * target_h // target_w  # too tall: keep the top, where the head is
-    top = (height - new_h) * 15 // 100
-    return image.crop((0, top, width, top + new_h))
+def _passport_crop(image: Image.Image, found: face_finder.FoundFace) -> Image.Image:
+    height = round(found.head_height / HEAD_SHARE)
+    width = height * FACE_SIZE[0] // FACE_SIZE[1]
+    left = round(found.centre_x - width / 2)
+    top = round(found.eye_y - (1 - EYES_FROM_BOTTOM) * height)
+    box = (left, top, left + width, top + height)
+    if left >= 0 and top >= 0 and box[2] <= image.width and box[3] <= image.height:
+        return image.crop(box)
+    # Too tight: Pillow would fill outside the photo with black; a passport background is light.
+    framed = Image.new("RGB", (width, height), "white")
+    inside = (max(left, 0), max(top, 0), min(box[2], image.width), min(box[3], image.height))
+    framed.paste(image.crop(inside), (inside[0] - left, inside[1] - top))
+    return framed
+
+
+def verifier_picture(face_jpeg: bytes) -> str:
+    """The face as a verifier shows it next to the result: a ``data:`` URI of a small colour
+    JPEG (``VERIFIER_PICTURE_SIZE``, a few KB), big enough to compare with the person in
+    front of the official, small enough to ride in every answer."""
+    with Image.open(io.BytesIO(face_jpeg), formats=["JPEG"]) as face:
+        face.draft("RGB", VERIFIER_PICTURE_SIZE)  # decode at reduced scale: cheaper
+        small = face.convert("RGB").resize(VERIFIER_PICTURE_SIZE, Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=VERIFIER_PICTURE_QUALITY, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def _qr_thumbnail(face: Image.Image) -> bytes:

@@ -50,7 +50,6 @@ def make_printed_qr(
         credential_id=credential_id,
         issuer=iss,
         issued_at=iat,
-        not_before=iat,
         expires_at=int(expires_at.timestamp()),
         employee_id=holder.employee_id,
         name_latin=holder.name_latin,
@@ -58,9 +57,7 @@ def make_printed_qr(
         sex=sex or None,
         date_of_birth=birth_date,
         ministry=holder.ministry,
-        unit=holder.unit,
         position=holder.position,
-        grade=holder.grade,
         category=holder.category,
         card_serial=holder.card_serial,
         status_uri=status_uri,
@@ -74,7 +71,7 @@ def make_printed_qr(
         raise QrPayloadTooLarge(
             f"the printed QR for {holder.employee_id} would need QR version {exc.version} "
             f"({len(text)} characters); a card carries at most version {exc.limit}. "
-            "Issue it without --qr-photo, or shorten the register's unit or position text."
+            "Issue it without --qr-photo, or shorten the register's ministry or position text."
         ) from None
     return PrintedQr(text=text, version=size.version, payload_bytes=size.payload_bytes)
 

@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from idsvc.errors import RateLimited
@@ -46,7 +47,8 @@ class Limit:
 class _Seen:
     shared: int = 0  # the database count at our last look (ours included)
     unsynced: int = 0  # our requests since then
-    looked_at: float = float("-inf")  # monotonic time of that look
+    looked_at: float = float("-inf")  # monotonic time of that look (or of the one under way)
+    in_flight: int = 0  # requests being added to the database by the look under way
 
 
 class RateLimits:
@@ -68,7 +70,7 @@ class RateLimits:
     def _add(self, key: str, window: int, n: int) -> int:
         """Add ``n`` to the window's row; return its new count."""
         stmt = (
-            self._insert(RateWindowRow)
+            self._insert(cast(Table, RateWindowRow.__table__))  # Core: no ORM bulk path
             .values(key=key, window=window, count=n)
             .on_conflict_do_update(
                 index_elements=["key", "window"], set_={"count": RateWindowRow.count + n}
@@ -109,18 +111,24 @@ class RateLimits:
             seen.unsynced += 1
             stale = mono - seen.looked_at >= self._interval
             if stale:
-                to_add, seen.unsynced = seen.unsynced, 0
-            count = seen.shared + seen.unsynced
+                # Claim this look now: the requests that arrive while it runs count locally
+                # instead of each starting its own write (a stampede of commits under load).
+                to_add, seen.unsynced, seen.looked_at = seen.unsynced, 0, mono
+                seen.in_flight += to_add
+            count = seen.shared + seen.in_flight + seen.unsynced
         if stale:
             try:
                 shared = self._add(key, window, to_add)
             except Exception:
                 with self._lock:
+                    seen.in_flight -= to_add
                     seen.unsynced += to_add  # not counted yet: try again next time
+                    seen.looked_at = float("-inf")
                 raise
             with self._lock:
-                seen.shared, seen.looked_at = shared, mono
-                count = seen.shared + seen.unsynced
+                seen.in_flight -= to_add
+                seen.shared = max(seen.shared, shared)  # looks may finish out of order
+                count = seen.shared + seen.in_flight + seen.unsynced
                 if len(self._seen) > 10_000:  # forget windows that have ended
                     for k in [k for k in self._seen if k[1] < window]:
                         del self._seen[k]

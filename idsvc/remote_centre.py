@@ -24,12 +24,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
+from cardio.card_face import CardFaceData
 from idsvc import errors
 from idsvc.desk_identity import DeskIdentity, DeskKeySigner, DeskSession
 from idsvc.formats.credentials import Holder
 from idsvc.formats.desk_proof import HEADER, sign_proof
 from idsvc.issuance import PendingIssuance
+from idsvc.photos import MAX_PHOTO_BYTES
 from idsvc.printed_qr import PrintedQr
+from idsvc.verification import Reason, VerificationResult
 from keys.jwk import public_jwk
 
 Clock = Callable[[], datetime]
@@ -48,8 +51,13 @@ _ERRORS: dict[str, type[errors.IdsvcError]] = {
         errors.DeskRequestInvalid,
         errors.EnrolmentRefused,
         errors.ApprovalNotPending,
+        errors.UnknownApproval,
         errors.SelfApproval,
         errors.CardIssuanceFailed,
+        errors.CardFaceFailed,
+        errors.PhotoRejected,
+        errors.PhotoMissing,
+        errors.CorrectionRefused,
     )
 }
 
@@ -79,6 +87,14 @@ def _error(status: int, body: bytes) -> errors.IdsvcError:
         return _Plain(code, f"centre: {text}", 4 if code == "UNKNOWN_EMPLOYEE" else 6)
     exit_code = 10 if status == 503 else 26
     return _Plain(code, f"centre: {text} ({code})", exit_code)
+
+
+def _approval(approval_id: str) -> str:
+    """An approval id as a path segment: a UUID, so nothing typed can change the path."""
+    try:
+        return str(uuid.UUID(approval_id))
+    except ValueError:
+        raise errors.UnknownApproval(approval_id[:40]) from None
 
 
 class RemoteCentre:
@@ -238,3 +254,116 @@ class RemoteCentre:
             session=self._session(),
         )
         self.identity.clear_pending()
+
+    # -- the card at the desk ---------------------------------------------------------------
+    def verify_card(
+        self, token: str, card_key: EllipticCurvePublicKey | None
+    ) -> VerificationResult:
+        """The centre's verdict on a credential read from a card (bound to the card's key)."""
+        body: dict[str, Any] = {"credential": token}
+        if card_key is not None:
+            body["card_jwk"] = public_jwk(card_key)
+        a: dict[str, Any] = self._call(
+            "POST", "/v1/desk/verifications", body, session=self._session()
+        )
+        return VerificationResult(
+            valid=bool(a["valid"]),
+            status=str(a["status"]),
+            reasons=tuple(Reason(r) for r in a["reasons"]),
+            holder=a.get("holder"),
+            credential_id=a.get("credential_id"),
+            issuer=a.get("issuer"),
+            expires_at=datetime.fromisoformat(a["expires_at"]) if a.get("expires_at") else None,
+        )
+
+    def card_face_data(self, employee_id: str) -> CardFaceData:
+        a: dict[str, Any] = self._call(
+            "POST", "/v1/desk/card-faces", {"employee_id": employee_id}, session=self._session()
+        )
+        return CardFaceData(
+            employee_id=a["employee_id"],
+            name_local=a["name_local"],
+            name_latin=a["name_latin"],
+            ministry=a["ministry"],
+            position=a["position"],
+            expires=date.fromisoformat(a["expires"]),
+            issuer_name=a["issuer_name"],
+            issuer_uri=a["issuer_uri"],
+            card_serial=a["card_serial"],
+            qr_text=a["qr_text"],
+            photo_jpeg=base64.b64decode(a["photo_jpeg"]),
+        )
+
+    def allow_wipe(
+        self, *, credential_id: str | None, card_uuid: str | None, revoke_reason: str | None
+    ) -> dict[str, Any]:
+        """Ask before wiping: the centre checks the role, audits, and revokes if asked."""
+        answer: dict[str, Any] = self._call(
+            "POST",
+            "/v1/desk/card-wipes",
+            {
+                "credential_id": credential_id,
+                "card_uuid": card_uuid,
+                "revoke_reason": revoke_reason,
+            },
+            session=self._session(),
+        )
+        return answer
+
+    # -- sensitive actions (200 done, or 202 waiting for approval) -----------------------------
+    def _action(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("POST", path, body, session=self._session())
+        return answer
+
+    def revoke(self, credential_id: str, *, reason: str) -> dict[str, Any]:
+        return self._action(
+            "/v1/desk/revocations", {"credential_id": credential_id, "reason": reason}
+        )
+
+    def declare_lost(self, employee_id: str, *, reason: str) -> dict[str, Any]:
+        return self._action("/v1/desk/losses", {"employee_id": employee_id, "reason": reason})
+
+    def correct_status(
+        self, employee_id: str, *, status: str, reason: str, status_date: date | None
+    ) -> dict[str, Any]:
+        return self._action(
+            "/v1/desk/corrections",
+            {
+                "employee_id": employee_id,
+                "status": status,
+                "reason": reason,
+                "status_date": None if status_date is None else status_date.isoformat(),
+            },
+        )
+
+    def store_photo(self, employee_id: str, data: bytes) -> dict[str, Any]:
+        if len(data) > MAX_PHOTO_BYTES:  # the centre would refuse it after the upload
+            raise errors.PhotoRejected(
+                f"photo too large: {len(data):,} bytes (at most {MAX_PHOTO_BYTES:,})"
+            )
+        return self._action(
+            "/v1/desk/photos",
+            {"employee_id": employee_id, "photo": base64.b64encode(data).decode("ascii")},
+        )
+
+    # -- approvals ----------------------------------------------------------------------------
+    def approvals(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._call(
+            "GET", "/v1/desk/approvals", session=self._session()
+        )
+        return listed
+
+    def approve(self, approval_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "POST", f"/v1/desk/approvals/{_approval(approval_id)}/approval", session=self._session()
+        )
+        return answer
+
+    def reject(self, approval_id: str, *, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "POST",
+            f"/v1/desk/approvals/{_approval(approval_id)}/rejection",
+            {"reason": reason},
+            session=self._session(),
+        )
+        return answer

@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 
 from cardio.qr import QrSize, version_for
 from idsvc import audit, issuers, register
+from idsvc.config import DEFAULT_ISSUER as DEFAULT_ISSUER  # re-exported for callers
 from idsvc.config import Settings
 from idsvc.credential_state import change_credential_state, get_credential
 from idsvc.errors import NotInitialised
+from idsvc.formats.claim169 import keys_by_hint
 from idsvc.issuance import (
     IssuancePolicy,
     PendingIssuance,
@@ -33,6 +35,7 @@ from idsvc.issuance import (
     issue_credential,
 )
 from idsvc.issuers import Issuer
+from idsvc.publication import JwksDocuments, Published, StatusListTokens
 from idsvc.status_store import StatusListNotFound, list_by_name, status_at, status_list_token
 from idsvc.storage.db import (
     Database,
@@ -41,15 +44,13 @@ from idsvc.storage.db import (
     require_current_schema,
     upgrade,
 )
-from idsvc.storage.tables import CivilServantRow, CredentialRow
+from idsvc.storage.tables import CivilServantRow, CredentialRow, StatusListRow
 from idsvc.verification import StatusUnavailable, VerificationResult, verify_credential
 from idsvc.verifier_sources import IssuerSource, verifier_sources
 from keys.ca import IssuerCA
 from keys.jwk import PublicKey
 from keys.keyring import FileBackend, KeyRing, Pkcs11Backend
 from keys.signer import Signer
-
-DEFAULT_ISSUER = "default"
 
 PassphraseSource = Callable[[], bytes]
 
@@ -111,9 +112,13 @@ class LocalTrust:
         for issuer in all_issuers:
             for kid, key in issuer.ring.public_keys().items():
                 self._keys[kid] = (issuer.iss, key)
+        self._hints = keys_by_hint(self._keys)
 
     def key_for(self, kid: str) -> tuple[str, PublicKey]:
         return self._keys[kid]
+
+    def key_for_hint(self, hint: str) -> tuple[str, PublicKey]:
+        return self._hints[hint]
 
 
 class DbStatus:
@@ -146,6 +151,8 @@ class IdService:
         self.rings = issuers.KeyRings(settings.keys_dir)
         self._schema_checked = False
         self._signers: dict[str, Signer] = {}
+        self._status_tokens = StatusListTokens(settings.status_list_lifetime)
+        self._jwks_documents = JwksDocuments()
 
     @classmethod
     def from_settings(
@@ -379,6 +386,11 @@ class IdService:
         with self.db.transaction() as session:
             return self.issuer(session, issuer_slug).ring.jwks()
 
+    def jwks_document(self, issuer_slug: str = DEFAULT_ISSUER) -> Published:
+        """The JWKS as served (bytes and content tag), kept until the key ring changes."""
+        self._ready()
+        return self._jwks_documents.document(self.db, self.rings, issuer_slug)
+
     def verifier_sources(self) -> list[IssuerSource]:
         """Every issuer and status list an offline verifier must download (the web app)."""
         self._ready()
@@ -388,19 +400,31 @@ class IdService:
     def status_list_token(self, name: str, *, now: datetime) -> str:
         self._ready()
         with self.db.transaction() as session:
-            list_row = list_by_name(session, name)
-            issuer = next(
-                i for i in issuers.load_issuers(session, self.rings) if i.id == list_row.issuer_id
-            )
-            return status_list_token(
-                session,
-                list_row,
-                self.signer(issuer),
-                iss=issuer.iss,
-                now=now,
-                ttl=self.settings.status_list_ttl,
-                lifetime=self.settings.status_list_lifetime,
-            )
+            return self._sign_status_list(session, list_by_name(session, name), now)
+
+    def status_list_document(self, name: str, *, now: datetime) -> Published:
+        """The signed status list as served, re-signed only when its content or the minute
+        (``now``, minute-aligned by the caller) moved; see ``idsvc.publication``."""
+        self._ready()
+
+        def sign(session: Session, list_row: StatusListRow) -> str:
+            return self._sign_status_list(session, list_row, now)
+
+        return self._status_tokens.token(self.db, name, now=now, sign=sign)
+
+    def _sign_status_list(self, session: Session, list_row: StatusListRow, now: datetime) -> str:
+        issuer = next(
+            i for i in issuers.load_issuers(session, self.rings) if i.id == list_row.issuer_id
+        )
+        return status_list_token(
+            session,
+            list_row,
+            self.signer(issuer),
+            iss=issuer.iss,
+            now=now,
+            ttl=self.settings.status_list_ttl,
+            lifetime=self.settings.status_list_lifetime,
+        )
 
     def verify_audit(self) -> audit.AuditCheck:
         self._ready()

@@ -43,26 +43,27 @@ def _open_list(
     *,
     force_new: bool = False,
 ) -> int:
-    lists = (
-        session.execute(
-            select(StatusListRow)
-            .where(StatusListRow.issuer_id == issuer_id)
-            .order_by(StatusListRow.id.desc())
-        )
-        .scalars()
-        .all()
-    )
-    for row in [] if force_new else lists[:1]:
+    prefix = f"{base_url.rstrip('/')}/status-lists/"
+    latest = session.execute(
+        select(StatusListRow)
+        .where(StatusListRow.issuer_id == issuer_id)
+        .order_by(StatusListRow.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    # A list keeps the URI it was created with (issued credentials carry it), so when the
+    # public URL has changed since, new credentials go to a new list at the new address
+    # instead of pointing verifiers at a host the ministry has left.
+    if latest is not None and not force_new and latest.uri.startswith(prefix):
         used = session.execute(
-            select(func.count()).where(CredentialRow.status_list_id == row.id)
+            select(func.count()).where(CredentialRow.status_list_id == latest.id)
         ).scalar_one()
-        if used < row.size * _FULL_RATIO:
-            return row.id
+        if used < latest.size * _FULL_RATIO:
+            return latest.id
     # The URI must not depend on an autoincrement value we do not know yet: use a random name.
     name = secrets.token_hex(8)
     row = StatusListRow(
         issuer_id=issuer_id,
-        uri=f"{base_url.rstrip('/')}/status-lists/{name}",
+        uri=prefix + name,
         size=size,
         created_at=now,
     )

@@ -64,6 +64,11 @@ class TrustStore(Protocol):
         """Return (issuer ``iss``, public key) for a kid; raise ``KeyError`` if unknown."""
         ...
 
+    def key_for_hint(self, hint: str) -> tuple[str, PublicKey]:
+        """The same for the printed QR's kid hint (``claim169.kid_hint``); ``KeyError`` if no
+        key, or more than one, has that hint (``claim169.keys_by_hint``)."""
+        ...
+
 
 class StatusSource(Protocol):
     def status_of(self, uri: str, idx: int, *, iss: str, now: datetime) -> int:
@@ -170,8 +175,9 @@ class VerifiedClaims:
     """One credential whose signature and shape have been checked, whichever form it came in
     (the JWT, or the printed Claim 169 QR): the shared rules below run on this alone.
 
-    ``payload`` speaks the JWT's vocabulary for both forms (``sub``, ``jti``, ``unit``...), so
-    callers that read ``VerificationResult.claims`` need not know which form was scanned.
+    ``payload`` speaks the JWT's vocabulary for both forms (``sub``, ``jti``, ``status``...), so
+    callers that read ``VerificationResult.claims`` need not know which form was scanned; the
+    printed form has no ``unit`` or ``grade`` (docs/claim169.md).
     """
 
     iss: str
@@ -240,8 +246,8 @@ def _jwt_claims(token: str, trust: TrustStore) -> VerifiedClaims | Reason:
 def _printed_claims(text: str, trust: TrustStore) -> VerifiedClaims | Reason:
     signer_iss: dict[str, str] = {}
 
-    def key_for(kid: str) -> PublicKey:
-        iss, key = trust.key_for(kid)  # KeyError: the codec reports UnknownKey
+    def key_for(hint: str) -> PublicKey:
+        iss, key = trust.key_for_hint(hint)  # KeyError: the codec reports UnknownKey
         signer_iss["iss"] = iss
         return key
 
@@ -257,7 +263,7 @@ def _printed_claims(text: str, trust: TrustStore) -> VerifiedClaims | Reason:
         return Reason.UNKNOWN_KEY
     try:
         exp = numeric_date(printed.expires_at, "exp")
-        nbf = numeric_date(printed.not_before, "nbf")
+        nbf = numeric_date(printed.valid_from, "nbf")
         numeric_date(printed.issued_at, "iat")
         for claim, value in printed.holder().items():
             _text(value, claim)
@@ -268,11 +274,9 @@ def _printed_claims(text: str, trust: TrustStore) -> VerifiedClaims | Reason:
         "sub": printed.employee_id,
         "jti": printed.credential_id,
         "iat": printed.issued_at,
-        "nbf": printed.not_before,
+        "nbf": printed.valid_from,
         "exp": printed.expires_at,
-        **printed.holder(),
-        "unit": printed.unit,
-        "grade": printed.grade,
+        **printed.holder(),  # no unit or grade: the printed form does not carry them
         "status": {"status_list": {"idx": printed.status_idx, "uri": printed.status_uri}},
     }
     payload.pop("employee_id")

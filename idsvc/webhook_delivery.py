@@ -6,12 +6,14 @@ leaves the lease to expire and the row is sent again. Receivers de-duplicate on 
 (stable across retries, as Standard Webhooks asks).
 
 A failed attempt (no answer within the timeout, or a status other than 2xx) is retried after
-``30 s × 2^(attempts-1)``, capped at 6 h, with ±10 % jitter so that a receiver that comes back
+``30 s × 2^(attempts-1)``, capped at 6 h (both set by ``IDSVC_WEBHOOK_FIRST_RETRY`` and
+``IDSVC_WEBHOOK_MAX_RETRY``), with ±10 % jitter so that a receiver that comes back
 is not hit by every sender at once; after ``max_attempts`` the row is ``failed`` (shown by
 ``idsvc webhooks list``). Each receiver is served by its own thread, and a receiver's first
 failure in a pass postpones its other due rows without trying them: a dead receiver costs one
 timeout per pass and never holds up the others, nor the changes themselves (they only wrote a
-row).
+row). Each receiver's outcomes are recorded as soon as its thread is done, in a transaction of
+their own: a receiver that accepts the connection and never answers delays only its own rows.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -43,6 +45,8 @@ from idsvc.webhooks import sign_v1, sign_v1a
 FIRST_RETRY: Final = timedelta(seconds=30)
 MAX_RETRY: Final = timedelta(hours=6)
 LEASE: Final = timedelta(seconds=60)
+# Receivers served at once in a pass; beyond that a receiver waits for a free thread.
+MAX_PARALLEL: Final = 16
 USER_AGENT: Final = "idsvc-webhooks/1"
 
 
@@ -86,8 +90,13 @@ def http_post(timeout: float) -> Send:
     return send
 
 
-def backoff(attempts: int, rng: random.Random) -> timedelta:
-    base: timedelta = min(FIRST_RETRY * (2 ** min(max(attempts - 1, 0), 16)), MAX_RETRY)
+def backoff(
+    attempts: int,
+    rng: random.Random,
+    first: timedelta = FIRST_RETRY,
+    longest: timedelta = MAX_RETRY,
+) -> timedelta:
+    base: timedelta = min(first * (2 ** min(max(attempts - 1, 0), 16)), longest)
     return base * rng.uniform(0.9, 1.1)
 
 
@@ -130,6 +139,8 @@ class WebhookDeliverer:
         max_attempts: int,
         batch: int = 200,
         rng: random.Random | None = None,
+        first_retry: timedelta = FIRST_RETRY,
+        max_retry: timedelta = MAX_RETRY,
     ) -> None:
         self._db = db
         self._keys = keys
@@ -137,22 +148,27 @@ class WebhookDeliverer:
         self._max_attempts = max_attempts
         self._batch = batch
         self._rng = rng or random.Random()  # noqa: S311  (jitter, not a secret)
+        self._first_retry = first_retry
+        self._max_retry = max_retry
 
     def run_once(self, now: datetime) -> DeliveryReport:
-        """Claim what is due, send it (one thread per receiver), record the outcomes."""
+        """Claim what is due, send it (one thread per receiver), record each receiver's
+        outcomes as they come."""
         claimed = self._claim(now)
         report = DeliveryReport()
         if not claimed:
             return report
-        with ThreadPoolExecutor(max_workers=min(8, len(claimed))) as pool:
-            outcomes = list(
-                pool.map(lambda item: self._serve(item[0], item[1], now), claimed.items())
-            )
-        with self._db.transaction() as session:
-            for receiver, results in zip(claimed, outcomes, strict=True):
-                report.receivers.add(receiver.subscription_id)
-                for job, outcome in results:
-                    self._record(session, job, outcome, now, report)
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(claimed))) as pool:
+            served = {
+                pool.submit(self._serve, receiver, jobs, now): receiver
+                for receiver, jobs in claimed.items()
+            }
+            # Recorded in this thread only, so the report needs no lock.
+            for done in as_completed(served):
+                report.receivers.add(served[done].subscription_id)
+                with self._db.transaction() as session:
+                    for job, outcome in done.result():
+                        self._record(session, job, outcome, now, report)
         return report
 
     def _claim(self, now: datetime) -> dict[_Receiver, list[_Job]]:
@@ -216,6 +232,9 @@ class WebhookDeliverer:
             down = not outcome.ok
         return results
 
+    def _backoff(self, attempts: int) -> timedelta:
+        return backoff(attempts, self._rng, self._first_retry, self._max_retry)
+
     def _signed(
         self, receiver: _Receiver, event: ChangeEvent, now: datetime
     ) -> tuple[bytes, dict[str, str]]:
@@ -248,7 +267,7 @@ class WebhookDeliverer:
             return
         row.lease_until = None
         if outcome is None:
-            row.next_attempt_at = now + backoff(max(row.attempts, 1), self._rng)
+            row.next_attempt_at = now + self._backoff(max(row.attempts, 1))
             report.postponed += 1
             return
         row.attempts += 1
@@ -263,7 +282,7 @@ class WebhookDeliverer:
             row.last_error = outcome.error
             report.failed += 1
         else:
-            row.next_attempt_at = now + backoff(row.attempts, self._rng)
+            row.next_attempt_at = now + self._backoff(row.attempts)
             row.last_error = outcome.error
             report.retrying += 1
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from mobile_api.routes import (
     card_challenges,
     desk,
+    desk_actions,
     health,
     holder_checks,
     hr,
@@ -21,13 +22,15 @@ from mobile_api.routes import (
 )
 
 api_router = APIRouter()
+# The busiest route first: a request is matched against the routes in this order.
+api_router.include_router(verifications.router)
 api_router.include_router(system.router)
 api_router.include_router(health.router)  # /healthz, /readyz, /metrics (operations)
 api_router.include_router(public_keys.router)
-api_router.include_router(verifications.router)
 api_router.include_router(card_challenges.router)
 api_router.include_router(holder_checks.router)
 api_router.include_router(payroll.router)
 api_router.include_router(hr.router)
 api_router.include_router(desk.router)  # remote issuance desks (signed requests)
+api_router.include_router(desk_actions.router)  # a desk's card checks, printing, registrar
 api_router.include_router(verifier_page.router)  # the officials' web verifier, /verify/

@@ -14,24 +14,36 @@ client or rotating its secret takes effect on the next request, on every worker.
 ``X-Forwarded-For``: a client could forge it to escape its limit). Behind a reverse proxy every
 anonymous caller therefore shares the proxy's address and its budget: rate-limit anonymous
 callers at the proxy, or raise ``IDSVC_RATE_LIMIT_ANONYMOUS``.
+
+Mutual TLS (banks): the reverse proxy verifies the client certificate and passes it on in
+``X-Client-Cert`` (URL-escaped PEM, nginx's ``$ssl_client_escaped_cert``). That header is
+believed only when the TCP peer is in ``IDSVC_TRUSTED_PROXIES``; from anyone else it is
+ignored, as if absent. The certificate's SHA-256 then names the client
+(``ApiClients.authenticate_certificate``); a bearer secret sent with it must be the same
+client's. A header from a trusted proxy that holds no readable certificate is a 401.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.clients import SCOPES, ApiClients
-from idsvc.errors import AuthenticationFailed, RateLimited
+from idsvc.clients import SCOPES, ApiClients, fingerprint_of_certificate
+from idsvc.errors import ApiClientError, AuthenticationFailed, RateLimited
 from idsvc.rate_limits import Limit, RateLimits
 from mobile_api.deps import get_now
 
 REALM = 'Bearer realm="idsvc"'
+CERT_HEADER = "x-client-cert"
+_MAX_CERT_HEADER = 16384  # a client certificate chain's leaf, URL-escaped, fits easily
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,36 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+@lru_cache(maxsize=8)
+def _networks(setting: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(
+        ipaddress.ip_network(item.strip(), strict=False)
+        for item in setting.split(",")
+        if item.strip()
+    )
+
+
+def _proxied_certificate(request: Request) -> str | None:
+    """SHA-256 of the client certificate a trusted proxy passed on; None when there is none
+    or the peer is not a trusted proxy (the header is then ignored)."""
+    value = request.headers.get(CERT_HEADER)
+    if not value:
+        return None
+    networks = _networks(request.app.state.service.settings.trusted_proxies)
+    try:
+        peer = ipaddress.ip_address(_address(request))
+    except ValueError:
+        return None
+    if not any(peer in network for network in networks):
+        return None
+    try:
+        if len(value) > _MAX_CERT_HEADER:
+            raise ApiClientError("certificate header too long")
+        return fingerprint_of_certificate(unquote(value, errors="strict").encode("ascii"))
+    except (ApiClientError, UnicodeError) as exc:
+        raise Unauthenticated("the proxy passed no readable client certificate") from exc
+
+
 def _count(request: Request, key: str, limit: Limit, now: datetime) -> None:
     limits: RateLimits = request.app.state.rate_limits
     try:
@@ -89,10 +131,17 @@ def _count(request: Request, key: str, limit: Limit, now: datetime) -> None:
         raise TooManyRequests(exc.retry_after) from exc
 
 
-def _client_caller(request: Request, secret: str, now: datetime) -> Caller:
+def _client_caller(
+    request: Request, secret: str | None, cert_sha256: str | None, now: datetime
+) -> Caller:
     clients: ApiClients = request.app.state.clients
     try:
-        client = clients.authenticate(secret, now)
+        if cert_sha256 is not None:
+            client = clients.authenticate_certificate(cert_sha256, secret, now)
+        elif secret is not None:
+            client = clients.authenticate(secret, now)
+        else:  # pragma: no cover - callers check that one of them is there
+            raise AuthenticationFailed()
     except AuthenticationFailed as exc:
         raise Unauthenticated("invalid or disabled client credentials", "invalid_token") from exc
     limit = Limit(request.app.state.service.settings.rate_limit_client)
@@ -107,9 +156,10 @@ def require_scope(scope: str) -> Callable[..., Caller]:
 
     def dependency(request: Request, now: Annotated[datetime, Depends(get_now)]) -> Caller:
         secret = _bearer(request)
-        if secret is None:
+        cert = _proxied_certificate(request)
+        if secret is None and cert is None:
             raise Unauthenticated("this endpoint needs an API client: Authorization: Bearer")
-        caller = _client_caller(request, secret, now)
+        caller = _client_caller(request, secret, cert, now)
         if scope not in caller.scopes:
             raise MissingScope(scope)
         return caller
@@ -126,8 +176,9 @@ async def optional_caller(request: Request, now: Annotated[datetime, Depends(get
     ``async`` so that the common case (an anonymous request counted in memory) costs no
     thread hop; whatever touches the database runs in the thread pool."""
     secret = _bearer(request)
-    if secret is not None:
-        return await run_in_threadpool(_client_caller, request, secret, now)
+    cert = _proxied_certificate(request)
+    if secret is not None or cert is not None:
+        return await run_in_threadpool(_client_caller, request, secret, cert, now)
     address = _address(request)
     key = f"addr:{address}"
     limit = Limit(request.app.state.service.settings.rate_limit_anonymous)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from email.message import Message
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -20,6 +19,7 @@ from idsvc.access_log import CheckLog
 from idsvc.challenges import CardChallenges
 from idsvc.online_verification import OnlineVerifier
 from idsvc.service import IdService
+from mobile_api.json_body import is_json
 
 Clock = Callable[[], datetime]
 
@@ -51,12 +51,7 @@ async def get_now(request: Request) -> datetime:
 
 async def require_json(request: Request) -> None:
     """415 unless the body is declared JSON (``application/json`` or ``*+json``)."""
-    message = Message()
-    message["content-type"] = request.headers.get("content-type", "")
-    subtype = message.get_content_subtype()
-    if message.get_content_maintype() != "application" or not (
-        subtype == "json" or subtype.endswith("+json")
-    ):
+    if not is_json(request.headers.get("content-type", "")):
         raise HTTPException(415, "send the body as application/json")
 
 

@@ -14,6 +14,7 @@ bodies that are not JSON, and JSON syntax errors, are left to FastAPI's own hand
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Coroutine
 from email.message import Message
@@ -24,7 +25,7 @@ from fastapi.routing import APIRoute
 
 from mobile_api.problems import problem
 
-__all__ = ["DuplicateMember", "StrictJsonRoute", "loads_strict"]
+__all__ = ["DuplicateMember", "StrictJsonRoute", "is_json", "loads_strict"]
 
 
 class DuplicateMember(ValueError):
@@ -53,7 +54,10 @@ def loads_strict(body: bytes) -> Any:
     return _DECODER.decode(body.decode("utf-8"))
 
 
-def _is_json(content_type: str | None) -> bool:
+@functools.lru_cache(maxsize=256)
+def is_json(content_type: str | None) -> bool:
+    # Cached: parsing a header with email.message costs more than the JSON body of a
+    # verification, and callers send the same few values.
     message = Message()
     message["content-type"] = content_type or ""
     subtype = message.get_content_subtype()
@@ -67,7 +71,7 @@ class StrictJsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict_handler(request: Request) -> Response:
-            if request.method not in ("GET", "HEAD") and _is_json(
+            if request.method not in ("GET", "HEAD") and is_json(
                 request.headers.get("content-type")
             ):
                 body = await request.body()  # cached: FastAPI's own parsing reads it again

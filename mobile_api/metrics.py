@@ -18,6 +18,7 @@ Labels hold only bounded, non-personal values: route *templates* (``/v1/holders/
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import re
 import threading
@@ -64,6 +65,20 @@ HTTP_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+
+
+# ``labels()`` validates and takes a lock on every call; the children it returns are kept
+# (route templates x methods x status codes: a small set; the bound is a safety net).
+@functools.lru_cache(maxsize=4096)
+def request_counter(route: str, method: str, status: int) -> Counter:
+    return HTTP_REQUESTS.labels(route, method, str(status))
+
+
+@functools.lru_cache(maxsize=1024)
+def request_timer(route: str, method: str) -> Histogram:
+    return HTTP_LATENCY.labels(route, method)
+
+
 CHECKS = Counter(
     "idsvc_checks",
     "Verifications answered (kind: verification or card), by result and reason code",
@@ -194,9 +209,7 @@ class DatabaseCollector(Collector):
             labels=["list"],
         )
         try:
-            lists = published_lists(
-                settings.published_dir, lifetime=settings.status_list_lifetime
-            )
+            lists = published_lists(settings.published_dir, lifetime=settings.status_list_lifetime)
         except ValueError:
             lists = []
         now = datetime.now(UTC)

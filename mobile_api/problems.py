@@ -26,6 +26,7 @@ from idsvc.errors import (
 )
 from idsvc.status_store import StatusListNotFound
 from idsvc.storage.db import DatabaseUnavailable
+from mobile_api.repeated_log import RepeatedLogLine
 from mobile_api.schemas import Problem
 
 log = logging.getLogger("mobile_api")
@@ -71,6 +72,11 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def install(app: FastAPI) -> None:
+    # Every request of an outage ends in one of these: a line per window, not per request
+    # (per app, i.e. per worker process).
+    database_down = RepeatedLogLine(log, "database unavailable")
+    not_initialised = RepeatedLogLine(log, "service not initialised (run `idsvc init`)")
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
@@ -85,13 +91,14 @@ def install(app: FastAPI) -> None:
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         # Only location and pydantic's message: never the rejected input, which may be a token.
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return problem(
-            422,
-            "INVALID_REQUEST",
-            "request body invalid",
-            f"{where}: {first.get('msg', 'invalid')}",
-        )
+        loc = tuple(first.get("loc", ()))
+        if first.get("type") == "json_invalid":
+            # pydantic says "body.14: JSON decode error"; a caller with curl needs plainer words.
+            at = f" (error at character {loc[-1]})" if loc and isinstance(loc[-1], int) else ""
+            detail = f"the body is not valid JSON{at}"
+        else:
+            detail = f"{'.'.join(str(p) for p in loc)}: {first.get('msg', 'invalid')}"
+        return problem(422, "INVALID_REQUEST", "request body invalid", detail)
 
     @app.exception_handler(StatusListNotFound)
     async def no_list(_: Request, exc: StatusListNotFound) -> JSONResponse:
@@ -100,7 +107,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IdsvcError)
     async def domain(_: Request, exc: IdsvcError) -> JSONResponse:
         if isinstance(exc, NotInitialised):
-            log.error("service not initialised (run `idsvc init`)")
+            not_initialised.error()
             return problem(503, exc.code, "the service is not initialised")
         if isinstance(exc, UnknownCredential | UnknownEmployee | UnknownIssuer):
             # Say what was not found, not echo the caller's input back.
@@ -110,7 +117,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        log.error("database unavailable")
+        database_down.error()
         return problem(
             503,
             "DATABASE_UNAVAILABLE",

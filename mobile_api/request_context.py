@@ -21,7 +21,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from idsvc.request_scope import current_request_id
-from mobile_api.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from mobile_api.metrics import request_counter, request_timer
 
 HEADER = b"x-request-id"
 _WELL_FORMED = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
@@ -74,8 +74,8 @@ class RequestContext:
             current_request_id.reset(token)
             elapsed = time.perf_counter() - started
             route, method = route_template(scope), str(scope.get("method", "?"))
-            HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            HTTP_LATENCY.labels(route, method).observe(elapsed)
+            request_counter(route, method, status).inc()
+            request_timer(route, method).observe(elapsed)
             access_log.log(
                 logging.DEBUG if route in PROBES else logging.INFO,
                 "%s %s %d",

@@ -1,4 +1,4 @@
-"""Shared by the printed-card tests: a synthetic portrait, the two QR decoders, and the damage a
+"""Shared by the printed-card tests: a real portrait, the two QR decoders, and the damage a
 worn card photographed by a phone goes through."""
 
 from __future__ import annotations
@@ -9,18 +9,23 @@ import subprocess
 from pathlib import Path
 
 import zxingcpp
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 
+FACES = Path(__file__).parent / "data" / "faces"  # origin and licence in its README.md
+
+
 def portrait_bytes(fmt: str = "JPEG", size: tuple[int, int] = (900, 1200), **save: object) -> bytes:
-    """Head and shoulders on a plain background: enough structure for crop and resize checks."""
-    image = Image.new("RGB", size, (176, 196, 222))
-    draw = ImageDraw.Draw(image)
-    w, h = size
-    draw.ellipse((w * 0.3, h * 0.12, w * 0.7, h * 0.5), fill=(198, 156, 120))
-    draw.rectangle((w * 0.15, h * 0.55, w * 0.85, h), fill=(30, 40, 90))
+    """A real head and shoulders (NASA's portrait of Eileen Collins, public domain), framed to
+    ``size``: the face detector must find one face, with at least 90 pixels between the eyes
+    from about 700 pixels high."""
+    with Image.open(FACES / "astronaut.jpg") as astronaut:
+        # the top 300 rows hold hair to shoulders; the face is centred at x = 225
+        crop_w = min(astronaut.width, round(300 * size[0] / size[1]))
+        left = min(max(0, 225 - crop_w // 2), astronaut.width - crop_w)
+        image = astronaut.crop((left, 0, left + crop_w, 300)).resize(size, Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, fmt, **save)
     return out.getvalue()

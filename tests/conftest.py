@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -19,7 +20,7 @@ import sqlalchemy
 from idsvc.config import Settings
 from idsvc.service import IdService
 
-pytest_plugins = ["tests.fixtures_pcsc", "tests.fixtures_softhsm"]
+pytest_plugins = ["tests.fixtures_pcsc", "tests.fixtures_softhsm", "tests.private_postgres"]
 
 DATA = Path(__file__).parent / "data"
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.csv"
@@ -76,16 +77,19 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'idsvc.sqlite3'}"
 
 
-def make_settings(home: Path, url: str, **extra: object) -> Settings:
-    return Settings(
-        home=home,
-        database_url=url,
-        key_passphrase=PASSPHRASE,
-        issuer="https://id.mcs.gov.kh/issuers/default",
-        public_url="https://id.mcs.gov.kh",
-        status_list_size=1024,
+def make_settings(home: Path, url: str, **extra: Any) -> Settings:
+    # Through keyword arguments, so the environment still applies under them (as in production);
+    # pydantic validates (and converts) each value, hence ``Any``.
+    values: dict[str, Any] = {
+        "home": home,
+        "database_url": url,
+        "key_passphrase": PASSPHRASE,
+        "issuer": "https://id.mcs.gov.kh/issuers/default",
+        "public_url": "https://id.mcs.gov.kh",
+        "status_list_size": 1024,
         **extra,
-    )
+    }
+    return Settings(**values)
 
 
 @pytest.fixture
@@ -104,3 +108,12 @@ def service(settings: Settings) -> Iterator[IdService]:
     svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test-hr", now=NOW)
     yield svc
     svc.db.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the card bench is a ``pcsc`` test even if its module forgot the marker:
+    ``scripts/test`` runs ``-m "not pcsc"`` in two pytest-xdist workers and the ``pcsc`` tests
+    afterwards in one process (one pcscd and one set of virtual readers per machine)."""
+    for item in items:
+        if "pcscd" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("pcsc"):
+            item.add_marker(pytest.mark.pcsc)

@@ -60,6 +60,16 @@ def receiver(port: int | None = None, status: int = 204) -> Iterator[Receiver]:
         thread.join(5)
 
 
+@contextmanager
+def silent_receiver() -> Iterator[str]:
+    """A receiver that accepts connections and never answers (a hung bank server): the
+    kernel completes the handshake into the listen backlog, nothing ever reads or replies."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hooks/idsvc"
+
+
 def verify_v1a(public_key: str, received: Received) -> None:
     """Check a v1a (Ed25519) Standard Webhooks signature from the published key alone.
 

@@ -203,7 +203,7 @@ def readers(json_out: JsonOpt = False) -> None:
         console.print(table)
 
 
-def _report(report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
+def _report(report, json_out: bool, *, challenged: bool) -> None:  # type: ignore[no-untyped-def]
     out = report.result.as_dict() | {
         "certificate_subject": report.certificate_subject,
         "challenge_checked": report.challenge_checked,
@@ -220,7 +220,12 @@ def _report(report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
         console.print()
         console.print(f"  card: {report.card_uuid or '-'}")
         console.print(f"  certificate: {escape(report.certificate_subject or '-')}")
-        console.print(f"  challenge: {'passed' if report.challenge_checked else 'not passed'}")
+        # `card read` does not challenge the card: say so, rather than "not passed" (a failure).
+        if not challenged:
+            challenge = "not run (`idsvc card verify` challenges the card)"
+        else:
+            challenge = "passed" if report.challenge_checked else "failed"
+        console.print(f"  challenge: {challenge}")
         for key, value in (report.result.holder or {}).items():
             console.print(f"  {key}: {escape(value)}")
     if not report.result.valid:
@@ -228,6 +233,15 @@ def _report(report, json_out: bool) -> None:  # type: ignore[no-untyped-def]
 
 
 def _inspect(reader: str, *, challenge: bool, json_out: bool) -> None:
+    from idsvc.cli.desk_commands import enrolled_desk
+
+    if enrolled_desk():  # a remote desk: the centre checks the credential
+        from idsvc.cli.desk_card_commands import inspect_through_centre
+
+        with reported():
+            report = inspect_through_centre(reader, challenge=challenge)
+        _report(report, json_out, challenged=challenge)
+        return
     with reported():
         svc = _service()
         cas = svc.ca_certificates()
@@ -239,7 +253,7 @@ def _inspect(reader: str, *, challenge: bool, json_out: bool) -> None:
                 now=_now(),
                 challenge=challenge,
             )
-    _report(report, json_out)
+    _report(report, json_out, challenged=challenge)
 
 
 @card_app.command("read")
@@ -263,6 +277,11 @@ def card_wipe(
     ] = None,
 ) -> None:
     """Remove the credential, certificate and printed data from a card (the CHUID stays)."""
+    from idsvc.cli.desk_commands import enrolled_desk
+
+    if enrolled_desk():  # a remote desk: the centre allows, audits and revokes
+        _wipe_through_centre(reader, default_management_key, revoke_reason)
+        return
     with reported():
         svc = _service()
         secrets = card_secrets(svc.settings, default_management_key=default_management_key)
@@ -282,6 +301,20 @@ def card_wipe(
                     )
                     console.print(f"credential {result.credential_id} revoked")
             removed = wipe_card(transport, secrets)
+        console.print("wiped: " + ", ".join(removed))
+
+
+def _wipe_through_centre(reader: str, default_key: bool, revoke_reason: str | None) -> None:
+    from idsvc.cli.desk_card_commands import wipe_through_centre
+
+    with reported():
+        answer, removed = wipe_through_centre(
+            reader, default_management_key=default_key, revoke_reason=revoke_reason
+        )
+        if answer["state"] == "pending_approval":
+            console.print(f"revocation waiting for approval {answer['approval']['approval_id']}")
+        elif answer.get("credential"):
+            console.print(f"credential {answer['credential']['credential_id']} revoked")
         console.print("wiped: " + ", ".join(removed))
 
 

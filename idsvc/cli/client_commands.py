@@ -1,4 +1,4 @@
-"""API client commands: ``idsvc clients add|list|disable|enable|rotate-secret``, and the
+"""API client commands: ``idsvc clients add|list|disable|enable|rotate-secret|cert``, and the
 who-checked log: ``idsvc audit who-checked EMPLOYEE_ID``, ``idsvc audit purge-checks``.
 
 A new secret is printed once, on stdout alone (so ``SECRET=$(idsvc clients add ...)`` works);
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,8 +19,9 @@ from rich.table import Table
 
 from idsvc.access_log import CheckLog
 from idsvc.cli.errors import reported
-from idsvc.clients import SCOPES, ApiClients, ApiClientView
+from idsvc.clients import SCOPES, ApiClients, ApiClientView, fingerprint_of_certificate
 from idsvc.config import load_settings
+from idsvc.errors import ApiClientError
 from idsvc.service import IdService
 
 console = Console(highlight=False, soft_wrap=True)
@@ -33,6 +35,34 @@ ScopeOpt = Annotated[
     list[str],
     typer.Option("--scope", help="scope to grant, repeatable: " + ", ".join(sorted(SCOPES))),
 ]
+CertFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cert",
+        help="the client's TLS certificate (PEM or DER): bind the client to it (mutual TLS)",
+        dir_okay=False,
+    ),
+]
+FingerprintOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cert-fingerprint",
+        "--fingerprint",
+        help="the SHA-256 fingerprint of the client's TLS certificate (64 hex, colons allowed)",
+    ),
+]
+
+
+def _cert_sha256(cert: Path | None, fingerprint: str | None) -> str | None:
+    if cert is not None and fingerprint is not None:
+        raise ApiClientError("give --cert or --cert-fingerprint, not both")
+    if cert is None:
+        return fingerprint
+    try:
+        data = cert.read_bytes()
+    except OSError as exc:
+        raise ApiClientError(f"cannot read {cert}: {exc.strerror}") from None
+    return fingerprint_of_certificate(data)
 
 
 def _now() -> datetime:
@@ -60,11 +90,20 @@ def _show_secret(view: ApiClientView, secret: str, json_out: bool, what: str) ->
     print(secret)
 
 
-def add(name: str, scope: ScopeOpt, json_out: JsonOpt = False) -> None:
-    """Create an API client and print its secret once."""
+def add(
+    name: str,
+    scope: ScopeOpt,
+    cert: CertFileOpt = None,
+    cert_fingerprint: FingerprintOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create an API client and print its secret once.
+
+    With --cert it is bound to that certificate: it must come through the mutual-TLS proxy."""
     with reported():
+        cert_sha256 = _cert_sha256(cert, cert_fingerprint)
         clients, operator = _clients()
-        view, secret = clients.add(name, scope, _now(), actor=operator)
+        view, secret = clients.add(name, scope, _now(), actor=operator, cert_sha256=cert_sha256)
         _show_secret(view, secret, json_out, "Created")
 
 
@@ -76,7 +115,7 @@ def list_clients(json_out: JsonOpt = False) -> None:
         if json_out:
             print(json.dumps([v.as_dict() for v in views]))
             return
-        table = Table("name", "id", "scopes", "enabled", "secret since")
+        table = Table("name", "id", "scopes", "enabled", "secret since", "certificate")
         for v in views:
             table.add_row(
                 escape(v.name),
@@ -84,6 +123,7 @@ def list_clients(json_out: JsonOpt = False) -> None:
                 " ".join(sorted(v.scopes)),
                 "yes" if v.enabled else "NO",
                 v.secret_rotated_at.isoformat(timespec="seconds"),
+                v.cert_sha256[:16] + "…" if v.cert_sha256 else "",
             )
         console.print(table)
 
@@ -110,6 +150,28 @@ def rotate_secret(name: str, json_out: JsonOpt = False) -> None:
         clients, operator = _clients()
         view, secret = clients.rotate_secret(name, _now(), actor=operator)
         _show_secret(view, secret, json_out, "New secret for")
+
+
+def certificate(
+    name: str,
+    cert: CertFileOpt = None,
+    cert_fingerprint: FingerprintOpt = None,
+    clear: Annotated[bool, typer.Option("--clear", help="unbind the certificate")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Bind the client to its TLS certificate (mutual TLS at the proxy), or --clear it."""
+    with reported():
+        cert_sha256 = _cert_sha256(cert, cert_fingerprint)
+        if clear == (cert_sha256 is not None):
+            raise ApiClientError("give --cert or --cert-fingerprint, or --clear")
+        clients, operator = _clients()
+        view = clients.set_certificate(name, cert_sha256, _now(), actor=operator)
+        if json_out:
+            print(json.dumps(view.as_dict()))
+        elif view.cert_sha256:
+            err.print(f"client {escape(name)} bound to certificate SHA-256 {view.cert_sha256}")
+        else:
+            err.print(f"client {escape(name)} has no certificate: its secret alone authenticates")
 
 
 def who_checked(
@@ -153,6 +215,7 @@ def register(app: typer.Typer) -> None:
     clients_app.command("disable")(disable)
     clients_app.command("enable")(enable)
     clients_app.command("rotate-secret")(rotate_secret)
+    clients_app.command("cert")(certificate)
     app.add_typer(clients_app, name="clients")
     from idsvc.cli.main import audit_app  # defined before main registers this module
 

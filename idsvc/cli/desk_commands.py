@@ -1,5 +1,7 @@
 """Desk registration at the centre (``idsvc desks add|list|disable|enable|new-code``) and the
-remote desk's own commands (``idsvc desk enrol|login|logout|status|issue|retry``).
+remote desk's own commands (``idsvc desk enrol|login|logout|status|issue|retry``, the
+registrar's and issuer's requests ``desk correct-status|revoke|declare-lost``, and
+``desk approvals list|approve|reject``).
 
 A remote desk keeps only its own key, the centre's address, the issuer CA certificate and the
 operator's session in ``$IDSVC_HOME/desk/`` (see ``idsvc.desk_identity``); it never has the
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -47,7 +49,8 @@ def _desks() -> DeskCentre:
     return DeskCentre(centre())
 
 
-def _remote() -> RemoteCentre:
+def remote_centre() -> RemoteCentre:
+    """This desk's client of its centre (``$IDSVC_HOME/desk``)."""
     return RemoteCentre(DeskIdentity(Settings().home), clock=_now)
 
 
@@ -161,7 +164,7 @@ def desk_login(
             if not sys.stdin.isatty():
                 raise InvalidOperator("--otp CODE is required without a terminal")
             otp = str(typer.prompt("One-time code"))
-        answer = _remote().login(operator, password, otp)
+        answer = remote_centre().login(operator, password, otp)
         console.print(
             f"signed in as {answer['operator']} ({answer['role']}) at desk {answer['desk']}; "
             f"the session ends after {answer['idle_minutes']} idle minutes or at "
@@ -173,7 +176,7 @@ def desk_login(
 def desk_logout() -> None:
     """End the operator's session at the centre and here."""
     with reported():
-        _remote().logout()
+        remote_centre().logout()
         console.print("signed out")
 
 
@@ -212,7 +215,7 @@ def issue_through_centre(
         from idsvc.desk import personalise_card
 
         settings = Settings()
-        remote = _remote()
+        remote = remote_centre()
         secrets = card_secrets(
             settings,
             default_management_key=default_management_key,
@@ -246,14 +249,19 @@ def desk_issue(
     employee_id: str,
     reader: Annotated[str, typer.Option(help="personalise the card in this PC/SC reader")],
     default_management_key: Annotated[
-        bool, typer.Option(help="use the PIV test management key (training cards only)")
+        bool,
+        typer.Option(
+            "--default-management-key",
+            help="use the PIV test management key (training cards only)",
+        ),
     ] = False,
     new_pin: Annotated[str | None, typer.Option(help="set this card PIN")] = None,
     new_puk: Annotated[str | None, typer.Option(help="set this card PUK")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Issue a card through the centre: the centre signs, this desk writes and confirms
-    (`idsvc issue EMPLOYEE_ID --reader R` does the same on an enrolled desk)."""
+    """Issue a card through the centre: the centre signs, this desk writes and confirms.
+
+    `idsvc issue EMPLOYEE_ID --reader R` does the same on an enrolled desk."""
     issue_through_centre(
         employee_id,
         reader=reader,
@@ -266,10 +274,9 @@ def desk_issue(
 
 @desk_app.command("retry")
 def desk_retry() -> None:
-    """After a dropped link: finish the last issuance (confirm is idempotent), or say to
-    start it again."""
+    """After a dropped link: finish the last issuance, or say to start it again (safe)."""
     with reported():
-        remote = _remote()
+        remote = remote_centre()
         pending = remote.identity.pending()
         if pending is None:
             console.print("nothing to resume: the last issuance finished or never began")
@@ -289,6 +296,111 @@ def desk_retry() -> None:
             remote.identity.clear_pending()
             raise IssuanceNotPending(f"{exc}; issue the card again") from exc
         console.print(f"credential {pending['credential_id']} is live: the card is done")
+
+
+# -- sensitive actions from the desk (the centre applies maker-checker) -----------------------
+def _report_action(answer: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print(json.dumps(answer, ensure_ascii=False))
+        return
+    if answer["state"] == "pending_approval":
+        approval = answer["approval"]
+        console.print(
+            f"waiting for approval {approval['approval_id']} (a supervisor, not you, before "
+            f"{approval['expires_at'][:16]}Z)"
+        )
+    elif answer.get("credential") is not None:
+        credential = answer["credential"]
+        console.print(f"credential {credential['credential_id']} is {credential['state']}")
+    else:
+        console.print(escape(str(answer.get("outcome") or "done")))
+
+
+ReasonOpt = Annotated[str, typer.Option("--reason", help="why (goes into the audit)")]
+
+
+@desk_app.command("revoke")
+def desk_revoke(credential_id: str, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
+    """Revoke a credential (issuer or supervisor); may wait for a second person's approval."""
+    with reported():
+        _report_action(remote_centre().revoke(credential_id, reason=reason), json_out)
+
+
+@desk_app.command("declare-lost")
+def desk_declare_lost(employee_id: str, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
+    """Re-issue after loss: revoke the person's live card as lost so a new one can be issued."""
+    with reported():
+        _report_action(remote_centre().declare_lost(employee_id, reason=reason), json_out)
+
+
+@desk_app.command("correct-status")
+def desk_correct_status(
+    employee_id: str,
+    status: Annotated[str, typer.Option("--status", help="active, suspended, retired, ...")],
+    reason: ReasonOpt,
+    status_date: Annotated[
+        datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="effective date")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """An HR status correction (registrar); may wait for a second person's approval."""
+    with reported():
+        answer = remote_centre().correct_status(
+            employee_id,
+            status=status,
+            reason=reason,
+            status_date=None if status_date is None else status_date.date(),
+        )
+        _report_action(answer, json_out)
+
+
+approvals_app = typer.Typer(help="Pending approvals, decided from this desk.", no_args_is_help=True)
+desk_app.add_typer(approvals_app, name="approvals")
+
+
+@approvals_app.command("list")
+def desk_approvals_list(json_out: JsonOpt = False) -> None:
+    """Pending approvals (supervisor or admin)."""
+    with reported():
+        listed = remote_centre().approvals()
+        if json_out:
+            print(json.dumps(listed, ensure_ascii=False))
+            return
+        table = Table("id", "action", "target", "asked by", "desk", "until")
+        for a in listed:
+            table.add_row(
+                a["approval_id"],
+                a["action"],
+                escape(a["target"]),
+                a["requested_by"],
+                a["requested_desk"] or "",
+                a["expires_at"][:16],
+            )
+        console.print(table)
+
+
+@approvals_app.command("approve")
+def desk_approvals_approve(approval_id: str, json_out: JsonOpt = False) -> None:
+    """Approve (not your own request): the action is done now."""
+    with reported():
+        done = remote_centre().approve(approval_id)
+        if json_out:
+            print(json.dumps(done, ensure_ascii=False))
+            return
+        console.print(f"approved: {escape(str(done.get('outcome') or ''))}")
+        if done.get("otpauth_uri"):
+            print(done["otpauth_uri"])  # shown once: the new operator's second factor
+
+
+@approvals_app.command("reject")
+def desk_approvals_reject(approval_id: str, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
+    """Reject (not your own request)."""
+    with reported():
+        done = remote_centre().reject(approval_id, reason=reason)
+        if json_out:
+            print(json.dumps(done, ensure_ascii=False))
+            return
+        console.print(f"rejected {done['approval_id']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,18 +9,17 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 
 import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cardio import errors as card_errors
-from idsvc.audit import AuditChainBroken
 from idsvc.config import PassphraseMissing
 from idsvc.errors import IdsvcError
 from idsvc.formats.hr_csv import HrFileError
-from idsvc.storage.db import BadDatabaseUrl, DatabaseUnavailable, StorageError
+from idsvc.storage.errors import BadDatabaseUrl, DatabaseUnavailable, StorageError
 from keys import errors as key_errors
 
 err_console = Console(stderr=True, highlight=False)
@@ -37,28 +36,38 @@ EXIT_CARD_REMOVED = 17
 EXIT_AUDIT_BROKEN = 16
 EXIT_INTERNAL = 70
 
-_TABLE: list[tuple[type[BaseException], int, Callable[[BaseException], str]]] = [
-    (IdsvcError, -1, str),
-    (PassphraseMissing, 3, str),
-    (HrFileError, EXIT_HR_FILE, lambda e: f"HR file refused: {e}"),
-    (DatabaseUnavailable, EXIT_DATABASE, str),
-    (BadDatabaseUrl, 3, str),
-    (StorageError, EXIT_DATABASE, str),
-    (key_errors.WrongPassphrase, EXIT_WRONG_PASSPHRASE, lambda e: "wrong key passphrase"),
-    (key_errors.HsmError, EXIT_HSM, lambda e: f"HSM: {e}"),
-    (key_errors.KeysError, EXIT_KEY_FILE, lambda e: f"issuer key: {e}"),
-    (
-        card_errors.CardRemoved,
-        EXIT_CARD_REMOVED,
-        lambda e: f"card removed or reset: {e}. Re-insert the card and retry (retry is safe).",
-    ),
-    (card_errors.CardError, EXIT_CARD, lambda e: f"card: {e}"),
-    (AuditChainBroken, EXIT_AUDIT_BROKEN, str),
-]
+Row = tuple[type[BaseException], int, Callable[[BaseException], str]]
+
+
+@cache
+def _table() -> list[Row]:
+    # Built at the first error, not at start-up: the card and audit modules pull in the PIV
+    # stack and SQLAlchemy, and an exception of their types means they are loaded already.
+    from cardio import errors as card_errors
+    from idsvc.audit import AuditChainBroken
+
+    return [
+        (IdsvcError, -1, str),
+        (PassphraseMissing, 3, str),
+        (HrFileError, EXIT_HR_FILE, lambda e: f"HR file refused: {e}"),
+        (DatabaseUnavailable, EXIT_DATABASE, str),
+        (BadDatabaseUrl, 3, str),
+        (StorageError, EXIT_DATABASE, str),
+        (key_errors.WrongPassphrase, EXIT_WRONG_PASSPHRASE, lambda e: "wrong key passphrase"),
+        (key_errors.HsmError, EXIT_HSM, lambda e: f"HSM: {e}"),
+        (key_errors.KeysError, EXIT_KEY_FILE, lambda e: f"issuer key: {e}"),
+        (
+            card_errors.CardRemoved,
+            EXIT_CARD_REMOVED,
+            lambda e: f"card removed or reset: {e}. Re-insert the card and retry (retry is safe).",
+        ),
+        (card_errors.CardError, EXIT_CARD, lambda e: f"card: {e}"),
+        (AuditChainBroken, EXIT_AUDIT_BROKEN, str),
+    ]
 
 
 def exit_code_for(exc: BaseException) -> tuple[int, str]:
-    for kind, code, message in _TABLE:
+    for kind, code, message in _table():
         if isinstance(exc, kind):
             if isinstance(exc, IdsvcError):
                 return exc.exit_code, str(exc)

@@ -14,18 +14,23 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from cardio.qr_scan import MAX_IMAGE_BYTES
 from idsvc.cli.errors import EXIT_HR_ROWS_REJECTED, EXIT_INVALID, err_console, reported
-from idsvc.config import Settings, key_passphrase, load_settings
-from idsvc.service import DEFAULT_ISSUER, IdService
+from idsvc.config import DEFAULT_ISSUER, Settings, key_passphrase, load_settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from idsvc.service import IdService
+
+# Every `idsvc` run pays for what this module and the command modules import at the top, so the
+# heavy libraries (SQLAlchemy, Alembic, PKCS#11, Pillow, zxing, uvicorn) are imported inside the
+# commands that use them: `idsvc --help` and a typo stay instant, and each test's subprocess too.
 
 app = typer.Typer(
     help="Civil-servant ID service: register, credentials, cards, verification.",
@@ -66,6 +71,8 @@ def passphrase_source(settings: Settings) -> bytes:
 
 
 def service() -> IdService:
+    from idsvc.service import IdService
+
     settings = load_settings()
     return IdService.from_settings(settings, lambda: passphrase_source(settings))
 
@@ -75,6 +82,14 @@ def actor(settings: Settings) -> str:
 
 
 def progress_bar() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -87,6 +102,14 @@ def progress_bar() -> Progress:
 
 IssuerOpt = Annotated[str, typer.Option("--issuer", help="issuer slug")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+EmployeeArg = Annotated[str, typer.Argument(help="employee id in the register, e.g. KH-MCS-010002")]
+CredentialArg = Annotated[
+    str, typer.Argument(help="credential id: the first column of `idsvc credentials EMPLOYEE_ID`")
+]
+# A bare flag: without a name typer also offers a `--no-…` twin, which only confuses.
+PasswordStdinOpt = Annotated[
+    bool, typer.Option("--password-stdin", help="read the operator's password from stdin")
+]
 
 
 @app.command()
@@ -162,14 +185,18 @@ def import_hr(
 
 @app.command()
 def issue(
-    employee_id: str,
+    employee_id: EmployeeArg,
     json_out: JsonOpt = False,
     issuer: IssuerOpt = DEFAULT_ISSUER,
     reader: Annotated[
         str | None, typer.Option(help="personalise the card in this PC/SC reader")
     ] = None,
     default_management_key: Annotated[
-        bool, typer.Option(help="use the PIV test management key (training cards only)")
+        bool,
+        typer.Option(
+            "--default-management-key",
+            help="use the PIV test management key (training cards only)",
+        ),
     ] = False,
     new_pin: Annotated[str | None, typer.Option(help="set this card PIN")] = None,
     new_puk: Annotated[str | None, typer.Option(help="set this card PUK")] = None,
@@ -276,6 +303,7 @@ def verify(
 
 
 def _read_image(path: Path) -> bytes:
+    from cardio.qr_scan import MAX_IMAGE_BYTES
     from idsvc.errors import QrImageUnreadable
 
     try:
@@ -303,15 +331,16 @@ Reason = Annotated[str, typer.Option("--reason", help="why (kept in the audit lo
 
 @app.command()
 def revoke(
-    credential_id: str,
+    credential_id: CredentialArg,
     reason: Reason,
     json_out: JsonOpt = False,
     operator: Annotated[str | None, typer.Option(help="act as this operator")] = None,
     otp: Annotated[str | None, typer.Option(help="the operator's one-time code")] = None,
-    password_stdin: Annotated[bool, typer.Option(help="operator password on stdin")] = False,
+    password_stdin: PasswordStdinOpt = False,
 ) -> None:
-    """Revoke a credential for good (waits for a second person if IDSVC_APPROVAL_REQUIRED has
-    `revoke`)."""
+    """Revoke a credential for good.
+
+    When IDSVC_APPROVAL_REQUIRED includes `revoke`, it waits for a second person's approval."""
     with reported():
         held = "revoke" in Settings().approval_actions
     if operator is None and not held:
@@ -323,36 +352,47 @@ def revoke(
 
 
 @app.command()
-def suspend(credential_id: str, reason: Reason, json_out: JsonOpt = False) -> None:
+def suspend(credential_id: CredentialArg, reason: Reason, json_out: JsonOpt = False) -> None:
     """Suspend a credential (it can be reinstated)."""
     _state_command("suspend", credential_id, reason, json_out)
 
 
 @app.command()
-def reinstate(credential_id: str, reason: Reason, json_out: JsonOpt = False) -> None:
+def reinstate(credential_id: CredentialArg, reason: Reason, json_out: JsonOpt = False) -> None:
     """Reinstate a suspended credential."""
     _state_command("reinstate", credential_id, reason, json_out)
 
 
 @app.command()
-def credentials(employee_id: str, json_out: JsonOpt = False) -> None:
-    """List a person's credentials."""
+def credentials(employee_id: EmployeeArg, json_out: JsonOpt = False) -> None:
+    """List a person's credentials, oldest first (--json adds when each was issued)."""
+    from rich.table import Column, Table
+
     with reported():
         views = service().credentials_of(employee_id)
         if json_out:
             print(json.dumps([v.as_dict() for v in views], ensure_ascii=False))
             return
-        table = Table("credential", "state", "card serial", "issued", "expires")
+        # The id is what `revoke`/`suspend` take: it must be whole on an 80-column terminal,
+        # so the table keeps to what fits beside it (rows are oldest first; --json has the rest).
+        table = Table(
+            Column("credential", no_wrap=True, min_width=36),
+            Column("state", min_width=10),
+            Column("card serial", overflow="fold"),
+            Column("expires", overflow="fold"),
+            show_edge=False,
+            pad_edge=False,
+        )
         for v in views:
-            table.add_row(
-                v.id, v.state, v.card_serial, f"{v.issued_at:%Y-%m-%d}", f"{v.expires_at:%Y-%m-%d}"
-            )
-        console.print(table)
+            table.add_row(v.id, v.state, v.card_serial, f"{v.expires_at:%Y-%m-%d}")
+        console.print(table, soft_wrap=False)  # fit the terminal: cells fold, lines do not
 
 
 @keys_app.command("list")
 def keys_list(issuer: IssuerOpt = DEFAULT_ISSUER) -> None:
     """List the issuer's keys (active and retired)."""
+    from rich.table import Table
+
     with reported():
         table = Table("kid", "alg", "purpose", "backend", "created", "retired")
         for e in service().key_entries(issuer):
@@ -372,7 +412,7 @@ def keys_rotate(
     issuer: IssuerOpt = DEFAULT_ISSUER,
     operator: Annotated[str | None, typer.Option(help="act as this operator")] = None,
     otp: Annotated[str | None, typer.Option(help="the operator's one-time code")] = None,
-    password_stdin: Annotated[bool, typer.Option(help="operator password on stdin")] = False,
+    password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Make a new signing key active; old keys keep verifying what they signed."""
     with reported():
@@ -411,8 +451,8 @@ def serve(
 ) -> None:
     """Run the HTTP API (health, JWKS, status lists, verification).
 
-    Timeouts and limits (idsvc/cli/server.py): request headers within 10 s, body within
-    10 s, idle keep-alive 5 s, at most 512 concurrent connections per worker."""
+    Limits: request headers within 10 s, body within 10 s, idle keep-alive 5 s,
+    at most 512 concurrent connections per worker (idsvc/cli/server.py)."""
     from idsvc.cli.observability import prepare_metrics_dir
     from idsvc.cli.server import run_server
 

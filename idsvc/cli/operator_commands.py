@@ -14,19 +14,20 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from idsvc.centre import Centre, Pending
 from idsvc.cli.errors import reported
 from idsvc.config import Settings, key_passphrase
 from idsvc.errors import InvalidOperator
-from idsvc.operators import Actor, Enrolment, OperatorView
-from idsvc.service import IdService
+
+if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
+    from idsvc.centre import Centre, Pending
+    from idsvc.operators import Actor, Enrolment, OperatorView
 
 console = Console(highlight=False, soft_wrap=True)
 operators_app = typer.Typer(help="Operator accounts (people who work the desks).")
@@ -49,6 +50,9 @@ def _now() -> datetime:
 
 
 def centre() -> Centre:
+    from idsvc.centre import Centre
+    from idsvc.service import IdService
+
     settings = Settings()
     return Centre(IdService.from_settings(settings, lambda: _passphrase(settings)))
 
@@ -103,6 +107,8 @@ def report_pending(pending: Pending) -> None:
 
 def report_outcome(result: str | Pending) -> None:
     """What a sensitive action came to: done (its one-line outcome) or held for approval."""
+    from idsvc.centre import Pending
+
     if isinstance(result, Pending):
         report_pending(result)
     else:
@@ -119,6 +125,9 @@ def report_enrolment(enrolment: Enrolment) -> None:
 
 
 def _report(result: Enrolment | Pending | OperatorView, done: str) -> None:
+    from idsvc.centre import Pending
+    from idsvc.operators import Enrolment
+
     if isinstance(result, Pending):
         report_pending(result)
     elif isinstance(result, Enrolment):
@@ -356,6 +365,8 @@ def revoke_as_operator(
         c = centre()
         by = acting(c, operator, otp, password_stdin)
         result = c.revoke(credential_id, reason=reason, by=by, now=_now())
+        from idsvc.centre import Pending
+
         if isinstance(result, Pending):
             report_pending(result)
         elif json_out:

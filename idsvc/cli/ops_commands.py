@@ -11,15 +11,17 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from idsvc.cli.errors import err_console, reported
-from idsvc.operations.use_cases import Operations
-from idsvc.storage.db import DatabaseUnavailable
+from idsvc.storage.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
+    from idsvc.operations.use_cases import Operations
 
 console = Console(highlight=False, soft_wrap=True)
 db_app = typer.Typer(help="Database schema: status and safe upgrades.", no_args_is_help=True)
@@ -41,6 +43,7 @@ def _now() -> datetime:
 
 def _operations() -> Operations:
     from idsvc.cli.main import service
+    from idsvc.operations.use_cases import Operations
 
     return Operations(service())
 
@@ -199,7 +202,9 @@ def sweep(
         typer.Option("--every", help="keep running, sweeping every SECONDS", min=1),
     ] = None,
 ) -> None:
-    """Expire issuances begun but never confirmed (audited as 'expired unconfirmed')."""
+    """Expire issuances begun but never confirmed, and approvals not decided in time.
+
+    Both are audited ('expired unconfirmed', 'approval.expire')."""
     with reported():
         from idsvc.cli.main import actor
 
@@ -208,6 +213,8 @@ def sweep(
             try:
                 closed = ops.sweep(actor=actor(ops.service.settings), now=_now())
                 console.print(f"{closed} unconfirmed issuance(s) expired")
+                lapsed = ops.expire_approvals(actor=actor(ops.service.settings), now=_now())
+                console.print(f"{lapsed} pending approval(s) expired")
             except DatabaseUnavailable as exc:
                 if every is None:
                     raise

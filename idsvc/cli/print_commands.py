@@ -11,20 +11,21 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cardio.card_face import MIN_DPI, CardRenderer, SheetWriter, save_pdf, save_png
-from idsvc.card_faces import CardFaces, read_batch_file
 from idsvc.cli.errors import reported
 from idsvc.config import Settings
 from idsvc.errors import CardFaceFailed, PhotoRejected, PrintRefused
-from idsvc.photos import MAX_PHOTO_BYTES, Photos
-from idsvc.service import IdService
+
+if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
+    from idsvc.card_faces import CardFaces
+    from idsvc.desk_printing import RemoteCardFaces
+    from idsvc.service import IdService
 
 EXIT_PRINT_REFUSED = PrintRefused.exit_code
 
@@ -54,6 +55,8 @@ def photo(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Store a holder's photo (cropped to 35:45 for the card; replaces any earlier photo)."""
+    from idsvc.photos import MAX_PHOTO_BYTES, Photos
+
     with reported():
         try:
             if file.stat().st_size > MAX_PHOTO_BYTES:
@@ -63,8 +66,15 @@ def photo(
             data = file.read_bytes()
         except OSError as exc:
             raise PhotoRejected(f"cannot read {file}: {exc.strerror}") from exc
-        svc = _service()
-        info = Photos(svc.db).store(employee_id, data, actor=_actor(svc.settings), now=_now())
+        from idsvc.cli.desk_commands import enrolled_desk
+
+        if enrolled_desk():  # a remote desk: the centre checks and stores it
+            from idsvc.cli.desk_card_commands import photo_through_centre
+
+            info = photo_through_centre(employee_id, data)
+        else:
+            svc = _service()
+            info = Photos(svc.db).store(employee_id, data, actor=_actor(svc.settings), now=_now())
         if json_out:
             print(
                 json.dumps(
@@ -114,10 +124,9 @@ def card_face(
             return
         if suffix not in (".png", ".pdf"):
             raise CardFaceFailed("-o must end in .png or .pdf")
-        svc = _service()
-        faces = CardFaces(svc.db, CardRenderer(dpi=dpi))
+        faces, actor = _faces(dpi)
         assert employee_id is not None
-        face = faces.render(employee_id, actor=_actor(svc.settings), now=_now())
+        face = faces.render(employee_id, actor=actor, now=_now())
         partial = _partial(output)
         try:
             (save_png if suffix == ".png" else save_pdf)(face, partial)
@@ -132,12 +141,37 @@ def card_face(
         )
 
 
+def _faces(dpi: int) -> tuple[CardFaces | RemoteCardFaces, str]:
+    """The faces and the audited actor: the register here, or the centre on a remote desk
+    (which audits the signed-in operator and the desk)."""
+    from idsvc.cli.desk_commands import enrolled_desk
+
+    if enrolled_desk():
+        from idsvc.cli.desk_card_commands import remote_card_faces
+
+        return remote_card_faces(dpi), ""
+    from idsvc.card_faces import CardFaces
+
+    svc = _service()
+    return CardFaces(svc.db, CardRenderer(dpi=dpi)), _actor(svc.settings)
+
+
 def _partial(output: Path) -> Path:
     # Written beside the target and renamed at the end: a failed run leaves no half file.
     return output.with_name(f".{output.name}.partial")
 
 
 def _batch(batch: Path, output: Path, dpi: int) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from idsvc.card_faces import read_batch_file
+
     try:
         ids = read_batch_file(batch.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -146,8 +180,7 @@ def _batch(batch: Path, output: Path, dpi: int) -> None:
         raise CardFaceFailed(f"the batch file {batch} is not UTF-8 text") from exc
     if not ids:
         raise CardFaceFailed(f"the batch file {batch} lists no employee ids")
-    svc = _service()
-    faces = CardFaces(svc.db, CardRenderer(dpi=dpi))
+    faces, actor = _faces(dpi)
     partial = _partial(output)
     partial.unlink(missing_ok=True)
     writer = SheetWriter(partial, dpi)
@@ -164,7 +197,7 @@ def _batch(batch: Path, output: Path, dpi: int) -> None:
     try:
         with progress:
             task = progress.add_task("card faces", total=len(ids))
-            for item in faces.render_batch(ids, actor=_actor(svc.settings), now=_now()):
+            for item in faces.render_batch(ids, actor=actor, now=_now()):
                 if item.face is None:
                     reason = item.refused or "refused"
                     refused.append((item.employee_id, reason))

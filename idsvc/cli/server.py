@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from idsvc.cli.observability import log_config
 
@@ -139,6 +140,33 @@ def server_config(
     )
 
 
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor, which also notices a worker that dies while its ping is out.
+
+    The supervisor pings each worker over a pipe and waits up to ``WORKER_HEALTHCHECK`` for the
+    answer. It keeps its own copy of the worker's end of that pipe, so a worker killed while a
+    ping is out (``kill -9``, the OOM killer, often a worker that hung first) is noticed only at
+    the timeout: 20 s at half capacity (bench/fault_worker_kill.py --hang-first 2: 18.4 s).
+    With the copy closed once the worker has its own, its death ends the wait at once
+    (end-of-file), and the supervisor replaces it within its half-second loop.
+    """
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        self._drop_worker_ends()
+
+    def keep_subprocess_alive(self) -> None:
+        self._drop_worker_ends()  # also of workers started since (replacements, SIGHUP, TTIN)
+        super().keep_subprocess_alive()
+
+    def _drop_worker_ends(self) -> None:
+        for worker in self.processes:
+            # After start() the child holds its own descriptor (passed at spawn); closing an
+            # already closed Connection does nothing.
+            if worker.process.pid is not None:
+                worker.child_conn.close()
+
+
 def run_server(
     host: str, port: int, workers: int, log_format: Literal["json", "text"] = "json"
 ) -> None:
@@ -151,12 +179,10 @@ def run_server(
     # uvicorn binds its multi-worker socket without IPPROTO_TCP, so asyncio never sets
     # TCP_NODELAY on accepted connections and each keep-alive response waits ~45 ms for a
     # delayed ACK (measured: bench/bench_http.py). Bind the socket ourselves.
-    from uvicorn.supervisors.multiprocess import Multiprocess
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
     with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[sock]).run()
+        _Supervisor(config, sockets=[sock]).run()

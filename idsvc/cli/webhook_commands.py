@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from idsvc.change_feed import EVENT_TYPES
+from idsvc.change_events import EVENT_TYPES
 from idsvc.cli.errors import reported
 from idsvc.config import Settings
-from idsvc.server_secret import ServerKeys, load_server_secret
-from idsvc.storage.db import Database, require_current_schema
-from idsvc.webhook_delivery import WebhookDeliverer, http_post
-from idsvc.webhooks import Webhooks
+
+if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
+    from idsvc.server_secret import ServerKeys
+    from idsvc.storage.db import Database
+    from idsvc.webhooks import Webhooks
 
 console = Console(highlight=False, soft_wrap=True)
 webhooks_app = typer.Typer(
@@ -38,6 +39,9 @@ def _now() -> datetime:
 
 
 def _open() -> tuple[Settings, Database, ServerKeys]:
+    from idsvc.server_secret import ServerKeys, load_server_secret
+    from idsvc.storage.db import Database, require_current_schema
+
     settings = Settings()
     db = Database(settings.resolved_database_url)
     require_current_schema(db.engine)
@@ -45,6 +49,12 @@ def _open() -> tuple[Settings, Database, ServerKeys]:
         load_server_secret(settings.resolved_server_secret_file, create=True)
     )
     return settings, db, keys
+
+
+def _webhooks(db: Database, keys: ServerKeys) -> Webhooks:
+    from idsvc.webhooks import Webhooks
+
+    return Webhooks(db, keys)
 
 
 @webhooks_app.command("add")
@@ -70,7 +80,7 @@ def add(
     with reported():
         settings, db, keys = _open()
         patterns = [p for value in events for p in value.split(",")]
-        new = Webhooks(db, keys).add(
+        new = _webhooks(db, keys).add(
             url,
             client_name=client,
             events=patterns,
@@ -98,7 +108,7 @@ def list_webhooks(json_out: JsonOpt = False) -> None:
     """Subscriptions and their delivery status (pending, delivered, failed, last error)."""
     with reported():
         _, db, keys = _open()
-        views = Webhooks(db, keys).list()
+        views = _webhooks(db, keys).list()
         db.dispose()
         if json_out:
             console.print_json(json.dumps([v.as_dict() for v in views]))
@@ -136,7 +146,7 @@ def list_webhooks(json_out: JsonOpt = False) -> None:
 def _set_enabled(subscription_id: str, enabled: bool) -> None:
     with reported():
         settings, db, keys = _open()
-        view = Webhooks(db, keys).set_enabled(
+        view = _webhooks(db, keys).set_enabled(
             subscription_id, enabled, now=_now(), actor=settings.operator
         )
         db.dispose()
@@ -177,8 +187,15 @@ def deliver(
     """Send due webhook deliveries (the outbox), with retries and back-off; runs until Ctrl-C."""
     with reported():
         settings, db, keys = _open()
+        from idsvc.webhook_delivery import WebhookDeliverer, http_post
+
         deliverer = WebhookDeliverer(
-            db, keys, http_post(timeout), max_attempts=settings.webhook_max_attempts
+            db,
+            keys,
+            http_post(timeout),
+            max_attempts=settings.webhook_max_attempts,
+            first_retry=timedelta(seconds=settings.webhook_first_retry),
+            max_retry=timedelta(seconds=settings.webhook_max_retry),
         )
         try:
             while True:

@@ -12,16 +12,21 @@ Verification raises; it never returns False. Every failure is one of::
     │                         a COSE_Sign1, protected header not exactly {alg, kid}, a claim
     │                         missing or of the wrong type, payload not deterministic CBOR
     ├── UnsupportedAlgorithm  ``alg`` other than ES256 (-7) or EdDSA (-8)
-    ├── UnknownKey            ``key_for`` raised or returned None for the kid
+    ├── UnknownKey            ``key_for`` raised or returned None for the kid hint
     └── BadSignature          the signature does not verify, or does not fit the key type
 
 Signing problems that are the caller's fault (a signer with another algorithm, a kid that is
-not an RFC 7638 thumbprint, a face image over the limit) raise ``ValueError``.
+not an RFC 7638 thumbprint, a card serial that is not 12 Crockford base32 characters, a face
+image over the limit) raise ``ValueError``.
+
+The header carries a *kid hint*, the first 8 bytes of the RFC 7638 thumbprint, not the whole
+kid: it only selects the key (``keys_by_hint`` builds the lookup and drops a hint two keys
+share); the signature is what proves it. Profile version 2 (see docs/claim169.md).
 """
 
 from __future__ import annotations
 
-import binascii
+import io
 import re
 import uuid
 import zlib
@@ -29,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -37,6 +42,22 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from idsvc.formats.base45 import ALPHABET, Base45Error, b45decode, b45encode
+from idsvc.formats.claim169_compact import (
+    KID_HINT_BYTES,
+    MAX_LIST_NAME_BYTES,
+    STATUS_BASE,
+    STATUS_LIST,
+    STATUS_URI,
+    b64url,
+    keys_by_hint,
+    kid_bytes,
+    kid_hint,
+    named_list_uri,
+    relative_uri,
+    serial_bytes,
+    serial_text,
+    status_reference,
+)
 from idsvc.formats.jws import JwsSigner
 from keys.algorithms import es256_der_from_raw, require_key_for_alg
 from keys.errors import KeysError
@@ -56,6 +77,8 @@ __all__ = [
     "VerifiedPrinted",
     "encode",
     "fragment_of",
+    "keys_by_hint",
+    "kid_hint",
     "language_of",
     "looks_printed",
     "printed_text_of",
@@ -74,20 +97,18 @@ _ALG_IDS: Final = {"ES256": -7, "EdDSA": -8}
 _ALG_NAMES: Final = {v: k for k, v in _ALG_IDS.items()}
 _HEADER_ALG: Final = 1
 _HEADER_KID: Final = 4
-_KID_BYTES: Final = 32
 
-# CWT claim keys (RFC 8392) and our private-use claims (below -65536, RFC 8392 §9.1).
+# CWT claim keys (RFC 8392) and our private-use claim (below -65536, RFC 8392 §9.1).
 _ISS, _EXP, _NBF, _IAT, _CTI = 1, 4, 5, 6, 7
 _IDENTITY: Final = 169
-_EMPLOYMENT: Final = -65537
-_STATUS: Final = -65538
+_CARD: Final = -65537
 
 # Claim 169 identity keys used by this profile.
 _ID, _FULL_NAME, _DOB, _GENDER, _NAME_2ND, _LANG_2ND, _FACE = 1, 4, 8, 9, 19, 20, 62
-# Employment map keys.
-_MINISTRY, _UNIT, _POSITION, _GRADE, _CATEGORY, _CARD_SERIAL = 1, 2, 3, 4, 5, 6
-# Status reference map keys.
-_STATUS_IDX, _STATUS_URI = 1, 2
+# Keys of the private claim: employment, then the status reference. 2 and 4 (unit and grade in
+# profile version 1) are not used: the printed form has no room for them (docs/claim169.md).
+_MINISTRY, _POSITION, _CATEGORY, _CARD_SERIAL = 1, 3, 5, 6
+_STATUS_IDX: Final = 7  # then the list: 8 name, 9 URI reference, 10 base (claim169_compact)
 
 _GENDER_CODES: Final = {"M": 1, "F": 2, "X": 3}
 _GENDER_OF: Final = {v: k for k, v in _GENDER_CODES.items()}
@@ -142,12 +163,15 @@ class Face:
 
 @dataclass(frozen=True, slots=True)
 class PrintedCredential:
-    """What the printed QR says: the same credential as the JWT, in Claim 169 terms."""
+    """What the printed QR says: the same credential as the JWT, in Claim 169 terms.
+
+    Less than the JWT: no unit and no grade (the chip's JWT keeps them), and ``nbf`` only
+    when it is not ``iat``.
+    """
 
     credential_id: str  # the JWT jti (a UUID)
     issuer: str  # iss, a full https URI
     issued_at: int
-    not_before: int
     expires_at: int
     employee_id: str
     name_latin: str
@@ -155,14 +179,17 @@ class PrintedCredential:
     sex: str | None  # "M", "F", "X" or None
     date_of_birth: date | None  # only when the ministry asks for it
     ministry: str
-    unit: str
     position: str
-    grade: str
     category: str
-    card_serial: str
+    card_serial: str  # 12 Crockford base32 characters
     status_uri: str
     status_idx: int
     face: Face | None = None
+    not_before: int | None = None  # None: valid from iat (nbf is then not written)
+
+    @property
+    def valid_from(self) -> int:
+        return self.issued_at if self.not_before is None else self.not_before
 
     def holder(self) -> dict[str, str]:
         """The verifier's view, the same keys as the JWT holder's (no date of birth)."""
@@ -180,7 +207,7 @@ class PrintedCredential:
 @dataclass(frozen=True, slots=True)
 class VerifiedPrinted:
     alg: str
-    kid: str
+    kid_hint: str  # base64url of the header's 8 bytes; the prefix of the signing key's kid
     credential: PrintedCredential
 
 
@@ -206,23 +233,6 @@ def image_kind(image: bytes) -> str:
     raise ValueError("face image must be JPEG, WebP or PNG")
 
 
-def _b64url(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode().rstrip("=").translate(_URLSAFE)
-
-
-_URLSAFE: Final = str.maketrans("+/", "-_")
-
-
-def _kid_bytes(kid: str) -> bytes:
-    """The JWKS kid (base64url of an RFC 7638 SHA-256 thumbprint) as its 32 raw bytes."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]{43}", kid):
-        raise ValueError("signer kid is not an RFC 7638 SHA-256 thumbprint")
-    raw = binascii.a2b_base64(kid.replace("-", "+").replace("_", "/") + "=")
-    if _b64url(raw) != kid:
-        raise ValueError("signer kid is not canonical base64url")
-    return raw
-
-
 def _claims_of(credential: PrintedCredential) -> dict[int, Any]:
     identity: dict[int, Any] = {_ID: credential.employee_id, _FULL_NAME: credential.name_latin}
     if credential.date_of_birth is not None:
@@ -242,48 +252,31 @@ def _claims_of(credential: PrintedCredential) -> dict[int, Any]:
         ]
     if credential.category not in CATEGORY_CODES:
         raise ValueError(f"unknown staff category {credential.category!r}")
-    return {
+    claims: dict[int, Any] = {
         _ISS: credential.issuer,
         _EXP: credential.expires_at,
-        _NBF: credential.not_before,
         _IAT: credential.issued_at,
         _CTI: uuid.UUID(credential.credential_id).bytes,
         _IDENTITY: identity,
-        _EMPLOYMENT: {
+        _CARD: {
             _MINISTRY: credential.ministry,
-            _UNIT: credential.unit,
             _POSITION: credential.position,
-            _GRADE: credential.grade,
             _CATEGORY: CATEGORY_CODES[credential.category],
-            _CARD_SERIAL: credential.card_serial,
-        },
-        _STATUS: {
+            _CARD_SERIAL: serial_bytes(credential.card_serial),
             _STATUS_IDX: credential.status_idx,
-            _STATUS_URI: relative_uri(credential.status_uri, credential.issuer),
+            **status_reference(credential.status_uri, credential.issuer),
         },
     }
-
-
-def relative_uri(uri: str, base: str) -> str:
-    """``uri`` as the shortest reference that resolves against ``base`` (RFC 3986 §5).
-
-    The status list usually lives on the issuer's own host; writing only its path saves some
-    20 bytes of a QR where every byte counts. Another host keeps the absolute URI.
-    """
-    target, origin = urlsplit(uri), urlsplit(base)
-    if (target.scheme, target.netloc) == (origin.scheme, origin.netloc) and target.path.startswith(
-        "/"
-    ):
-        reference = urlunsplit(("", "", target.path, target.query, target.fragment))
-        if urljoin(base, reference) == uri:
-            return reference
-    return uri
+    # CWT: no nbf means valid from the start; ours is iat, so writing it would cost 6 bytes.
+    if credential.not_before is not None:
+        claims[_NBF] = credential.not_before
+    return claims
 
 
 def _absolute_uri(reference: str, base: str) -> str:
     uri = urljoin(base, reference)
     if not uri.startswith(("https://", "http://")):
-        raise MalformedClaim169("status list URI (-65538/2) does not resolve to an http(s) URI")
+        raise MalformedClaim169("status list (-65537/8-10) does not resolve to an http(s) URI")
     return uri
 
 
@@ -296,7 +289,8 @@ def encode(credential: PrintedCredential, signer: JwsSigner) -> str:
     alg = _ALG_IDS.get(signer.alg)
     if alg is None:
         raise ValueError(f"signer algorithm {signer.alg!r} is not supported")
-    protected = cbor2.dumps({_HEADER_ALG: alg, _HEADER_KID: _kid_bytes(signer.kid)}, canonical=True)
+    hint = kid_bytes(signer.kid)[:KID_HINT_BYTES]
+    protected = cbor2.dumps({_HEADER_ALG: alg, _HEADER_KID: hint}, canonical=True)
     payload = cbor2.dumps(_claims_of(credential), canonical=True)
     signature = signer.sign(_sig_structure(protected, payload))
     if len(signature) != 64:
@@ -359,14 +353,25 @@ def _require_zero_padding(data: bytes, out: bytes) -> None:
 
 
 def _cbor(data: bytes, what: str) -> Any:
+    # cbor2.loads stops after the first item and ignores the rest: bytes after the COSE_Sign1
+    # would give one credential many QR texts. read_size=1 keeps the stream position exact
+    # (about 2 us more per item).
+    stream = io.BytesIO(data)
     try:
-        return cbor2.loads(
-            data, max_depth=_MAX_DEPTH, allow_indefinite=False, allow_duplicate_keys=False
-        )
+        value = cbor2.CBORDecoder(
+            stream,
+            read_size=1,
+            max_depth=_MAX_DEPTH,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+        ).decode()
     # cbor2 turns tagged items into Python values (dates, fractions, regexes, UUIDs, sets...)
     # and each can fail its own way on hostile input; all of them mean "not our CBOR".
     except Exception:
         raise MalformedClaim169(f"{what}: not valid CBOR") from None
+    if stream.tell() != len(data):
+        raise MalformedClaim169(f"{what}: bytes after the CBOR item")
+    return value
 
 
 def _decode_cose(text: str) -> tuple[bytes, bytes, bytes]:
@@ -406,9 +411,9 @@ def _header(protected: bytes) -> tuple[str, str]:
     if isinstance(alg, bool) or not isinstance(alg, int) or alg not in _ALG_NAMES:
         raise UnsupportedAlgorithm("alg must be ES256 (-7) or EdDSA (-8)")
     kid = header[_HEADER_KID]
-    if not isinstance(kid, bytes) or len(kid) != _KID_BYTES:
-        raise MalformedClaim169(f"kid must be a {_KID_BYTES}-byte thumbprint")
-    return _ALG_NAMES[alg], _b64url(kid)
+    if not isinstance(kid, bytes) or len(kid) != KID_HINT_BYTES:
+        raise MalformedClaim169(f"kid must be the {KID_HINT_BYTES}-byte hint of a thumbprint")
+    return _ALG_NAMES[alg], b64url(kid)
 
 
 def _get(claims: Mapping[Any, Any], key: int, kind: type, what: str) -> Any:
@@ -450,12 +455,34 @@ def _face(value: object) -> Face | None:
     return Face(image)
 
 
+def _status_uri(card: Mapping[Any, Any], issuer: str) -> str:
+    if (STATUS_LIST in card) == (STATUS_URI in card):
+        raise MalformedClaim169("status list: exactly one of -65537/8 and -65537/9")
+    if STATUS_URI in card:
+        if STATUS_BASE in card:
+            raise MalformedClaim169("status list base (-65537/10) without a name (8)")
+        return _absolute_uri(_get(card, STATUS_URI, str, "status list URI (-65537/9)"), issuer)
+    name = _get(card, STATUS_LIST, bytes, "status list name (-65537/8)")
+    if not 0 < len(name) <= MAX_LIST_NAME_BYTES:
+        raise MalformedClaim169("status list name (-65537/8) is not 1-32 bytes")
+    base = _optional(card, STATUS_BASE, str, "status list base (-65537/10)")
+    if base is not None:
+        _absolute_uri(base, issuer)  # the base itself must be http(s) too
+    return _absolute_uri(named_list_uri(name, base, issuer), issuer)
+
+
+def _serial(card: Mapping[Any, Any]) -> str:
+    try:
+        return serial_text(_get(card, _CARD_SERIAL, bytes, "card serial (-65537/6)"))
+    except ValueError as exc:
+        raise MalformedClaim169(str(exc)) from None
+
+
 def _credential(claims: object) -> PrintedCredential:
     if not isinstance(claims, dict):
         raise MalformedClaim169("CWT claims are not a map")
     identity = _get(claims, _IDENTITY, dict, "identity (169)")
-    job = _get(claims, _EMPLOYMENT, dict, "employment (-65537)")
-    status = _get(claims, _STATUS, dict, "status reference (-65538)")
+    job = _get(claims, _CARD, dict, "employment and status (-65537)")
     cti = _get(claims, _CTI, bytes, "cti (7)")
     if len(cti) != 16:
         raise MalformedClaim169("cti (7) is not a 16-byte UUID")
@@ -472,7 +499,7 @@ def _credential(claims: object) -> PrintedCredential:
         credential_id=str(uuid.UUID(bytes=cti)),
         issuer=issuer,
         issued_at=_get(claims, _IAT, int, "iat (6)"),
-        not_before=_get(claims, _NBF, int, "nbf (5)"),
+        not_before=_optional(claims, _NBF, int, "nbf (5)"),
         expires_at=_get(claims, _EXP, int, "exp (4)"),
         employee_id=_get(identity, _ID, str, "id (169/1)"),
         name_latin=_get(identity, _FULL_NAME, str, "full name (169/4)"),
@@ -480,15 +507,11 @@ def _credential(claims: object) -> PrintedCredential:
         sex=None if gender is None else _GENDER_OF[gender],
         date_of_birth=_date_of_birth(_optional(identity, _DOB, str, "date of birth (169/8)")),
         ministry=_get(job, _MINISTRY, str, "ministry (-65537/1)"),
-        unit=_get(job, _UNIT, str, "unit (-65537/2)"),
         position=_get(job, _POSITION, str, "position (-65537/3)"),
-        grade=_get(job, _GRADE, str, "grade (-65537/4)"),
         category=_CATEGORY_OF[category],
-        card_serial=_get(job, _CARD_SERIAL, str, "card serial (-65537/6)"),
-        status_uri=_absolute_uri(
-            _get(status, _STATUS_URI, str, "status list URI (-65538/2)"), issuer
-        ),
-        status_idx=_get(status, _STATUS_IDX, int, "status index (-65538/1)"),
+        card_serial=_serial(job),
+        status_uri=_status_uri(job, issuer),
+        status_idx=_get(job, _STATUS_IDX, int, "status index (-65537/7)"),
         face=_face(identity.get(_FACE)),
     )
 
@@ -514,9 +537,9 @@ def verify(
 ) -> VerifiedPrinted:
     """Verify QR text and return what it says; raise a :class:`Claim169Error` otherwise.
 
-    ``key_for`` gets the kid as the JWKS spells it (base64url thumbprint) and returns the
-    public key, or None/raises when it does not know it. The payload is decoded only after
-    the signature has verified.
+    ``key_for`` gets the kid hint (``kid_hint`` of the signing key's JWKS kid) and returns the
+    public key, or None/raises when it knows no single key for it (``keys_by_hint``). The
+    payload is decoded only after the signature has verified.
     """
     protected, payload, signature = _decode_cose(text)
     alg, kid = _header(protected)
@@ -534,7 +557,7 @@ def verify(
     # Only deterministic CBOR is ever signed here; anything else was not made by idsvc.
     if cbor2.dumps(claims, canonical=True) != payload:
         raise MalformedClaim169("payload is not deterministic CBOR")
-    return VerifiedPrinted(alg=alg, kid=kid, credential=credential)
+    return VerifiedPrinted(alg=alg, kid_hint=kid, credential=credential)
 
 
 # --- telling the forms apart, and the tap URL ------------------------------------------------

@@ -330,6 +330,9 @@ def _check_uri(uri: object, error: type[Exception]) -> None:
         raise error("uri must be a non-empty string of at most 2048 characters")
     if not uri.isascii() or not uri.isprintable() or " " in uri:
         raise error("uri must be printable ASCII without spaces")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. "http://[x/": an unclosed IPv6 literal
+        raise error("uri is not a URL") from None
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise error("uri must be an absolute http(s) URL")

@@ -1,10 +1,15 @@
-"""Expire issuances that were begun and never confirmed (a desk crashed or a card was pulled).
+"""Expire issuances that were begun and never confirmed (a desk crashed or a card was pulled),
+and approvals nobody decided in time.
 
 Without a sweeper such a credential stays ``pending`` until the person's next issuance. The
 sweeper closes every overdue one as ``abandoned`` ("expired unconfirmed"), each with its own
 audit event, in batches so that one run never holds many row locks. On PostgreSQL the rows are
 taken with ``SKIP LOCKED``: two sweepers (two machines) split the work instead of waiting, and a
 confirmation racing the sweeper keeps its row.
+
+A pending approval past its time limit is closed as ``expired`` (``approval.expire`` in the
+audit, with who asked for what): it could not be approved any more anyway, and closing it
+keeps the supervisors' list to what they can still decide.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc import approvals
 from idsvc.issuance import abandon_issuance
 from idsvc.storage.tables import CredentialRow
 
@@ -40,3 +46,10 @@ def sweep_batch(session: Session, *, actor: str, now: datetime, limit: int = SWE
     for credential_id in ids:
         abandon_issuance(session, credential_id, reason=EXPIRED_REASON, actor=actor, now=now)
     return len(ids)
+
+
+def expire_approvals_batch(
+    session: Session, *, actor: str, now: datetime, limit: int = SWEEP_BATCH
+) -> int:
+    """Close one batch of pending approvals past their time limit; return how many."""
+    return approvals.expire_due(session, now=now, actor=actor, limit=limit)

@@ -66,6 +66,17 @@ class Operations:
             if closed < sweeper.SWEEP_BATCH:
                 return total
 
+    def expire_approvals(self, *, actor: str, now: datetime) -> int:
+        """Close every pending approval past its time limit, one batch per transaction."""
+        require_current_schema(self.service.db.engine)
+        total = 0
+        while True:
+            with self.service.db.transaction() as session:
+                closed = sweeper.expire_approvals_batch(session, actor=actor, now=now)
+            total += closed
+            if closed < sweeper.SWEEP_BATCH:
+                return total
+
     def publish(self, out: Path, *, now: datetime) -> publish.PublishReport:
         svc = self.service
         require_current_schema(svc.db.engine)

@@ -1,6 +1,7 @@
 """Tables of the API's callers: API clients, the check log, card challenges, rate-limit windows.
 
-Schema changes go through migration 0004 (``idsvc/migrations/versions/0004_api_clients.py``).
+Schema changes go through migrations 0004 (``idsvc/migrations/versions/0004_api_clients.py``)
+and 0009 (the fingerprint of a client's TLS certificate).
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from idsvc.storage.tables import Base, UtcDateTime
 
 class ApiClientRow(Base):
     __tablename__ = "api_clients"
+    __table_args__ = (Index("ix_api_clients_cert_sha256", "cert_sha256", unique=True),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     scopes: Mapped[str] = mapped_column(String(255))  # space-separated, sorted
     # SHA-256 of the secret, hex; the secret itself is never stored (see idsvc.clients).
     secret_hash: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of the DER of the client's TLS certificate (mutual TLS at the proxy), lowercase
+    # hex; None: the client authenticates with its secret alone. Migration 0009.
+    cert_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     secret_rotated_at: Mapped[datetime] = mapped_column(UtcDateTime())

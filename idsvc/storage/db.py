@@ -5,7 +5,7 @@ database), ``BadDatabaseUrl`` (the URL names no usable driver), ``SchemaOutdated
 database needs ``idsvc init``; ``DatabaseMissing``: no SQLite file there yet, and only
 ``idsvc init`` creates one), ``StorageFull`` (the disk or the database's size limit is full;
 the transaction was rolled back), ``StorageReadOnly`` (the file, its folder or the server
-refuses writes; the transaction was rolled back).
+refuses writes; the transaction was rolled back). The types live in ``idsvc.storage.errors``.
 """
 
 from __future__ import annotations
@@ -24,37 +24,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from idsvc.storage.errors import BadDatabaseUrl as BadDatabaseUrl
+from idsvc.storage.errors import DatabaseMissing as DatabaseMissing
+from idsvc.storage.errors import DatabaseUnavailable as DatabaseUnavailable
+from idsvc.storage.errors import SchemaOutdated as SchemaOutdated
+from idsvc.storage.errors import StorageError as StorageError
+from idsvc.storage.errors import StorageFull as StorageFull
+from idsvc.storage.errors import StorageReadOnly as StorageReadOnly
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
-
-class StorageError(Exception):
-    """Base of storage errors."""
-
-
-class DatabaseUnavailable(StorageError):
-    pass
-
-
-class SchemaOutdated(StorageError):
-    pass
-
-
-class BadDatabaseUrl(StorageError):
-    pass
-
-
-class StorageFull(StorageError):
-    pass
-
-
-class StorageReadOnly(StorageError):
-    pass
-
-
-class DatabaseMissing(DatabaseUnavailable):
-    """No SQLite file at the path: before ``init`` (then reported as ``SchemaOutdated``), or
-    the file or its volume vanished under a running service (unavailable: it must not quietly
-    start again on an empty database)."""
 
 
 # Engines allowed to create their SQLite file (``upgrade``, i.e. ``idsvc init``): any other

@@ -107,6 +107,9 @@ class StatusListRow(Base):
     uri: Mapped[str] = mapped_column(String(512), unique=True)
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Raised by every commit that changes a credential's state in this list (migration 0010,
+    # idsvc.status_versions): a process re-signs its cached token only when this moved.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 LIVE_STATES = ("live", "suspended")

@@ -6,17 +6,17 @@ phone or a CDN revalidates cheaply. The status-list path never moves: every cred
 A status-list token is signed with ``iat`` at the start of the current minute, so every
 worker produces the same payload within a minute while the list is unchanged. Its ETag is weak
 and names that payload (ECDSA signatures differ at each signing, the content does not): a
-revocation changes the payload, and so the ETag, at once.
+revocation changes the payload, and so the ETag, at once. Both documents are kept as served
+(``idsvc.publication``): a revalidation costs one indexed read, never a signature.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
+from idsvc.publication import Published
 from mobile_api import problems
 from mobile_api.deps import Now, Service
 
@@ -51,10 +51,9 @@ def _cacheable(request: Request, response: Response, etag: str, cache: str) -> R
     return response
 
 
-def _jwks(request: Request, keys: dict[str, object]) -> Response:
-    response = JSONResponse(keys)
-    etag = '"' + hashlib.sha256(response.body).hexdigest()[:32] + '"'
-    return _cacheable(request, response, etag, KEYS_CACHE)
+def _jwks(request: Request, document: Published) -> Response:
+    response = Response(document.body, media_type="application/json")
+    return _cacheable(request, response, f'"{document.tag}"', KEYS_CACHE)
 
 
 @router.get(
@@ -64,7 +63,7 @@ def _jwks(request: Request, keys: dict[str, object]) -> Response:
     summary="Public keys of every issuer key (current and retired)",
 )
 def jwks(request: Request, service: Service) -> Response:
-    return _jwks(request, service.jwks())
+    return _jwks(request, service.jwks_document())
 
 
 @router.get(
@@ -74,7 +73,7 @@ def jwks(request: Request, service: Service) -> Response:
     summary="Public keys of one issuer",
 )
 def issuer_jwks(slug: str, request: Request, service: Service) -> Response:
-    return _jwks(request, service.jwks(slug))
+    return _jwks(request, service.jwks_document(slug))
 
 
 @router.get(
@@ -89,12 +88,13 @@ def issuer_jwks(slug: str, request: Request, service: Service) -> Response:
     summary="A signed Token Status List (statuslist+jwt)",
 )
 def status_list(name: str, request: Request, service: Service, now: Now) -> Response:
-    token = service.status_list_token(name, now=now.replace(second=0, microsecond=0))
-    signed_part = token.rsplit(".", 1)[0].encode()
-    etag = 'W/"' + hashlib.sha256(signed_part).hexdigest()[:32] + '"'
-    response = Response(token, media_type="application/statuslist+jwt")
+    document = service.status_list_document(name, now=now.replace(second=0, microsecond=0))
+    response = Response(document.body, media_type="application/statuslist+jwt")
     return _cacheable(
-        request, response, etag, f"public, max-age={service.settings.status_list_ttl}"
+        request,
+        response,
+        f'W/"{document.tag}"',
+        f"public, max-age={service.settings.status_list_ttl}",
     )
 
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from idsvc.access_log import CheckedBy
 from idsvc.online_verification import holder_for
@@ -51,11 +53,18 @@ def answer(result: VerificationResult, caller: Caller, now: datetime) -> dict[st
     "callers are rate-limited per address; send `Authorization: Bearer <client secret>` to be "
     "counted as your client and to see more of the holder.",
 )
-def create_verification(
+async def create_verification(
     body: VerificationRequest, caller: Anyone, verifier: Verifier, now: Now
-) -> dict[str, Any]:
-    result = verifier.verify(body.credential, by=checked_by(caller), now=now)
-    return answer(result, caller, now)
+) -> Response:
+    # The common case is answered on the event loop from the worker's caches (no thread hop);
+    # only a check that needs the database goes to a thread.
+    by = checked_by(caller)
+    result = verifier.verify_cached(body.credential, by=by, now=now)
+    if result is None:
+        result = await run_in_threadpool(verifier.verify, body.credential, by=by, now=now)
+    # A ready response: the body is built by our own code from a fixed shape, so FastAPI's
+    # second validation against response_model (kept for the schema) is skipped.
+    return JSONResponse(answer(result, caller, now))
 
 
 @router.post(
@@ -67,7 +76,7 @@ def create_verification(
     summary="Verify a credential (deprecated: use POST /v1/verifications)",
     deprecated=True,
 )
-def verify(
+async def verify(
     body: VerificationRequest, caller: Anyone, verifier: Verifier, now: Now
-) -> dict[str, Any]:
-    return create_verification(body, caller, verifier, now)
+) -> Response:
+    return await create_verification(body, caller, verifier, now)

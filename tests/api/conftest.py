@@ -56,6 +56,12 @@ def live_server(app: FastAPI, *, timeout: float = 10.0) -> Iterator[str]:
         thread.join(timeout)
         sock.close()
         assert not thread.is_alive(), "uvicorn did not shut down"
+        # The check log writes behind (up to IDSVC_CHECK_LOG_FLUSH s); its exit-time flush
+        # would run after the test's schema is dropped and log "rows lost at exit". Write
+        # what this server buffered now, while its database still exists.
+        check_log = getattr(app.state, "check_log", None)
+        if check_log is not None:
+            check_log.flush()
 
 
 @dataclass

@@ -101,7 +101,8 @@ def test_missing_bad_and_unscoped_credentials(site: Site) -> None:
     r = site.http.get("/test/payroll", headers={"authorization": "Basic dXNlcjpwdw=="})
     assert_problem(r, 401, "UNAUTHENTICATED")
     assert 'error="invalid_request"' in r.headers["www-authenticate"]
-    r = site.http.get("/test/payroll", headers=site.bearer(payroll[:-1] + "A"))
+    wrong = payroll[:-1] + ("B" if payroll.endswith("A") else "A")  # never the real secret
+    r = site.http.get("/test/payroll", headers=site.bearer(wrong))
     assert_problem(r, 401, "UNAUTHENTICATED")
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
     r = site.http.get("/test/payroll", headers=site.bearer(verifier))

@@ -1,6 +1,7 @@
 """A remote desk with a reader: `idsvc desk issue --reader` (a separate process, its own data
 folder) writes the virtual PIV card through a real pcscd + vpcd, the centre signing over HTTP.
-A card pulled mid-way leaves nothing live, and issuing again succeeds."""
+A card pulled mid-way leaves nothing live, and issuing again succeeds. Then the usual card
+commands on that desk: `card verify|read`, `card-face`, `card wipe --revoke-reason`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from cardio.pcsc import PcscTransport
 from cardio.piv import ObjectId, PivSession
 from idsvc.desk_centre import DeskCentre
 from idsvc.operators import Enrolment
+from idsvc.photos import Photos
+from idsvc.storage.tables import AuditEventRow
 from mobile_api.app import create_app
 from tests.api.conftest import live_server
+from tests.card_print_support import portrait_bytes, zbarimg_texts
 from tests.cli_runner import Cli
 from tests.conftest import NOW
 from tests.fixtures_pcsc import VirtualCardFactory
@@ -60,11 +65,50 @@ def test_remote_desk_issues_through_pcscd(tmp_path: Path, virtual_card: VirtualC
         done = desk("issue", EMPLOYEE, "--reader", READER0, "--default-management-key", "--json")
         assert done.returncode == 0, done.stderr
         issued = json.loads(done.stdout)
-    views = centre.service.credentials_of(EMPLOYEE)
-    assert [v.state for v in views] == ["abandoned", "live"]
-    assert views[1].id == issued["credential_id"]
-    with PcscTransport.open(READER0) as transport:
-        on_card = PivSession(transport).get_object(ObjectId.CREDENTIAL).decode()
-    assert on_card == views[1].token
-    assert centre.service.verify(on_card, now=datetime.now(UTC)).valid
+        views = centre.service.credentials_of(EMPLOYEE)
+        assert [v.state for v in views] == ["abandoned", "live"]
+        assert views[1].id == issued["credential_id"]
+        with PcscTransport.open(READER0) as transport:
+            on_card = PivSession(transport).get_object(ObjectId.CREDENTIAL).decode()
+        assert on_card == views[1].token
+
+        # The usual card commands on the enrolled desk: the card here, the register there.
+        verified = desk("card", "verify", "--reader", READER0, "--json")
+        assert verified.returncode == 0, verified.stderr
+        out = json.loads(verified.stdout)
+        assert out["valid"] and out["challenge_checked"]
+        assert out["credential_id"] == issued["credential_id"]
+        assert out["card_uuid"] == issued["card_uuid"]
+        read = desk("card", "read", "--reader", READER0, "--json")
+        assert read.returncode == 0 and json.loads(read.stdout)["challenge_checked"] is False
+        Photos(centre.service.db).store(
+            EMPLOYEE, portrait_bytes(), actor="test", now=datetime.now(UTC)
+        )
+        face = tmp_path / "face.png"
+        assert desk("card-face", EMPLOYEE, "-o", str(face)).returncode == 0
+        assert zbarimg_texts(face) == [views[1].qr_text]
+        wiped = desk(
+            "card", "wipe", "--reader", READER0, "--default-management-key",
+            "--revoke-reason", "card damaged",
+        )  # fmt: skip
+        assert wiped.returncode == 0, wiped.stderr
+        assert "revoked" in wiped.stdout and "wiped: credential" in wiped.stdout
+        assert centre.service.credential(issued["credential_id"]).state == "revoked"
+        blank = desk("card", "read", "--reader", READER0)
+        assert blank.returncode == 15 and "blank or was wiped" in blank.stderr
+    with centre.service.db.transaction() as session:
+        wipe = session.execute(
+            select(AuditEventRow).where(AuditEventRow.action == "card.wipe")
+        ).scalar_one()
+    assert wipe.actor == "somphone@vte-01" and wipe.target_id == issued["card_uuid"]
     centre.service.db.dispose()
+    # After issuing, checking, printing and wiping: the desk's own key, the public CA, its
+    # config and the session; no issuer key, no database, no register.
+    home = tmp_path / "desk"
+    files = sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file())
+    assert files == [
+        "desk/desk-key.pem",
+        "desk/desk.json",
+        "desk/issuer-ca.pem",
+        "desk/session.json",
+    ]

@@ -92,8 +92,8 @@ class World:
 
 
 @contextmanager
-def make_world(tmp_path: Path, db_url: str) -> Iterator[World]:
-    centre = make_centre(tmp_path / "centre", db_url)
+def make_world(tmp_path: Path, db_url: str, *, approval_required: str = "") -> Iterator[World]:
+    centre = make_centre(tmp_path / "centre", db_url, approval_required=approval_required)
     people = People(centre)
     people.add("somphone", "issuer", "Vientiane")
     people.add("khamla", "supervisor", "Vientiane")

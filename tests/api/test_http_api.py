@@ -7,6 +7,7 @@ JWKS fetched over HTTP only: a relying party needs nothing of ours to verify.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -17,10 +18,14 @@ import pytest
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import ECKey, KeySet
+from PIL import Image
 
+from idsvc.clients import ApiClients
 from idsvc.formats.status_list import STATUSLIST_TYP, Status, parse_status_list_claims
+from idsvc.photos import VERIFIER_PICTURE_SIZE, Photos
 from idsvc.service import CredentialView, IdService
 from tests.api.conftest import OTHER_ACTIVE_EMPLOYEE, PROBLEM, Api, assert_problem
+from tests.card_print_support import portrait_bytes
 from tests.conftest import NOW
 
 LIMIT = 64 * 1024
@@ -176,6 +181,42 @@ def test_verify_tampered(api: Api, credential: CredentialView) -> None:
     assert body["valid"] is False
     assert body["reasons"] == ["BAD_SIGNATURE"]
     assert body["holder"] is None
+
+
+def test_holder_photo_comes_only_with_a_verified_credential(
+    api: Api, service: IdService, credential: CredentialView
+) -> None:
+    Photos(service.db).store(credential.employee_id, portrait_bytes(), actor="test", now=NOW)
+    body = verify(api, credential.token).json()
+    assert set(body["holder"]) == {"name", "name_latin", "ministry", "position", "photo"}
+    prefix, _, data = body["holder"]["photo"].partition(",")
+    assert prefix == "data:image/jpeg;base64"
+    picture = base64.b64decode(data, validate=True)
+    assert len(picture) < 12_000  # small enough to ride in every answer
+    image = Image.open(io.BytesIO(picture), formats=["JPEG"])
+    assert image.size == VERIFIER_PICTURE_SIZE
+    # It is this person's stored portrait, scaled down: the face (skin: red over blue) where
+    # the crop puts it, between the eyes, not the background or the hair above it.
+    stored = Image.open(io.BytesIO(Photos(service.db).face_image(credential.employee_id)))
+    face = image.convert("RGB").getpixel((70, 70))
+    same_spot = stored.convert("RGB").getpixel((210, 210))
+    assert isinstance(face, tuple) and isinstance(same_spot, tuple)
+    assert face[0] > face[2] + 30, face
+    assert all(abs(a - b) < 20 for a, b in zip(face, same_spot, strict=True)), (face, same_spot)
+    # A forged token names the same person but proves nothing: no holder, so no photo.
+    header, _, signature = credential.token.split(".")
+    forged = payload_of(credential.token) | {"grade": "K9"}
+    tampered = verify(api, f"{header}.{b64url(json.dumps(forged).encode())}.{signature}")
+    assert tampered.json()["holder"] is None
+    # A client with the verify scope sees the photo too, next to the ids.
+    _, secret = ApiClients(service.db).add("Verifier app", ["verify"], NOW)
+    scoped = api.http.post(
+        "/v1/verifications",
+        json={"credential": credential.token},
+        headers={"authorization": f"Bearer {secret}"},
+    ).json()
+    assert scoped["holder"]["photo"] == body["holder"]["photo"]
+    assert scoped["holder"]["employee_id"] == credential.employee_id
 
 
 @pytest.mark.parametrize("garbage", ["not-a-token", "a.b.c", "....", "ey" * 50])

@@ -26,3 +26,5 @@ def test_short_payroll_bench_runs_and_checks_its_answers() -> None:
     (figures,) = bench.main(args)
     assert figures.people == 20_000 and figures.events == 12_000
     assert figures.payroll_s > 0 and figures.feed_s > 0 and figures.lookup_s > 0
+    # The server's CPU is found (its session's processes) and is part of the wall time.
+    assert 0 < figures.server_cpu_s < figures.payroll_s * 2 * 2  # 2 workers, some slack

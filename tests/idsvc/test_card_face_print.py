@@ -21,6 +21,7 @@ from idsvc.photos import Photos
 from idsvc.service import IdService
 from idsvc.storage.tables import AuditEventRow
 from tests.card_print_support import (
+    FACES,
     phone_photo_of_worn_card,
     portrait_bytes,
     zbarimg_texts,
@@ -152,6 +153,9 @@ def test_desk_commands(sqlite_url: str, tmp_path: Path) -> None:
 
     r = cli("photo", "KH-MCS-010001", str(not_a_photo))
     assert r.returncode == 20 and "not an image" in r.stderr
+    r = cli("photo", "KH-MCS-010001", str(FACES / "rocket.jpg"))  # a photo, but of no one
+    assert r.returncode == 20 and "no face found: the photo must show" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
     r = cli("photo", "KH-MCS-010001", str(portrait), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["width"] == 420

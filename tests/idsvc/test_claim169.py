@@ -42,7 +42,6 @@ CREDENTIAL = PrintedCredential(
     credential_id="0b8f6a52-3d1e-4c57-9a55-6f2e2f5d9c11",
     issuer=ISS,
     issued_at=1_795_000_000,
-    not_before=1_795_000_000,
     expires_at=1_952_000_000,
     employee_id="KH-MCS-010002",
     name_latin="Sok Chantha",
@@ -50,9 +49,7 @@ CREDENTIAL = PrintedCredential(
     sex="F",
     date_of_birth=None,
     ministry="Ministry of Civil Service",
-    unit="General Department of Civil Service",
     position="Officer",
-    grade="B2",
     category="civil_servant",
     card_serial="7G2K9QW4XD1M",
     status_uri="https://id.mcs.gov.kh/status-lists/3f9a0c1d2e4b5a69",
@@ -67,7 +64,13 @@ def signer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def key_of(signer: FileSigner) -> Any:
-    return lambda kid: signer.public_key() if kid == signer.kid else None
+    return lambda hint: signer.public_key() if hint == claim169.kid_hint(signer.kid) else None
+
+
+def crockford_bytes(serial: str) -> bytes:
+    """A card serial as the QR carries it, worked out with int(..., 32), not with the codec."""
+    standard = serial.translate(str.maketrans("ABCDEFGHJKMNPQRSTVWXYZ", "ABCDEFGHIJKLMNOPQRSTUV"))
+    return int(standard, 32).to_bytes(8, "big")
 
 
 def layers(text: str) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any], bytes]:
@@ -83,16 +86,19 @@ def test_round_trip_and_profile(signer: FileSigner) -> None:
     assert set(text) <= set(ALPHABET)
     verified = claim169.verify(text, key_for=key_of(signer))
     assert verified.credential == CREDENTIAL
-    assert (verified.alg, verified.kid) == (signer.alg, signer.kid)
+    assert (verified.alg, verified.kid_hint) == (signer.alg, claim169.kid_hint(signer.kid))
+    assert verified.credential.valid_from == CREDENTIAL.issued_at
 
     protected, unprotected, claims, signature = layers(text)
-    assert protected == {1: {"ES256": -7, "EdDSA": -8}[signer.alg], 4: b64url_decode(signer.kid)}
+    # The kid is a hint: the first 8 bytes of the 32-byte RFC 7638 thumbprint.
+    kid_hint = b64url_decode(signer.kid)[:8]
+    assert protected == {1: {"ES256": -7, "EdDSA": -8}[signer.alg], 4: kid_hint}
     assert unprotected == {}
     assert len(signature) == 64
     assert zlib.decompress(b45decode(text))  # zlib with its header (0x78), not raw deflate
     assert b45decode(text)[0] == 0x78
     assert claims[1] == ISS
-    assert (claims[4], claims[5], claims[6]) == (1_952_000_000, 1_795_000_000, 1_795_000_000)
+    assert (claims[4], claims[6]) == (1_952_000_000, 1_795_000_000)  # no nbf: it is iat
     assert claims[7] == uuid.UUID(CREDENTIAL.credential_id).bytes
     assert claims[169] == {
         1: "KH-MCS-010002",
@@ -101,17 +107,43 @@ def test_round_trip_and_profile(signer: FileSigner) -> None:
         19: "សុខ ចាន់ថា",
         20: "khm",
     }
+    # A list where idsvc serves lists on the issuer's host: its name's 8 bytes, not the URI.
     assert claims[-65537] == {
         1: "Ministry of Civil Service",
-        2: "General Department of Civil Service",
         3: "Officer",
-        4: "B2",
         5: 1,
-        6: "7G2K9QW4XD1M",
+        6: crockford_bytes("7G2K9QW4XD1M"),
+        7: 40_961,
+        8: bytes.fromhex("3f9a0c1d2e4b5a69"),
     }
-    # Same host as iss: only the path is written, resolved against iss on the way back.
-    assert claims[-65538] == {1: 40_961, 2: "/status-lists/3f9a0c1d2e4b5a69"}
-    assert set(claims) == {1, 4, 5, 6, 7, 169, -65537, -65538}
+    assert crockford_bytes("7G2K9QW4XD1M")[0] < 0x10  # 60 bits
+    assert set(claims) == {1, 4, 6, 7, 169, -65537}
+
+
+def test_nbf_is_written_only_when_it_is_not_iat(signer: FileSigner) -> None:
+    later = PrintedCredential(**{**_fields(CREDENTIAL), "not_before": 1_795_000_600})
+    text = claim169.encode(later, signer)
+    assert layers(text)[2][5] == 1_795_000_600
+    verified = claim169.verify(text, key_for=key_of(signer)).credential
+    assert verified == later and verified.valid_from == 1_795_000_600
+
+
+def test_card_serial_must_be_crockford(signer: FileSigner) -> None:
+    for serial in ("7G2K9QW4XD1", "7G2K9QW4XD1L", "7g2k9qw4xd1m"):
+        bad = PrintedCredential(**{**_fields(CREDENTIAL), "card_serial": serial})
+        with pytest.raises(ValueError, match="Crockford"):
+            claim169.encode(bad, signer)
+
+
+def test_kid_hints_select_one_key_or_none() -> None:
+    kid = "k" * 43
+    twin = "k" * 10 + "n" + "A" * 32  # same first 8 bytes (10 characters and 4 bits)
+    other = "Q" * 43
+    assert claim169.kid_hint(kid) == claim169.kid_hint(twin)
+    hints = claim169.keys_by_hint({kid: 1, twin: 2, other: 3, "not-a-thumbprint": 4})
+    assert hints == {claim169.kid_hint(other): 3}
+    with pytest.raises(ValueError, match="thumbprint"):
+        claim169.kid_hint("short")
 
 
 def test_date_of_birth_is_yyyymmdd_and_only_when_given(signer: FileSigner) -> None:
@@ -138,12 +170,28 @@ def test_latin_only_name_has_no_secondary_fields(signer: FileSigner) -> None:
     assert set(identity) == {1, 4}
 
 
-def test_other_issuer_host_keeps_the_absolute_status_uri(signer: FileSigner) -> None:
-    elsewhere = "http://status.example.org:8080/status-lists/00ff"
-    other = PrintedCredential(**{**_fields(CREDENTIAL), "status_uri": elsewhere})
+@pytest.mark.parametrize(
+    ("uri", "written"),
+    [
+        # idsvc's shape of list URI elsewhere: the name, and the base against iss (10).
+        ("http://127.0.0.1:8000/status-lists/00ff", {8: b"\x00\xff", 10: "http://127.0.0.1:8000/"}),
+        ("https://id.mcs.gov.kh/idsvc/status-lists/3f9a", {8: b"\x3f\x9a", 10: "/idsvc/"}),
+        # Any other shape: the URI as a reference against iss (9), absolute on another host.
+        ("https://lists.example.org/l/7", {9: "https://lists.example.org/l/7"}),
+        ("https://id.mcs.gov.kh/status-lists/3F9A", {9: "/status-lists/3F9A"}),
+        ("https://id.mcs.gov.kh/status-lists/3f9", {9: "/status-lists/3f9"}),
+        ("https://id.mcs.gov.kh/lists/3f9a0c1d2e4b5a69", {9: "/lists/3f9a0c1d2e4b5a69"}),
+        ("https://id.mcs.gov.kh/status-lists/3f9a?v=2", {9: "/status-lists/3f9a?v=2"}),
+    ],
+)
+def test_status_list_uris_of_other_shapes(
+    signer: FileSigner, uri: str, written: dict[int, Any]
+) -> None:
+    other = PrintedCredential(**{**_fields(CREDENTIAL), "status_uri": uri})
     text = claim169.encode(other, signer)
-    assert layers(text)[2][-65538][2] == elsewhere
-    assert claim169.verify(text, key_for=key_of(signer)).credential.status_uri == elsewhere
+    card = layers(text)[2][-65537]
+    assert {k: v for k, v in card.items() if k in (8, 9, 10)} == written
+    assert claim169.verify(text, key_for=key_of(signer)).credential.status_uri == uri
 
 
 def _webp_face() -> bytes:
@@ -211,12 +259,13 @@ def test_cwt_tag_61_around_the_sign1_is_accepted(signer: FileSigner) -> None:
     ("header", "error"),
     [
         ({1: -7}, MalformedClaim169),  # no kid
-        ({1: -35, 4: bytes(32)}, UnsupportedAlgorithm),  # ES384
-        ({1: "ES256", 4: bytes(32)}, UnsupportedAlgorithm),
-        ({1: [-7], 4: bytes(32)}, UnsupportedAlgorithm),
+        ({1: -35, 4: bytes(8)}, UnsupportedAlgorithm),  # ES384
+        ({1: "ES256", 4: bytes(8)}, UnsupportedAlgorithm),
+        ({1: [-7], 4: bytes(8)}, UnsupportedAlgorithm),
         ({1: -7, 4: "kid"}, MalformedClaim169),
-        ({1: -7, 4: bytes(31)}, MalformedClaim169),
-        ({1: -7, 4: bytes(32), 2: [4]}, MalformedClaim169),  # crit
+        ({1: -7, 4: bytes(7)}, MalformedClaim169),
+        ({1: -7, 4: bytes(32)}, MalformedClaim169),  # the whole thumbprint (profile version 1)
+        ({1: -7, 4: bytes(8), 2: [4]}, MalformedClaim169),  # crit
     ],
 )
 def test_protected_header_outside_the_profile(
@@ -231,7 +280,7 @@ def test_protected_header_outside_the_profile(
 def test_payload_changed_after_signing_is_a_bad_signature(signer: FileSigner) -> None:
     protected, unprotected, payload, signature = _parts(claim169.encode(CREDENTIAL, signer))
     claims = cbor2.loads(payload)
-    claims[-65538][1] += 1  # point at another status slot
+    claims[-65537][7] += 1  # point at another status slot
     text = _recompose(protected, unprotected, cbor2.dumps(claims, canonical=True), signature)
     with pytest.raises(BadSignature):
         claim169.verify(text, key_for=key_of(signer))
@@ -248,7 +297,7 @@ class _ResigningSigner:
         from idsvc.formats.claim169 import _sig_structure
 
         protected = cbor2.dumps({1: {"ES256": -7, "EdDSA": -8}[self.signer.alg],
-                                 4: b64url_decode(self.signer.kid)})  # fmt: skip
+                                 4: b64url_decode(self.signer.kid)[:8]})  # fmt: skip
         payload = cbor2.dumps(claims, canonical=canonical)
         signature = self.signer.sign(_sig_structure(protected, payload))
         return _recompose(protected, {}, payload, signature)
@@ -267,15 +316,25 @@ class _ResigningSigner:
         (lambda c: c[169].__setitem__(9, 7), "gender"),
         (lambda c: c[169].__setitem__(4, "a\x00b"), "NUL"),
         (lambda c: c[169].__setitem__(62, {0: b"x"}), "face"),
+        (lambda c: c.__setitem__(5, "1795000000"), "nbf"),
         (lambda c: c[-65537].__setitem__(5, 9), "category"),
-        (lambda c: c[-65538].__setitem__(2, "mailto:x@y"), "http"),
-        (lambda c: c.pop(-65538), "status"),
+        (lambda c: c[-65537].__setitem__(6, "7G2K9QW4XD1M"), "card serial"),  # version 1
+        (lambda c: c[-65537].__setitem__(6, b"\x10" + bytes(7)), "60-bit"),
+        (lambda c: c[-65537].__setitem__(6, bytes(9)), "60-bit"),
+        (lambda c: c[-65537].pop(7), "status index"),
+        (lambda c: c[-65537].__setitem__(8, b""), "1-32 bytes"),
+        (lambda c: c[-65537].__setitem__(8, "3f9a0c1d2e4b5a69"), "status list name"),
+        (lambda c: c[-65537].pop(8), "exactly one"),
+        (lambda c: c[-65537].__setitem__(9, "/status-lists/x"), "exactly one"),
+        (lambda c: (c[-65537].pop(8), c[-65537].__setitem__(9, "mailto:x@y")), "http"),
+        (lambda c: c[-65537].__setitem__(10, "mailto:x@y"), "http"),
+        (lambda c: c[-65537].__setitem__(10, b"/"), "base"),
+        (lambda c: (c[-65537].pop(8), c[-65537].update({9: "/l/1", 10: "/"})), "without a name"),
+        (lambda c: c.pop(-65537), "employment"),
         (lambda c: c.__setitem__(169, ["not", "a", "map"]), "identity"),
     ],
 )
-def test_signed_but_malformed_claims(
-    signer: FileSigner, change: Any, why: str
-) -> None:
+def test_signed_but_malformed_claims(signer: FileSigner, change: Any, why: str) -> None:
     claims = layers(claim169.encode(CREDENTIAL, signer))[2]
     change(claims)
     text = _ResigningSigner(signer).resign(claims)
@@ -369,9 +428,11 @@ _CBOR_LEAVES = (
 )
 _CBOR = st.recursive(
     _CBOR_LEAVES,
-    lambda inner: st.lists(inner, max_size=5)
-    | st.dictionaries(st.integers(-70000, 200) | st.text(max_size=5), inner, max_size=5)
-    | st.builds(cbor2.CBORTag, st.sampled_from([0, 1, 2, 18, 24, 30, 37, 61, 258, 999]), inner),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.integers(-70000, 200) | st.text(max_size=5), inner, max_size=5)
+        | st.builds(cbor2.CBORTag, st.sampled_from([0, 1, 2, 18, 24, 30, 37, 61, 258, 999]), inner)
+    ),
     max_leaves=25,
 )
 

@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import segno
+import zxingcpp
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
@@ -25,6 +27,7 @@ from idsvc.service import IdService
 from idsvc.verification import Reason
 from keys.jwk import public_key_from_jwk
 from tests.api.conftest import api_for
+from tests.card_print_support import portrait_bytes
 from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 
 PERSON = "KH-MCS-010002"  # Sok Chantha, active
@@ -32,7 +35,18 @@ PERSON = "KH-MCS-010002"  # Sok Chantha, active
 
 def _printed(service: IdService, text: str) -> claim169.PrintedCredential:
     keys = {k["kid"]: public_key_from_jwk(k) for k in service.jwks()["keys"]}
-    return claim169.verify(text, key_for=keys.get).credential
+    return claim169.verify(text, key_for=claim169.keys_by_hint(keys).get).credential
+
+
+def _scanned_version(text: str) -> int:
+    """The QR version at ECC M as a real encoder picks it (segno, smallest version, no error
+    level boost) and a real decoder reads it back off the rendered symbol (zxing-cpp)."""
+    symbol = segno.make_qr(text, error="m", boost_error=False)
+    out = io.BytesIO()
+    symbol.save(out, kind="png", scale=3, border=4)
+    (found,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(out.getvalue())).convert("L"))
+    assert found.text == text and found.ec_level == "M"
+    return int(found.extra["Version"])
 
 
 def test_both_forms_are_one_credential(service: IdService) -> None:
@@ -50,14 +64,20 @@ def test_both_forms_are_one_credential(service: IdService) -> None:
         status["idx"],
     )
     assert qr.expires_at == jwt.claims["exp"] and qr.issued_at == jwt.claims["iat"]
-    assert claim169.verify(
-        view.qr_text, key_for={view.kid: public_key_from_jwk(service.jwks()["keys"][0])}.get
-    ).kid == view.kid
+    hint = claim169.kid_hint(view.kid)
+    assert (
+        claim169.verify(
+            view.qr_text, key_for={hint: public_key_from_jwk(service.jwks()["keys"][0])}.get
+        ).kid_hint
+        == hint
+    )
     assert view.as_dict()["qr_version"] == view.qr.version
     assert qr.date_of_birth is None  # not asked for by this deployment
     # The claims speak the JWT's vocabulary whichever form was scanned (payroll, API scopes).
-    for claim in ("iss", "sub", "jti", "exp", "nbf", "iat", "unit", "grade", "status"):
+    for claim in ("iss", "sub", "jti", "exp", "nbf", "iat", "status"):
         assert printed.claims[claim] == jwt.claims[claim], claim
+    # Unit and grade stay on the chip: the printed QR has no room for them.
+    assert jwt.claims["unit"] and "unit" not in printed.claims and "grade" not in printed.claims
 
 
 def test_state_changes_reach_both_forms(service: IdService) -> None:
@@ -75,9 +95,7 @@ def test_state_changes_reach_both_forms(service: IdService) -> None:
     later = NOW + timedelta(days=6 * 365)
     assert [service.verify(f, now=later).reasons for f in forms] == [(Reason.EXPIRED,)] * 2
     earlier = NOW - timedelta(hours=1)
-    assert [service.verify(f, now=earlier).reasons for f in forms] == [
-        (Reason.NOT_YET_VALID,)
-    ] * 2
+    assert [service.verify(f, now=earlier).reasons for f in forms] == [(Reason.NOT_YET_VALID,)] * 2
     service.change_state(view.id, "revoke", reason="card lost", actor="t", now=NOW)
     assert reasons() == [(Reason.REVOKED,)] * 2
 
@@ -121,17 +139,24 @@ def test_tampered_or_foreign_qr(service: IdService, tmp_path: Path) -> None:
 
 
 def test_every_sample_record_fits_a_card(service: IdService) -> None:
+    """The size goal, measured off real symbols: a typical record (both scripts, no photo) at
+    version 13 or lower, ECC M. Met for the Khmer records; the Lao ones need version 14 (their
+    names cost 3 bytes a letter: docs/claim169.md, "Measured size")."""
     versions = {}
     for line in SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[1:]:
         employee_id, status = line.split(",")[0], line.split(",")[10]
         if status != "active":
             continue
         view = service.issue(employee_id, actor="test-desk", now=NOW)
-        assert view.qr is not None
-        versions[employee_id] = view.qr.version
-        assert service.verify(view.qr_text or "", now=NOW).valid
-    # Measured 15-17 at ECC M with this deployment's URIs (docs/claim169.md says why not 13).
-    assert versions and max(versions.values()) <= MAX_CARD_VERSION, versions
+        assert view.qr is not None and view.qr_text is not None
+        versions[employee_id] = _scanned_version(view.qr_text)
+        assert view.qr.version == versions[employee_id]  # what issuance prints is the truth
+        assert service.verify(view.qr_text, now=NOW).valid
+    khmer = {k: v for k, v in versions.items() if k.startswith("KH-")}
+    lao = {k: v for k, v in versions.items() if k.startswith("LA-")}
+    assert len(khmer) >= 5 and max(khmer.values()) <= 13, khmer
+    assert len(lao) >= 3 and max(lao.values()) <= 14, lao
+    assert max(versions.values()) <= MAX_CARD_VERSION
 
 
 def test_too_big_for_a_card_is_refused_and_nothing_stored(service: IdService) -> None:
@@ -169,23 +194,11 @@ def test_date_of_birth_only_when_the_ministry_asks(tmp_path: Path, sqlite_url: s
     svc.db.dispose()
 
 
-def _portrait() -> bytes:
-    image = Image.new("RGB", (600, 800), (200, 170, 150))
-    pixels = image.load()
-    assert pixels is not None
-    for y in range(0, 800, 4):
-        for x in range(0, 600, 4):
-            pixels[x, y] = (x % 256, y % 256, (x + y) % 256)
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=85)
-    return out.getvalue()
-
-
 def test_qr_photo_carries_the_small_face(tmp_path: Path, sqlite_url: str) -> None:
     svc = make_service(make_settings(tmp_path / "home", sqlite_url))
     svc.init(now=NOW, actor="t")
     svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="t", now=NOW)
-    Photos(svc.db).store(PERSON, _portrait(), actor="desk", now=NOW)
+    Photos(svc.db).store(PERSON, portrait_bytes(size=(600, 800)), actor="desk", now=NOW)
     view = svc.issue(PERSON, actor="t", now=NOW, qr_photo=True)
     assert view.qr_text is not None
     face = _printed(svc, view.qr_text).face
@@ -208,9 +221,10 @@ def test_card_issuance_returns_the_qr_with_the_certificate(service: IdService) -
     assert pending.qr.version == version_for(pending.qr.text).version
     assert service.credential(pending.credential_id).qr_text == pending.qr.text
     # Pending: both forms are refused alike until the desk confirms.
-    assert service.verify(pending.qr.text, now=NOW).reasons == service.verify(
-        pending.token, now=NOW
-    ).reasons
+    assert (
+        service.verify(pending.qr.text, now=NOW).reasons
+        == service.verify(pending.token, now=NOW).reasons
+    )
 
 
 def test_the_api_accepts_the_qr_text(service: IdService) -> None:

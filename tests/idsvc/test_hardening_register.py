@@ -268,7 +268,10 @@ def test_audit_verify_names_a_credential_edited_in_the_database(service: IdServi
     service.change_state(view.id, "revoke", reason="card stolen", actor="hr", now=NOW)
     service.verify_audit()
     with service.db.transaction() as s:
-        s.execute(update(CredentialRow).where(CredentialRow.id == view.id).values(state="live"))
+        # an edit made in the database itself, not through the service's session
+        s.connection().execute(
+            update(CredentialRow).where(CredentialRow.id == view.id).values(state="live")
+        )
     assert service.verify(view.token, now=NOW).valid  # the tampering fools verification...
     with pytest.raises(AuditStateMismatch) as info:
         service.verify_audit()  # ...but not the audit
@@ -313,7 +316,7 @@ def test_cli_audit_verify_exits_16_for_tampered_state(tmp_path: Path, sqlite_url
     svc.import_hr(csv_of({}), source_name="a", actor="hr", now=NOW)
     view = svc.issue(PERSON, actor="desk", now=NOW)
     with svc.db.transaction() as s:
-        s.execute(
+        s.connection().execute(
             update(CredentialRow).where(CredentialRow.id == view.id).values(state="suspended")
         )
     svc.db.dispose()

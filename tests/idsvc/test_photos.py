@@ -1,6 +1,6 @@
-"""idsvc.photos on SQLite and PostgreSQL: a desk photo is normalised, stored, audited; every bad
-input is refused with its own message and leaves the stored photo and the audit log as they
-were."""
+"""idsvc.photos on SQLite and PostgreSQL: a desk photo is cropped around the face, stored,
+audited; every bad input (no face or two included) is refused with its own message and leaves
+the stored photo and the audit log as they were. Faces are real photos (tests/data/faces)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,28 @@ import contextlib
 import hashlib
 import io
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
+import qrcode
 import sqlalchemy
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
 from idsvc.errors import PhotoMissing, PhotoRejected, UnknownEmployee
+from idsvc.face_finder import find_faces
 from idsvc.photos import (
+    EYES_FROM_BOTTOM,
     FACE_SIZE,
+    HEAD_SHARE,
     MAX_PHOTO_BYTES,
     QR_PHOTO_MAX_BYTES,
     QR_PHOTO_TARGET_BYTES,
@@ -32,7 +39,7 @@ from idsvc.photos import (
 from idsvc.service import IdService
 from idsvc.storage.db import alembic_config, make_engine, upgrade
 from idsvc.storage.tables import AuditEventRow, Base
-from tests.card_print_support import portrait_bytes
+from tests.card_print_support import FACES, portrait_bytes
 from tests.conftest import NOW
 
 PERSON = "LA-MOHA-000101"
@@ -85,41 +92,89 @@ def test_store_normalises_and_audits(service: IdService) -> None:
     assert service.verify_audit().events >= 2
 
 
-def test_crop_keeps_the_centre_of_a_wide_photo_and_the_top_of_a_tall_one() -> None:
-    wide = Image.new("RGB", (1600, 900), "white")
-    wide.paste((255, 0, 0), (700, 350, 900, 550))  # a red square in the middle
+def _jpeg(image: Image.Image, **save: object) -> bytes:
     out = io.BytesIO()
-    wide.save(out, "PNG")
-    face = Image.open(io.BytesIO(normalise_photo(out.getvalue()).face_jpeg))
-    red = face.getpixel((FACE_SIZE[0] // 2, FACE_SIZE[1] // 2))
-    assert isinstance(red, tuple) and red[0] > 200 and red[1] < 60
-    tall = Image.new("RGB", (600, 2000), "white")
-    tall.paste((0, 0, 255), (0, 0, 600, 300))  # the head end
-    tall.paste((0, 255, 0), (0, 1700, 600, 2000))  # the far end, cropped away
-    out = io.BytesIO()
-    tall.save(out, "JPEG")
-    face = Image.open(io.BytesIO(normalise_photo(out.getvalue()).face_jpeg))
-    top, bottom = face.getpixel((210, 5)), face.getpixel((210, FACE_SIZE[1] - 5))
-    assert isinstance(top, tuple) and top[2] > 200 and top[0] < 60
-    assert isinstance(bottom, tuple) and bottom[0] > 200  # white: the green end is cropped away
+    image.save(out, "JPEG", quality=90, **save)
+    return out.getvalue()
+
+
+def _astronaut(scale: float) -> Image.Image:
+    with Image.open(FACES / "astronaut.jpg") as image:
+        size = (round(image.width * scale), round(image.height * scale))
+        return image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+
+
+def _assert_passport_framed(face_jpeg: bytes) -> None:
+    """Detect again on the stored face: one face, centred across, eyes and size where the
+    passport geometry puts them."""
+    with Image.open(io.BytesIO(face_jpeg)) as stored:
+        assert stored.size == FACE_SIZE
+        (found,) = find_faces(stored)
+    width, height = FACE_SIZE
+    assert abs(found.centre_x - width / 2) < 0.04 * width, found
+    assert abs(found.eye_y - (1 - EYES_FROM_BOTTOM) * height) < 0.04 * height, found
+    assert found.head_height == pytest.approx(HEAD_SHARE * height, rel=0.12), found
+
+
+def test_a_face_off_centre_in_a_wide_12_megapixel_shot_is_centred() -> None:
+    # A phone's landscape shot: the person small and near the right edge of a launch pad.
+    with Image.open(FACES / "rocket.jpg") as rocket:
+        scene = rocket.convert("RGB").resize((4000, 3000), Image.Resampling.BILINEAR)
+    scene.paste(_astronaut(2.5), (2600, 300))  # face at about x = 3160 of 4000
+    portrait = normalise_photo(_jpeg(scene))
+    _assert_passport_framed(portrait.face_jpeg)
+    with Image.open(io.BytesIO(portrait.face_jpeg)) as stored:
+        corner = stored.getpixel((5, 5))  # the astronaut's studio backdrop, not the launch pad
+    assert isinstance(corner, tuple) and min(corner) > 150, corner
+
+
+def test_a_face_at_the_top_edge_is_padded_with_white() -> None:
+    # A close-up cut through the hair: the crown is outside the photo.
+    close = _astronaut(3).crop((330, 150, 1230, 1350))
+    face = normalise_photo(_jpeg(close)).face_jpeg
+    _assert_passport_framed(face)
+    with Image.open(io.BytesIO(face)) as stored:
+        assert stored.convert("L").getpixel((FACE_SIZE[0] // 2, 3)) == pytest.approx(255, abs=4)
 
 
 def test_transparency_is_flattened_on_white_and_exif_rotation_applied() -> None:
-    clear = Image.new("RGBA", (300, 400), (0, 0, 0, 0))
+    # The backdrop left of her hair cut out (transparent black): the crop's left edge is there.
+    cut_out = _astronaut(3).crop((300, 0, 1100, 1100)).convert("RGBA")
+    cut_out.paste((0, 0, 0, 0), (0, 0, 180, cut_out.height))
     out = io.BytesIO()
-    clear.save(out, "PNG")
+    cut_out.save(out, "PNG")
     face = Image.open(io.BytesIO(normalise_photo(out.getvalue()).face_jpeg))
-    assert face.getpixel((10, 10)) == pytest.approx((255, 255, 255), abs=3)
+    assert face.getpixel((5, FACE_SIZE[1] // 2)) == pytest.approx((255, 255, 255), abs=4)
     # a phone photo stored sideways (EXIF orientation 6 = rotate 90 degrees clockwise to view)
-    sideways = Image.new("RGB", (1200, 900), "white")
-    sideways.paste((255, 0, 0), (0, 0, 300, 900))  # the left edge becomes the top when upright
+    sideways = Image.open(io.BytesIO(portrait_bytes())).rotate(90, expand=True)
+    with pytest.raises(PhotoRejected, match="no face found"):
+        normalise_photo(_jpeg(sideways))  # the detector needs it upright: EXIF is what fixes it
     exif = Image.Exif()
     exif[0x0112] = 6
+    _assert_passport_framed(normalise_photo(_jpeg(sideways, exif=exif)).face_jpeg)
+
+
+def _two_people() -> bytes:
+    person = _astronaut(2)
+    pair = Image.new("RGB", (person.width * 2, person.height), "white")
+    pair.paste(person, (0, 0))
+    pair.paste(person.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (person.width, 0))
+    return _jpeg(pair)
+
+
+def _drawn_face() -> bytes:
+    """The shape of a portrait without a face: an oval on shoulders."""
+    image = Image.new("RGB", (900, 1200), (176, 196, 222))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((270, 144, 630, 600), fill=(198, 156, 120))
+    draw.rectangle((135, 660, 765, 1200), fill=(30, 40, 90))
+    return _jpeg(image)
+
+
+def _qr_code() -> bytes:
     out = io.BytesIO()
-    sideways.save(out, "JPEG", exif=exif)
-    upright = Image.open(io.BytesIO(normalise_photo(out.getvalue()).face_jpeg))
-    top = upright.getpixel((FACE_SIZE[0] // 2, 5))
-    assert isinstance(top, tuple) and top[0] > 200 and top[1] < 60
+    qrcode.make("KH-MCS-010001 " * 20).save(out)  # a QR presented instead of a photo
+    return out.getvalue()
 
 
 BAD = [
@@ -133,6 +188,12 @@ BAD = [
     (_png_declaring(7000, 7000), "too large: 7000 x 7000 pixels"),
     (_png_declaring(40000, 40000), "decompression bomb"),
     (b"\xff\xd8\xff" + bytes(MAX_PHOTO_BYTES), "too large: 10,485,763 bytes"),
+    ((FACES / "rocket.jpg").read_bytes(), "no face found"),  # a landscape
+    (_jpeg(Image.new("RGB", (1011, 638), "white")), "no face found"),  # a blank card
+    (_qr_code(), "no face found"),
+    (_drawn_face(), "no face found"),
+    (_two_people(), "2 faces found: a card photo shows one person only"),
+    ((FACES / "astronaut.jpg").read_bytes(), "face too small: about 4[0-9] pixels between"),
 ]
 
 
@@ -195,3 +256,20 @@ def test_any_damage_is_a_clear_refusal(prefix: bytes, noise: bytes, cut: int) ->
 
 _SMALL_JPEG = portrait_bytes(size=(300, 400))
 _SMALL_PNG = portrait_bytes("PNG", (300, 400))
+
+
+def test_opencv_is_loaded_only_when_a_photo_is_stored() -> None:
+    # The CLI and the API workers import the photo code; OpenCV and numpy (~0.3 s, ~240 MB)
+    # must wait for the first photo.
+    code = (
+        "import sys, idsvc.photos, idsvc.cli.main, mobile_api.api\n"
+        "print(sorted({'cv2', 'numpy'} & set(sys.modules)))\n"
+        "from tests.card_print_support import portrait_bytes\n"
+        "idsvc.photos.normalise_photo(portrait_bytes())\n"
+        "print(sorted({'cv2', 'numpy'} & set(sys.modules)))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
+    )
+    assert run.stdout.splitlines() == ["[]", "['cv2', 'numpy']"]

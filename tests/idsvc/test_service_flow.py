@@ -295,6 +295,28 @@ def test_status_indices_are_random_unique_and_lists_roll_over(tmp_path, sqlite_u
     assert svc.verify(views[0].token, now=NOW).reasons == (Reason.REVOKED,)
 
 
+def test_a_new_public_url_opens_a_new_list_and_the_old_one_stays_served(
+    tmp_path, sqlite_url
+) -> None:
+    first = make_service(make_settings(tmp_path / "home", sqlite_url))
+    first.init(now=NOW, actor="admin")
+    first.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    old = first.issue(ACTIVE, actor="d", now=NOW)
+    moved = make_service(
+        make_settings(tmp_path / "home", sqlite_url, public_url="https://idsvc.moha.gov.la")
+    )
+    new = moved.issue("KH-MCS-010002", actor="d", now=NOW + timedelta(seconds=1))
+    old_uri = _payload(old.token)["status"]["status_list"]["uri"]
+    new_uri = _payload(new.token)["status"]["status_list"]["uri"]
+    assert old_uri.startswith("https://id.mcs.gov.kh/status-lists/")
+    assert new_uri.startswith("https://idsvc.moha.gov.la/status-lists/")
+    assert moved.verify(new.token, now=NOW).valid
+    assert moved.verify(old.token, now=NOW).valid  # the old list is still there, by its name
+    again = moved.issue(ACTIVE, actor="d", now=NOW + timedelta(seconds=2))
+    assert _payload(again.token)["status"]["status_list"]["uri"] == new_uri  # reused, not a third
+    assert moved.verify(old.token, now=NOW).reasons == (Reason.REVOKED,)
+
+
 def test_eddsa_issuer_end_to_end(tmp_path, sqlite_url) -> None:
     settings = make_settings(tmp_path / "home", sqlite_url, key_alg="EdDSA")
     svc = make_service(settings)

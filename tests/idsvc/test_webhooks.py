@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import random
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,11 +20,11 @@ from idsvc import change_feed
 from idsvc.errors import InvalidWebhook, UnknownWebhook
 from idsvc.service import IdService
 from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscriptionRow
-from idsvc.webhook_delivery import WebhookDeliverer, http_post
+from idsvc.webhook_delivery import DeliveryReport, WebhookDeliverer, http_post
 from idsvc.webhooks import Webhooks
 from tests.conftest import NOW
 from tests.payroll_support import KEYS, add_client, set_status
-from tests.webhook_receiver import free_port, receiver, verify_v1a
+from tests.webhook_receiver import free_port, receiver, silent_receiver, verify_v1a
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
@@ -162,6 +164,47 @@ def test_dead_receiver_blocks_nobody_and_gets_it_later(service: IdService) -> No
     verify_v1a(KEYS.webhook_public_key(), back.got[0])
     listed = {v.id: v for v in hooks(service).list()}
     assert (listed[dead].pending, listed[dead].delivered, listed[dead].failed) == (0, 2, 0)
+
+
+def test_a_hung_receiver_delays_only_its_own_rows(service: IdService) -> None:
+    """A receiver that accepts the connection and never answers: the other receiver's
+    deliveries are recorded while the pass still waits out the hung one's timeout."""
+    add_client(service, "bank-a", "payroll")
+    timeout = 5.0
+    reports: list[DeliveryReport] = []
+    with receiver() as alive, silent_receiver() as hung_url:
+        steady = subscribe(service, alive.url, "*")
+        hung = subscribe(service, hung_url, "*")
+        service.issue(ACTIVE, actor="desk", now=NOW)
+        set_status(service, ACTIVE, "retired")  # 2 deliveries per subscription
+        slow = WebhookDeliverer(
+            service.db, KEYS, http_post(timeout), max_attempts=5, rng=random.Random(7)
+        )
+        started = time.monotonic()
+        run = threading.Thread(target=lambda: reports.append(slow.run_once(NOW)))
+        run.start()
+        while delivered(service, steady) < 2:
+            assert time.monotonic() - started < timeout / 2, "held up by the hung receiver"
+            time.sleep(0.05)
+        assert run.is_alive()  # the hung receiver is still being waited for
+        run.join(timeout * 3)
+    assert len(alive.got) == 2 and time.monotonic() - started >= timeout
+    (report,) = reports
+    assert (report.delivered, report.retrying, report.postponed) == (2, 1, 1)
+    listed = {v.id: v for v in hooks(service).list()}
+    assert (listed[hung].pending, listed[hung].delivered) == (2, 0)
+    assert "no answer" in (listed[hung].last_error or "")
+
+
+def delivered(service: IdService, subscription_id: str) -> int:
+    with service.db.transaction() as s:
+        rows = s.execute(
+            select(WebhookDeliveryRow.id).where(
+                WebhookDeliveryRow.subscription_id == subscription_id,
+                WebhookDeliveryRow.state == "delivered",
+            )
+        )
+        return len(rows.all())
 
 
 def test_refusing_receiver_is_retried_with_backoff_then_failed(service: IdService) -> None:

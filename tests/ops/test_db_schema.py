@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -90,10 +91,13 @@ def test_two_upgraders_at_once_on_postgresql(postgres_db: str, tmp_path: Path) -
     # really start together when it is released.
     holder.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
     holder.commit()
+    # The lock is server-wide: other tests (other xdist workers) may queue on it at the same
+    # time. Count only this test's upgraders, recognised by their libpq application name.
+    app_name = f"upgrader-{secrets.token_hex(4)}"
     procs = [
         subprocess.Popen(
             [IDSVC, "db", "upgrade", "--json"],
-            env=cli.env,
+            env=cli.env | {"PGAPPNAME": app_name},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -107,8 +111,11 @@ def test_two_upgraders_at_once_on_postgresql(postgres_db: str, tmp_path: Path) -
             time.sleep(0.2)
             waiting = holder.execute(
                 sqlalchemy.text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                )
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE l.locktype = 'advisory' AND NOT l.granted"
+                    " AND a.application_name = :app"
+                ),
+                {"app": app_name},
             ).scalar_one()
             holder.commit()
         assert waiting == 2, "the upgraders never queued on the advisory lock"

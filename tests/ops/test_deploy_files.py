@@ -101,8 +101,9 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
     assert "test is successful" in proc.stderr
     # The header idsvc trusts is overwritten on every path: set from a verified client
     # certificate on the banks' name, emptied on the public one.
-    assert site.count("proxy_set_header X-Client-Cert-Fingerprint $idsvc_client_fingerprint") == 1
-    assert site.count('proxy_set_header X-Client-Cert-Fingerprint "";') == 2
+    assert site.count("proxy_set_header X-Client-Cert $idsvc_client_cert;") == 1
+    assert site.count('proxy_set_header X-Client-Cert "";') == 2
+    assert "SUCCESS $ssl_client_escaped_cert;" in site
     assert "ssl_verify_client on;" in site
 
 

@@ -53,13 +53,14 @@ def printed(
     days: int = 1825,
     iss: str | None = None,
     face: bytes | None = None,
+    status_uri: str | None = None,
+    nbf_in: timedelta | None = None,
 ) -> PrintedCredential:
     iat = int((now - timedelta(days=iat_days_ago)).timestamp())
     return PrintedCredential(
         credential_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{issuer.iss}/{iat}/{idx}/{khmer}")),
         issuer=iss or issuer.iss,
         issued_at=iat,
-        not_before=iat,
         expires_at=iat + days * 86_400,
         employee_id="KH-MCS-010002" if khmer else "LA-MOHA-000101",
         name_latin="Sok Chantha" if khmer else "Somphone Keomany",
@@ -67,14 +68,13 @@ def printed(
         sex="M" if khmer else "F",
         date_of_birth=None,
         ministry="Ministry of Civil Service" if khmer else "Ministry of Home Affairs",
-        unit="General Department of Civil Service Policy",
         position="Deputy Director",
-        grade="A1" if khmer else "K5",
         category="civil_servant",
-        card_serial="KH0001000200" if khmer else "LA0000010100",
-        status_uri=issuer.list_uri,
+        card_serial="KH0001000200" if khmer else "9A0000010100",  # Crockford: no L
+        status_uri=status_uri or issuer.list_uri,
         status_idx=idx,
         face=Face(face) if face else None,
+        not_before=None if nbf_in is None else int((now + nbf_in).timestamp()),
     )
 
 
@@ -122,6 +122,51 @@ def vectors(
         qr("qr_valid_eddsa_lao", valid_la, "fresh", "valid", []),
         qr("qr_valid_with_face", with_face, "fresh", "valid", []),
         qr("qr_valid_in_tap_url", tap_url, "fresh", "valid", []),
+        qr(
+            "qr_valid_with_nbf",  # nbf is optional (we omit it: = iat); when written, it counts
+            encode(printed(kh, khmer=True, now=now, nbf_in=timedelta(days=-1)), kh.signer),
+            "fresh",
+            "valid",
+            [],
+        ),
+        qr(
+            "qr_not_yet_valid",
+            encode(printed(kh, khmer=True, now=now, nbf_in=timedelta(minutes=10)), kh.signer),
+            "fresh",
+            "not_yet_valid",
+            ["NOT_YET_VALID"],
+        ),
+        qr(
+            # Lists served from another host: name (8) and that host (10), not the URI (9).
+            "qr_valid_list_on_another_host",
+            encode(
+                printed(kh, khmer=True, now=now, status_uri=issuers["kh_elsewhere"].list_uri),
+                kh.signer,
+            ),
+            "fresh",
+            "valid",
+            [],
+        ),
+        qr(
+            # A list at a URI of another shape travels as that URI (key 9).
+            "qr_status_list_elsewhere_unavailable",
+            encode(
+                printed(kh, khmer=True, now=now, status_uri="https://lists.example.org/l/7"),
+                kh.signer,
+            ),
+            "fresh",
+            "unknown",
+            ["STATUS_UNAVAILABLE"],
+            freshness="missing",
+        ),
+        qr(
+            "qr_unknown_key_hint_clash",
+            valid_kh,
+            "kid_hint_clash",
+            "invalid",
+            ["UNKNOWN_KEY"],
+            freshness=None,
+        ),
         qr(
             "qr_bad_signature",
             _relayer(valid_kh, _flip_signature),

@@ -38,6 +38,8 @@ ISS_KH = "https://id.mcs.gov.kh/issuers/default"
 ISS_LA = "https://id.moha.gov.la/issuers/default"
 LIST_KH = "https://id.mcs.gov.kh/status-lists/4f1c2a9e0b7d3c58"
 LIST_LA = "https://id.moha.gov.la/status-lists/a0b1c2d3e4f50617"
+# A list served from another host than iss (the out-of-the-box IDSVC_PUBLIC_URL).
+LIST_KH_ELSEWHERE = "http://127.0.0.1:8000/status-lists/5e6f708192a3b4c5"
 LIST_SIZE = 1024
 IDX_VALID, IDX_REVOKED, IDX_SUSPENDED = 17, 403, 977
 
@@ -100,6 +102,7 @@ class Issuer:
 
 KH = Issuer(ISS_KH, es256_signer("kh-es256"), LIST_KH)
 LA = Issuer(ISS_LA, ed25519_signer("la-ed25519"), LIST_LA)
+KH_ELSEWHERE = Issuer(ISS_KH, KH.signer, LIST_KH_ELSEWHERE)
 STRANGER = es256_signer("not-in-any-jwks")
 
 
@@ -196,6 +199,15 @@ def _context(
     }
 
 
+def _hint_twin(jwks: dict[str, Any]) -> dict[str, Any]:
+    """``jwks`` plus another key whose kid starts with the same 8 bytes as the first one's:
+    the printed QR's kid hint then names two keys, and selects neither."""
+    kid = base64.urlsafe_b64decode(jwks["keys"][0]["kid"] + "=")
+    twin_kid = base64.urlsafe_b64encode(kid[:8] + bytes(24)).rstrip(b"=").decode()
+    twin = {**public_jwk(STRANGER.public_key()), "kid": twin_kid, "alg": "ES256", "use": "sig"}
+    return {"keys": [*jwks["keys"], twin]}
+
+
 def _broken(jwks: dict[str, Any]) -> dict[str, Any]:
     key = dict(jwks["keys"][0])
     key["y"] = key["x"]  # (x, x) is not on the curve
@@ -207,6 +219,7 @@ def contexts() -> dict[str, dict[str, Any]]:
     fresh = {
         KH.list_uri: (status_list_token(KH, iat=fetched), fetched),
         LA.list_uri: (status_list_token(LA, iat=fetched), fetched),
+        KH_ELSEWHERE.list_uri: (status_list_token(KH_ELSEWHERE, iat=fetched), fetched),
     }
     long_lived = NOW - timedelta(days=8)
     return {
@@ -234,6 +247,14 @@ def contexts() -> dict[str, dict[str, Any]]:
             [
                 {"iss": KH.iss, "jwks": jwks_of(KH.signer)},
                 {"iss": LA.iss, "jwks": jwks_of(LA.signer, KH.signer)},
+            ],
+        ),
+        # Two keys of one issuer whose kids share the printed QR's 8-byte kid hint.
+        "kid_hint_clash": _context(
+            fresh,
+            [
+                {"iss": KH.iss, "jwks": _hint_twin(jwks_of(KH.signer))},
+                {"iss": LA.iss, "jwks": jwks_of(LA.signer)},
             ],
         ),
         # A JWK that is not a point on P-256 is left out: its tokens have no key.
@@ -482,7 +503,10 @@ def jwt_vectors() -> list[dict[str, Any]]:
 def qr_vectors() -> list[dict[str, Any]]:
     """The printed-card (Claim 169) vectors, from the project's QR encoder."""
     return claim169_vectors.vectors(
-        issuers={"kh": KH, "la": LA}, stranger=STRANGER, now=NOW, make=_vector
+        issuers={"kh": KH, "la": LA, "kh_elsewhere": KH_ELSEWHERE},
+        stranger=STRANGER,
+        now=NOW,
+        make=_vector,
     )
 
 

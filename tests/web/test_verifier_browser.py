@@ -175,6 +175,7 @@ def test_one_tampered_character_is_a_bad_signature(world: World, phone: BrowserC
     assert result(page) == "BAD_SIGNATURE"
     assert page.get_attribute("#result", "class") == "red"
     assert page.text_content("#holder-name") == ""
+    assert not page.is_visible("#holder-details")  # no empty Ministry/Position labels
 
 
 def test_past_the_hard_limit_is_trust_stale_never_valid(

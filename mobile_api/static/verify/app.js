@@ -121,6 +121,8 @@ function render({ local, server }) {
   setText("holder-latin", holder.name_latin);
   setText("holder-ministry", holder.ministry);
   setText("holder-position", holder.position);
+  // A code that did not verify names nobody: no empty "Ministry"/"Position" labels.
+  $("holder-details").hidden = !holder.ministry && !holder.position;
   const photo = $("holder-photo");
   const src = typeof holder.photo === "string" && PHOTO.test(holder.photo) ? holder.photo : null;
   photo.hidden = !src;

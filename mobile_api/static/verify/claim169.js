@@ -10,6 +10,9 @@ import { fail, judge, Malformed, numericDate, text } from "./verifier.js";
 const MAX_TEXT_CHARS = 4296;
 const MAX_INFLATED_BYTES = 8192;
 const MAX_FACE_BYTES = 2048;
+const KID_HINT_BYTES = 8;
+const MAX_LIST_NAME_BYTES = 32;
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const ALGS = new Map([[-7, "ES256"], [-8, "EdDSA"]]);
 const CATEGORIES = new Map([[1, "civil_servant"], [2, "contract_official"], [3, "contract_teacher"], [4, "temporary"]]);
 const SIGNATURE1 = new TextEncoder().encode("Signature1");
@@ -72,15 +75,21 @@ function get(map, key, kind, what) {
 
 const optional = (map, key, kind, what) => (map.has(key) ? get(map, key, kind, what) : null);
 
-function b64url(bytes) {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
+const hexOf = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 function uuidText(bytes) {
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  const hex = hexOf(bytes);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The card serial: 8 bytes holding a 60-bit number, written as 12 Crockford base32 digits. */
+function serialText(raw) {
+  if (raw.length !== 8 || raw[0] >> 4) throw new Malformed("card serial is not a 60-bit number");
+  let value = 0n;
+  for (const b of raw) value = (value << 8n) | BigInt(b);
+  let out = "";
+  for (let shift = 55n; shift >= 0n; shift -= 5n) out += CROCKFORD[Number((value >> shift) & 31n)];
+  return out;
 }
 
 function imageType(image) {
@@ -147,9 +156,9 @@ function header(protectedBytes) {
   }
   const alg = ALGS.get(map.get(1));
   if (!alg) throw new UnsupportedAlgorithm("alg must be ES256 (-7) or EdDSA (-8)");
-  const kid = map.get(4);
-  if (!(kid instanceof Uint8Array) || kid.length !== 32) throw new Malformed("kid must be 32 bytes");
-  return { alg, kid: b64url(kid) };
+  const hint = map.get(4);
+  if (!(hint instanceof Uint8Array) || hint.length !== KID_HINT_BYTES) throw new Malformed("kid must be an 8-byte hint");
+  return { alg, hint };
 }
 
 function absoluteUri(reference, issuer) {
@@ -163,11 +172,26 @@ function absoluteUri(reference, issuer) {
   return uri;
 }
 
+/**
+ * The status list: its name (8) under `status-lists/` of a base (10, a reference against iss;
+ * absent: the root of the issuer's host), or a URI reference against iss (9).
+ */
+function statusUri(card, iss) {
+  if (card.has(8) === card.has(9)) throw new Malformed("status list: exactly one of 8 and 9");
+  if (card.has(9)) {
+    if (card.has(10)) throw new Malformed("status list base without a name");
+    return absoluteUri(get(card, 9, "string", "status list URI"), iss);
+  }
+  const name = get(card, 8, "bytes", "status list name");
+  if (!name.length || name.length > MAX_LIST_NAME_BYTES) throw new Malformed("status list name");
+  const base = absoluteUri(optional(card, 10, "string", "status list base") ?? "/", iss);
+  return absoluteUri(`status-lists/${hexOf(name)}`, base);
+}
+
 function claimsOf(map) {
   if (!isMap(map)) throw new Malformed("CWT claims are not a map");
   const identity = get(map, 169, "map", "identity (169)");
-  const job = get(map, -65537, "map", "employment (-65537)");
-  const status = get(map, -65538, "map", "status reference (-65538)");
+  const job = get(map, -65537, "map", "employment and status (-65537)");
   const cti = get(map, 7, "bytes", "cti (7)");
   if (cti.length !== 16) throw new Malformed("cti is not 16 bytes");
   const gender = optional(identity, 9, "uint", "gender");
@@ -176,7 +200,8 @@ function claimsOf(map) {
   if (!category) throw new Malformed("staff category");
   const iss = get(map, 1, "string", "iss (1)");
   if (!iss.startsWith("https://")) throw new Malformed("iss is not https");
-  const iat = get(map, 6, "uint", "iat"), nbf = get(map, 5, "uint", "nbf"), exp = get(map, 4, "uint", "exp");
+  const iat = get(map, 6, "uint", "iat"), exp = get(map, 4, "uint", "exp");
+  const nbf = optional(map, 5, "uint", "nbf") ?? iat; // absent: valid from iat (what we issue)
   const employeeId = get(identity, 1, "string", "id");
   const nameLatin = get(identity, 4, "string", "full name");
   const nameLocal = optional(identity, 19, "string", "secondary full name");
@@ -189,25 +214,25 @@ function claimsOf(map) {
     }
   }
   const ministry = get(job, 1, "string", "ministry");
-  get(job, 2, "string", "unit");
   const position = get(job, 3, "string", "position");
-  get(job, 4, "string", "grade");
-  const cardSerial = get(job, 6, "string", "card serial");
+  const cardSerial = serialText(get(job, 6, "bytes", "card serial"));
   // The same members as the JWT's holder view (never the date of birth).
   const holder = {
     employee_id: employeeId, name: nameLocal || nameLatin, name_latin: nameLatin,
     ministry, position, category, card_serial: cardSerial,
   };
-  const uri = absoluteUri(get(status, 2, "string", "status list URI"), iss);
-  const idx = get(status, 1, "uint", "status index");
+  const uri = statusUri(job, iss);
+  const idx = get(job, 7, "uint", "status index");
   return { iss, iat, nbf, exp, jti: uuidText(cti), holder, uri, idx, photo: face(identity.get(62)) };
 }
 
 async function verified(qrText, trust) {
   const { protectedBytes, payload, signature } = await decodeCose(qrText);
-  const { alg, kid } = header(protectedBytes);
-  const entry = await trust.keyFor(kid);
-  if (!entry) throw new UnknownKey(kid);
+  const { alg, hint } = header(protectedBytes);
+  // The hint only selects the key (no key or two keys with it: UNKNOWN_KEY); the signature
+  // below is what proves it.
+  const entry = await trust.keyForHint(hint);
+  if (!entry) throw new UnknownKey("no single key for this hint");
   try {
     await entry.key.verify(alg, signature, sigStructure(protectedBytes, payload));
   } catch {

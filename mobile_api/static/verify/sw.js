@@ -5,7 +5,7 @@
 
 import { refresh, TRUST_CACHE } from "./store.js";
 
-const VERSION = "2026-11-25.1";
+const VERSION = "2026-11-26.2"; // printed QR profile version 2 (docs/claim169.md)
 const SHELL_CACHE = `idsvc-verify-shell-${VERSION}`;
 const PAGE = "/verify/";
 const SHELL = [

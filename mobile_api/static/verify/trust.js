@@ -3,6 +3,7 @@
 // now - iat; past the clamped ttl it is "stale" (warn); past exp or the hard limit it is
 // "too_old" (TRUST_STALE); missing, forged or unreadable lists are STATUS_UNAVAILABLE.
 
+import { b64urlDecode } from "./b64.js";
 import { PublicKey, verifyCompact } from "./jose.js";
 import { StatusList } from "./statuslist.js";
 
@@ -21,6 +22,7 @@ export function clampTtl(ttl) {
 }
 
 const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+const hexOf = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 export class TrustSnapshot {
   /**
@@ -31,6 +33,7 @@ export class TrustSnapshot {
     this.data = data;
     this.hardLimit = hardLimit;
     this._keys = null;
+    this._hints = null;
     this._lists = new Map();
   }
 
@@ -59,6 +62,32 @@ export class TrustSnapshot {
   /** {iss, key} for a kid, or undefined. */
   async keyFor(kid) {
     return (await this.keys()).get(kid);
+  }
+
+  /**
+   * {iss, key} for the printed QR's kid hint (the first 8 bytes of the RFC 7638 thumbprint
+   * that is the JWKS kid), or undefined when no key, or more than one, has that hint.
+   */
+  async keyForHint(hint) {
+    if (!this._hints) {
+      const hints = new Map();
+      const shared = new Set();
+      for (const [kid, entry] of await this.keys()) {
+        let thumbprint;
+        try {
+          thumbprint = b64urlDecode(kid);
+        } catch {
+          continue; // not a thumbprint: no hint reaches it
+        }
+        if (kid.length !== 43 || thumbprint.length !== 32) continue;
+        const id = hexOf(thumbprint.subarray(0, 8));
+        if (hints.has(id)) shared.add(id);
+        hints.set(id, entry);
+      }
+      for (const id of shared) hints.delete(id);
+      this._hints = hints;
+    }
+    return this._hints.get(hexOf(hint));
   }
 
   async _check(uri, iss) {

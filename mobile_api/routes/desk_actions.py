@@ -1,0 +1,209 @@
+"""What a remote desk does besides issuing: check a card against the register, print a card
+face, wipe a card, and the registrar's and issuer's sensitive actions (revocation, re-issue
+after loss, HR status correction, a holder's photo).
+
+Signed and authenticated as in ``mobile_api.routes.desk`` (``Desk-Proof`` + ``Desk-Session``);
+each route calls one ``DeskCentre`` use case. An action held for a second person's approval
+answers 202 with the pending approval; done at once, 200.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import Field
+
+from idsvc.centre import Pending
+from idsvc.photos import MAX_PHOTO_BYTES
+from idsvc.service import CredentialView
+from mobile_api import problems
+from mobile_api.deps import JsonBody, Now
+from mobile_api.json_body import StrictJsonRoute
+from mobile_api.limits import PATH_LIMITS
+from mobile_api.routes.desk import ERRORS, Desks, SessionToken, Signed, Strict, answer
+
+router = APIRouter(tags=["remote desks"], route_class=StrictJsonRoute)
+HELD = ERRORS | {202: {"description": "Held: waiting for a second person's approval"}}
+
+PHOTO_PATH = "/v1/desk/photos"
+_PHOTO_B64 = (MAX_PHOTO_BYTES + 2) // 3 * 4
+# The photo is the one desk body larger than the global limit: a camera's original, base64.
+PATH_LIMITS[PHOTO_PATH] = _PHOTO_B64 + 4096
+
+
+class CardCheckBody(Strict):
+    credential: str = Field(max_length=8192)
+    card_jwk: dict[str, str] | None = None
+
+
+class EmployeeBody(Strict):
+    employee_id: str = Field(max_length=64)
+
+
+class WipeBody(Strict):
+    credential_id: str | None = Field(default=None, max_length=64)
+    card_uuid: str | None = Field(default=None, max_length=64)
+    revoke_reason: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class RevokeBody(Strict):
+    credential_id: str = Field(max_length=64)
+    reason: str = Field(min_length=1, max_length=255)
+
+
+class LossBody(Strict):
+    employee_id: str = Field(max_length=64)
+    reason: str = Field(min_length=1, max_length=255)
+
+
+class CorrectionBody(Strict):
+    employee_id: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    reason: str = Field(max_length=255)
+    status_date: date | None = None
+
+
+class PhotoBody(Strict):
+    employee_id: str = Field(max_length=64)
+    photo: str = Field(max_length=_PHOTO_B64, description="JPEG or PNG, base64")
+
+
+def _credential(view: CredentialView) -> dict[str, Any]:
+    # The token is on the card already; an answer that is logged or cached never repeats it.
+    return {k: v for k, v in view.as_dict().items() if k != "token"}
+
+
+def _held_or_done(call: Callable[[], object]) -> Response:
+    """200 with the outcome, or 202 with the approval the action now waits for."""
+    held: list[bool] = []
+
+    def run() -> dict[str, Any]:
+        result = call()
+        if isinstance(result, Pending):
+            held.append(True)
+            return {"state": "pending_approval", "approval": result.approval.as_dict()}
+        if isinstance(result, CredentialView):
+            return {"state": "done", "credential": _credential(result)}
+        return {"state": "done", "outcome": None if result is None else str(result)}
+
+    response = answer(run)
+    if held and response.status_code == 200:
+        response.status_code = 202
+    return response
+
+
+@router.post("/v1/desk/verifications", dependencies=[JsonBody], responses=ERRORS)
+def verify_card(
+    body: CardCheckBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """Check the credential read from a card, bound to the card's key when it is given."""
+    return answer(
+        lambda: desks.verify_card(
+            signed, session, body.credential, card_jwk=body.card_jwk, now=now
+        ).as_dict()
+    )
+
+
+@router.post("/v1/desk/card-faces", dependencies=[JsonBody], responses=ERRORS)
+def card_face(
+    body: EmployeeBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """What the printed card shows (the desk draws it); refused if it must not be printed."""
+
+    def call() -> dict[str, Any]:
+        d = desks.card_face(signed, session, body.employee_id, now=now)
+        return {
+            "employee_id": d.employee_id,
+            "name_local": d.name_local,
+            "name_latin": d.name_latin,
+            "ministry": d.ministry,
+            "position": d.position,
+            "expires": d.expires.isoformat(),
+            "issuer_name": d.issuer_name,
+            "issuer_uri": d.issuer_uri,
+            "card_serial": d.card_serial,
+            "qr_text": d.qr_text,
+            "photo_jpeg": base64.b64encode(d.photo_jpeg).decode("ascii"),
+        }
+
+    return answer(call)
+
+
+@router.post("/v1/desk/card-wipes", dependencies=[JsonBody], responses=HELD)
+def card_wipe(
+    body: WipeBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """Allow (and audit) a wipe before the desk touches the card; revoke first if asked."""
+    return _held_or_done(
+        lambda: desks.card_wipe(
+            signed,
+            session,
+            credential_id=body.credential_id,
+            card_uuid=body.card_uuid,
+            revoke_reason=body.revoke_reason,
+            now=now,
+        )
+    )
+
+
+@router.post("/v1/desk/revocations", dependencies=[JsonBody], responses=HELD)
+def revoke(
+    body: RevokeBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    return _held_or_done(
+        lambda: desks.revoke(signed, session, body.credential_id, reason=body.reason, now=now)
+    )
+
+
+@router.post("/v1/desk/losses", dependencies=[JsonBody], responses=HELD)
+def declare_lost(
+    body: LossBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """Re-issue after loss: the live card is revoked as lost so a new one can be issued."""
+    return _held_or_done(
+        lambda: desks.declare_lost(signed, session, body.employee_id, reason=body.reason, now=now)
+    )
+
+
+@router.post("/v1/desk/corrections", dependencies=[JsonBody], responses=HELD)
+def correct_status(
+    body: CorrectionBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """An HR status correction by a registrar (the register's rules: reason, dates, feed)."""
+    return _held_or_done(
+        lambda: desks.correct_status(
+            signed,
+            session,
+            body.employee_id,
+            status=body.status,
+            reason=body.reason,
+            status_date=body.status_date,
+            now=now,
+        )
+    )
+
+
+@router.post(PHOTO_PATH, dependencies=[JsonBody], responses=ERRORS | problems.responses(413))
+def store_photo(
+    body: PhotoBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+) -> Response:
+    """Store a holder's photo (registrar); checked and normalised as at the centre."""
+
+    def call() -> dict[str, Any]:
+        info = desks.store_photo(signed, session, body.employee_id, body.photo, now=now)
+        return {
+            "employee_id": info.employee_id,
+            "width": info.width,
+            "height": info.height,
+            "face_bytes": info.face_bytes,
+            "qr_photo_bytes": info.qr_bytes,
+            "qr_photo_type": info.qr_media_type,
+            "sha256": info.sha256,
+        }
+
+    return answer(call)

@@ -1,0 +1,41 @@
+"""Mixed traffic against ``idsvc serve --workers 2`` on PostgreSQL for a few seconds, from wrk
+(the short version of ``bench/load_mixed.py``, which runs the same code for 60 s)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def bench_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mixed_load_on_two_workers_loses_nothing(tmp_path: Path, postgres_db: str) -> None:
+    load_mixed = bench_module("load_mixed")
+    report = load_mixed.run(
+        postgres_db, tmp_path, seconds=4, floor_seconds=2, connections=4, people=200
+    )
+    print("\n".join(report.lines()))
+    assert report.failures == []
+    load = report.load
+    # Every kind of the mix was served, with its expected answer (not just "no 5xx").
+    assert load.counts["verify_jwt"]["200"] > 0 and load.counts["verify_qr"]["200"] > 0
+    assert load.counts["payroll"]["200"] > 0 and load.counts["challenge"]["201"] > 0
+    assert load.counts["jwks_inm"]["304"] > 0 and load.counts["status_inm"]["304"] > 0
+    # HR updates: each answered one is stored, once, with its own audit event.
+    assert len(load.hr_ok) > 10
+    assert load.hr_ok <= report.stored.people <= load.hr_sent
+    assert report.stored.audit_missing(report.stored.people) == set()
+    assert report.stored.audit_ok
+    # The floor really ran, in the same run.
+    assert report.floor.counts["bare"]["200"] > 0
