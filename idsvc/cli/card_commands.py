@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cardio.piv import ManagementKeyType
 from idsvc.cli.errors import EXIT_INVALID, reported
-from idsvc.config import Settings
-from idsvc.desk import ISSUE_STEPS, CardSecrets, inspect_card, personalise_card, wipe_card
+from idsvc.config import DEFAULT_ISSUER, Settings
 from idsvc.errors import NotInitialised
-from idsvc.service import DEFAULT_ISSUER, IdService
+
+if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
+    from idsvc.desk import CardSecrets
+    from idsvc.service import IdService
 
 # The PIV test management key every blank card ships with (SP 800-73 test cards, YubiKey).
 PIV_TEST_MANAGEMENT_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")
@@ -47,6 +48,9 @@ def card_secrets(
     new_pin: str | None = None,
     new_puk: str | None = None,
 ) -> CardSecrets:
+    from cardio.piv import ManagementKeyType
+    from idsvc.desk import CardSecrets
+
     key_type = ManagementKeyType[settings.management_key_type.upper()]
     if default_management_key:
         key = PIV_TEST_MANAGEMENT_KEY
@@ -97,6 +101,8 @@ def issue_to_card(
         console=Console(stderr=True),
         transient=True,
     ) as bar:
+        from idsvc.desk import ISSUE_STEPS, personalise_card
+
         task = bar.add_task("connect", total=len(ISSUE_STEPS))
 
         def step(name: str) -> None:
@@ -243,6 +249,8 @@ def _inspect(reader: str, *, challenge: bool, json_out: bool) -> None:
         _report(report, json_out, challenged=challenge)
         return
     with reported():
+        from idsvc.desk import inspect_card
+
         svc = _service()
         cas = svc.ca_certificates()
         with _open(reader) as transport:
@@ -300,6 +308,8 @@ def card_wipe(
                         now=_now(),
                     )
                     console.print(f"credential {result.credential_id} revoked")
+            from idsvc.desk import wipe_card
+
             removed = wipe_card(transport, secrets)
         console.print("wiped: " + ", ".join(removed))
 

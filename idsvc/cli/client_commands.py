@@ -10,19 +10,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from idsvc.access_log import CheckLog
 from idsvc.cli.errors import reported
-from idsvc.clients import SCOPES, ApiClients, ApiClientView, fingerprint_of_certificate
+from idsvc.clients import SCOPES, fingerprint_of_certificate
 from idsvc.config import load_settings
 from idsvc.errors import ApiClientError
-from idsvc.service import IdService
+
+if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
+    from idsvc.clients import ApiClients, ApiClientView
+    from idsvc.service import IdService
 
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -70,10 +72,14 @@ def _now() -> datetime:
 
 
 def _service() -> IdService:
+    from idsvc.service import IdService
+
     return IdService.from_settings(load_settings())
 
 
 def _clients() -> tuple[ApiClients, str]:
+    from idsvc.clients import ApiClients
+
     service = _service()
     return ApiClients(service.db), service.settings.operator
 
@@ -181,6 +187,8 @@ def who_checked(
 ) -> None:
     """Who verified or payroll-checked this person, newest first."""
     with reported():
+        from idsvc.access_log import CheckLog
+
         checks = CheckLog(_service().db).of_holder(employee_id, limit=limit)
         if json_out:
             print(json.dumps([c.as_dict() for c in checks], ensure_ascii=False))
@@ -205,6 +213,8 @@ def purge_checks() -> None:
     with reported():
         service = _service()
         days = service.settings.check_retention_days
+        from idsvc.access_log import CheckLog
+
         removed = CheckLog(service.db).purge(now=_now(), retention_days=days)
         err.print(f"{removed} check(s) older than {days} days deleted")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,10 +30,12 @@ from idsvc.cli.operator_commands import (
     read_secret,
 )
 from idsvc.config import Settings
-from idsvc.desk_centre import DeskCentre
 from idsvc.desk_identity import DeskIdentity, desk_check_time
 from idsvc.errors import InvalidOperator, IssuanceNotPending
-from idsvc.remote_centre import RemoteCentre
+
+if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
+    from idsvc.desk_centre import DeskCentre
+    from idsvc.remote_centre import RemoteCentre
 
 console = Console(highlight=False, soft_wrap=True)
 desks_app = typer.Typer(help="Issuance desks registered at this centre.", no_args_is_help=True)
@@ -46,11 +48,15 @@ def _now() -> datetime:
 
 
 def _desks() -> DeskCentre:
+    from idsvc.desk_centre import DeskCentre
+
     return DeskCentre(centre())
 
 
 def remote_centre() -> RemoteCentre:
     """This desk's client of its centre (``$IDSVC_HOME/desk``)."""
+    from idsvc.remote_centre import RemoteCentre
+
     return RemoteCentre(DeskIdentity(Settings().home), clock=_now)
 
 
@@ -143,6 +149,8 @@ def desk_enrol(
     with reported():
         if code is None:
             code = read_secret("enrolment code", from_stdin=not sys.stdin.isatty())
+        from idsvc.remote_centre import RemoteCentre
+
         remote = RemoteCentre(DeskIdentity(Settings().home), clock=_now, centre_url=centre_url)
         answer = remote.enrol(code)
         console.print(
