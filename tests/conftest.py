@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
+from playwright.sync_api import Playwright, sync_playwright
 
 from idsvc.config import Settings
 from idsvc.service import IdService
@@ -117,3 +118,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "pcscd" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("pcsc"):
             item.add_marker(pytest.mark.pcsc)
+
+
+@pytest.fixture(scope="session")
+def playwright_session() -> Iterator[Playwright]:
+    """One Playwright per test process, for every test that drives Chromium: a second
+    ``sync_playwright()`` while one is open fails ("Sync API inside the asyncio loop"), and
+    under pytest-xdist one worker may run both the web tests and the API's docs test."""
+    with sync_playwright() as p:
+        yield p

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Route, sync_playwright
+from playwright.sync_api import Playwright, Route
 
 from idsvc.service import CredentialView
 from mobile_api import limits
@@ -74,7 +74,9 @@ def test_docs_page_loads_nothing_from_a_cdn(web: Api) -> None:
     assert "Apache License" in (STATIC / "LICENSE").read_text()
 
 
-def test_docs_render_offline_in_chromium_under_the_csp(web: Api) -> None:
+def test_docs_render_offline_in_chromium_under_the_csp(
+    web: Api, playwright_session: Playwright
+) -> None:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/system-packages)")
     ours = urlsplit(web.base_url).netloc
@@ -88,27 +90,24 @@ def test_docs_render_offline_in_chromium_under_the_csp(web: Api) -> None:
             outside.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+    browser = playwright_session.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+    )
+    try:
+        page = browser.new_page()
+        page.route("**/*", only_loopback)
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
         )
-        try:
-            page = browser.new_page()
-            page.route("**/*", only_loopback)
-            page.on(
-                "console",
-                lambda m: (
-                    violations.append(m.text) if "Content Security Policy" in m.text else None
-                ),
-            )
-            page.goto(f"{web.base_url}/docs")
-            page.wait_for_selector(
-                '.opblock-summary-path[data-path="/v1/verifications"]', timeout=20_000
-            )
-            assert page.locator(".opblock").count() >= 3
-            assert page.title() == "idsvc API"
-        finally:
-            browser.close()
+        page.goto(f"{web.base_url}/docs")
+        page.wait_for_selector(
+            '.opblock-summary-path[data-path="/v1/verifications"]', timeout=20_000
+        )
+        assert page.locator(".opblock").count() >= 3
+        assert page.title() == "idsvc API"
+    finally:
+        browser.close()
     assert outside == []
     assert violations == []
 

@@ -28,7 +28,6 @@ from playwright.sync_api import (
     BrowserContext,
     Playwright,
     ViewportSize,
-    sync_playwright,
 )
 
 from idsvc.service import IdService
@@ -101,12 +100,6 @@ def launch(playwright: Playwright, *extra_args: str) -> Browser:
     return playwright.chromium.launch(
         executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], headless=True
     )
-
-
-@pytest.fixture(scope="session")
-def playwright_session() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
 
 
 @pytest.fixture(scope="session")
