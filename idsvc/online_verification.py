@@ -26,10 +26,12 @@ verified. The proof is the credential itself: nothing fetches a photo by an id n
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -48,6 +50,8 @@ from idsvc.verification import (
     verify_credential,
 )
 from keys.jwk import PublicKey
+
+log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -79,15 +83,58 @@ def holder_for(result: VerificationResult, scopes: frozenset[str]) -> dict[str, 
     return {k: source[k] for k in fields if k in source}
 
 
-class TtlCache(Generic[K, V]):
-    """A small thread-safe LRU whose entries expire ``ttl`` seconds after they were loaded."""
+class Refresher:
+    """One background thread that reloads cache entries in use before they expire.
 
-    def __init__(self, ttl: float, max_entries: int, monotonic: Monotonic) -> None:
+    Without it, every request that meets an expired entry goes to the database at once (all
+    the connections of a busy worker, every ``ttl`` seconds, each taking the slow path). With
+    it, an entry read in the second half of its life is reloaded once, in the background, and
+    readers keep the current value meanwhile: the bound stays the same (an answer never rests
+    on data older than ``ttl``), the database sees one query per entry per half-``ttl``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: set[Hashable] = set()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, key: Hashable, reload: Callable[[], object]) -> None:
+        with self._lock:
+            if key in self._due:
+                return
+            self._due.add(key)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-refresh")
+            pool = self._pool
+
+        def run() -> None:
+            try:
+                reload()
+            except Exception as exc:  # the entry expires as it would have; readers then load
+                log.debug("cache refresh of %r failed: %s", key, type(exc).__name__)
+            finally:
+                with self._lock:
+                    self._due.discard(key)
+
+        pool.submit(run)
+
+
+class TtlCache(Generic[K, V]):
+    """A small thread-safe LRU whose entries expire ``ttl`` seconds after they were loaded;
+    with a ``refresher``, entries read past half their life are reloaded in the background."""
+
+    def __init__(
+        self,
+        ttl: float,
+        max_entries: int,
+        monotonic: Monotonic,
+        refresher: Refresher | None = None,
+    ) -> None:
         self._ttl = ttl
         self._max = max_entries
         self._clock = monotonic
         self._lock = threading.Lock()
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._refresher = refresher
 
     def get(self, key: K, load: Callable[[], V], *, may_load: bool = True) -> V:
         """The cached value, else ``load()``; ``NeedsDatabase`` instead when not ``may_load``."""
@@ -98,12 +145,18 @@ class TtlCache(Generic[K, V]):
             hit = self._entries.get(key)
             if hit is not None and now - hit[0] < self._ttl:
                 self._entries.move_to_end(key)
+                if self._refresher is not None and now - hit[0] >= self._ttl / 2:
+                    self._refresher.submit(key, lambda: self._store(key, self._clock(), load))
                 return hit[1]
         if not may_load:
             raise NeedsDatabase
+        return self._store(key, now, load)
+
+    def _store(self, key: K, loaded_at: float, load: Callable[[], V]) -> V:
+        # ``loaded_at`` is taken before the query: the entry's age never understates its data's.
         value = load()  # outside the lock: a slow query must not block other keys
         with self._lock:
-            self._entries[key] = (now, value)
+            self._entries[key] = (loaded_at, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
@@ -126,10 +179,17 @@ class CachedTrust:
     as an error (500), never be mistaken for a token signed by an unknown key.
     """
 
-    def __init__(self, service: IdService, ttl: float, monotonic: Monotonic) -> None:
+    def __init__(
+        self,
+        service: IdService,
+        ttl: float,
+        monotonic: Monotonic,
+        refresher: Refresher | None = None,
+    ) -> None:
         self._service = service
         self._ttl = ttl
         self._clock = monotonic
+        self._refresher = refresher
         self._lock = threading.Lock()
         self._trust: LocalTrust | None = None
         self._loaded_at = float("-inf")
@@ -148,7 +208,12 @@ class CachedTrust:
             if not may_load:
                 raise NeedsDatabase
             return self.load()
+        if self._refresher is not None and age >= self._ttl / 2:
+            self._refresher.submit("trust", self._reload)
         return trust
+
+    def _reload(self) -> None:
+        self.load()
 
     def may_reload(self) -> bool:
         """Whether an unknown kid justifies a reload (the last one is over a second old)."""
@@ -246,8 +311,9 @@ class OnlineVerifier:
         self._log = check_log or CheckLog(service.db, flush_interval=0)
         ttl = service.settings.verify_cache_ttl if ttl is None else ttl
         self.ttl = ttl
-        cache: TtlCache[Any, Any] = TtlCache(ttl, max_entries, monotonic)
-        self._trust = CachedTrust(service, ttl, monotonic)
+        refresher = Refresher()
+        cache: TtlCache[Any, Any] = TtlCache(ttl, max_entries, monotonic, refresher)
+        self._trust = CachedTrust(service, ttl, monotonic, refresher)
         # Two views of one cache: one may read the database, the other only says it would.
         self._status = CachedStatus(service, cache, may_load=True)
         self._holders = CachedHolders(service, cache, may_load=True)
