@@ -92,6 +92,18 @@ class PhotoInfo:
     sha256: str
     updated_at: datetime
 
+    def as_dict(self) -> dict[str, str | int]:
+        """The form on the wire (desk API) and in ``idsvc photo --json``."""
+        return {
+            "employee_id": self.employee_id,
+            "width": self.width,
+            "height": self.height,
+            "face_bytes": self.face_bytes,
+            "qr_photo_bytes": self.qr_bytes,
+            "qr_photo_type": self.qr_media_type,
+            "sha256": self.sha256,
+        }
+
 
 # -- pure part: bytes in, portrait out -------------------------------------------------------
 

@@ -76,19 +76,7 @@ def photo(
             svc = _service()
             info = Photos(svc.db).store(employee_id, data, actor=_actor(svc.settings), now=_now())
         if json_out:
-            print(
-                json.dumps(
-                    {
-                        "employee_id": info.employee_id,
-                        "width": info.width,
-                        "height": info.height,
-                        "face_bytes": info.face_bytes,
-                        "qr_photo_bytes": info.qr_bytes,
-                        "qr_photo_type": info.qr_media_type,
-                        "sha256": info.sha256,
-                    }
-                )
-            )
+            print(json.dumps(info.as_dict()))
         else:
             console.print(
                 f"photo stored for {escape(info.employee_id)}: {info.width}x{info.height} JPEG "

@@ -195,15 +195,6 @@ def store_photo(
     """Store a holder's photo (registrar); checked and normalised as at the centre."""
 
     def call() -> dict[str, Any]:
-        info = desks.store_photo(signed, session, body.employee_id, body.photo, now=now)
-        return {
-            "employee_id": info.employee_id,
-            "width": info.width,
-            "height": info.height,
-            "face_bytes": info.face_bytes,
-            "qr_photo_bytes": info.qr_bytes,
-            "qr_photo_type": info.qr_media_type,
-            "sha256": info.sha256,
-        }
+        return desks.store_photo(signed, session, body.employee_id, body.photo, now=now).as_dict()
 
     return answer(call)
