@@ -6,6 +6,7 @@ import { base45Decode } from "./base45.js";
 import { decode as cbor, head, Tagged } from "./cbor.js";
 import { UnsupportedAlgorithm } from "./jose.js";
 import { fail, judge, Malformed, numericDate, text } from "./verifier.js";
+import { inflateCapped } from "./zlib.js";
 
 const MAX_TEXT_CHARS = 4296;
 const MAX_INFLATED_BYTES = 8192;
@@ -27,27 +28,11 @@ async function inflate(data) {
   if (data.length < 6 || (data[0] & 0x0f) !== 8 || data[0] >> 4 > 7 || ((data[0] << 8) | data[1]) % 31 || data[1] & 0x20) {
     throw new Malformed("not zlib-compressed");
   }
-  const reader = new Blob([data]).stream().pipeThrough(new DecompressionStream("deflate")).getReader();
-  const chunks = [];
-  let total = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > MAX_INFLATED_BYTES) {
-        reader.cancel().catch(() => {});
-        throw new Malformed("inflates past the cap");
-      }
-      chunks.push(value);
-    }
+    return await inflateCapped(data, MAX_INFLATED_BYTES);
   } catch {
     throw new Malformed("zlib data is corrupt, truncated, too big or followed by bytes");
   }
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) { out.set(c, o); o += c.length; }
-  return out;
 }
 
 function parse(bytes, options) {

@@ -3,35 +3,20 @@
 // that a ZLIB bomb cannot fill the phone's memory).
 
 import { b64urlDecode } from "./b64.js";
+import { inflateCapped, TooBig } from "./zlib.js";
 
 export class StatusListError extends Error {}
 
 export const MAX_BYTES = 1048576;
 
 async function inflate(compressed, maxBytes) {
-  const stream = new Blob([compressed]).stream().pipeThrough(new DecompressionStream("deflate"));
-  const reader = stream.getReader();
-  const chunks = [];
-  let total = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > maxBytes) {
-        await reader.cancel();
-        throw new StatusListError("status list inflates beyond the limit");
-      }
-      chunks.push(value);
-    }
+    return await inflateCapped(compressed, maxBytes);
   } catch (e) {
-    if (e instanceof StatusListError) throw e;
-    throw new StatusListError("lst is not valid ZLIB data");
+    throw new StatusListError(
+      e instanceof TooBig ? "status list inflates beyond the limit" : "lst is not valid ZLIB data",
+    );
   }
-  const data = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) { data.set(c, o); o += c.length; }
-  return data;
 }
 
 export class StatusList {

@@ -5,7 +5,7 @@
 
 import { refresh, TRUST_CACHE } from "./store.js";
 
-const VERSION = "2026-11-26.2"; // printed QR profile version 2 (docs/claim169.md)
+const VERSION = "2026-11-26.3"; // printed QR profile version 2 (docs/claim169.md)
 const SHELL_CACHE = `idsvc-verify-shell-${VERSION}`;
 const PAGE = "/verify/";
 const SHELL = [
@@ -24,6 +24,7 @@ const SHELL = [
   "/verify/strict-json.js",
   "/verify/trust.js",
   "/verify/verifier.js",
+  "/verify/zlib.js",
   "/verify/manifest.webmanifest",
   "/verify/icons/icon-192.png",
   "/verify/icons/icon-512.png",
