@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,18 +192,9 @@ def drill(
         tmp / "home", cluster.url, people=people, extra_env={"IDSVC_READINESS_CACHE": "1"}
     )
     served = load_rig.serve_idsvc(prep, tmp / "serve.log", 2)
-    results: list[load_rig.LoadResult] = []
-    errors: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            results.append(
-                load_rig.run_wrk(
-                    served.base, prep, tmp, seconds=seconds, connections=connections, phase="P"
-                )
-            )
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+    wrk = load_rig.BackgroundWrk(
+        served.base, prep, tmp, seconds=seconds, connections=connections, phase="P"
+    )
 
     probes_down: list[Probe] = []
     probes_after: list[Probe] = []
@@ -213,7 +203,6 @@ def drill(
     workers_before = served.workers()
     seq = 0
     try:
-        wrk = threading.Thread(target=load)
         wrk.start()
         with httpx.Client(base_url=served.base, timeout=ANSWER_WITHIN + 5) as client:
             time.sleep(down_at)
@@ -242,15 +231,13 @@ def drill(
                     if what == "readyz" and p.status == 200 and ready is None:
                         ready = time.monotonic() - t_up
                 time.sleep(0.2)
-        wrk.join()
+        load = wrk.join()
         workers_after = served.workers()
     finally:
         log = served.stop()
-    if errors:
-        raise errors[0]
     kept = load_rig.stored(prep, "P")
     return PgDrill(
-        load=results[0],
+        load=load,
         kept=kept,
         probes_down=probes_down,
         probes_after=probes_after,

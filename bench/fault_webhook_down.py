@@ -22,7 +22,6 @@ half a second (``tests/ops/test_fault_webhook_down.py``).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -344,13 +343,9 @@ def main() -> None:
     parser.add_argument("--max-retry", type=float, default=60.0)
     parser.add_argument("--no-load", action="store_true")
     args = parser.parse_args()
-    url = os.environ.get(
-        "IDSVC_BENCH_POSTGRES_URL",
-        os.environ.get("IDSVC_TEST_POSTGRES_URL", load_mixed.POSTGRES_DEFAULT),
-    )
     with (
         tempfile.TemporaryDirectory(prefix="fault-webhook-") as tmp,
-        load_mixed.postgres_schema(url) as db,
+        load_mixed.postgres_schema(load_mixed.postgres_url()) as db,
     ):
         result = drill(
             db,

@@ -29,7 +29,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,18 +159,9 @@ def drill(
     worker's answer to its health ping when it dies."""
     prep = load_rig.prepare(tmp / "home", db_url, people=people)
     served = load_rig.serve_idsvc(prep, tmp / "serve.log", 2)
-    results: list[load_rig.LoadResult] = []
-    errors: list[BaseException] = []
-
-    def load() -> None:
-        try:
-            results.append(
-                load_rig.run_wrk(
-                    served.base, prep, tmp, seconds=seconds, connections=connections, phase="K"
-                )
-            )
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+    wrk = load_rig.BackgroundWrk(
+        served.base, prep, tmp, seconds=seconds, connections=connections, phase="K"
+    )
 
     gap: list[int | None] = []
     replaced = None
@@ -179,7 +169,6 @@ def drill(
     serving = None
     try:
         before = served.workers()
-        wrk = threading.Thread(target=load)
         wrk.start()
         time.sleep(kill_at)
         # The worker holding more of wrk's connections: the harder case.
@@ -203,14 +192,12 @@ def drill(
             answered = _answered_by(served, new)
             if answered:
                 serving = time.monotonic() - killed
-        wrk.join()
+        load = wrk.join()
         after = served.workers()
     finally:
         log = served.stop()
-    if errors:
-        raise errors[0]
     return KillDrill(
-        load=results[0],
+        load=load,
         kept=load_rig.stored(prep, "K"),
         victim=victim,
         victim_connections=held,
@@ -238,13 +225,9 @@ def main() -> None:
         "--hang-first", type=float, default=0.0, help="SIGSTOP the worker this long before"
     )
     args = parser.parse_args()
-    url = os.environ.get(
-        "IDSVC_BENCH_POSTGRES_URL",
-        os.environ.get("IDSVC_TEST_POSTGRES_URL", load_mixed.POSTGRES_DEFAULT),
-    )
     with (
         tempfile.TemporaryDirectory(prefix="fault-kill-") as tmp,
-        load_mixed.postgres_schema(url) as db,
+        load_mixed.postgres_schema(load_mixed.postgres_url()) as db,
     ):
         result = drill(
             db,

@@ -82,6 +82,13 @@ class MixedReport:
         return out
 
 
+def postgres_url() -> str:
+    """The server the load and fault drills use (see the module docstring)."""
+    return os.environ.get(
+        "IDSVC_BENCH_POSTGRES_URL", os.environ.get("IDSVC_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
+    )
+
+
 @contextmanager
 def postgres_schema(url: str) -> Iterator[str]:
     """A fresh schema on ``url``, selected through ``search_path``; dropped afterwards."""
@@ -142,10 +149,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--people", type=int, default=2000)
     args = parser.parse_args()
-    url = os.environ.get(
-        "IDSVC_BENCH_POSTGRES_URL", os.environ.get("IDSVC_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
-    )
-    with tempfile.TemporaryDirectory(prefix="load-mixed-") as tmp, postgres_schema(url) as db:
+    with (
+        tempfile.TemporaryDirectory(prefix="load-mixed-") as tmp,
+        postgres_schema(postgres_url()) as db,
+    ):
         report = run(
             db,
             Path(tmp),

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 from base64 import urlsafe_b64decode
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -369,6 +370,37 @@ def run_wrk(
     if proc.returncode != 0 or not out.exists():
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout} {proc.stderr}")
     return parse_wrk_out(out.read_text(encoding="utf-8"), phase, proc.stdout)
+
+
+class BackgroundWrk:
+    """``run_wrk`` on a thread while a drill breaks something; ``join`` returns its result and
+    raises what went wrong in it, so a failed load run never reads as a quiet one."""
+
+    def __init__(
+        self, base: str, prep: Prepared, tmp: Path, *, seconds: float, connections: int, phase: str
+    ) -> None:
+        self._result: LoadResult | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._result = run_wrk(
+                    base, prep, tmp, seconds=seconds, connections=connections, phase=phase
+                )
+            except BaseException as exc:  # raised again by join, in the drill's thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name=f"wrk-{phase}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> LoadResult:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 def parse_wrk_out(text: str, phase: str, wrk_output: str) -> LoadResult:
