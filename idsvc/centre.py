@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc import approvals, audit, operators, register
+from idsvc import approvals, operators, register
 from idsvc.approvals import ApprovalView
 from idsvc.credential_state import change_credential_state
 from idsvc.errors import CorrectionRefused, InvalidOperator, NotPermitted
@@ -331,21 +331,10 @@ class Centre:
         return f"{employee_id}: {old} -> {new}; credentials follow the new status"
 
     def _rotate(self, session: Session, issuer_slug: str, actor: str, now: datetime) -> str:
-        issuer = self.service.issuer(session, issuer_slug)
-        old = issuer.ring.active().kid
-        entry = issuer.ring.rotate(
-            self.service.key_backend, now=now, alg=self.service.settings.key_alg
+        old, new = self.service.rotate_key_in(
+            session, issuer_slug=issuer_slug, actor=actor, now=now
         )
-        audit.record(
-            session,
-            at=now,
-            actor=actor,
-            action="key.rotate",
-            target_type="issuer",
-            target_id=issuer_slug,
-            details={"old_kid": old, "new_kid": entry.kid},
-        )
-        return f"rotated: {old} retired, {entry.kid} active"
+        return f"rotated: {old} retired, {new} active"
 
     # -- sensitive actions ------------------------------------------------------------------
     def _sensitive(

@@ -361,20 +361,26 @@ class IdService:
         """Make a new signing key active; return (old kid, new kid)."""
         self._ready()
         with self.db.transaction() as session:
-            issuer = self.issuer(session, issuer_slug)
-            old = issuer.ring.active().kid
-            # IDSVC_KEY_ALG, when set, is the algorithm of the new key (keep it otherwise).
-            entry = issuer.ring.rotate(self.key_backend, now=now, alg=self.settings.key_alg)
-            audit.record(
-                session,
-                at=now,
-                actor=actor,
-                action="key.rotate",
-                target_type="issuer",
-                target_id=issuer_slug,
-                details={"old_kid": old, "new_kid": entry.kid, "alg": entry.alg},
-            )
-            return old, entry.kid
+            return self.rotate_key_in(session, issuer_slug=issuer_slug, actor=actor, now=now)
+
+    def rotate_key_in(
+        self, session: Session, *, issuer_slug: str, actor: str, now: datetime
+    ) -> tuple[str, str]:
+        """``rotate_key`` inside the caller's transaction (the centre's approved rotation)."""
+        issuer = self.issuer(session, issuer_slug)
+        old = issuer.ring.active().kid
+        # IDSVC_KEY_ALG, when set, is the algorithm of the new key (keep it otherwise).
+        entry = issuer.ring.rotate(self.key_backend, now=now, alg=self.settings.key_alg)
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            action="key.rotate",
+            target_type="issuer",
+            target_id=issuer_slug,
+            details={"old_kid": old, "new_kid": entry.kid, "alg": entry.alg},
+        )
+        return old, entry.kid
 
     def key_entries(self, issuer_slug: str = DEFAULT_ISSUER) -> list[Any]:
         self._ready()
