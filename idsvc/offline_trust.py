@@ -12,6 +12,8 @@ List draft): the data's age is ``now - iat``.
   still usable, but ``freshness`` says ``"stale"`` and the page warns;
 - age past ``hard_limit`` (the ministry's setting, 7 days by default) or ``now >= exp``:
   ``TrustStale``, so the answer is ``TRUST_STALE`` and never VALID;
+- ``iat`` further in the future than ``CLOCK_SKEW`` (a server whose clock is set ahead signs
+  a genuine list "from next month"): its age says nothing, so it counts as too old as well;
 - no copy of the list, or a copy whose signature, issuer or subject does not check out:
   ``StatusUnavailable`` (``STATUS_UNAVAILABLE``, never reported as revoked).
 """
@@ -31,7 +33,7 @@ from idsvc.formats.status_list import (
     StatusListError,
     parse_status_list_claims,
 )
-from idsvc.verification import StatusUnavailable, TrustStale
+from idsvc.verification import CLOCK_SKEW, StatusUnavailable, TrustStale
 from keys.errors import KeysError
 from keys.jwk import PublicKey, public_key_from_jwk
 
@@ -153,7 +155,8 @@ class CachedStatus:
         return checked.lst.get(idx)
 
     def freshness(self, uri: str, *, iss: str, now: datetime) -> Freshness:
-        """``fresh``, ``stale`` (past ttl: warn), ``too_old`` (past exp or the hard limit)."""
+        """``fresh``, ``stale`` (past ttl: warn), ``too_old`` (past exp or the hard limit,
+        or signed further ahead of ``now`` than the clock skew allows)."""
         try:
             claims = self._check(uri, iss).claims
         except StatusUnavailable:
@@ -161,7 +164,7 @@ class CachedStatus:
         ts = now.timestamp()
         age = ts - claims["iat"]
         # exp and iat were type-checked by parse_status_list_claims in _verify.
-        if ts >= claims["exp"] or age > self._hard_limit:
+        if ts >= claims["exp"] or age > self._hard_limit or -age > CLOCK_SKEW.total_seconds():
             return "too_old"
         if age > clamp_ttl(claims.get("ttl")):
             return "stale"

@@ -21,12 +21,18 @@ falls back to ``verify`` in a thread when it gets None.
 The photo: a holder with a stored photo gets ``holder["photo"]``, a small JPEG data URI
 (``idsvc.photos.verifier_picture``), only in the answer to a credential whose signature
 verified. The proof is the credential itself: nothing fetches a photo by an id number.
+
+``verify_by_id`` serves a card link that lost its QR fragment (``/v/<credential id>``): it
+checks the credential the service issued under that id (its stored JWT) by the same rules, so
+the verdict and reason codes are the scanned card's; but an id read off a link or typed in
+proves nobody holds the card, so that answer never carries the photo.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -39,6 +45,7 @@ from sqlalchemy import select
 
 from idsvc import issuers
 from idsvc.access_log import CheckedBy, CheckLog, CheckRecord
+from idsvc.errors import UnknownCredential
 from idsvc.photos import verifier_picture
 from idsvc.service import DbStatus, IdService, LocalTrust
 from idsvc.storage.photo_tables import PhotoRow
@@ -52,6 +59,9 @@ from idsvc.verification import (
 from keys.jwk import PublicKey
 
 log = logging.getLogger(__name__)
+
+# What a credential id may look like (issuance makes UUIDs): URL-safe, short.
+CREDENTIAL_ID = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -379,6 +389,19 @@ class OnlineVerifier:
     def verify(self, text: str, *, by: CheckedBy, now: datetime) -> VerificationResult:
         """Verify a presented credential (JWT or QR text) and record who checked whom."""
         result = self._with_photo(self.check(text, now=now), may_load=True)
+        self.record(result, kind="verification", by=by, now=now)
+        return result
+
+    def verify_by_id(
+        self, credential_id: str, *, by: CheckedBy, now: datetime
+    ) -> VerificationResult:
+        """Verify the credential issued under ``credential_id`` as if it had been presented
+        (without its photo: see the module docstring) and record the check. Raises
+        ``UnknownCredential`` for an id the service never issued (nobody checked: no row)."""
+        # Ids are UUIDs: anything else (NUL, a megabyte) is unknown without a query.
+        if not CREDENTIAL_ID.fullmatch(credential_id):
+            raise UnknownCredential(credential_id)
+        result = self.check(self._service.credential(credential_id).token, now=now)
         self.record(result, kind="verification", by=by, now=now)
         return result
 

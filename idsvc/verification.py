@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from idsvc.formats import claim169
 from idsvc.formats.credentials import CREDENTIAL_TYP, Holder
@@ -49,6 +49,11 @@ class Reason(StrEnum):
     CARD_NOT_GENUINE = "CARD_NOT_GENUINE"
     HOLDER_INACTIVE = "HOLDER_INACTIVE"
     CHALLENGE_INVALID = "CHALLENGE_INVALID"  # card challenge unknown, expired or already used
+
+
+# How far a verifier's clock may disagree with an issuer's: applied to a credential's exp and
+# nbf here, and to a status list's iat (one from further ahead is not fresh: offline_trust).
+CLOCK_SKEW: Final = timedelta(seconds=60)
 
 
 class StatusUnavailable(Exception):
@@ -315,7 +320,7 @@ def verify_credential(
     status: StatusSource,
     holders: HolderSource | None,
     now: datetime,
-    leeway: timedelta = timedelta(seconds=60),
+    leeway: timedelta = CLOCK_SKEW,
     card_key: PublicKey | None = None,
 ) -> VerificationResult:
     """Check signature, issuer, validity period, status list, HR status and (if given) the card.

@@ -4,14 +4,20 @@ Anyone may call it (the public web verifier, rate-limited per address); an API c
 authenticate and then sees more of the holder (``idsvc.online_verification.holder_for``). A
 credential that fails is an answer (200, ``valid: false``), not an error. ``/v1/verify`` is the
 deprecated first name of the same operation.
+
+``GET /v1/credentials/{credential_id}/verification`` answers for a card link that lost its
+QR fragment: the same verdict for the credential issued under that id, in the anonymous view
+without the photo for every caller (``OnlineVerifier.verify_by_id``), counted against the
+same per-address budget.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -65,6 +71,32 @@ async def create_verification(
     # A ready response: the body is built by our own code from a fixed shape, so FastAPI's
     # second validation against response_model (kept for the schema) is skipped.
     return JSONResponse(answer(result, caller, now))
+
+
+@router.get(
+    "/v1/credentials/{credential_id}/verification",
+    response_model=VerificationResponse,
+    responses=problems.responses(401, 404, 429, 503),
+    operation_id="getCredentialVerification",
+    summary="Verify a credential by its id (a card link without its code)",
+    description="For a card's tap link `/v/<credential id>` that reached the verifier without "
+    "its `#<QR>` fragment: the verdict and reason codes a scan of that card would get, and "
+    "the holder's names, ministry and position, never the photo nor ids, whoever asks (an id "
+    "is no proof of holding the card). 404 `UNKNOWN_CREDENTIAL` for an id never issued. "
+    "Counted against the same per-address budget as `POST /v1/verifications`, and recorded "
+    "in the who-checked log as a verification.",
+)
+async def get_credential_verification(
+    credential_id: Annotated[str, Path(description="the id in the card's link /v/<id>")],
+    caller: Anyone,
+    verifier: Verifier,
+    now: Now,
+) -> Response:
+    result = await run_in_threadpool(
+        verifier.verify_by_id, credential_id, by=checked_by(caller), now=now
+    )
+    # Every caller gets the anonymous view: an id is no proof of holding the card.
+    return JSONResponse(answer(result, dataclasses.replace(caller, scopes=frozenset()), now))
 
 
 @router.post(

@@ -253,4 +253,12 @@ def vectors(
             ["TRUST_STALE"],
             freshness="too_old",
         ),
+        qr(
+            "qr_trust_stale_list_iat_in_the_future",
+            valid_la,
+            "list_from_the_future",
+            "unknown",
+            ["TRUST_STALE"],
+            freshness="too_old",
+        ),
     ]

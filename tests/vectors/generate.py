@@ -265,6 +265,14 @@ def contexts() -> dict[str, dict[str, Any]]:
                 {"iss": LA.iss, "jwks": jwks_of(LA.signer)},
             ],
         ),
+        # Genuinely signed by a server whose clock runs 30 days ahead: a list "from the
+        # future" says nothing about now, so it is no fresher than one past the hard limit.
+        "list_from_the_future": _context(
+            {
+                issuer.list_uri: (status_list_token(issuer, iat=NOW + timedelta(days=30)), fetched)
+                for issuer in (KH, LA)
+            }
+        ),
         # ttl 1 s is silly: clamped to 300 s, so a list 100 s old is still fresh.
         "silly_ttl": _context(
             {
@@ -314,6 +322,7 @@ def jwt_vectors() -> list[dict[str, Any]]:
         claims["exp"] = str(claims["exp"])
 
     ten_past = NOW + timedelta(minutes=10)
+    list_signed = NOW - timedelta(minutes=10)  # the iat of the "fresh" context's lists
     return [
         _vector("jwt_valid_es256_khmer", kh, "fresh", "valid", []),
         _vector("jwt_valid_eddsa_lao", credential(LA, LAO), "fresh", "valid", []),
@@ -486,6 +495,40 @@ def jwt_vectors() -> list[dict[str, Any]]:
             "eight_days_old",
             "unknown",
             ["TRUST_STALE"],
+            freshness="too_old",
+        ),
+        _vector(
+            "jwt_trust_stale_list_iat_in_the_future",
+            kh,
+            "list_from_the_future",
+            "unknown",
+            ["TRUST_STALE"],
+            freshness="too_old",
+        ),
+        _vector(
+            "jwt_trust_stale_eddsa_list_iat_in_the_future",
+            credential(LA, LAO, idx=IDX_REVOKED),
+            "list_from_the_future",
+            "unknown",
+            ["TRUST_STALE"],
+            freshness="too_old",
+        ),
+        # The phone's clock may lag the server's by up to the leeway (60 s), not more.
+        _vector(
+            "jwt_valid_list_iat_within_clock_skew",
+            kh,
+            "fresh",
+            "valid",
+            [],
+            now=list_signed - timedelta(seconds=60),
+        ),
+        _vector(
+            "jwt_trust_stale_list_iat_past_clock_skew",
+            kh,
+            "fresh",
+            "unknown",
+            ["TRUST_STALE"],
+            now=list_signed - timedelta(seconds=61),
             freshness="too_old",
         ),
         _vector(

@@ -1,9 +1,11 @@
 """The officials' web verifier in real headless Chromium at 360 x 640: scan a rendered card
 face (photo and fake camera), offline after one visit, revocation, tampering, stale data, the
-NFC tap URL, and every language with its own fonts."""
+NFC tap URL (with its QR, and without it: checked online by credential id), and every
+language with its own fonts."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +15,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright
 
 from idsvc.formats.claim169 import fragment_of
+from idsvc.photos import Photos
 from idsvc.service import CredentialView
+from tests.card_print_support import portrait_bytes
 from tests.web.cards import card_images, save_photo, save_y4m
 from tests.web.conftest import PHONE, Site, launch, site
 
@@ -204,11 +208,83 @@ def test_the_card_tap_url_verifies_without_any_action(world: World, phone: Brows
     page.reload()
     assert result(page) == "VALID"
     assert page.text_content("#holder-name") == LAO_NAME
-    # An older card whose link names only the credential: the page says what to do instead.
-    page.goto(f"{world.site.base_url}/v/{world.khmer.id}")
+
+
+# The page's words for a tap link without its QR, in each language (i18n.js).
+BY_ID_OFFLINE = {
+    "en": "cannot be reached: connect to the internet, or scan the QR on the back",
+    "lo": "ຕິດຕໍ່ລະບົບບໍ່ໄດ້: ເຊື່ອມຕໍ່ອິນເຕີເນັດ ຫຼື ສະແກນ QR ດ້ານຫຼັງບັດ",
+    "km": "មិនអាចភ្ជាប់ប្រព័ន្ធបានទេ៖ សូមភ្ជាប់អ៊ីនធឺណិត ឬស្កេន QR នៅខាងក្រោយកាត",
+}
+UNKNOWN_CREDENTIAL = {
+    "en": "The service knows no card with this number.",
+    "lo": "ລະບົບບໍ່ຮູ້ຈັກບັດທີ່ມີເລກນີ້.",
+    "km": "ប្រព័ន្ធមិនស្គាល់កាតដែលមានលេខនេះទេ។",
+}
+
+
+def said(page: Page, key: str) -> str:
+    page.wait_for_function("(k) => document.getElementById('message').dataset.key === k", arg=key)
+    return page.text_content("#message") or ""
+
+
+def in_every_language(page: Page, key: str, words: dict[str, str]) -> None:
+    for lang, text in words.items():
+        page.select_option("#language", lang)
+        assert text in said(page, key), lang
+    page.select_option("#language", "en")
+
+
+def test_a_tap_link_without_its_code_is_checked_online_by_credential_id(
+    world: World, phone: BrowserContext, artefacts: Path
+) -> None:
+    # A card whose NFC file had no room for the QR, or a link that lost its #fragment.
+    now = datetime.now(UTC)
+    lao = world.site.service.issue("LA-MOHA-000103", actor="test-desk", now=now)
+    Photos(world.site.service.db).store(lao.employee_id, portrait_bytes(), actor="t", now=now)
+    page = open_page(phone, f"{world.site.base_url}/v/{lao.id}")
+    assert result(page, source="server") == "VALID"
+    assert page.get_attribute("#result", "data-checked") == "id"
+    assert page.text_content("#holder-name") == "ສຸວັນນີ ລັດຕະນະວົງ"
+    assert page.text_content("#holder-latin") == "Souvanny Lattanavong"
+    assert page.text_content("#holder-position")
+    # An id read off a link proves nobody holds the card: no photo to compare a face with.
+    assert page.locator("#holder-photo").is_hidden()
+    assert "card's number" in (page.text_content("#phone-verdict") or "")
+    assert "VALID" in (page.text_content("#server-verdict") or "")
+    page.screenshot(path=str(artefacts / "by-id-valid.png"))
+    # The same reasons as a scanned card: a revoked card is red.
+    world.site.service.change_state(lao.id, "revoke", reason="lost", actor="test-desk", now=now)
+    page.reload()
+    assert result(page, source="server") == "REVOKED"
+    assert page.get_attribute("#result", "class") == "red"
+    # An id the service never issued: said plainly, in each language, and nothing is shown.
+    page.goto(f"{world.site.base_url}/v/{uuid.uuid4()}")
     page.wait_for_function(READY)
-    assert "scan the QR" in (page.text_content("#message") or "")
+    in_every_language(page, "unknown_credential", UNKNOWN_CREDENTIAL)
     assert page.locator("#result").is_hidden()
+
+
+def test_a_tap_link_without_its_code_offline_says_connect_or_scan(
+    world: World, installed_phone: BrowserContext, phone: BrowserContext
+) -> None:
+    tap = f"{world.site.base_url}/v/{world.lao.id}"
+    # The service out of reach while the phone believes it is online.
+    phone.route("**/v1/credentials/**", lambda route: route.abort())
+    page = open_page(phone, tap)
+    in_every_language(page, "by_id_offline", BY_ID_OFFLINE)
+    assert page.locator("#result").is_hidden()
+    # Installed, then offline: the worker serves the page, which asks the official to connect.
+    page = open_page(installed_phone, f"{world.site.base_url}/verify/")
+    go_offline_and_reload(installed_phone, page)
+    page.goto(tap)
+    page.wait_for_function(READY)
+    in_every_language(page, "by_id_offline", BY_ID_OFFLINE)
+    assert page.locator("#result").is_hidden()
+    # Back online, the waiting check goes through by itself.
+    installed_phone.set_offline(False)
+    assert result(page, source="server") == "VALID"
+    assert page.text_content("#holder-name") == LAO_NAME
 
 
 TOFU_CHECK = """

@@ -19,7 +19,10 @@ const HEADLINE = [
 const RED = new Set(["CARD_NOT_GENUINE", "BAD_SIGNATURE", "UNKNOWN_KEY", "MALFORMED", "REVOKED", "HOLDER_INACTIVE"]);
 const PHOTO = /^data:image\/(jpeg|png|webp);base64,[A-Za-z0-9+/]+={0,2}$/;
 
-const state = { lang: "en", trust: null, oldest: null, config: null, last: null, refreshing: null };
+const state = {
+  lang: "en", trust: null, oldest: null, config: null, last: null, refreshing: null,
+  pendingId: null, // a tap link's credential id still to ask the service about (was offline)
+};
 
 const t = (key, values) => translate(state.lang, key, values);
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -51,6 +54,8 @@ function applyLanguage() {
     element.textContent = t(element.dataset.i18n);
   }
   document.title = t("title");
+  const shown = $("message").dataset.key;
+  if (shown) setText("message", t(shown));
   showDataAge();
   if (state.last) render(state.last);
 }
@@ -101,10 +106,35 @@ async function askServer(text) {
   return null;
 }
 
+/**
+ * A tap link that lost its QR fragment names only the credential: ask the service about that
+ * id. Resolves to {server} (the answer, a scanned card's minimal view without the photo) or
+ * {message} (an i18n key: unknown id, no network, too many checks).
+ */
+async function askServerById(id) {
+  let response;
+  try {
+    response = await fetch(`/v1/credentials/${encodeURIComponent(id)}/verification`, {
+      headers: { accept: "application/json" },
+      credentials: "omit",
+      cache: "no-store",
+      signal: AbortSignal.timeout(SERVER_WAIT_MS),
+    });
+  } catch {
+    return { message: "by_id_offline" };
+  }
+  if (response.status === 404) return { message: "unknown_credential" };
+  if (response.status === 429) return { message: "rate_limited" };
+  const body = response.ok ? await response.json().catch(() => null) : null;
+  if (body && Array.isArray(body.reasons) && typeof body.valid === "boolean") return { server: body };
+  return { message: "by_id_offline" };
+}
+
 function setText(id, text) {
   $(id).textContent = text || "";
 }
 
+/** `local` is null for a check by credential id: the phone had no code of its own to check. */
 function render({ local, server }) {
   const shown = server || local;
   const code = headline(shown);
@@ -113,10 +143,11 @@ function render({ local, server }) {
   section.dataset.verdict = code;
   section.dataset.source = server ? "server" : "phone";
   section.dataset.reasons = shown.reasons.join(" ");
-  section.dataset.freshness = local.freshness || "";
+  section.dataset.freshness = local?.freshness || "";
+  section.dataset.checked = local ? "code" : "id";
   setText("verdict", t(code));
   setText("reason", t(`why_${code}`));
-  const holder = { ...(local.holder || {}), ...(server?.holder || {}) };
+  const holder = { ...(local?.holder || {}), ...(server?.holder || {}) };
   setText("holder-name", holder.name);
   setText("holder-latin", holder.name_latin);
   setText("holder-ministry", holder.ministry);
@@ -130,16 +161,18 @@ function render({ local, server }) {
   const expires = shown.expires_at ? new Date(shown.expires_at) : null;
   // ISO dates (2031-11-24) read the same in every language and cannot be misread as M/D.
   setText("expires", expires && !isNaN(expires) ? t("expires", { date: expires.toISOString().slice(0, 10) }) : "");
-  setText("phone-verdict", t("phone", { verdict: t(headline(local)) }));
+  setText("phone-verdict", local ? t("phone", { verdict: t(headline(local)) }) : t("by_id_note"));
   setText("server-verdict", server ? t("server", { verdict: t(code) }) : t("offline"));
-  const stale = local.freshness === "stale";
-  setText("result-age", stale ? t("data_stale") : $("data-age").textContent);
+  const stale = local?.freshness === "stale";
+  // The age of the phone's lists says nothing about an answer the service gave by id.
+  setText("result-age", !local ? "" : stale ? t("data_stale") : $("data-age").textContent);
   $("home").hidden = true;
   section.hidden = false;
   $("again").focus();
 }
 
 async function verify(raw) {
+  state.pendingId = null; // a code in hand: a check by id still waiting is moot
   const text = presentedText(raw);
   const local = await verifyPresented(text, { trust: state.trust, now: nowSeconds() });
   state.last = { local, server: null };
@@ -158,6 +191,37 @@ async function verify(raw) {
 
 function message(key) {
   setText("message", key ? t(key) : "");
+  $("message").dataset.key = key || "";
+}
+
+/** The credential id of a tap URL (/v/<id>), or null. */
+function tappedId() {
+  const [, root, id] = location.pathname.split("/");
+  if (root !== "v" || !id) return null;
+  try {
+    return decodeURIComponent(id);
+  } catch {
+    return id; // bad %-escapes: the service will not know it
+  }
+}
+
+/** Online, the service's verdict on a tap link's credential id; offline, what to do. */
+async function verifyById(id) {
+  state.pendingId = id;
+  if (!navigator.onLine) {
+    message("by_id_offline");
+    return;
+  }
+  const answer = await askServerById(id);
+  if (state.pendingId !== id) return; // the official has moved on meanwhile
+  if (answer.message !== "by_id_offline") state.pendingId = null; // else retry when online
+  if (answer.server) {
+    message(null);
+    state.last = { local: null, server: answer.server };
+    render(state.last);
+  } else {
+    message(answer.message);
+  }
 }
 
 function wire() {
@@ -243,10 +307,14 @@ function wire() {
     $("result").hidden = true;
     $("home").hidden = false;
     state.last = null;
+    state.pendingId = null;
     history.replaceState(null, "", location.pathname + location.search);
   });
 
-  window.addEventListener("online", () => refreshTrust());
+  window.addEventListener("online", () => {
+    refreshTrust();
+    if (state.pendingId && !state.last) verifyById(state.pendingId);
+  });
   setInterval(() => refreshTrust(), REFRESH_EVERY_MS);
 }
 
@@ -288,8 +356,11 @@ async function start() {
   }
   if (location.hash.length > 1) {
     await verify(location.href);
+  } else if (tappedId()) {
+    // A card whose NFC file was too small for the QR, or a link that lost its #fragment.
+    await verifyById(tappedId());
   } else if (location.pathname.startsWith("/v/")) {
-    message("no_payload"); // an older card whose link names the credential but carries no code
+    message("no_payload");
   }
   await (first || Promise.resolve()).catch(() => {});
   document.documentElement.dataset.ready = "1";

@@ -5,7 +5,7 @@
 
 import { refresh, TRUST_CACHE } from "./store.js";
 
-const VERSION = "2026-11-26.3"; // printed QR profile version 2 (docs/claim169.md)
+const VERSION = "2026-12-07.1"; // tap links without their QR: checked by credential id
 const SHELL_CACHE = `idsvc-verify-shell-${VERSION}`;
 const PAGE = "/verify/";
 const SHELL = [

@@ -1,7 +1,9 @@
 // The offline trust a phone holds: issuer keys (JWKS) and status-list tokens with the time
 // they were fetched. Same rules as idsvc/offline_trust.py (read its docstring): data age is
 // now - iat; past the clamped ttl it is "stale" (warn); past exp or the hard limit it is
-// "too_old" (TRUST_STALE); missing, forged or unreadable lists are STATUS_UNAVAILABLE.
+// "too_old" (TRUST_STALE), and so is a list whose iat lies further ahead than CLOCK_SKEW (a
+// server clock set ahead: its age says nothing); missing, forged or unreadable lists are
+// STATUS_UNAVAILABLE.
 
 import { b64urlDecode } from "./b64.js";
 import { PublicKey, verifyCompact } from "./jose.js";
@@ -11,6 +13,9 @@ export const STATUSLIST_TYP = "statuslist+jwt";
 export const TTL_FLOOR = 300;
 export const TTL_CEILING = 86400;
 export const DEFAULT_HARD_LIMIT = 7 * 86400;
+// How far the phone's clock may disagree with an issuer's (seconds): for a credential's exp
+// and nbf (verifier.js) and a status list's iat. Python: idsvc.verification.CLOCK_SKEW.
+export const CLOCK_SKEW = 60;
 
 export class StatusUnavailable extends Error {}
 export class TrustStale extends Error {}
@@ -133,7 +138,10 @@ export class TrustSnapshot {
     }
   }
 
-  /** "fresh", "stale" (past ttl: warn), "too_old" (past exp or hard limit), "missing". */
+  /**
+   * "fresh", "stale" (past ttl: warn), "too_old" (past exp or hard limit, or signed further
+   * ahead of `now` than CLOCK_SKEW), "missing".
+   */
   async freshness(uri, iss, now) {
     let claims;
     try {
@@ -142,7 +150,7 @@ export class TrustSnapshot {
       return "missing";
     }
     const age = now - claims.iat;
-    if (now >= claims.exp || age > this.hardLimit) return "too_old";
+    if (now >= claims.exp || age > this.hardLimit || -age > CLOCK_SKEW) return "too_old";
     if (age > clampTtl(claims.ttl)) return "stale";
     return "fresh";
   }

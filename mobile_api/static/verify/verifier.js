@@ -4,10 +4,10 @@
 // problem is collected (an expired and revoked credential reports both).
 
 import { BadSignature, MalformedJws, UnknownKey, UnsupportedAlgorithm, verifyCompact } from "./jose.js";
-import { StatusIndexError, StatusUnavailable, TrustStale } from "./trust.js";
+import { CLOCK_SKEW, StatusIndexError, StatusUnavailable, TrustStale } from "./trust.js";
 
 export const CREDENTIAL_TYP = "civil-servant-credential+jwt";
-export const LEEWAY = 60;
+export const LEEWAY = CLOCK_SKEW;
 const HOLDER_CLAIMS = [
   "name", "name_latin", "birthdate", "ministry", "unit", "position", "grade", "category",
   "card_serial",
