@@ -92,18 +92,27 @@ def change_credential_state(
         raise InvalidTransition(f"unknown action {action!r}")
     if not reason.strip():
         raise InvalidTransition("a reason is required")
+    holder = None
+    if action == "reinstate":
+        # The holder's lock before the credential's, the order HR changes take them: a death
+        # recorded at this moment either comes first (refused here) or waits for this.
+        from idsvc.register import lock_servant_or_raise  # local: register imports this module
+
+        holder_id = session.scalar(
+            select(CredentialRow.employee_id).where(CredentialRow.id == credential_id)
+        )
+        if holder_id is None:
+            raise UnknownCredential(credential_id)
+        holder = lock_servant_or_raise(session, holder_id)
     row = session.execute(
         select(CredentialRow).where(CredentialRow.id == credential_id).with_for_update()
     ).scalar_one_or_none()
     if row is None:
         raise UnknownCredential(credential_id)
-    if action == "reinstate":
-        from idsvc.register import get_servant  # local: register imports this module
-
-        if get_servant(session, row.employee_id).status != "active":
-            raise InvalidTransition(
-                f"cannot reinstate credential {row.id}: the holder is not active in HR"
-            )
+    if holder is not None and holder.status != "active":
+        raise InvalidTransition(
+            f"cannot reinstate credential {row.id}: the holder is not active in HR"
+        )
     return transition(session, row, action, reason=reason, actor=actor, now=now)
 
 

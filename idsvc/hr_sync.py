@@ -4,6 +4,13 @@ Thin on purpose: the records go through ``idsvc.register.import_records``, the i
 behind ``idsvc import-hr`` too, so the rules and the per-row reasons are the same; a rejected
 record is reported by its number in the request (1 = the first), where a file reports its line.
 
+Concurrency: the import takes each person's lock before it reads them (``idsvc.register``), so
+two requests for one person are judged one after the other, whatever the interleaving. The
+records are taken in employee-id order, so two requests lock the people they share in the same
+order and never wait on each other in a cycle; a cycle with a streamed file import (which locks
+in file order) is broken by PostgreSQL aborting one side, and this side then retries, up to
+``ATTEMPTS`` times, before answering ``ConcurrentUpdate`` (409, nothing stored).
+
 Idempotency: with a key, the first answer is stored (per client, with a SHA-256 of the request)
 in the same transaction as the import; the same key with the same body replays it, with another
 body it is refused (``IdempotencyConflict``). Two concurrent requests with one key: the loser's
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,11 +35,12 @@ from sqlalchemy.exc import IntegrityError
 from idsvc import register
 from idsvc.errors import IdempotencyConflict, InvalidHrRecords
 from idsvc.formats.hr_csv import COLUMNS, HrRow
-from idsvc.storage.db import Database
+from idsvc.storage.db import ConcurrentUpdate, Database
 from idsvc.storage.payroll_tables import IdempotencyRecordRow
 
 MAX_RECORDS: Final = 10_000
 MAX_KEY: Final = 255
+ATTEMPTS: Final = 3
 
 
 @dataclass(frozen=True)
@@ -96,8 +105,35 @@ class HrSync:
             raise InvalidHrRecords(f"at most {MAX_RECORDS} records per request")
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY:
             raise InvalidHrRecords(f"Idempotency-Key must be 1 to {MAX_KEY} characters")
-        rows = as_rows(records)
+        # Stable: of two records for one person, the first still wins (and is named as such).
+        rows = sorted(as_rows(records), key=lambda row: str(row[1]["employee_id"]))
         digest = request_hash(records)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self._upsert_once(
+                    rows,
+                    digest,
+                    client_id=client_id,
+                    client_name=client_name,
+                    idempotency_key=idempotency_key,
+                    now=now,
+                )
+            except ConcurrentUpdate:
+                if attempt == ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt)  # the other side holds its locks a moment longer
+        raise AssertionError("unreachable")
+
+    def _upsert_once(
+        self,
+        rows: list[HrRow],
+        digest: str,
+        *,
+        client_id: str,
+        client_name: str,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> HrSyncAnswer:
         try:
             with self._db.transaction() as session:
                 if idempotency_key is not None:

@@ -27,7 +27,7 @@ from idsvc.formats.credentials import CREDENTIAL_TYP, Holder, credential_claims
 from idsvc.formats.jws import JwsSigner, sign_compact
 from idsvc.issuers import Issuer
 from idsvc.printed_qr import PrintedQr, make_printed_qr
-from idsvc.register import get_servant
+from idsvc.register import lock_servant_or_raise
 from idsvc.status_store import allocate_index, is_slot_clash
 from idsvc.storage.tables import LIVE_STATES, CivilServantRow, CredentialRow
 from keys.ca import IssuerCA
@@ -120,8 +120,9 @@ def _expire_stale_pending(session: Session, employee_id: str, *, actor: str, now
 
 
 def eligible_servant(session: Session, employee_id: str) -> CivilServantRow:
-    """The person, if the register lets them hold a credential; raise otherwise."""
-    servant = get_servant(session, employee_id)
+    """The person, if the register lets them hold a credential; raise otherwise. The person
+    stays locked until the transaction ends: an HR change to them waits for this issuance."""
+    servant = lock_servant_or_raise(session, employee_id)
     if servant.status != "active":
         raise HolderNotEligible(
             f"{employee_id} is {servant.status} in the register: no credential can be issued"
@@ -261,6 +262,12 @@ def confirm_issuance(
     session: Session, credential_id: str, *, actor: str, now: datetime
 ) -> CredentialRow:
     """Make a pending credential live and supersede the holder's previous one."""
+    # The holder first, then the credential: the order in which HR changes take them, so the
+    # two never wait on each other in a cycle.
+    holder_id = session.scalar(
+        select(CredentialRow.employee_id).where(CredentialRow.id == credential_id)
+    )
+    holder = lock_servant_or_raise(session, holder_id) if holder_id is not None else None
     row = session.execute(
         select(CredentialRow).where(CredentialRow.id == credential_id).with_for_update()
     ).scalar_one_or_none()
@@ -271,7 +278,7 @@ def confirm_issuance(
             f"issuance {credential_id} expired unconfirmed at {row.pending_until:%H:%M:%S}Z;"
             " start again"
         )
-    if get_servant(session, row.employee_id).status != "active":
+    if holder is None or holder.status != "active":
         raise HolderNotEligible(f"{row.employee_id} is no longer active: not confirmed")
     previous = (
         session.execute(

@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 from sqlalchemy.orm import Session, sessionmaker
 
 from idsvc.storage.errors import BadDatabaseUrl as BadDatabaseUrl
+from idsvc.storage.errors import ConcurrentUpdate as ConcurrentUpdate
 from idsvc.storage.errors import DatabaseMissing as DatabaseMissing
 from idsvc.storage.errors import DatabaseUnavailable as DatabaseUnavailable
 from idsvc.storage.errors import SchemaOutdated as SchemaOutdated
@@ -35,6 +36,9 @@ from idsvc.storage.errors import StorageReadOnly as StorageReadOnly
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
+# PostgreSQL's "deadlock detected", "could not serialize access" and "lock not available":
+# the transaction was rolled back whole, so a retry is safe.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 # Engines allowed to create their SQLite file (``upgrade``, i.e. ``idsvc init``): any other
 # command on a mistyped path must fail, not leave an empty database and folders behind.
 _MAY_CREATE: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -210,6 +214,11 @@ class Database:
             said = _storage_error(exc, _redact(str(self.engine.url)))
             if said is not None:
                 raise said from exc
+            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                raise ConcurrentUpdate(
+                    "another change to the same people was being stored at the same moment; "
+                    "nothing was stored: retry"
+                ) from exc
             if not isinstance(exc, OperationalError):
                 raise
             raise DatabaseUnavailable(
