@@ -7,6 +7,11 @@ about as much as a webcam frame, and a face big enough to print is still far abo
 cascade's 20-pixel window. OpenCV (and numpy) are imported on the first photo, not with
 ``idsvc``: the CLI's start-up and the API's workers never pay for them otherwise.
 
+OpenCV 5 dropped the Haar cascades (no ``cv2.CascadeClassifier``, no ``cv2/data/*.xml``); its
+face detector is the YuNet network, whose model we would have to ship. pyproject.toml therefore
+asks for OpenCV 4, and an OpenCV without the cascade (5, a broken install, none at all) is
+``FaceDetectorUnavailable`` naming the version found, not an ``AttributeError``.
+
 The cascade returns a square box from the brows to below the mouth. Where the eyes, crown and
 chin sit relative to that box (``EYE_LINE``, ``EYE_SPAN``, ``HEAD_HEIGHT``) was measured on
 the test portraits (``tests/data/faces``) with OpenCV's eye cascade and by hand; the crop only
@@ -28,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from idsvc.errors import PhotoRejected
+from idsvc.errors import FaceDetectorUnavailable, PhotoRejected
 
 if TYPE_CHECKING:
     import cv2
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
 DETECT_LONG_SIDE = 800
 MIN_EYE_DISTANCE = 90  # ISO/IEC 19794-5's minimum for a full frontal image, in source pixels
 CASCADE = "haarcascade_frontalface_alt2.xml"
+OPENCV_WANTED = "OpenCV 4: pip install 'opencv-python-headless>=4.14,<5'"
 EYE_LINE = 0.38  # eye centres, as a share of the box height below its top
 EYE_SPAN = 0.45  # eye centre to eye centre, as a share of the box width
 HEAD_HEIGHT = 1.5  # chin to crown (skull, not hair), in box heights
@@ -73,6 +79,7 @@ class FoundFace:
 
 def find_faces(image: Image.Image) -> list[FoundFace]:
     """Every frontal face the cascade sees, largest first (none is an empty list)."""
+    classifier = _classifier()  # first: it says so when this OpenCV cannot detect faces
     import cv2
     import numpy as np
 
@@ -85,7 +92,7 @@ def find_faces(image: Image.Image) -> list[FoundFace]:
     grey = np.asarray(small.convert("L"))
     grey = cv2.equalizeHist(grey)  # webcam photos are often dim or back-lit
     with _detect_lock:  # one shared classifier: OpenCV does not promise it is thread-safe
-        boxes = _classifier().detectMultiScale(
+        boxes = classifier.detectMultiScale(
             grey, scaleFactor=1.1, minNeighbors=5, minSize=(_MIN_BOX, _MIN_BOX)
         )
     faces = [
@@ -119,10 +126,22 @@ def the_face(image: Image.Image) -> FoundFace:
 
 @functools.cache
 def _classifier() -> cv2.CascadeClassifier:
-    import cv2
-
+    try:
+        import cv2
+    except ImportError as exc:
+        raise FaceDetectorUnavailable(
+            f"OpenCV is not installed ({exc}); the face finder needs {OPENCV_WANTED}"
+        ) from exc
+    found = f"OpenCV {getattr(cv2, '__version__', '(unknown version)')}"
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise FaceDetectorUnavailable(
+            f"{found} has no Haar-cascade face detector (cv2.CascadeClassifier, removed in "
+            f"OpenCV 5); the face finder needs {OPENCV_WANTED}"
+        )
     # the cascades ship in the wheel, in cv2/data (cv2.data.haarcascades, untyped)
     classifier = cv2.CascadeClassifier(str(Path(cv2.__file__).parent / "data" / CASCADE))
-    if classifier.empty():  # pragma: no cover - the file ships inside the wheel
-        raise RuntimeError(f"OpenCV's {CASCADE} did not load")
+    if classifier.empty():
+        raise FaceDetectorUnavailable(
+            f"{found} did not load its {CASCADE}; the face finder needs {OPENCV_WANTED}"
+        )
     return classifier

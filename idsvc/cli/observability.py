@@ -3,9 +3,12 @@
 Logs (``IDSVC_LOG_FORMAT``): ``json`` writes one JSON object per line to stderr with ``time``
 (UTC, ms), ``level``, ``logger``, ``message`` and, on access lines, ``request_id``, ``method``,
 ``route`` (the template, never the raw path), ``status``, ``duration_ms``; ``text`` the same
-as readable lines. An exception is logged by its type only: messages and tracebacks can hold
-tokens, names or SQL. uvicorn's own access log is off (it prints raw paths and addresses);
-``mobile_api.request_context`` writes the access lines instead.
+as readable lines. ``auto`` (the default) is ``text`` when stderr, where the lines go, is a
+terminal (someone trying ``idsvc serve`` by hand), else ``json`` (a file, a pipe, journald):
+what a machine collects is always JSON unless the operator asks otherwise. An exception is
+logged by its type only: messages and tracebacks can hold tokens, names or SQL. uvicorn's own
+access log is off (it prints raw paths and addresses); ``mobile_api.request_context`` writes
+the access lines instead.
 
 Metrics (``PROMETHEUS_MULTIPROC_DIR``): each worker writes its metrics to files in one folder
 that the answering worker adds up. The folder must be emptied before the workers start (old
@@ -20,7 +23,7 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from idsvc.request_scope import current_request_id
 
@@ -58,6 +61,15 @@ class TextFormatter(logging.Formatter):
         return f"{f['time']} {f['level']:<7} {f['logger']}: {f['message']}" + (
             f" [{extra}]" if extra else ""
         )
+
+
+def log_format_for(
+    setting: Literal["auto", "json", "text"], stream: TextIO
+) -> Literal["json", "text"]:
+    """The format ``idsvc serve`` logs in, decided once in the parent for all workers."""
+    if setting != "auto":
+        return setting
+    return "text" if stream.isatty() else "json"
 
 
 def log_config(log_format: Literal["json", "text"]) -> dict[str, Any]:

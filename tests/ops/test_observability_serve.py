@@ -1,15 +1,18 @@
 """Observability of a real ``idsvc serve --workers 2`` on loopback, SQLite and PostgreSQL:
 /healthz, /readyz, /metrics summed over both workers, JSON logs with request ids that reach
-the audit chain, and no secret or personal data anywhere in a whole session's logs."""
+the audit chain, and no secret or personal data anywhere in a whole session's logs. Which
+format when nothing is configured: readable text on a terminal, JSON anywhere else."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +35,7 @@ from tests.payroll_support import sample_records
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
 VERIFICATIONS = 24
+JWKS = "/.well-known/jwks.json"
 
 
 @dataclass
@@ -302,4 +306,123 @@ def test_a_whole_session_is_observable_and_logs_nothing_secret(
     forbidden += ["000123456789", ACTIVE, OTHER, *personal_data()]
     leaked = [value for value in forbidden if value in whole]
     assert not leaked, leaked
+    assert "Traceback" not in whole
+
+
+def _serve_once(
+    service: IdService, tmp_path: Path, *, terminal: bool, **extra: str
+) -> tuple[int | None, list[str]]:
+    """``idsvc serve`` (one worker) with its stderr on a terminal (a pty, as when someone runs it
+    by hand) or in a file (as under systemd or with ``2>log``); one request; its exit status
+    when it stopped by itself, and every line it wrote."""
+    env = serve_env(service, **extra)
+    if "IDSVC_LOG_FORMAT" not in extra:
+        del env["IDSVC_LOG_FORMAT"]  # nothing configured
+    port = free_port()
+    cmd = [IDSVC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    chunks: list[bytes] = []
+    if terminal:
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(
+            cmd, env=env, stdin=slave, stdout=slave, stderr=slave, text=True, start_new_session=True
+        )
+        os.close(slave)
+
+        def read_terminal() -> None:
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every writer has closed the terminal
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+
+        reader = threading.Thread(target=read_terminal, daemon=True)
+        reader.start()
+    else:
+        log = tmp_path / "serve.log"
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+            text=True,
+        )
+    try:
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, timeout=60)
+        except AssertionError:
+            if proc.poll() is None:
+                raise
+            stopped: int | None = proc.returncode  # refused to start: the caller looks why
+        else:
+            stopped = None
+            # /healthz is logged at DEBUG (a probe); the JWKS gets an access line
+            assert httpx.get(f"http://127.0.0.1:{port}{JWKS}", timeout=10).status_code == 200
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if terminal:
+        reader.join(timeout=10)
+        os.close(master)
+        text = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    else:
+        text = log.read_text(encoding="utf-8")
+    return stopped, [line for line in text.splitlines() if line.strip()]
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+TEXT_ACCESS_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 INFO {4}idsvc\.access: .*"
+    r"\[request_id=[0-9a-f]{32} method=GET route=/\.well-known/jwks\.json status=200 "
+    r"duration_ms=[\d.]+\]$"
+)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_serve_logs_readable_text_on_a_terminal_and_json_elsewhere(
+    service: IdService, tmp_path: Path
+) -> None:
+    # By hand in a terminal, nothing configured: readable lines, not JSON.
+    stopped, lines = _serve_once(service, tmp_path, terminal=True)
+    assert stopped is None, lines
+    assert lines and not any(_is_json_object(line) for line in lines), lines
+    assert any(TEXT_ACCESS_LINE.match(line) for line in lines), lines
+    assert any(re.search(r" INFO {4}uvicorn\.error: Uvicorn running on", line) for line in lines)
+
+    # To a file (systemd, journald, `2>log`), nothing configured: JSON, as before.
+    stopped, lines = _serve_once(service, tmp_path, terminal=False)
+    assert stopped is None, lines
+    assert lines and all(_is_json_object(line) for line in lines), lines
+    assert any(json.loads(line).get("route") == JWKS for line in lines), lines
+
+    # Production says json: JSON even on a terminal; and text when asked, even to a file.
+    stopped, lines = _serve_once(service, tmp_path, terminal=True, IDSVC_LOG_FORMAT="json")
+    assert stopped is None, lines
+    assert lines and all(_is_json_object(line) for line in lines), lines
+    stopped, lines = _serve_once(service, tmp_path, terminal=False, IDSVC_LOG_FORMAT="text")
+    assert stopped is None, lines
+    assert any(TEXT_ACCESS_LINE.match(line) for line in lines), lines
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_bad_log_format_is_refused_naming_the_variable(
+    service: IdService, tmp_path: Path
+) -> None:
+    stopped, lines = _serve_once(service, tmp_path, terminal=False, IDSVC_LOG_FORMAT="yaml")
+    assert stopped == 3, lines
+    whole = " ".join(lines)
+    assert "IDSVC_LOG_FORMAT" in whole and "auto" in whole and "json" in whole, whole
     assert "Traceback" not in whole
