@@ -1,6 +1,10 @@
 """Card faces: gather what a printed card shows (register row, live credential, photo, issuer)
 and draw it with ``cardio.card_face``.
 
+The card's words are in English, and on a Lao (``LA-``) or Khmer (``KH-``) employee's card
+also in the national language (``cardio.card_face.NATIONAL``). A text that does not fit in two
+lines is refused naming the field (``CardFaceFailed``), never cut.
+
 A face is printed only for a person with a **live** credential that has not expired at ``now``
 and a stored photo; anything else is ``CardFaceFailed`` / ``PhotoMissing`` (exit 20) with the
 reason, so a desk never prints a card that would verify as revoked, suspended or expired. The
@@ -23,6 +27,7 @@ from sqlalchemy.orm import Session
 from cardio.card_face import CardFace, CardFaceData, CardRenderer
 from cardio.errors import PrintError
 from idsvc import audit, photos, register
+from idsvc.config import DEFAULT_ISSUER
 from idsvc.errors import CardFaceFailed, IdsvcError
 from idsvc.storage.db import Database
 from idsvc.storage.tables import CredentialRow, IssuerRow
@@ -45,8 +50,13 @@ def _qr_text(row: CredentialRow) -> str:
     return row.qr_text
 
 
-def face_data(session: Session, employee_id: str, *, now: datetime) -> CardFaceData:
-    """Everything the card shows, from one transaction; refuses what must not be printed."""
+def face_data(
+    session: Session, employee_id: str, *, now: datetime, issuer_name_local: str | None = None
+) -> CardFaceData:
+    """Everything the card shows, from one transaction; refuses what must not be printed.
+    ``issuer_name_local`` (``IDSVC_ISSUER_NAME_LOCAL``) names the default issuer in the
+    national script; the register gives the ministry and position in it when the HR export
+    has them (``ministry_local``, ``position_local``)."""
     servant = register.get_servant(session, employee_id)
     credential = session.execute(
         select(CredentialRow).where(
@@ -75,19 +85,32 @@ def face_data(session: Session, employee_id: str, *, now: datetime) -> CardFaceD
         card_serial=credential.card_serial,
         qr_text=_qr_text(credential),
         photo_jpeg=photos.face_image(session, employee_id),
+        # Read defensively: registers imported before these columns existed have none.
+        ministry_local=getattr(servant, "ministry_local", None) or None,
+        position_local=getattr(servant, "position_local", None) or None,
+        issuer_name_local=issuer_name_local if issuer.slug == DEFAULT_ISSUER else None,
     )
 
 
 class CardFaces:
     """The card-face use cases for the CLI: one transaction per person."""
 
-    def __init__(self, db: Database, renderer: CardRenderer | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        renderer: CardRenderer | None = None,
+        *,
+        issuer_name_local: str | None = None,
+    ) -> None:
         self._db = db
         self.renderer = renderer or CardRenderer()
+        self._issuer_name_local = issuer_name_local
 
     def render(self, employee_id: str, *, actor: str, now: datetime) -> CardFace:
         with self._db.transaction() as session:
-            data = face_data(session, employee_id, now=now)
+            data = face_data(
+                session, employee_id, now=now, issuer_name_local=self._issuer_name_local
+            )
             try:
                 face = self.renderer.render(data)
             except PrintError as exc:

@@ -1,7 +1,8 @@
 """Holder photos: validate and normalise what a desk captured, store it, hand it to printing.
 
 ``store_photo`` takes the bytes of a JPEG or PNG and refuses, before decoding any pixel, what is
-not one (``PhotoRejected``): too many bytes, an unknown or other format (GIF, WebP, HEIC, PDF),
+not one (``PhotoRejected``; the one rule for a person's image, ``cardio.images``, with
+``PHOTO_RULE``'s limits): too many bytes, an unknown or other format (GIF, WebP, HEIC, PDF),
 too many pixels (a decompression bomb declares a huge size in a tiny file; the size is read from
 the header, the pixels are never inflated), too few pixels for a printed face, a truncated file.
 A refused photo leaves the stored one untouched: the write happens only after every check.
@@ -29,13 +30,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
+from cardio.images import ImageRefused, ImageRule, open_image
 from idsvc import audit, face_finder, register
 from idsvc.errors import PhotoMissing, PhotoRejected
 from idsvc.storage.db import Database
@@ -55,15 +56,8 @@ QR_PHOTO_MEDIA_TYPE = "image/webp"
 VERIFIER_PICTURE_SIZE = (140, 180)  # 35:45, a third of the printed face
 VERIFIER_PICTURE_QUALITY = 70
 
-_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
-_OTHER_IMAGES = {
-    b"GIF8": "GIF",
-    b"RIFF": "WebP",
-    b"BM": "BMP",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-    b"%PDF": "PDF",
-}
+# The one rule for opening a person's image (cardio.images), with a photo's limits.
+PHOTO_RULE = ImageRule("photo", max_bytes=MAX_PHOTO_BYTES, max_pixels=MAX_PHOTO_PIXELS)
 
 
 @dataclass(frozen=True)
@@ -108,48 +102,18 @@ class PhotoInfo:
 # -- pure part: bytes in, portrait out -------------------------------------------------------
 
 
-def _format_of(data: bytes) -> str:
-    for magic, name in _SIGNATURES.items():
-        if data.startswith(magic):
-            return name
-    for magic, name in _OTHER_IMAGES.items():
-        if data.startswith(magic):
-            raise PhotoRejected(f"a {name} file: only JPEG or PNG photos are accepted")
-    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
-        raise PhotoRejected("a HEIC/AVIF file: only JPEG or PNG photos are accepted")
-    raise PhotoRejected("not an image: only JPEG or PNG photos are accepted")
-
-
 def normalise_photo(data: bytes) -> Portrait:
     """Validate and normalise a desk photo; ``PhotoRejected`` names what is wrong."""
-    if len(data) > MAX_PHOTO_BYTES:
-        raise PhotoRejected(f"photo too large: {len(data):,} bytes (at most {MAX_PHOTO_BYTES:,})")
-    kind = _format_of(data)
     try:
-        with warnings.catch_warnings():
-            # Pillow's own bomb check only warns below twice its limit; ours is stricter and
-            # runs on the header, before any pixel is decoded.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[kind])
-            width, height = image.size
-            if width * height > MAX_PHOTO_PIXELS:
-                raise PhotoRejected(
-                    f"photo too large: {width} x {height} pixels "
-                    f"(at most {MAX_PHOTO_PIXELS // 1_000_000} megapixels)"
-                )
-            if width < MIN_PHOTO_SIZE[0] or height < MIN_PHOTO_SIZE[1]:
-                raise PhotoRejected(
-                    f"photo too small: {width} x {height} pixels "
-                    f"(at least {MIN_PHOTO_SIZE[0]} x {MIN_PHOTO_SIZE[1]} for a printed face)"
-                )
-            image.load()
-    except PhotoRejected:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PhotoRejected("photo refused: its declared size is a decompression bomb") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        # Pillow reports truncated or corrupt data as OSError/SyntaxError/ValueError.
-        raise PhotoRejected(f"not a readable {kind} image (damaged or truncated)") from exc
+        image = open_image(data, PHOTO_RULE)
+    except ImageRefused as exc:
+        raise PhotoRejected(str(exc)) from None
+    width, height = image.size
+    if width < MIN_PHOTO_SIZE[0] or height < MIN_PHOTO_SIZE[1]:
+        raise PhotoRejected(
+            f"photo too small: {width} x {height} pixels "
+            f"(at least {MIN_PHOTO_SIZE[0]} x {MIN_PHOTO_SIZE[1]} for a printed face)"
+        )
     upright = _flatten(ImageOps.exif_transpose(image))
     found = face_finder.the_face(upright)
     face = _passport_crop(upright, found).resize(FACE_SIZE, Image.Resampling.LANCZOS)

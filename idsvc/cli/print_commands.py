@@ -55,15 +55,15 @@ def photo(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Store a holder's photo (cropped to 35:45 for the card; replaces any earlier photo)."""
-    from idsvc.photos import MAX_PHOTO_BYTES, Photos
+    from cardio.images import ImageRefused
+    from idsvc.photos import PHOTO_RULE, Photos
 
     with reported():
         try:
-            if file.stat().st_size > MAX_PHOTO_BYTES:
-                raise PhotoRejected(
-                    f"photo too large: {file.stat().st_size:,} bytes (at most {MAX_PHOTO_BYTES:,})"
-                )
+            PHOTO_RULE.check_size(file.stat().st_size)  # before reading it all
             data = file.read_bytes()
+        except ImageRefused as exc:
+            raise PhotoRejected(str(exc)) from None
         except OSError as exc:
             raise PhotoRejected(f"cannot read {file}: {exc.strerror}") from exc
         from idsvc.cli.desk_commands import enrolled_desk
@@ -141,7 +141,10 @@ def _faces(dpi: int) -> tuple[CardFaces | RemoteCardFaces, str]:
     from idsvc.card_faces import CardFaces
 
     svc = _service()
-    return CardFaces(svc.db, CardRenderer(dpi=dpi)), _actor(svc.settings)
+    faces = CardFaces(
+        svc.db, CardRenderer(dpi=dpi), issuer_name_local=svc.settings.issuer_name_local
+    )
+    return faces, _actor(svc.settings)
 
 
 def _partial(output: Path) -> Path:

@@ -183,6 +183,18 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def _refuse_link(out: Path) -> None:
+    """The key files' rule (``keys.filesystem``): a file of personal data or secrets is never
+    reached through a symbolic link. A link at the backup's name would have the register
+    written over whatever it points to, or created wherever it points. (A link made during the
+    copy is replaced by the final rename, which never follows it.)"""
+    if out.is_symlink():
+        raise OperationRefused(
+            f"{out} is a symbolic link; idsvc writes a backup only to the file itself: "
+            "name a path that is not a link (the link and its target are left untouched)"
+        )
+
+
 def create_backup(
     engine: Engine,
     keys_dir: Path,
@@ -194,7 +206,9 @@ def create_backup(
 ) -> BackupReport:
     check_connection(engine)
     dialect = engine.dialect.name
-    out = out.resolve()
+    _refuse_link(out)
+    # Only the folder is resolved: resolving the file itself would follow a link at it.
+    out = out.parent.resolve() / out.name
     if out.is_dir():
         raise OperationRefused(f"{out} is a directory: name the backup file")
     out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -9,8 +9,10 @@ credentials resolve to these files without reaching the service::
     DIR/index.json                     what was published: per list its exp and content digest
 
 Each file is written beside its final name and renamed over it, so a reader (or a CDN sync)
-sees the old file or the new one, never half of one. JWKS go first: a verifier that fetches a
-list signed by a new key finds that key already published.
+sees the old file or the new one, never half of one. The tree is public by design: files
+0644 and every folder publish creates 0755 whatever the CLI's umask (a web server reads them as
+another user); a target inside the data folder (0700) is refused. JWKS go first: a verifier
+that fetches a list signed by a new key finds that key already published.
 
 A list is re-signed when its bits changed (a revocation must reach verifiers) or when less than
 half of its lifetime (``exp - iat``, ``Settings.status_list_lifetime``) is left; otherwise it
@@ -32,6 +34,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.errors import OperationRefused
 from idsvc.formats.jws import JwsSigner
 from idsvc.issuers import Issuer
 from idsvc.status_store import build_list, status_list_token
@@ -49,23 +52,54 @@ class PublishReport:
     next_due: datetime | None = None
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one rename; the file is world-readable (public)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o755)
+def _public_folder(path: Path) -> None:
+    """Create ``path`` (and any missing parent) as 0755, whatever the umask: a web server or CDN
+    sync reads the tree as another user, so every folder on the way must be traversable. A
+    folder that already existed above the target is the operator's and left as it is."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o755)
+
+
+def write_atomically(out: Path, rel: str, data: bytes) -> None:
+    """Replace ``out/rel`` with ``data`` in one rename; the file (0644) and every folder from
+    ``out`` down to it (0755) are world-readable: they are public by design."""
+    path = out / rel
+    folder = out
+    for part in Path(rel).parent.parts:
+        folder = folder / part
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o755)  # explicit: the CLI's umask is 077, a CDN needs to read these
     partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    partial.unlink(missing_ok=True)  # a leftover of a killed run
+    # O_EXCL | O_NOFOLLOW: a link planted at the partial name is never followed.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.chmod(partial, 0o644)  # explicit: the CLI's umask is 077, a CDN needs to read these
+        os.fchmod(f.fileno(), 0o644)
     os.replace(partial, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # the rename itself survives a power cut
     finally:
         os.close(dir_fd)
+
+
+def _refuse_private(out: Path, private: Path) -> None:
+    """The published tree must be readable by others; inside the data folder (0700, database
+    and keys) it either stays unreadable or the data folder would have to be opened."""
+    target, home = out.resolve(), private.resolve()
+    if target == home or target.is_relative_to(home):
+        raise OperationRefused(
+            f"{out} is inside the data folder {private} (IDSVC_HOME), which stays private: "
+            "publish to a folder outside it (the web server's or CDN's)"
+        )
 
 
 def _read_index(out: Path) -> dict[str, Any]:
@@ -85,7 +119,7 @@ def _put(out: Path, rel: str, data: bytes, report: PublishReport) -> None:
     if same:
         report.unchanged.append(rel)
         return
-    write_atomically(path, data)
+    write_atomically(out, rel, data)
     report.written.append(rel)
 
 
@@ -99,8 +133,11 @@ def publish(
     ttl: int,
     lifetime: timedelta,
     default_slug: str,
+    private: Path,
 ) -> PublishReport:
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the files; ``private`` is the data folder, which the target may not be inside."""
+    _refuse_private(out, private)
+    _public_folder(out)
     out.chmod(0o755)
     report = PublishReport(out=out)
     previous = _read_index(out).get("status_lists", {})
@@ -140,7 +177,7 @@ def publish(
                 ttl=ttl,
                 lifetime=lifetime,
             )
-            write_atomically(out / rel, token.encode())
+            write_atomically(out, rel, token.encode())
             report.written.append(rel)
             exp = int((now + lifetime).timestamp())
             lists[name] = {"uri": row.uri, "exp": exp, "bits_sha256": digest}
@@ -154,5 +191,5 @@ def publish(
         "status_lists": lists,
     }
     # Last: the index describes files that are all in place already.
-    write_atomically(out / INDEX, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
+    write_atomically(out, INDEX, (json.dumps(index, indent=1, sort_keys=True) + "\n").encode())
     return report

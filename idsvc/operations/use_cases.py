@@ -90,4 +90,5 @@ class Operations:
                 ttl=svc.settings.status_list_ttl,
                 lifetime=svc.settings.status_list_lifetime,
                 default_slug=DEFAULT_ISSUER,
+                private=svc.settings.home,
             )

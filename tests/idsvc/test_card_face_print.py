@@ -15,7 +15,6 @@ from sqlalchemy import select
 
 from cardio.card_face import both_sides, save_png
 from idsvc.card_faces import CardFaces, read_batch_file
-from idsvc.config import Settings
 from idsvc.errors import CardFaceFailed, PhotoMissing, UnknownEmployee
 from idsvc.photos import Photos
 from idsvc.service import IdService
@@ -28,20 +27,24 @@ from tests.card_print_support import (
     zxing_texts,
 )
 from tests.cli_runner import Cli
-from tests.conftest import NOW, PASSPHRASE, SAMPLE_CSV, make_service
+from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 
-HEADER = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()[0]
+HEADER = (
+    "employee_id,name_local,name_latin,sex,date_of_birth,ministry,unit,position,grade,category,"
+    "status,status_date,hire_date,ministry_local,position_local"
+)
 EXTRA_HOLDERS = "\n".join(
     [
         HEADER,
         "KH-MCS-020001,ម៉ៅ សុវណ្ណ,Mao Sovann,M,1979-04-02,Ministry of Civil Service,"
         "General Department of Civil Service,Deputy Director,A1,civil_servant,active,"
-        "2005-01-03,2005-01-03",
+        "2005-01-03,2005-01-03,ក្រសួងមុខងារសាធារណៈ,អនុប្រធាននាយកដ្ឋាន",
         "LA-MOHA-000901,ເຈົ້າຄຳ ສີ້ວົງ,Chaokham Sivong,M,1980-05-06,Ministry of Home Affairs,"
         "Department of Civil Service Management,Technical Officer,K4,civil_servant,active,"
-        "2008-02-01,2008-02-01",
+        "2008-02-01,2008-02-01,ກະຊວງພາຍໃນ,ວິຊາການ",
     ]
 )
+LONG_POSITION = ("Director of the Department of Civil Service Management " * 5)[:255]
 # ສົມພອນ ແກ້ວມະນີ and ព្រុំ សុខា are in the sample register already
 PEOPLE = ["LA-MOHA-000101", "KH-MCS-010001", "KH-MCS-020001", "LA-MOHA-000901"]
 WORN = {"LA-MOHA-000101", "KH-MCS-020001"}
@@ -130,19 +133,24 @@ def test_what_must_not_be_printed_is_refused_and_a_batch_goes_on(desk: IdService
     assert items[1].refused == "no employee 'XX-NOBODY-1' in the register"
 
 
-def test_desk_commands(sqlite_url: str, tmp_path: Path) -> None:
+def _deployment(sqlite_url: str, tmp_path: Path) -> tuple[Cli, IdService]:
+    """The CLI and, set up in-process with its settings, an initialised service (each `idsvc`
+    process costs ~2 s of imports)."""
     cli = Cli(tmp_path / "home", sqlite_url)
-    # set up in-process with the CLI's settings (each `idsvc` process costs ~2 s of imports)
     setup = make_service(
-        Settings(
-            home=cli.home,
-            database_url=sqlite_url,
-            key_passphrase=PASSPHRASE,
+        make_settings(
+            cli.home,
+            sqlite_url,
             issuer=cli.env["IDSVC_ISSUER"],
             status_list_size=int(cli.env["IDSVC_STATUS_LIST_SIZE"]),
         )
     )
     setup.init(now=NOW, actor="admin")
+    return cli, setup
+
+
+def test_desk_commands(sqlite_url: str, tmp_path: Path) -> None:
+    cli, setup = _deployment(sqlite_url, tmp_path)
     setup.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="hr", now=NOW)
     setup.issue("KH-MCS-010001", actor="desk", now=datetime.now(UTC))
     setup.db.dispose()
@@ -178,3 +186,48 @@ def test_desk_commands(sqlite_url: str, tmp_path: Path) -> None:
     info = subprocess.run(["pdfinfo", str(sheet)], capture_output=True, text=True, check=True)
     assert "Pages:           2" in info.stdout
     assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_card_face_refuses_what_two_lines_cannot_hold(sqlite_url: str, tmp_path: Path) -> None:
+    cli, setup = _deployment(sqlite_url, tmp_path)
+    long_one = (
+        f"LA-MOHA-000902,ສີວິໄລ ພົມມະວົງ,Sivilay Phommavong,F,1985-01-02,Ministry of Home Affairs,"
+        f"Department of Civil Service Management,{LONG_POSITION},K4,civil_servant,active,"
+        "2009-02-01,2009-02-01,,"
+    )
+    setup.import_hr(
+        f"{EXTRA_HOLDERS}\n{long_one}\n".encode(), source_name="x.csv", actor="hr", now=NOW
+    )
+    now = datetime.now(UTC)
+    for person in ("LA-MOHA-000901", "LA-MOHA-000902"):
+        Photos(setup.db).store(person, portrait_bytes(), actor="desk", now=now)
+        setup.issue(person, actor="desk", now=now)
+    setup.db.dispose()
+
+    card = tmp_path / "card.png"
+    r = cli("card-face", "LA-MOHA-000902", "-o", str(card))
+    assert r.returncode == 20, r.stderr
+    assert "the position does not fit on the card in 2 lines (255 characters)" in r.stderr
+    assert not card.exists() and not list(tmp_path.glob(".*.partial"))
+
+    # the Lao card prints bilingual, with the issuer's Lao name from the settings
+    lao_name = {"IDSVC_ISSUER_NAME_LOCAL": "ກະຊວງພາຍໃນ"}
+    r = cli("card-face", "LA-MOHA-000901", "-o", str(card), env=lao_name)
+    assert r.returncode == 0, r.stderr
+    (text,) = zbarimg_texts(card)
+    assert cli("verify", text).returncode == 0
+
+    batch = tmp_path / "ids.txt"
+    batch.write_text("LA-MOHA-000901\nLA-MOHA-000902\n")
+    sheet = tmp_path / "sheet.pdf"
+    r = cli("card-face", "--batch", str(batch), "-o", str(sheet), env=lao_name)
+    assert r.returncode == 20
+    assert "LA-MOHA-000902: the position does not fit" in r.stderr
+    assert "1 card(s) on 2 A4 page(s)" in r.stdout and "1 skipped" in r.stdout
+
+    # a local name no card can show is refused at start-up, naming the setting
+    for bad in ("Ministry of Home Affairs", "ກະຊວງ\u0007", "ກ" * 65):
+        r = cli(
+            "card-face", "LA-MOHA-000901", "-o", str(card), env={"IDSVC_ISSUER_NAME_LOCAL": bad}
+        )
+        assert r.returncode == 3 and "IDSVC_ISSUER_NAME_LOCAL" in r.stderr, r.stderr

@@ -150,3 +150,32 @@ def test_damaged_or_foreign_backup_is_refused(
             Operations(service).backup(tmp_path / "c.tar.gz", now=NOW, pg_bindir=tmp_path)
         assert not (tmp_path / "c.tar.gz").exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".idsvc-backup-")]
+
+
+def test_backup_never_follows_a_link_at_the_file(tmp_path: Path) -> None:
+    # A link at FILE (planted, or left by a careless script) would have the backup overwrite
+    # whatever it points to, with the register's personal data: refused, like a linked key file.
+    cli = Cli(tmp_path / "home", f"sqlite:///{tmp_path / 'home' / 'idsvc.sqlite3'}")
+    assert cli("init").returncode == 0
+    victim = tmp_path / "other" / "precious.txt"
+    victim.parent.mkdir()
+    victim.write_text("someone else's file\n")
+    victim.chmod(0o644)
+    link = tmp_path / "backups" / "idsvc.tar.gz"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    dangling = tmp_path / "backups" / "new.tar.gz"
+    dangling.symlink_to(tmp_path / "other" / "created-through-the-link")
+    for path in (link, dangling):
+        r = cli("backup", str(path))
+        assert r.returncode == 23, (r.returncode, r.stderr)
+        assert "is a symbolic link" in r.stderr and str(path) in r.stderr, r.stderr
+        assert path.is_symlink()
+    assert victim.read_text() == "someone else's file\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["precious.txt"]
+    assert sorted(p.name for p in link.parent.iterdir()) == ["idsvc.tar.gz", "new.tar.gz"]
+    # The real file next to it is written as before.
+    r = cli("backup", str(tmp_path / "backups" / "real.tar.gz"))
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE((tmp_path / "backups" / "real.tar.gz").stat().st_mode) == 0o600

@@ -124,3 +124,61 @@ def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> Non
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.2)
     raise AssertionError("idsvc publish --watch did not get there within 60 s")
+
+
+def _other_user_reads(path: Path) -> bytes | None:
+    """``path`` as read by another account (``nobody``), or None when that account is refused.
+    A web server or CDN sync runs as its own user: this is what it would get."""
+    import os
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    assert os.geteuid() == 0, "reading as another user needs root (the test container is root)"
+    proc = subprocess.run(
+        ["cat", str(path)], capture_output=True, user=nobody.pw_uid, group=nobody.pw_gid
+    )
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def test_the_published_tree_is_public_and_the_data_folder_private(tmp_path: Path) -> None:
+    import os
+    import tempfile
+
+    # The CLI runs under umask 077 (the data folder holds personal data and keys): the
+    # published tree must still be readable by the web server's user, all the way down.
+    cli = Cli(tmp_path / "home", f"sqlite:///{tmp_path / 'home' / 'idsvc.sqlite3'}")
+    assert cli("init").returncode == 0
+    web_root = Path(tempfile.mkdtemp(prefix="idsvc-www-"))  # outside root's private tmp_path
+    try:
+        web_root.chmod(0o755)  # the web server's document root: traversable by its user
+        out = web_root / "cdn" / "v1"
+        r = cli("publish", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        jwks = out / "issuers" / "default" / "jwks.json"
+        # every folder from the target down to each file: 0755, each file 0644
+        for path in [out.parent, out, *out.rglob("*")]:
+            want = 0o755 if path.is_dir() else 0o644
+            assert stat.S_IMODE(path.stat().st_mode) == want, (path, oct(path.stat().st_mode))
+        for rel in ("issuers/default/jwks.json", ".well-known/jwks.json", "index.json"):
+            assert _other_user_reads(out / rel) == (out / rel).read_bytes(), rel
+        assert json.loads(jwks.read_text())["keys"]
+        # ... while the data folder stays the owner's alone
+        home = cli.home
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        assert _other_user_reads(home / "idsvc.sqlite3") is None
+        for key in (home / "keys").rglob("*"):
+            if key.is_file() and key.suffix not in (".json", ".pem"):
+                assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+
+        # Publishing into the data folder would have to open it to the world: refused.
+        inside = home / "public"
+        r = cli("publish", "--out", str(inside))
+        assert r.returncode == 23 and "inside the data folder" in r.stderr, r.stderr
+        assert not inside.exists() and stat.S_IMODE(home.stat().st_mode) == 0o700
+        r = cli("publish", "--out", str(home))
+        assert r.returncode == 23 and stat.S_IMODE(home.stat().st_mode) == 0o700
+    finally:
+        import shutil
+
+        shutil.rmtree(web_root)
+        assert not os.path.exists(web_root)
