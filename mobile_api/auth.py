@@ -21,10 +21,16 @@ believed only when the TCP peer is in ``IDSVC_TRUSTED_PROXIES``; from anyone els
 ignored, as if absent. The certificate's SHA-256 then names the client
 (``ApiClients.authenticate_certificate``); a bearer secret sent with it must be the same
 client's. A header from a trusted proxy that holds no readable certificate is a 401.
+
+OpenAPI: ``require_scope`` reads the secret through ``BEARER`` (a FastAPI security scheme)
+with its scope, so ``/openapi.json`` declares the ``bearer`` scheme and, on each operation, the
+scope that dependency enforces: the declaration and the check are one object. Routes open to
+anonymous callers (``optional_caller``) declare nothing.
 """
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +39,13 @@ from functools import lru_cache
 from typing import Annotated
 from urllib.parse import unquote
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 
 from idsvc.clients import SCOPES, ApiClients, fingerprint_of_certificate
+from idsvc.config import Settings
 from idsvc.errors import ApiClientError, AuthenticationFailed, RateLimited
 from idsvc.rate_limits import Limit, RateLimits
 from mobile_api.deps import get_now
@@ -87,6 +96,27 @@ def _bearer(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("send Authorization: Bearer <client secret>", "invalid_request")
     return secret.strip()
+
+
+class BearerSecret(SecurityBase):
+    """``Authorization: Bearer <secret>`` as a dependency that OpenAPI declares (``bearer``)."""
+
+    def __init__(self) -> None:
+        self.scheme_name = "bearer"
+        self.model = HTTPBearerModel(
+            bearerFormat="idsvc_<client id>_<secret>",
+            description="An API client's secret (`idsvc client add`). Banks on mutual TLS "
+            "may send no secret instead: the reverse proxy verifies the client certificate and "
+            f"passes it in `{CERT_HEADER.title()}`; its SHA-256 names the client and its "
+            "scopes (`idsvc client add --cert`). A secret sent with a certificate must "
+            "be the same client's. Each operation lists the scope it needs.",
+        )
+
+    async def __call__(self, request: Request) -> str | None:
+        return _bearer(request)
+
+
+BEARER = BearerSecret()
 
 
 def _address(request: Request) -> str:
@@ -149,13 +179,17 @@ def _client_caller(
     return Caller(client.id, client.name, client.scopes, _address(request))
 
 
-def require_scope(scope: str) -> Callable[..., Caller]:
-    """A dependency that admits only an authenticated, enabled client holding ``scope``."""
+def require_scope(
+    scope: str, *, waived: Callable[[Settings], bool] | None = None
+) -> Callable[..., Caller]:
+    """A dependency that admits only an authenticated, enabled client holding ``scope``
+    (anyone, as an anonymous caller, when ``waived(settings)`` is true)."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
-    def dependency(request: Request, now: Annotated[datetime, Depends(get_now)]) -> Caller:
-        secret = _bearer(request)
+    def dependency(request: Request, now: datetime, secret: str | None) -> Caller:
+        if waived is not None and waived(request.app.state.service.settings):
+            return Caller(None, None, frozenset(), _address(request))
         cert = _proxied_certificate(request)
         if secret is None and cert is None:
             raise Unauthenticated("this endpoint needs an API client: Authorization: Bearer")
@@ -165,6 +199,22 @@ def require_scope(scope: str) -> Callable[..., Caller]:
         return caller
 
     dependency.__name__ = f"require_scope_{scope.replace(':', '_')}"
+    # The signature FastAPI reads, built here because the scope is a value of this call (a
+    # string annotation could not name it): the secret comes through BEARER with the scope,
+    # which is what puts the scheme and the scope in /openapi.json.
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("request", positional, annotation=Request),
+            inspect.Parameter("now", positional, annotation=Annotated[datetime, Depends(get_now)]),
+            inspect.Parameter(
+                "secret",
+                positional,
+                annotation=Annotated[str | None, Security(BEARER, scopes=[scope])],
+            ),
+        ],
+        return_annotation=Caller,
+    )
     return dependency
 
 

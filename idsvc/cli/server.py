@@ -10,7 +10,11 @@ Slow or greedy clients must not tie up a worker (a ministry server faces the int
 - ``KEEP_ALIVE``: an idle keep-alive connection is closed after this many seconds;
 - ``CONCURRENCY``: connections plus tasks per worker beyond this get 503 at once instead of
   queueing without end; ``BACKLOG``: pending connections the kernel holds for us;
-- ``GRACEFUL_SHUTDOWN``: requests in flight get this long to finish on SIGTERM.
+- ``GRACEFUL_SHUTDOWN``: requests in flight get this long to finish on SIGTERM;
+- ``HEAD_LIMIT``: a request line plus headers of more than 16 KiB (nginx's default
+  ``large_client_header_buffers`` is 4 x 8 KiB; h11's limit is 16 KiB) is answered 431 and the
+  rest of it is read and dropped (``_HeadLimit``). httptools has no limit of its own: four
+  requests with 64 MB headers grew the workers by 300 MB.
 
 No ``server:`` header is sent (it only tells an attacker which software to target).
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import socket
 from typing import Any, Literal
 
@@ -34,6 +40,33 @@ CONCURRENCY = 512
 BACKLOG = 1024
 GRACEFUL_SHUTDOWN = 10
 WORKER_HEALTHCHECK = 20
+HEAD_LIMIT = 16 * 1024
+HEAD_LINGER = 2.0  # seconds a refused client gets to read the 431 before the connection closes
+
+log = logging.getLogger("uvicorn.error")
+
+
+def _head_too_large() -> bytes:
+    """The 431 answer: a problem+json body like the app's (``mobile_api.problems``), written
+    here because the app never sees a request whose head was refused."""
+    body = json.dumps(
+        {
+            "type": "urn:idsvc:problem:headers_too_large",
+            "title": "Request Header Fields Too Large",
+            "status": 431,
+            "code": "HEADERS_TOO_LARGE",
+            "detail": f"the request line and headers may take at most {HEAD_LIMIT} bytes",
+        }
+    ).encode()
+    head = (
+        "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        "content-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "cache-control: no-store\r\n"
+        "x-content-type-options: nosniff\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
 
 
 class _HeaderDeadline(asyncio.Protocol):
@@ -99,6 +132,61 @@ class _HeaderDeadline(asyncio.Protocol):
         super().connection_lost(exc)
 
 
+class _HeadLimit(asyncio.Protocol):
+    """Answer 431 to a request whose line and headers exceed ``HEAD_LIMIT`` bytes, before
+    the parser holds more than that.
+
+    httptools gathers a header's name and value in memory until the header ends, and uvicorn
+    the URL, so the limit cannot wait for their callbacks: the bytes are counted as they arrive.
+    While a request head is being read (``_head`` is its byte count), a read that would cross
+    the limit is fed only up to it; if the parser has not seen the end of the head by then
+    (``on_headers_complete``), the head is too large. The answer goes out, the connection is
+    half-closed, and whatever the client still sends is dropped unread for ``HEAD_LINGER``
+    seconds (closing at once would reset the connection and lose the answer). A request
+    pipelined in the same read as the end of the previous one is counted from the next read:
+    at most one read (256 KiB) more. uvicorn's httptools protocol only (h11 has its own
+    limit, ``h11_max_incomplete_event_size``).
+    """
+
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    _head: int | None = 0  # None: between the end of a head and the end of its request
+    _dropping: bool = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._dropping:
+            return
+        if self._head is None or len(data) <= HEAD_LIMIT - self._head:
+            if self._head is not None:
+                self._head += len(data)
+            super().data_received(data)
+            return
+        room = HEAD_LIMIT - self._head
+        super().data_received(data[:room])
+        if self.transport.is_closing():
+            return  # the parser refused the request (400)
+        if self._head is not None:
+            self._refuse()
+            return
+        super().data_received(data[room:])
+
+    def on_headers_complete(self) -> None:
+        self._head = None
+        super().on_headers_complete()  # type: ignore[misc]
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()  # type: ignore[misc]
+        self._head = 0
+
+    def _refuse(self) -> None:
+        log.warning("request head over %d bytes refused (431)", HEAD_LIMIT)
+        self._dropping = True
+        self.transport.write(_head_too_large())
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(HEAD_LINGER, self.transport.close)
+
+
 class GuardedH11Protocol(_HeaderDeadline, H11Protocol):
     pass
 
@@ -109,7 +197,7 @@ except ImportError:  # pragma: no cover
     GUARDED_PROTOCOL: type[asyncio.Protocol] = GuardedH11Protocol
 else:
 
-    class GuardedHttpToolsProtocol(_HeaderDeadline, HttpToolsProtocol):
+    class GuardedHttpToolsProtocol(_HeaderDeadline, _HeadLimit, HttpToolsProtocol):
         pass
 
     GUARDED_PROTOCOL = GuardedHttpToolsProtocol
@@ -130,6 +218,7 @@ def server_config(
         proxy_headers=False,
         server_header=False,
         http=GUARDED_PROTOCOL,
+        h11_max_incomplete_event_size=HEAD_LIMIT,  # when h11 serves (httptools: _HeadLimit)
         timeout_keep_alive=KEEP_ALIVE,
         limit_concurrency=CONCURRENCY,
         backlog=BACKLOG,

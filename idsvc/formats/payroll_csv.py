@@ -2,19 +2,24 @@
 
 Request (UTF-8, optional BOM, CRLF or LF): a header naming some of these columns, in any order::
 
-    employee_id, card_serial, credential, account
+    employee_id, card_serial, credential, account, ref
 
 and one item per row, each naming exactly one of ``employee_id``, ``card_serial``,
-``credential`` (the other identifier cells empty); ``account`` is optional.
+``credential`` (the other identifier cells empty); ``account`` and ``ref`` (the bank's own
+reference for the line, echoed back) are optional.
 
 Answer: one row per request item, in the same order::
 
-    item, employee_id, status, active_for_payroll, reasons
+    item, employee_id, status, active_for_payroll, reasons, card_serial, ref
 
 ``item`` is the 1-based number of the item in the request (blank lines are not items);
-``employee_id`` is empty when the person is unknown; ``active_for_payroll`` is ``true`` or
-``false``; ``reasons`` are the reason codes separated by spaces. No cell of the answer can start
-like a spreadsheet formula: every value comes from the register or from fixed codes.
+``employee_id`` is the person's, or the one the row gave when the register does not know it,
+empty when a card or credential names nobody known; ``active_for_payroll`` is ``true`` or
+``false``; ``reasons`` are the reason codes separated by spaces; ``card_serial`` and ``ref``
+are the row's own, as given (columns added last, so readers of the first five keep working).
+No cell of the answer can start like a spreadsheet formula: the cells the bank gave that start
+with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a leading ``'`` (OWASP's advice
+for CSV injection); the others come from the register or are fixed codes.
 
 Errors: ``PayrollCsvError`` (the file as a whole is unusable; a row names the line).
 """
@@ -27,8 +32,17 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
-REQUEST_COLUMNS: Final = ("employee_id", "card_serial", "credential", "account")
-ANSWER_COLUMNS: Final = ("item", "employee_id", "status", "active_for_payroll", "reasons")
+REQUEST_COLUMNS: Final = ("employee_id", "card_serial", "credential", "account", "ref")
+ANSWER_COLUMNS: Final = (
+    "item",
+    "employee_id",
+    "status",
+    "active_for_payroll",
+    "reasons",
+    "card_serial",
+    "ref",
+)
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _MAX_CELL: Final = 8192
 
 
@@ -75,6 +89,12 @@ def parse_payroll_csv(data: bytes) -> list[dict[str, str]]:
     return rows
 
 
+def _cell(value: object) -> str:
+    """A cell the caller gave, never read as a formula by a spreadsheet."""
+    text = str(value) if value else ""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def write_payroll_csv(results: Iterable[Mapping[str, object]]) -> bytes:
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
@@ -84,10 +104,12 @@ def write_payroll_csv(results: Iterable[Mapping[str, object]]) -> bytes:
         writer.writerow(
             [
                 number,
-                r.get("employee_id") or "",
+                _cell(r.get("employee_id")),
                 r.get("status"),
                 "true" if r.get("active_for_payroll") else "false",
                 " ".join(str(x) for x in reasons) if isinstance(reasons, Sequence) else "",
+                _cell(r.get("card_serial")),
+                _cell(r.get("ref")),
             ]
         )
     return out.getvalue().encode("utf-8")

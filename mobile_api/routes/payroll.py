@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from idsvc.access_log import CheckedBy
-from idsvc.change_feed import MAX_PAGE
+from idsvc.change_feed import MAX_PAGE, sees_everyone
 from idsvc.errors import ChangeFeedError, PayrollError
 from idsvc.formats.payroll_csv import PayrollCsvError, parse_payroll_csv, write_payroll_csv
 from idsvc.payroll import PayrollItem
@@ -108,7 +108,7 @@ def _items(content_type: str, body: bytes) -> list[PayrollItem] | Response:
             )
         # Field by field: model_dump() per item cost more than the whole register lookup.
         return [
-            PayrollItem(i.employee_id, i.card_serial, i.credential, i.account)
+            PayrollItem(i.employee_id, i.card_serial, i.credential, i.account, i.ref)
             for i in request.items
         ]
     if media == "text/csv":
@@ -137,11 +137,16 @@ def _items(content_type: str, body: bytes) -> list[PayrollItem] | Response:
     summary="Check a payroll batch (up to 10,000 people): who is active for payroll",
     description="Each item names one person by `employee_id`, `card_serial` or a presented "
     "`credential`, optionally with the `account` about to be paid. The answer has one result "
-    "per item, in order. Unknown people are `active_for_payroll: false` with a reason, never "
-    "an error for the batch. One account paid for several employees (in this batch or in "
-    "your recent batches) is flagged `ACCOUNT_SHARED` on each of them. CSV in and out: "
-    "`text/csv` with columns employee_id, card_serial, credential, account; `Accept: text/csv`"
-    " answers item, employee_id, status, active_for_payroll, reasons.",
+    "per item, in order, with the line's own `employee_id` (also when unknown), `card_serial` "
+    "and `ref` (your reference for the line, optional) as you sent them. Unknown people are "
+    "`active_for_payroll: false` with a reason, never an error for the batch. One account paid "
+    "for several employees (in this batch or in your recent batches) is flagged "
+    "`ACCOUNT_SHARED` on each of them; accounts are compared in one written form (see "
+    "`account`). One person on several lines of the batch (by any identifier, with one "
+    "account or several) is flagged `DUPLICATE_IN_BATCH` on each line. CSV in and out: "
+    "`text/csv` with columns employee_id, card_serial, credential, account, ref; `Accept: "
+    "text/csv` answers item, employee_id, status, active_for_payroll, reasons, card_serial, "
+    "ref (a cell you sent that starts like a formula gets a leading `'`).",
 )
 async def check_payroll(request: Request, caller: Payroll, bank: Bank, now: Now) -> Response:
     items = _items(request.headers.get("content-type", ""), await request.body())
@@ -152,23 +157,33 @@ async def check_payroll(request: Request, caller: Payroll, bank: Bank, now: Now)
         results = await run_in_threadpool(bank.payroll.check, items, by=by, now=now)
     except PayrollError as exc:
         return problems.problem(422, exc.code, "payroll batch invalid", str(exc))
-    answers = [r.as_dict() for r in results]
+    answers = [r.as_dict(item) for r, item in zip(results, items, strict=True)]
     count_payroll(str(a["status"]) for a in answers)  # mobile_api.metrics
     if _prefers_csv(request.headers.get("accept", "")):
         return Response(write_payroll_csv(answers), media_type="text/csv; charset=utf-8")
     return JSONResponse({"results": answers})
 
 
+_CHANGES_400 = problems.responses(400)[400] | {
+    "description": "`INVALID_CURSOR`: `since` is not a cursor this feed handed out (forged, "
+    "corrupted, or past the newest event); `CHANGE_FEED_ERROR`: another bad parameter"
+}
+
+
 @router.get(
     "/v1/payroll/changes",
     response_model=ChangePageOut,
-    responses=problems.responses(400, 401, 403, 422, 429, 503),
+    responses={400: _CHANGES_400, **problems.responses(401, 403, 422, 429, 503)},
     operation_id="listPayrollChanges",
     summary="Status changes since a cursor, oldest first",
     description="Retirements, deaths, dismissals, suspensions, reinstatements, revoked and "
-    "superseded cards. Start without `since` (everything) or with `since=now` (only what "
-    "comes next); then pass each answer's `next_cursor`. No event is missed or repeated "
-    "across pages, also while HR writes. An empty page keeps the cursor: poll again later.",
+    "superseded cards, of the people your payroll checks have named (a client with the "
+    "`admin` scope sees everyone); `reason` is a stable code: HR_STATUS_CHANGE, "
+    "CARD_REPLACED, CARD_LOST or OPERATOR_DECISION. Start without `since` (everything) or "
+    "with `since=now` (only what comes next); then pass each answer's `next_cursor`. No event "
+    "is missed or repeated across pages, also while HR writes. An empty page is the end for "
+    "now: poll again later with its `next_cursor`. A cursor this feed did not hand out is "
+    "refused with `INVALID_CURSOR`.",
 )
 def list_payroll_changes(
     caller: Payroll,
@@ -176,8 +191,10 @@ def list_payroll_changes(
     since: Annotated[str | None, Query(max_length=64, description="cursor or `now`")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
 ) -> Any:
+    # An admin client reads everyone's events; a bank, those of the people it checked.
+    reader = None if sees_everyone(caller.scopes) else (caller.client_id or "")
     try:
-        page = bank.changes.page(since, limit=limit)
+        page = bank.changes.page(since, limit=limit, reader=reader)
     except ChangeFeedError as exc:
         return problems.problem(400, exc.code, "bad change-feed request", str(exc))
     return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}

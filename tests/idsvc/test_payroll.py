@@ -61,14 +61,16 @@ def test_answers_per_item_in_order(service: IdService) -> None:
     assert [r.as_dict() for r in results] == [
         {"employee_id": RETIRED, "status": "retired", "active_for_payroll": False,
          "reasons": ["HOLDER_INACTIVE"]},
-        {"employee_id": ACTIVE, "status": "active", "active_for_payroll": True, "reasons": []},
+        {"employee_id": ACTIVE, "status": "active", "active_for_payroll": True,
+         "reasons": ["DUPLICATE_IN_BATCH"]},
         {"employee_id": None, "status": "unknown", "active_for_payroll": False,
          "reasons": ["UNKNOWN_EMPLOYEE"]},
         {"employee_id": SUSPENDED, "status": "suspended", "active_for_payroll": False,
          "reasons": ["HOLDER_SUSPENDED"]},
         {"employee_id": DECEASED, "status": "deceased", "active_for_payroll": False,
          "reasons": ["HOLDER_INACTIVE"]},
-        {"employee_id": ACTIVE, "status": "active", "active_for_payroll": True, "reasons": []},
+        {"employee_id": ACTIVE, "status": "active", "active_for_payroll": True,
+         "reasons": ["DUPLICATE_IN_BATCH"]},  # ACTIVE is on two lines
     ]  # fmt: skip
 
 
@@ -101,14 +103,15 @@ def test_card_serial_and_credential_items(service: IdService) -> None:
         now=NOW,
     )
     got = [(r.employee_id, r.active_for_payroll, r.reasons) for r in results]
+    twice = "DUPLICATE_IN_BATCH"  # THIRD is named on four lines (two cards, two credentials)
     assert got == [
-        (THIRD, True, ()),
-        (THIRD, True, ("CARD_SUPERSEDED",)),
+        (THIRD, True, (twice,)),
+        (THIRD, True, ("CARD_SUPERSEDED", twice)),
         # A lost card was revoked; the person is still paid, the bank sees why the card is dead.
         (ACTIVE, True, ("CARD_REVOKED",)),
         (None, False, ("UNKNOWN_CARD",)),
-        (THIRD, True, ()),
-        (THIRD, True, ("REVOKED",)),
+        (THIRD, True, (twice,)),
+        (THIRD, True, ("REVOKED", twice)),
         (None, False, ("BAD_SIGNATURE",)),
         (None, False, ("MALFORMED",)),
     ]
@@ -245,7 +248,7 @@ def test_payroll_csv_round_trip() -> None:
         ]
     )
     assert out.decode().splitlines() == [
-        "item,employee_id,status,active_for_payroll,reasons",
-        f"1,{ACTIVE},active,true,",
-        "2,,unknown,false,UNKNOWN_CARD",
+        "item,employee_id,status,active_for_payroll,reasons,card_serial,ref",
+        f"1,{ACTIVE},active,true,,,",
+        "2,,unknown,false,UNKNOWN_CARD,,",
     ]
