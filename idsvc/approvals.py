@@ -8,7 +8,9 @@ nothing changes (the approval stays pending, so it can be approved again once th
 fixed, until it expires). A rejection or an expiry closes it for good.
 
 The action itself is performed by the caller's ``Performer`` (the centre facade), which knows
-keys and settings; this module owns only the rules of the two-person check.
+keys and settings; this module owns only the rules of the two-person check. Offices are the
+centre's rule too (``idsvc.offices``): it refuses a requester or an approver who is not of the
+office of the person the action concerns, and lists to an approver only their offices' requests.
 """
 
 from __future__ import annotations

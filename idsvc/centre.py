@@ -6,11 +6,15 @@ A sensitive action is done by an ``Actor`` (an authenticated operator, and their
 remote) or, at the centre console, by the console's configured operator name (``by=None``);
 when the action needs approval, the console must name a real operator, because "a second
 person" means nothing without knowing who the first was.
+
+Offices (``idsvc.offices``): every action an operator asks for, approves or rejects is first
+checked against their office by ``require_office``, the one place that rule is applied (the
+desk's issuing, printing and photos call it too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -19,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc import approvals, operators, register
+from idsvc import approvals, offices, operators, register
 from idsvc.approvals import ApprovalView
 from idsvc.credential_state import change_credential_state
 from idsvc.errors import CorrectionRefused, InvalidOperator, NotPermitted
@@ -77,6 +81,34 @@ class Centre:
                 "act as an operator (--operator NAME --password-stdin --otp CODE)"
             )
         return self.settings.operator
+
+    def require_office(
+        self,
+        by: Actor | None,
+        action: str,
+        target: str,
+        *,
+        now: datetime,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Refuse (``NotPermitted``, audited and committed) when ``by``'s office does not let
+        them do ``action`` on ``target``; the console (``by=None``) is national."""
+        if by is not None:
+            self._office_check(
+                by,
+                lambda session: offices.refusal(session, by, action, target, params or {}, now=now),
+            )
+
+    def _office_check(
+        self, by: Actor, refusal_in: Callable[[Session], NotPermitted | None]
+    ) -> None:
+        if by.national:
+            return
+        self.service._ready()
+        with self.service.db.transaction() as session:
+            refusal = refusal_in(session)  # recorded in the audit, committed before raising
+        if refusal is not None:
+            raise refusal
 
     def _hash(self, password: str) -> str:
         try:
@@ -165,6 +197,7 @@ class Centre:
         operators.check_name(name)
         if by is not None:
             operators.require_role(by, OPERATOR_ROLES, "change operators")
+            self.require_office(by, "operator_change", name, now=now, params=params)
         key = self.seal_key(create=params["op"] == "add")
         self.service._ready()
         with self.service.db.transaction() as session:
@@ -231,7 +264,9 @@ class Centre:
         operators.require_role(by, operators.APPROVER_ROLES, "see approvals")
         self.service._ready()
         with self.service.db.transaction() as session:
-            return approvals.list_approvals(session, state=state, now=now)
+            views = approvals.list_approvals(session, state=state, now=now)
+            # Another office's requests are not theirs to decide, nor to read.
+            return [v for v in views if offices.in_scope(session, by, v.action, v.target, v.params)]
 
     def approve(self, approval_id: str, *, by: Actor, now: datetime) -> tuple[ApprovalView, str]:
         """Approve and perform; return the approval and what to show the approver once (the
@@ -245,12 +280,18 @@ class Centre:
             shown.append(once)
             return outcome
 
+        self._office_check(
+            by, lambda session: offices.approval_refusal(session, by, approval_id, now=now)
+        )
         self.service._ready()
         with self.service.db.transaction() as session:
             view = approvals.approve(session, approval_id, checker=by, perform=perform, now=now)
         return view, shown[0] if shown else ""
 
     def reject(self, approval_id: str, *, by: Actor, reason: str, now: datetime) -> ApprovalView:
+        self._office_check(
+            by, lambda session: offices.approval_refusal(session, by, approval_id, now=now)
+        )
         self.service._ready()
         with self.service.db.transaction() as session:
             return approvals.reject(session, approval_id, checker=by, reason=reason, now=now)
@@ -349,6 +390,7 @@ class Centre:
     ) -> tuple[str, str] | Pending:
         if by is not None:
             operators.require_role(by, roles, action.replace("_", " "))
+            self.require_office(by, action, target, now=now, params=params)
         self.service._ready()
         with self.service.db.transaction() as session:
             if by is not None and self.needs_approval(action):

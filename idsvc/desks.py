@@ -172,7 +172,9 @@ def set_enabled(
     row = _row(session, name)
     row.enabled = enabled
     row.changed_at = now
-    if not enabled:
+    if enabled:  # also lifts a lockout for failed logins (idsvc.operators)
+        row.failed_logins, row.login_locked_until = 0, None
+    else:
         end_sessions(session, now, desk_id=row.id)
     audit.record(
         session,

@@ -110,9 +110,11 @@ def password_matches(password: str, stored: str) -> bool:
     return hmac.compare_digest(_scrypt(password, salt_bytes, cost), expected)
 
 
-def burn_password_time(password: str, *, cost: int = DEFAULT_COST) -> None:
-    """Spend what a real check costs, so that an unknown name answers as slowly as a known one."""
-    _scrypt(password[:PASSWORD_MAX], b"\0" * _SALT_BYTES, cost)
+def dummy_hash(cost: int = DEFAULT_COST) -> str:
+    """A well-formed stored hash that no password matches (its digest is all zeros), to check
+    an unknown name's password against: the same code path and cost as a real check, so that
+    an unknown name answers exactly as slowly as a known one."""
+    return f"scrypt$ln={cost}$r={_R}$p={_P}${_b64(bytes(_SALT_BYTES))}${_b64(bytes(_HASH_BYTES))}"
 
 
 def token_hash(token: str) -> str:

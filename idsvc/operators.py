@@ -2,12 +2,23 @@
 
 An operator is an account at the centre with one role (``issuer``: issue, re-issue, print;
 ``registrar``: HR corrections, photos; ``supervisor``: approve; ``admin``: operators, desks,
-keys) and one office. A login needs the password (scrypt) *and* a TOTP code (RFC 6238; a
-time step once used is refused afterwards); from a remote desk it also needs that desk to be
-enrolled, enabled and of the operator's office. ``max_failed`` wrong logins in a row lock the
-account for ``lockout``. A session is a random token the centre keeps only as a hash; it ends
-after ``idle`` without use, ``lifetime`` after login, at logout, or when the operator is
+keys) and one office: a real office, whose people alone they act for, or ``NATIONAL_OFFICE``
+(``*``), national scope (see ``idsvc.offices``). A login needs the password (scrypt) *and* a
+TOTP code (RFC 6238; a time step once used is refused afterwards); from a remote desk it also
+needs that desk to be enrolled, enabled and of the operator's office (so a national operator
+works at the centre console). A session is a random token the centre keeps only as a hash; it
+ends after ``idle`` without use, ``lifetime`` after login, at logout, or when the operator is
 disabled or their password or second factor is reset.
+
+Wrong logins: a wrong name, a wrong password or code and a locked account all get the same
+answer, after the same work (one scrypt, against a dummy hash for an unknown name; one audit
+event), so the answers never tell which names exist. Only someone who gives both right factors
+of a locked account is told it is locked. ``max_failed`` failures in a row lock the operator
+for ``lockout``. A failure sent from a desk counts against that desk first: the desk is locked
+after ``desk_login_limit`` failures (any names), one fewer than locks an operator, and once it
+has reached that limit its failures stop counting against operators at all until a login
+from it succeeds or an admin enables it again. One rogue desk cannot lock an operator out of
+every desk, and it cannot keep guessing either.
 
 Every function takes the caller's SQLAlchemy session (one transaction) and ``now``.
 """
@@ -23,18 +34,20 @@ from sqlalchemy.orm import Session
 
 from idsvc import audit
 from idsvc.errors import (
+    DeskRefused,
+    IdsvcError,
     InvalidOperator,
     LoginRefused,
     NotPermitted,
-    OperatorError,
     OperatorExists,
     OperatorLocked,
     SessionInvalid,
     UnknownOperator,
 )
+from idsvc.formats.hr_csv import OFFICE_PATTERN, OFFICE_RULE
 from idsvc.operator_secrets import (
-    burn_password_time,
     check_password_rules,
+    dummy_hash,
     hash_password,
     new_token,
     password_matches,
@@ -48,8 +61,12 @@ from idsvc.totp import TotpRejected, check_code, new_secret, provisioning_uri
 ROLES = ("issuer", "registrar", "supervisor", "admin")
 APPROVER_ROLES = frozenset({"supervisor", "admin"})
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
-_OFFICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")
+_OFFICE = re.compile(OFFICE_PATTERN, re.ASCII)
+# National scope: an operator of this office acts for the people of every office, and for
+# people whose office HR has not recorded. Never a desk's or a person's office.
+NATIONAL_OFFICE = "*"
 LOGIN_REFUSED = "login refused: wrong operator name, password or one-time code"
+UNKNOWN_NAME = "(unknown operator)"  # audited instead of a name that is none (a typed password?)
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,10 @@ class Actor:
     def audit_name(self) -> str:
         return self.name if self.desk is None else f"{self.name}@{self.desk}"
 
+    @property
+    def national(self) -> bool:
+        return self.office == NATIONAL_OFFICE
+
 
 @dataclass(frozen=True)
 class LoginSession:
@@ -114,9 +135,24 @@ def check_name(name: str) -> str:
 
 
 def check_office(office: str) -> str:
+    """A real office (a desk's, a person's): the format HR's ``office`` column has too."""
     if not _OFFICE.fullmatch(office):
-        raise InvalidOperator("an office is 1-64 characters: letters, digits, space, '.', '_', '-'")
+        raise InvalidOperator(f"an office is {OFFICE_RULE}")
     return office
+
+
+def check_operator_office(office: str) -> str:
+    """An operator's office: a real office, or ``*`` for national scope."""
+    if office == NATIONAL_OFFICE:
+        return office
+    if not _OFFICE.fullmatch(office):
+        raise InvalidOperator(f"an office is {OFFICE_RULE}, or '*' for national scope")
+    return office
+
+
+def desk_login_limit(policy: LoginPolicy) -> int:
+    """Failed logins that lock a desk: one fewer than lock an operator (at least one)."""
+    return max(1, policy.max_failed - 1)
 
 
 def _check_role(role: str) -> str:
@@ -162,7 +198,7 @@ def validate_new_operator(name: str, role: str, office: str, password: str) -> N
     """Every rule of ``add_operator`` that needs no database (for a request awaiting approval)."""
     check_name(name)
     _check_role(role)
-    check_office(office)
+    check_operator_office(office)
     try:
         check_password_rules(password)
     except ValueError as exc:
@@ -184,7 +220,7 @@ def add_operator(
     """Create an operator; the password arrives already hashed (it may have waited for approval)."""
     check_name(name)
     _check_role(role)
-    check_office(office)
+    check_operator_office(office)
     exists = session.execute(select(OperatorRow.id).where(OperatorRow.name == name)).first()
     if exists is not None:
         raise OperatorExists(f"an operator named {name!r} exists already")
@@ -299,79 +335,73 @@ def attempt_login(
     seal_key: bytes,
     policy: LoginPolicy,
     now: datetime,
-) -> LoginSession | OperatorError:
+) -> LoginSession | IdsvcError:
     """Check a login; return the new session, or the refusal *after* recording it.
 
     A refusal is returned, not raised, so that the caller commits the failure count before
     raising it (a rolled-back counter would make the lockout useless).
     """
+    desk_row = session.get(DeskRow, desk.id, with_for_update=True) if desk is not None else None
+    if desk_row is not None and _locked(desk_row.login_locked_until, now):
+        # Before the name is even looked at: the same answer for every name.
+        return DeskRefused(
+            f"desk {desk_row.name} is locked after too many failed logins from it until "
+            f"{desk_row.login_locked_until:%Y-%m-%d %H:%M}Z (an admin can lift it: "
+            f"`idsvc desks enable {desk_row.name}`)"
+        )
     row = session.execute(
         select(OperatorRow).where(OperatorRow.name == name).with_for_update()
     ).scalar_one_or_none()
-    if row is None:
-        burn_password_time(password, cost=policy.password_cost)
-        return LoginRefused(LOGIN_REFUSED)
-    if row.locked_until is not None and now < row.locked_until:
-        # No password check while locked: the lockout must stop guessing, not just slow it.
-        return OperatorLocked(
-            f"operator {name} is locked after too many failed logins until "
-            f"{row.locked_until:%Y-%m-%d %H:%M}Z (an admin can lift it: `idsvc operators enable`)"
-        )
-    refusal: OperatorError | None = None
+    # One scrypt whatever the name, so that the time taken does not tell a name exists.
+    stored = row.password_hash if row is not None else dummy_hash(policy.password_cost)
     step: int | None = None
-    if not password_matches(password, row.password_hash):
-        refusal = LoginRefused(LOGIN_REFUSED)
-    else:
+    if password_matches(password, stored) and row is not None:
         try:
             secret = unseal(seal_key, row.totp_sealed, owner=row.name)
             step = check_code(secret, otp, now=now, last_used_step=row.totp_last_step)
         except TotpRejected:
-            refusal = LoginRefused(LOGIN_REFUSED)
-    if refusal is not None:
-        row.failed_logins += 1
-        details: dict[str, object] = {"failed_in_a_row": row.failed_logins}
-        if row.failed_logins >= policy.max_failed:
-            row.locked_until = now + policy.lockout
-            row.failed_logins = 0
-            details["locked_until"] = row.locked_until.isoformat()
-        audit.record(
-            session,
-            at=now,
-            actor=name,
-            action="operator.login_failed",
-            target_type="operator",
-            target_id=name,
-            details=details | ({"desk": desk.name} if desk is not None else {}),
-        )
-        return refusal
+            step = None
+    if row is None or step is None or _locked(row.locked_until, now):
+        if row is not None and step is not None:
+            # Both factors right: the owner may learn of the lockout (a guesser would need
+            # the password and the current code too), and the code is spent.
+            row.totp_last_step = step
+            return OperatorLocked(
+                f"operator {name} is locked after too many failed logins until "
+                f"{row.locked_until:%Y-%m-%d %H:%M}Z (an admin can lift it: "
+                "`idsvc operators enable`)"
+            )
+        _record_failure(session, row, desk_row, policy, now)
+        return LoginRefused(LOGIN_REFUSED)
     # The factors are right: from here on, refusals say why (they leak nothing guessable).
     row.totp_last_step = step
     row.failed_logins = 0
     row.locked_until = None
     if not row.enabled:
         return NotPermitted(f"operator {name} is disabled")
-    if desk is not None:
-        if not desk.enabled or desk.key_thumbprint is None:
-            return NotPermitted(f"desk {desk.name} is not enrolled and enabled")
-        if desk.office != row.office:
+    if desk_row is not None:
+        if not desk_row.enabled or desk_row.key_thumbprint is None:
+            return NotPermitted(f"desk {desk_row.name} is not enrolled and enabled")
+        if desk_row.office != row.office:
             return NotPermitted(
-                f"operator {name} belongs to office {row.office!r}, desk {desk.name} to "
-                f"{desk.office!r}: work from a desk of your own office"
+                f"operator {name} belongs to office {row.office!r}, desk {desk_row.name} to "
+                f"{desk_row.office!r}: work from a desk of your own office"
             )
+        desk_row.failed_logins = 0
     token = new_token()
     expires_at = now + policy.lifetime
     session.add(
         OperatorSessionRow(
             token_hash=token_hash(token),
             operator_id=row.id,
-            desk_id=desk.id if desk is not None else None,
+            desk_id=desk_row.id if desk_row is not None else None,
             created_at=now,
             last_seen_at=now,
             expires_at=expires_at,
             ended_at=None,
         )
     )
-    actor = Actor(row.name, row.role, row.office, desk.name if desk is not None else None)
+    actor = Actor(row.name, row.role, row.office, desk_row.name if desk_row is not None else None)
     audit.record(
         session,
         at=now,
@@ -382,6 +412,50 @@ def attempt_login(
         details={"desk": actor.desk},
     )
     return LoginSession(token, actor, expires_at, int(policy.idle.total_seconds() // 60))
+
+
+def _locked(until: datetime | None, now: datetime) -> bool:
+    return until is not None and now < until
+
+
+def _record_failure(
+    session: Session,
+    row: OperatorRow | None,
+    desk_row: DeskRow | None,
+    policy: LoginPolicy,
+    now: datetime,
+) -> None:
+    """Count a failed login against the desk it came from, then (within the desk's share)
+    against the operator, and audit it: the same writes whether or not the name exists."""
+    details: dict[str, object] = {}
+    counts_for_operator = row is not None and not _locked(row.locked_until, now)
+    if desk_row is not None:
+        limit = desk_login_limit(policy)
+        desk_row.failed_logins += 1
+        details["desk"] = desk_row.name
+        details["desk_failed_in_a_row"] = desk_row.failed_logins
+        if desk_row.failed_logins > limit:
+            counts_for_operator = False  # this desk has had its share: it alone pays now
+        if desk_row.failed_logins >= limit:
+            desk_row.login_locked_until = now + policy.lockout
+            details["desk_locked_until"] = desk_row.login_locked_until.isoformat()
+    if row is not None and counts_for_operator:
+        row.failed_logins += 1
+        details["failed_in_a_row"] = row.failed_logins
+        if row.failed_logins >= policy.max_failed:
+            row.locked_until = now + policy.lockout
+            row.failed_logins = 0
+            details["locked_until"] = row.locked_until.isoformat()
+    target = row.name if row is not None else UNKNOWN_NAME
+    audit.record(
+        session,
+        at=now,
+        actor=target,
+        action="operator.login_failed",
+        target_type="operator",
+        target_id=target,
+        details=details,
+    )
 
 
 def actor_of_session(

@@ -140,7 +140,13 @@ def _report(result: Enrolment | Pending | OperatorView, done: str) -> None:
 def operators_add(
     name: str,
     role: Annotated[str, typer.Option(help="issuer, registrar, supervisor or admin")],
-    office: Annotated[str, typer.Option(help="the office (province) the operator works for")],
+    office: Annotated[
+        str,
+        typer.Option(
+            help="the office (province) whose people the operator acts for; '*' is national "
+            "scope (every office, centre console only)"
+        ),
+    ],
     password_stdin: StdinOpt = False,
     operator: OperatorOpt = None,
     otp: OtpOpt = None,

@@ -1,10 +1,19 @@
 """Parse an HR export (CSV) into typed, normalised register records.
 
 The file is UTF-8, with or without a byte-order mark, with CRLF or LF line ends, and has
-exactly these columns, in any order::
+these columns, in any order::
 
     employee_id, name_local, name_latin, sex, date_of_birth, ministry, unit, position,
     grade, category, status, status_date, hire_date
+
+and may have these (``OPTIONAL_COLUMNS``; a column left out counts as empty)::
+
+    office, ministry_local, position_local
+
+``office`` is the office (province) the person belongs to, in the format of operators' and
+desks' offices (``OFFICE_PATTERN``): operators act only for the people of their office.
+``ministry_local`` and ``position_local`` are the ministry and position in the national script,
+for the card face. Any other column name is refused.
 
 A problem with the file as a whole (not UTF-8, missing or unknown columns, broken quoting)
 raises; a problem with one row rejects that row and the others still parse::
@@ -19,11 +28,19 @@ digits, and a serial of 4-12 digits, joined by hyphens (``LA-MOHA-000101``,
 ``KH-MOEYS-220931``). Dates are ``YYYY-MM-DD``, not in the future (relative to ``today``), and
 consistent (born before hired, hired at 15 or older, status change not before hiring). A field
 that starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, CR) is refused, so the
-register can never hand one back to a spreadsheet. Bidirectional control characters
-(U+202A-U+202E, U+2066-U+2069) are refused: they make a name display unlike what is stored,
-and Lao and Khmer need none. A field over ``MAX_FIELD_CHARS`` or a row over ``MAX_ROW_BYTES``
-rejects that row only. The first row with an employee id wins; a later row with the same id is
-rejected, whatever state the first was in: the file contradicts itself and a person must fix it.
+register can never hand one back to a spreadsheet. Characters that draw nothing, or draw
+unlike what is stored, are refused in every field (``unwanted_character``): controls (Cc, and
+the line and paragraph separators), bidirectional controls and marks (U+202A-U+202E,
+U+2066-U+2069, U+200E, U+200F, U+061C: Lao and Khmer are left-to-right and need none), every
+other format character (Cf: U+200B, U+2060, U+FEFF, U+00AD, tags ...), the other
+default-ignorable code points (the deprecated Khmer inherent vowels U+17B4/U+17B5, variation
+selectors, Hangul fillers ...), private-use characters and unpaired surrogates. The one
+exception is RFC 5892's CONTEXTJ rule: ZWNJ (U+200C) and ZWJ (U+200D) right after a virama
+(combining class 9, e.g. the Khmer coeng U+17D2), where they choose how a conjunct is drawn;
+anywhere else they only make two equal-looking names differ. A field over ``MAX_FIELD_CHARS``
+or a row over ``MAX_ROW_BYTES`` rejects that row only. The first row with an employee id wins;
+a later row with the same id is rejected, whatever state the first was in: the file
+contradicts itself and a person must fix it.
 
 The same row rules serve every source (``HrRowRules``, ``check_rows``): ``read_hr_csv`` streams
 a file into rows, holding one record at a time, and refuses a file over ``max_file_bytes``
@@ -56,6 +73,8 @@ __all__ = [
     "EMPLOYEE_ID_PATTERN",
     "MAX_FIELD_CHARS",
     "MAX_ROW_BYTES",
+    "OFFICE_PATTERN",
+    "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "Category",
     "EmploymentStatus",
@@ -68,6 +87,7 @@ __all__ = [
     "check_rows",
     "parse_hr_csv",
     "read_hr_csv",
+    "unwanted_character",
 ]
 
 COLUMNS: Final = (
@@ -84,7 +104,12 @@ COLUMNS: Final = (
     "status",
     "status_date",
     "hire_date",
+    "office",
+    "ministry_local",
+    "position_local",
 )
+# Added after the first exports were written: a header may leave them out.
+OPTIONAL_COLUMNS: Final = frozenset({"office", "ministry_local", "position_local"})
 REQUIRED_COLUMNS: Final = frozenset(
     {
         "employee_id",
@@ -98,6 +123,12 @@ REQUIRED_COLUMNS: Final = frozenset(
     }
 )
 EMPLOYEE_ID_PATTERN: Final = r"[A-Z]{2}-[A-Z0-9]{1,12}-[0-9]{4,12}"
+# An office (province) of people, operators and desks: 1-64 ASCII letters, digits, space, '.',
+# '_', '-', starting and ending with no space, so "Vientiane " can never differ from
+# "Vientiane". ASCII on purpose: offices are compared exactly, and a look-alike letter from
+# another script must not make a second "Vientiane".
+OFFICE_PATTERN: Final = r"[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?"
+OFFICE_RULE: Final = "1-64 characters: letters, digits, space, '.', '_', '-'"
 SEXES: Final = frozenset({"F", "M", "X", ""})
 MIN_AGE_AT_HIRE: Final = 15
 EARLIEST_BIRTH: Final = date(1900, 1, 1)
@@ -110,16 +141,40 @@ _MAX_LENGTH: Final = {
     "unit": 255,
     "position": 255,
     "grade": 32,
+    "office": 64,
+    "ministry_local": 255,
+    "position_local": 255,
 }
 _DATE_COLUMNS: Final = ("date_of_birth", "status_date", "hire_date")
 _ID_RE: Final = re.compile(EMPLOYEE_ID_PATTERN, re.ASCII)
 # [0-9], not \d: \d would also take Lao and Khmer digits, which date() would then reject late.
 _ISO_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _FORMULA_START: Final = frozenset("=+-@\t\r")
-# Embeddings, overrides and isolates make a name display unlike what is stored ("Trojan
-# Source"); Lao and Khmer are left-to-right and need none of them.
-_BIDI_RE: Final = re.compile("[\u202a-\u202e\u2066-\u2069]")
-_UNWANTED_RE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_OFFICE_RE: Final = re.compile(OFFICE_PATTERN, re.ASCII)
+# Embeddings, overrides, isolates and the direction marks make a name display unlike what is
+# stored ("Trojan Source"); Lao and Khmer are left-to-right and need none of them.
+_BIDI: Final = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL: Final = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+# General category Cf (Unicode 14/15) less the bidi ones above and the joiners, then the other
+# Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): characters that draw
+# nothing. Listed rather than computed so that importing this module costs nothing; a test
+# checks the list against the Unicode database of the running Python.
+_INVISIBLE: Final = (
+    "\u00ad\u034f\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5"
+    "\u180b-\u180f\u200b\u2060-\u2065\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    "\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+)
+_PRIVATE_OR_SURROGATE: Final = (
+    "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd\ud800-\udfff"
+)
+_UNWANTED_RE: Final = re.compile(
+    f"[{_CONTROL}{_BIDI}{_INVISIBLE}{_PRIVATE_OR_SURROGATE}\u200c\u200d]"
+)
+_JOINERS: Final = frozenset("\u200c\u200d")
+_VIRAMA_CLASS: Final = 9
+_BIDI_RE: Final = re.compile(f"[{_BIDI}]")
+_CONTROL_RE: Final = re.compile(f"[{_CONTROL}]")
 _COLUMN_SET: Final = frozenset(COLUMNS)
 # A row of the register is a few hundred bytes (names are at most 255 characters); a field of
 # more than this is not a name, and a row of more than MAX_ROW_BYTES is rejected on its own
@@ -171,15 +226,22 @@ class HrRecord:
     status: EmploymentStatus
     status_date: date
     hire_date: date | None
+    office: str = ""
+    ministry_local: str = ""
+    position_local: str = ""
 
     def content_hash(self) -> str:
         """SHA-256 (hex) of the normalised fields: equal exactly when the rows are equal.
 
         The encoding is a JSON array behind a version tag, so no choice of field values can
-        make two different records collide by shifting text between fields.
+        make two different records collide by shifting text between fields. A record without
+        the optional fields keeps its "hr-record/1" hash (what the register stored before they
+        existed: an unchanged export stays unchanged); one with any of them is "hr-record/2",
+        the same array with the three appended.
         """
+        extra = [self.office, self.ministry_local, self.position_local]
         values = [
-            "hr-record/1",
+            "hr-record/2" if any(extra) else "hr-record/1",
             self.employee_id,
             self.name_local,
             self.name_latin,
@@ -193,6 +255,7 @@ class HrRecord:
             self.status.value,
             self.status_date.isoformat(),
             self.hire_date.isoformat() if self.hire_date else None,
+            *(extra if any(extra) else []),
         ]
         encoded = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
@@ -222,7 +285,7 @@ def _check_header(header: list[str]) -> dict[str, int]:
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise HrFileError(f"repeated columns: {', '.join(repr(n[:40]) for n in repeated)}")
-    missing = [c for c in COLUMNS if c not in names]
+    missing = [c for c in COLUMNS if c not in names and c not in OPTIONAL_COLUMNS]
     unknown = [n for n in names if n not in COLUMNS]
     problems = []
     if missing:
@@ -265,6 +328,8 @@ def _record(values: dict[str, str], today: date) -> HrRecord:
         limit = _MAX_LENGTH.get(column)
         if limit is not None and len(values[column]) > limit:
             raise _Reject(f"{column} longer than {limit} characters")
+    if values["office"] and _OFFICE_RE.fullmatch(values["office"]) is None:
+        raise _Reject(f"office must be {OFFICE_RULE}")
     if values["sex"] not in SEXES:
         raise _Reject("sex must be F, M, X or empty")
     try:
@@ -306,6 +371,9 @@ def _record(values: dict[str, str], today: date) -> HrRecord:
         status=status,
         status_date=status_date,
         hire_date=hired,
+        office=values["office"],
+        ministry_local=values["ministry_local"],
+        position_local=values["position_local"],
     )
 
 
@@ -325,12 +393,35 @@ def _clean(row: Mapping[str, object]) -> dict[str, str]:
         text = raw.strip()
         if raw[:1] in _FORMULA_START or text[:1] in _FORMULA_START:
             raise _Reject(f"formula-like text in column {column}")
-        bad = _UNWANTED_RE.search(text)  # one scan for both kinds (import time)
-        if bad is not None:
-            kind = "bidirectional control" if _BIDI_RE.match(bad.group()) else "control"
-            raise _Reject(f"{kind} character in column {column}")
+        kind = unwanted_character(text)
+        if kind is not None:
+            raise _Reject(f"{kind} in column {column}")
         values[column] = unicodedata.normalize("NFC", text)
     return values
+
+
+def unwanted_character(text: str) -> str | None:
+    """What kind of character ``text`` must not hold (see the module's row rules), or None.
+
+    The answer names the code point of an invisible or private-use character (so a clerk can
+    find it: it cannot be seen), never the text around it."""
+    for found in _UNWANTED_RE.finditer(text):  # one scan; nearly every field has no match
+        char, at = found.group(), found.start()
+        if char in _JOINERS:
+            if at > 0 and unicodedata.combining(text[at - 1]) == _VIRAMA_CLASS:
+                continue  # a conjunct's shape after a virama (RFC 5892 CONTEXTJ)
+            return f"invisible character U+{ord(char):04X}"
+        if _BIDI_RE.match(char):
+            return "bidirectional control character"
+        if _CONTROL_RE.match(char):
+            return "control character"
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "unpaired surrogate"
+        if category == "Co":
+            return f"private-use character U+{ord(char):04X}"
+        return f"invisible character U+{ord(char):04X}"
+    return None
 
 
 HrRow = tuple[int, Mapping[str, object]]
@@ -458,13 +549,13 @@ def read_hr_csv(
         if index is None:
             index = _check_header(fields)
             continue
-        if len(fields) != len(COLUMNS):
+        if len(fields) != len(index):
             raw_id = fields[index["employee_id"]] if index["employee_id"] < len(fields) else ""
             candidate = unicodedata.normalize("NFC", raw_id.strip())
             yield RowReject(
                 line,
                 candidate if _ID_RE.fullmatch(candidate) else None,
-                f"expected {len(COLUMNS)} fields, got {len(fields)}",
+                f"expected {len(index)} fields, got {len(fields)}",
             )
             continue
         yield line, {column: fields[i] for column, i in index.items()}

@@ -1,12 +1,12 @@
 """Tables of the remote-desk side of the centre: operators, their sessions, desks, the nonces
-of desk requests, and pending approvals (maker-checker). Migration: 0008."""
+of desk requests, and pending approvals (maker-checker). Migrations: 0008, 0013."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idsvc.storage.tables import Base, UtcDateTime
@@ -43,6 +43,9 @@ class DeskRow(Base):
     enrolled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Migration 0013: failed logins sent from this desk (any operator name), and its lockout.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    login_locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class OperatorSessionRow(Base):

@@ -83,6 +83,11 @@ class CivilServantRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     status_date: Mapped[date] = mapped_column(Date)
     hire_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # Migration 0013. The office operators must belong to (None: national operators only),
+    # and the ministry and position in the national script for the card face.
+    office: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ministry_local: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    position_local: Mapped[str | None] = mapped_column(String(255), nullable=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -140,6 +145,10 @@ class CredentialRow(Base):
     card_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
     cnf_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     card_certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # How the card key was proven generated on the card ("piv-attest") and the maker CA that
+    # vouched for it (migration 0014); None when not checked (issue 15).
+    key_attestation: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    key_attested_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     token: Mapped[str] = mapped_column(Text)
     # The printed Claim 169 QR text of the same credential (migration 0003); None for
     # credentials issued before it existed.

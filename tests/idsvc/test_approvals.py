@@ -32,10 +32,11 @@ def pair(tmp_path: Path, db_url: str) -> Iterator[tuple[Centre, People]]:
     with every action held for approval."""
     open_centre = make_centre(tmp_path / "home", db_url)
     people = People(open_centre)
-    people.add("root", "admin")
+    people.add("root", "admin", "*")  # key rotation and other offices: national
     people.add("somphone", "issuer")
     people.add("bounchanh", "issuer")
     people.add("khamla", "supervisor")
+    people.add("chief", "supervisor", "*")
     people.add("vong", "registrar")
     held = make_centre(tmp_path / "home", db_url, fresh=False, approval_required=HELD)
     people.centre = held
@@ -128,14 +129,19 @@ def test_operator_change_and_key_rotation_approved(pair: tuple[Centre, People]) 
     )  # fmt: skip
     assert "password_hash" not in add.params and add.params["office"] == "Savannakhet"
     assert "newbie" not in [v.name for v in centre.list_operators()]
-    view, uri = centre.approve(add.id, by=people.actor("khamla"), now=NOW)
+    # Operators of another office and keys are national business: a national supervisor.
+    with pytest.raises(NotPermitted, match="national admin"):
+        centre.approve(add.id, by=people.actor("khamla"), now=NOW)
+    view, uri = centre.approve(add.id, by=people.actor("chief"), now=NOW)
     assert uri.startswith("otpauth://totp/") and view.state == "done"
     secret = secret_of(uri)
     at = NOW + timedelta(hours=1)
     assert centre.login("newbie", PASSWORD, code(secret, at), now=at).actor.office == "Savannakhet"
     (old_kid,) = [e.kid for e in centre.service.key_entries() if e.purpose == "credential"]
     rotation = _pending(centre.rotate_key(issuer_slug="default", by=people.actor("root"), now=NOW))
-    view, _ = centre.approve(rotation.id, by=people.actor("khamla"), now=NOW)
+    with pytest.raises(NotPermitted, match="national"):
+        centre.approve(rotation.id, by=people.actor("khamla"), now=NOW)
+    view, _ = centre.approve(rotation.id, by=people.actor("chief"), now=NOW)
     assert "rotated" in (view.outcome or "")
     kids = [e.kid for e in centre.service.key_entries() if e.purpose == "credential"]
     assert old_kid in kids and len(kids) == 2

@@ -17,7 +17,14 @@ from sqlalchemy import select, text, update
 
 from idsvc.audit import AuditStateMismatch
 from idsvc.errors import CorrectionRefused, HolderNotEligible
-from idsvc.formats.hr_csv import COLUMNS, MAX_ROW_BYTES, HrFileError, read_hr_csv
+from idsvc.formats.hr_csv import (
+    COLUMNS,
+    MAX_ROW_BYTES,
+    OPTIONAL_COLUMNS,
+    HrFileError,
+    HrRow,
+    read_hr_csv,
+)
 from idsvc.register import import_records
 from idsvc.service import IdService
 from idsvc.storage.db import StorageReadOnly
@@ -41,6 +48,9 @@ BASE = {
     "status": "active",
     "status_date": "2005-10-01",
     "hire_date": "2005-10-01",
+    "office": "Vientiane",
+    "ministry_local": "",
+    "position_local": "",
 }
 
 
@@ -165,7 +175,7 @@ def test_correction_with_a_reason_is_the_way_out_and_is_audited(service: IdServi
 
 
 def test_import_records_applies_the_same_rules_with_positions(service: IdService) -> None:
-    rows = [
+    rows: list[HrRow] = [
         (1, BASE | {"employee_id": "LA-MOHA-000401"}),
         (2, BASE | {"employee_id": "LA-MOHA-000402", "name_latin": "Evil\u202eName"}),
         (3, BASE | {"employee_id": "LA-MOHA-000401"}),
@@ -358,3 +368,79 @@ def test_read_only_database_is_named_and_data_stays(tmp_path: Path, db_url: str)
     assert again.credentials_of(PERSON) == []
     assert status_of(again) == "active"
     again.db.dispose()
+
+
+# -- offices and the local-script fields (issue 16) ---------------------------------------------
+
+
+def _person(service: IdService, employee_id: str = PERSON) -> CivilServantRow:
+    with service.db.transaction() as s:
+        row = s.get(CivilServantRow, employee_id)
+        assert row is not None
+        s.expunge(row)
+        return row
+
+
+def test_office_and_local_fields_are_stored_and_a_change_of_office_is_imported(
+    service: IdService,
+) -> None:
+    fields = {"ministry_local": "ກະຊວງພາຍໃນ", "position_local": "ພະນັກງານ"}
+    first = service.import_hr(csv_of(fields), source_name="hr.csv", actor="hr", now=NOW)
+    assert first.created == 1
+    row = _person(service)
+    assert (row.office, row.ministry_local, row.position_local) == (
+        "Vientiane",
+        "ກະຊວງພາຍໃນ",
+        "ພະນັກງານ",
+    )
+    again = service.import_hr(csv_of(fields), source_name="hr.csv", actor="hr", now=NOW)
+    assert again.unchanged == 1 and again.updated == 0
+    moved = service.import_hr(
+        csv_of(fields | {"office": "Savannakhet"}), source_name="hr.csv", actor="hr", now=NOW
+    )
+    assert moved.updated == 1 and _person(service).office == "Savannakhet"
+    renamed = service.import_hr(
+        csv_of(fields | {"office": "Savannakhet", "position_local": "ຫົວໜ້າ"}),
+        source_name="hr.csv",
+        actor="hr",
+        now=NOW,
+    )
+    assert renamed.updated == 1 and _person(service).position_local == "ຫົວໜ້າ"
+
+
+def test_an_export_without_the_new_columns_keeps_importing_unchanged(service: IdService) -> None:
+    """A file with the 13 columns of before imports as it did; its people have no office
+    recorded (None, not ""), and a second import of it changes nothing."""
+    old_header = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]
+    person = BASE | {"employee_id": "LA-MOHA-000209"}
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([old_header, [person[c] for c in old_header]])
+    data = out.getvalue().encode()
+    created = service.import_hr(data, source_name="old.csv", actor="hr", now=NOW)
+    assert created.created == 1 and created.rejects == []
+    row = _person(service, "LA-MOHA-000209")
+    assert (row.office, row.ministry_local, row.position_local) == (None, None, None)
+    assert service.import_hr(data, source_name="old.csv", actor="hr", now=NOW).unchanged == 1
+
+
+def test_json_records_carry_the_office_and_refuse_invisible_characters(
+    service: IdService,
+) -> None:
+    rows = [
+        (1, BASE | {"employee_id": "LA-MOHA-000501", "office": "Luang Prabang"}),
+        (2, BASE | {"employee_id": "LA-MOHA-000502", "name_latin": "Boun\u200fmy"}),
+        (3, BASE | {"employee_id": "LA-MOHA-000503", "office": "Vientiane\u200b"}),
+        (4, BASE | {"employee_id": "LA-MOHA-000504", "office": "*"}),
+        (5, {k: v for k, v in BASE.items() if k != "office"} | {"employee_id": "LA-MOHA-000505"}),
+    ]
+    with service.db.transaction() as session:
+        report = import_records(
+            session, rows, source_id="api-batch-2", source_name="api", actor="hr", now=NOW
+        )
+    assert [(r.line, r.reason) for r in report.rejects] == [
+        (2, "bidirectional control character in column name_latin"),
+        (3, "invisible character U+200B in column office"),
+        (4, "office must be 1-64 characters: letters, digits, space, '.', '_', '-'"),
+    ]
+    assert _person(service, "LA-MOHA-000501").office == "Luang Prabang"
+    assert _person(service, "LA-MOHA-000505").office is None

@@ -13,12 +13,14 @@ import pytest
 
 from idsvc.formats.hr_csv import (
     COLUMNS,
+    OPTIONAL_COLUMNS,
     Category,
     EmploymentStatus,
     HrFileError,
     HrRecord,
     RowReject,
     parse_hr_csv,
+    unwanted_character,
 )
 
 SAMPLE = (Path(__file__).parent.parent / "data" / "hr_sample.csv").read_bytes()
@@ -38,6 +40,9 @@ BASE = {
     "status": "active",
     "status_date": "2005-10-01",
     "hire_date": "2005-10-01",
+    "office": "Vientiane",
+    "ministry_local": "ກະຊວງພາຍໃນ",
+    "position_local": "ພະນັກງານ",
 }
 
 
@@ -110,7 +115,7 @@ def test_bom_and_crlf_give_identical_records() -> None:
 
 def test_columns_in_another_order() -> None:
     reader = list(csv.reader(io.StringIO(SAMPLE.decode("utf-8"), newline="")))
-    order = list(reversed(range(len(COLUMNS))))
+    order = list(reversed(range(len(reader[0]))))
     out = io.StringIO()
     csv.writer(out).writerows([[r[i] for i in order] for r in reader])
     shuffled = parse_hr_csv(out.getvalue().encode("utf-8"), today=TODAY)
@@ -289,10 +294,107 @@ def test_control_characters(text: str) -> None:
     assert reject_of(name_latin=text).reason == "control character in column name_latin"
 
 
-def test_zero_width_characters_used_by_khmer_and_lao_are_kept() -> None:
-    name = "ស៊ុន\u200bចាន់"  # ZWSP marks a word break in Khmer text
-    records, _ = parse(row(name_local=name))
-    assert records[0].name_local == name
+@pytest.mark.parametrize("char", ["\u200e", "\u200f", "\u061c"])
+def test_bidi_marks_are_refused_like_the_overrides(char: str) -> None:
+    reason = reject_of(name_local=f"ສົມ{char}ພອນ").reason
+    assert reason == "bidirectional control character in column name_local"
+
+
+@pytest.mark.parametrize(
+    ("char", "shown"),
+    [
+        ("\u200b", "U+200B"),  # zero width space: the Khmer keyboard's space bar types it
+        ("\u2060", "U+2060"),  # word joiner
+        ("\ufeff", "U+FEFF"),  # a byte-order mark inside a field
+        ("\u00ad", "U+00AD"),  # soft hyphen
+        ("\u17b4", "U+17B4"),  # Khmer inherent vowels: invisible, deprecated (Mn, not Cf)
+        ("\u17b5", "U+17B5"),
+        ("\u180e", "U+180E"),
+        ("\u034f", "U+034F"),  # combining grapheme joiner (default-ignorable)
+        ("\u3164", "U+3164"),  # Hangul filler: a letter that draws nothing
+        ("\ufe0f", "U+FE0F"),  # variation selector
+        ("\U000e0041", "U+E0041"),  # tag character
+        ("\u200d", "U+200D"),  # a joiner after a Lao letter (Lao has no virama)
+    ],
+)
+def test_invisible_characters_are_refused_and_named_by_code_point(char: str, shown: str) -> None:
+    rej = reject_of(name_local=f"ສົມ{char}ພອນ")
+    assert rej.reason == f"invisible character {shown} in column name_local"
+
+
+def test_private_use_characters_are_refused() -> None:
+    rej = reject_of(name_latin="Boun\ue000my")
+    assert rej.reason == "private-use character U+E000 in column name_latin"
+
+
+@pytest.mark.parametrize(
+    "column",
+    [c for c in COLUMNS if c != "employee_id"],  # the id has its own pattern
+)
+def test_every_column_refuses_an_invisible_character(column: str) -> None:
+    value = BASE[column]
+    rej = reject_of(**{column: value[:2] + "\u200b" + value[2:]})
+    assert rej.reason == f"invisible character U+200B in column {column}"
+    assert rej.employee_id == BASE["employee_id"]
+
+
+def test_joiners_after_a_virama_are_kept() -> None:
+    """RFC 5892's CONTEXTJ rule: ZWNJ/ZWJ only right after a virama (combining class 9), where
+    they choose a conjunct's shape (Khmer coeng U+17D2, Devanagari U+094D); nowhere else."""
+    khmer = "ក\u17d2\u200cក"
+    records, rejects = parse(row(name_local=khmer, position_local="प्\u200dर"))
+    assert rejects == [] and records[0].name_local == khmer
+    assert reject_of(name_latin="\u200cBounmy").reason == (
+        "invisible character U+200C in column name_latin"
+    )
+
+
+def test_every_format_control_and_private_use_code_point_is_refused() -> None:
+    """The class rule, against this Python's Unicode database: Cc, Cf, Co, Cs and the
+    default-ignorable code points are all refused (joiners only outside a virama context)."""
+    missed = []
+    for cp in range(0x110000):
+        char = chr(cp)
+        refused = unwanted_character("a" + char + "a") is not None
+        if unicodedata.category(char) in {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"} and not refused:
+            missed.append(f"U+{cp:04X}")
+    assert missed == []
+    for ok in ["ສົມພອນ", "ព្រុំ សុខា", "Prum Sokha", "Ngô Bảo Châu", "ក\u17d2\u200dក"]:
+        assert unwanted_character(ok) is None, ok
+
+
+def test_optional_columns_office_and_local_script_fields() -> None:
+    records, rejects = parse(row())
+    assert rejects == []
+    assert (records[0].office, records[0].ministry_local, records[0].position_local) == (
+        "Vientiane",
+        "ກະຊວງພາຍໃນ",
+        "ພະນັກງານ",
+    )
+    # An export without them (the 13 columns of before) imports as it always did.
+    assert parse_hr_csv(SAMPLE, today=TODAY).records[0].office == ""
+    header = ",".join(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
+    line = ",".join(BASE[c] for c in COLUMNS if c not in OPTIONAL_COLUMNS)
+    result = parse_hr_csv(f"{header}\n{line}\n".encode(), today=TODAY)
+    assert result.rejects == [] and result.records[0].office == ""
+    # One of them alone is fine too; an unknown column still is not.
+    result = parse_hr_csv(f"{header},office\n{line},Savannakhet\n".encode(), today=TODAY)
+    assert result.records[0].office == "Savannakhet"
+    with pytest.raises(HrFileError, match="unknown columns: 'province'"):
+        parse_hr_csv(f"{header},province\n{line},X\n".encode(), today=TODAY)
+
+
+@pytest.mark.parametrize("office", ["*", "Vien/tiane", "ວຽງຈັນ", ".Vientiane", "Vientiane-*"])
+def test_office_has_the_operators_format(office: str) -> None:
+    rej = reject_of(office=office)
+    assert rej.reason.startswith("office must be") and office not in rej.reason
+    assert reject_of(office="V" * 65).reason == "office longer than 64 characters"
+
+
+def test_local_script_fields_have_the_columns_limits() -> None:
+    assert reject_of(ministry_local="ກ" * 256).reason == (
+        "ministry_local longer than 255 characters"
+    )
 
 
 def test_too_long() -> None:
@@ -300,11 +402,11 @@ def test_too_long() -> None:
     assert reject_of(grade="G" * 33).reason == "grade longer than 32 characters"
 
 
-@pytest.mark.parametrize("count", [1, 12, 14])
+@pytest.mark.parametrize("count", [1, 15, 17])
 def test_wrong_number_of_fields(count: int) -> None:
     fields = ([BASE[c] for c in COLUMNS] + ["extra"])[:count]
     _, rejects = parse(",".join(fields))
-    assert rejects[0].reason == f"expected 13 fields, got {count}"
+    assert rejects[0].reason == f"expected 16 fields, got {count}"  # as many as the header
     assert rejects[0].employee_id == BASE["employee_id"]
 
 
@@ -377,7 +479,8 @@ def test_line_numbers_with_an_embedded_newline(newline: str) -> None:
 
 
 def test_line_numbers_in_the_sample_with_a_bad_row_appended() -> None:
-    data = SAMPLE + row(sex="?").encode("utf-8") + b"\n"
+    old_row = ",".join({**BASE, "sex": "?"}[c] for c in COLUMNS if c not in OPTIONAL_COLUMNS)
+    data = SAMPLE + old_row.encode("utf-8") + b"\n"  # the sample has the 13 columns only
     result = parse_hr_csv(data, today=TODAY)
     assert [(r.line, r.reason) for r in result.rejects] == [(14, "sex must be F, M, X or empty")]
 
@@ -386,7 +489,10 @@ def test_line_numbers_in_the_sample_with_a_bad_row_appended() -> None:
 
 
 def test_latin1_file() -> None:
-    text = HEADER + "\n" + row(name_local="José Müller", name_latin="Jose Muller") + "\n"
+    latin = row(
+        name_local="José Müller", name_latin="Jose Muller", ministry_local="", position_local=""
+    )
+    text = HEADER + "\n" + latin + "\n"
     data = text.encode("latin-1")
     position = data.index("é".encode("latin-1"))
     with pytest.raises(HrFileError, match=f"not UTF-8 at byte {position}"):
@@ -445,7 +551,9 @@ def test_content_hash_is_stable_and_sensitive() -> None:
         "b96db41884855a763aa54a6a0b5776c801ac550baa20c33abd14549e36fe0ff2"
     )
     assert len({r.content_hash() for r in records}) == 12
-    first = records[0]
+    first = dataclasses.replace(
+        records[0], office="Vientiane", ministry_local="ກະຊວງ", position_local="ຮອງ"
+    )
     for f in dataclasses.fields(HrRecord):
         value = getattr(first, f.name)
         if isinstance(value, date):
@@ -460,6 +568,11 @@ def test_content_hash_is_stable_and_sensitive() -> None:
     left = dataclasses.replace(first, name_local="ab", name_latin="c")
     right = dataclasses.replace(first, name_local="a", name_latin="bc")
     assert left.content_hash() != right.content_hash()
+    # Shifting text between the new fields is no collision either, nor is adding an office.
+    left = dataclasses.replace(first, ministry_local="ab", position_local="c")
+    right = dataclasses.replace(first, ministry_local="a", position_local="bc")
+    assert left.content_hash() != right.content_hash()
+    assert dataclasses.replace(records[0], office="X").content_hash() != (records[0].content_hash())
 
 
 def test_records_are_frozen() -> None:

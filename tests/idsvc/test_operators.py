@@ -14,7 +14,11 @@ from sqlalchemy import select
 
 from idsvc import operators, totp
 from idsvc.centre import Centre
+from idsvc.desk_centre import DeskCentre
+from idsvc.desk_identity import DeskIdentity
+from idsvc.desks import DeskRequest
 from idsvc.errors import (
+    DeskRefused,
     InvalidOperator,
     LoginRefused,
     NotPermitted,
@@ -22,6 +26,8 @@ from idsvc.errors import (
     OperatorLocked,
     SessionInvalid,
 )
+from idsvc.formats.desk_proof import sign_proof
+from idsvc.formats.jws import JwsSigner
 from idsvc.operator_secrets import (
     SealBroken,
     SealKeyProblem,
@@ -31,6 +37,7 @@ from idsvc.operator_secrets import (
     seal,
     unseal,
 )
+from idsvc.operators import LoginSession
 from idsvc.storage.desk_tables import OperatorRow, OperatorSessionRow
 from idsvc.storage.tables import AuditEventRow
 from tests.conftest import NOW
@@ -179,11 +186,17 @@ def test_login_replay_lockout_and_unlock(centre: Centre) -> None:
         centre.login("somphone", PASSWORD, code(secret, later), now=later)
     assert centre.list_operators()[0].locked_until == later + timedelta(minutes=30)
     centre.set_operator_enabled("somphone", enabled=True, by=None, now=later)
-    ok = centre.login("somphone", PASSWORD, code(secret, later), now=later)
+    # The code shown to "locked" was spent: the next one, a step later, signs in.
+    with pytest.raises(LoginRefused):
+        centre.login("somphone", PASSWORD, code(secret, later), now=later)
+    centre.set_operator_enabled("somphone", enabled=True, by=None, now=later)
+    next_step = later + timedelta(seconds=30)
+    ok = centre.login("somphone", PASSWORD, code(secret, next_step), now=next_step)
     assert ok.actor.role == "issuer"
     with centre.service.db.transaction() as session:
         actions = session.execute(select(AuditEventRow.action)).scalars().all()
-    assert actions.count("operator.login_failed") == 3 and actions.count("operator.login") == 2
+    # Three for somphone, one for the unknown name, one for the spent code.
+    assert actions.count("operator.login_failed") == 5 and actions.count("operator.login") == 2
 
 
 def test_lockout_expires_by_itself(centre: Centre) -> None:
@@ -261,3 +274,116 @@ def test_only_an_admin_changes_operators(centre: Centre) -> None:
         centre.set_operator_enabled("root", enabled=False, by=people.actor("somphone"), now=NOW)
     done = centre.set_operator_enabled("somphone", enabled=False, by=people.actor("root"), now=NOW)
     assert isinstance(done, operators.OperatorView) and not done.enabled
+
+
+# -- wrong logins tell nothing about names; a desk pays for its own failures (issue 16) -------
+def _refusal(centre: Centre, name: str, password: str, otp: str, at: datetime) -> Exception:
+    with pytest.raises(LoginRefused) as info:
+        centre.login(name, password, otp, now=at)
+    return info.value
+
+
+def test_unknown_name_wrong_password_and_locked_account_answer_alike(centre: Centre) -> None:
+    people = People(centre)
+    secret = people.add("somphone", "issuer")
+    at = NOW + timedelta(minutes=1)
+    answers = [_refusal(centre, "nobody", "wrong password!", "000000", at) for _ in range(5)]
+    answers += [_refusal(centre, "somphone", "wrong password!", "000000", at) for _ in range(5)]
+    # The account is locked since the third; right password, wrong code: the same answer.
+    answers.append(_refusal(centre, "somphone", PASSWORD, "000000", at))
+    assert {(type(a), str(a)) for a in answers} == {
+        (LoginRefused, "login refused: wrong operator name, password or one-time code")
+    }
+    # Only the one who has both factors is told the account is locked.
+    with pytest.raises(OperatorLocked, match="locked"):
+        centre.login("somphone", PASSWORD, code(secret, at), now=at)
+    with centre.service.db.transaction() as session:
+        failed = session.execute(
+            select(AuditEventRow).where(AuditEventRow.action == "operator.login_failed")
+        ).scalars()
+        targets = [e.target_id for e in failed]
+    assert targets == ["(unknown operator)"] * 5 + ["somphone"] * 6  # no typed name is kept
+
+
+def test_every_refusal_costs_one_password_check(
+    centre: Centre, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same work whatever the name: one scrypt at the configured cost (an unknown name is
+    checked against a dummy hash), so the time taken does not tell a name exists."""
+    from idsvc import operator_secrets
+
+    people = People(centre)
+    people.add("somphone", "issuer")
+    costs: list[int] = []
+    real = operator_secrets._scrypt
+
+    def counted(password: str, salt: bytes, cost: int) -> bytes:
+        costs.append(cost)
+        return real(password, salt, cost)
+
+    monkeypatch.setattr(operator_secrets, "_scrypt", counted)
+    at = NOW + timedelta(minutes=1)
+    for name in ["nobody", "somphone", "somphone", "somphone", "somphone", "nobody"]:
+        before = len(costs)
+        _refusal(centre, name, "wrong password!", "000000", at)
+        assert costs[before:] == [14], name  # the 4th and 5th: while locked
+
+
+def _desks(centre: Centre, tmp_path: Path) -> tuple[DeskCentre, dict[str, JwsSigner]]:
+    desks = DeskCentre(centre)
+    signers: dict[str, JwsSigner] = {}
+    for i, name in enumerate(["vte-01", "vte-02"]):
+        _, enrol_code = desks.add_desk(name, office="Vientiane", by=None, now=NOW)
+        signer = DeskIdentity(tmp_path / name).new_key()
+        proof = sign_proof(
+            signer, method="POST", path="/e", body=b"", now=NOW, jti=f"enrolment-{i:010d}"
+        )
+        desks.enrol(
+            code=enrol_code, jwk=signer.jwk, request=DeskRequest(proof, "POST", "/e", b""), now=NOW
+        )
+        signers[name] = signer
+    return desks, signers
+
+
+def test_a_rogue_desk_is_locked_before_any_operator(centre: Centre, tmp_path: Path) -> None:
+    people = People(centre)
+    secret = people.add("somphone", "issuer")
+    desks, signers = _desks(centre, tmp_path)
+    jtis = iter(f"login-request-{i:08d}" for i in range(1000))
+
+    def from_desk(desk: str, password: str, otp: str, at: datetime) -> LoginSession:
+        proof = sign_proof(
+            signers[desk], method="POST", path="/s", body=b"", now=at, jti=next(jtis)
+        )
+        request = DeskRequest(proof, "POST", "/s", b"")
+        return desks.login(request, name="somphone", password=password, otp=otp, now=at)
+
+    at = NOW + timedelta(minutes=1)
+    for _ in range(2):  # max_failed is 3: the desk is locked after 2
+        with pytest.raises(LoginRefused):
+            from_desk("vte-01", "wrong password!", "000000", at)
+    with pytest.raises(DeskRefused, match="desk vte-01 is locked after too many failed logins"):
+        from_desk("vte-01", PASSWORD, code(secret, at), at)
+    # The operator is not locked: another desk, and the console, still sign them in.
+    assert from_desk("vte-02", PASSWORD, code(secret, at), at).actor.desk == "vte-02"
+    # The desk's lockout over, its failures count against the desk alone: it locks again at
+    # once, and the operator, with two failures against them at most, is never locked by it.
+    later = at + timedelta(minutes=31)
+    for step in range(6):
+        when = later + timedelta(minutes=31 * step)
+        with pytest.raises(LoginRefused) as refused:
+            from_desk("vte-01", "wrong password!", "000000", when)
+        assert type(refused.value) is LoginRefused
+        with pytest.raises(DeskRefused, match="locked"):
+            from_desk("vte-01", "wrong password!", "000000", when)
+    end = later + timedelta(hours=4)
+    assert centre.login("somphone", PASSWORD, code(secret, end), now=end).actor.name == "somphone"
+    # An admin lifts the desk's lockout by enabling it again.
+    desks.set_desk_enabled("vte-01", enabled=True, by=None, now=end)
+    after = end + timedelta(minutes=1)
+    assert from_desk("vte-01", PASSWORD, code(secret, after), after).actor.desk == "vte-01"
+    with centre.service.db.transaction() as session:
+        locked = session.execute(
+            select(AuditEventRow).where(AuditEventRow.action == "operator.login_failed")
+        ).scalars()
+        assert all("locked_until" not in e.details for e in locked)  # never the operator
