@@ -13,8 +13,10 @@ re-insert and retry; a retry starts from the beginning and is safe.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import secrets
 import uuid
 from collections.abc import Callable
@@ -44,7 +46,7 @@ from cardio.piv import (
 from cardio.transport import Transport
 from idsvc.errors import CardIssuanceFailed, CardNotIssued
 from idsvc.formats.claim169 import fragment_of
-from idsvc.issuance import PendingIssuance
+from idsvc.issuance import KeyAttestation, PendingIssuance
 from idsvc.verification import Reason, VerificationResult
 from keys.ca import verify_card_certificate
 from keys.errors import KeysError
@@ -68,6 +70,7 @@ class IssuanceCentre(Protocol):
         card_uuid: uuid.UUID,
         actor: str,
         now: datetime,
+        attestation: KeyAttestation | None = None,
     ) -> PendingIssuance: ...
 
     def confirm_issuance(self, credential_id: str, *, actor: str, now: datetime) -> Any: ...
@@ -179,9 +182,18 @@ def personalise_card(
         piv.authenticate(card_secrets.management_key_type, card_secrets.management_key)
         progress("generate card key")
         card_key = piv.generate_key(Slot.CARD_AUTH, KeyType.ECCP256)
+        # The card's proof that it made the key (issue 15); the centre decides if it needs one.
+        attested = piv.attest_key(Slot.CARD_AUTH)
         progress("sign at the centre")
         pending = centre.begin_card_issuance(
-            employee_id, card_key=card_key, card_uuid=card_uuid, actor=actor, now=now
+            employee_id,
+            card_key=card_key,
+            card_uuid=card_uuid,
+            actor=actor,
+            now=now,
+            attestation=None
+            if attested is None
+            else KeyAttestation(*(c.public_bytes(Encoding.DER) for c in attested)),
         )
         assert pending.card_certificate_der is not None
         cert = x509.load_der_x509_certificate(pending.card_certificate_der)
@@ -359,13 +371,60 @@ def _chain_to_any(cert: x509.Certificate, cas: list[x509.Certificate], now: date
     raise last if last is not None else InvalidSignature("no issuer CA to check against")
 
 
-def wipe_card(transport: Transport, card_secrets: CardSecrets) -> list[str]:
+@dataclass(frozen=True)
+class CardOnHand:
+    """What a card holds just before a wipe: which card, and the credential token on it."""
+
+    card_uuid: str | None
+    token: str | None
+
+    @property
+    def claimed_credential_id(self) -> str | None:
+        """The ``jti`` the token names, read without checking its signature: good enough to
+        tell the register which credential a wiped card held, never to act on alone."""
+        if self.token is None:
+            return None
+        try:
+            payload = self.token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (IndexError, ValueError):
+            return None
+        jti = claims.get("jti") if isinstance(claims, dict) else None
+        return jti if isinstance(jti, str) and 0 < len(jti) <= 64 else None
+
+
+def _card_on_hand(piv: PivSession) -> CardOnHand:
+    try:
+        card_uuid: str | None = str(Chuid.parse(piv.get_object(ObjectId.CHUID)).guid)
+    except NotFound:
+        card_uuid = None
+    try:
+        token: str | None = piv.get_object(ObjectId.CREDENTIAL).decode("utf-8", "replace")
+    except NotFound:
+        token = None
+    return CardOnHand(card_uuid, token)
+
+
+def wipe_card(
+    transport: Transport,
+    card_secrets: CardSecrets,
+    *,
+    before: Callable[[CardOnHand], None] | None = None,
+) -> list[str]:
     """Delete our objects (credential, certificate, printed info, NDEF URL); keep the CHUID.
+
+    ``before`` gets what the card holds once the management key has been accepted (a wrong
+    key fails first, so nothing is asked or recorded for a card that cannot be wiped) and
+    before anything is deleted: the register's or the centre's decision and record go there,
+    and an exception from it leaves the card as it was.
 
     The card key cannot be deleted through PIV; generating a new one at re-issue replaces it.
     """
     piv = PivSession(transport, extended=bool(getattr(transport, "extended_length", False)))
+    card = _card_on_hand(piv) if before is not None else None
     piv.authenticate(card_secrets.management_key_type, card_secrets.management_key)
+    if before is not None and card is not None:
+        before(card)
     removed = []
     for name, object_id in (
         ("credential", ObjectId.CREDENTIAL),

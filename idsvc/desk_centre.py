@@ -41,7 +41,7 @@ from idsvc.errors import (
     UnknownCredential,
 )
 from idsvc.formats.jws import sign_compact
-from idsvc.issuance import PendingIssuance
+from idsvc.issuance import KeyAttestation, PendingIssuance
 from idsvc.operators import Actor, LoginSession
 from idsvc.photos import PhotoInfo
 from idsvc.service import CredentialView
@@ -64,6 +64,38 @@ class RemoteIssuance:
     pending: PendingIssuance
     ca_certificate_der: bytes
     verify_url: str
+
+
+@dataclass(frozen=True)
+class ReportedWipe:
+    """A wipe a desk did without the centre, as the desk tells it (not verified)."""
+
+    report_id: str
+    card_uuid: str | None
+    credential_id: str | None  # read from the card before the wipe: a claim, not a proof
+    wiped_at: datetime
+    operator: str | None  # who was signed in at the desk then, by the desk's own record
+
+
+def record_wipe(
+    session: Session,
+    *,
+    actor: str,
+    card_uuid: str | None,
+    credential_id: str | None,
+    desk: str | None,
+    now: datetime,
+) -> None:
+    """The audit of a wipe allowed by the register (at the centre or for a desk)."""
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="card.wipe",
+        target_type="card",
+        target_id=(card_uuid or credential_id or "unknown")[:128],
+        details={"credential_id": credential_id, "desk": desk},
+    )
 
 
 @dataclass(frozen=True)
@@ -191,7 +223,8 @@ class DeskCentre:
     def check_eligible(
         self, request: DeskRequest, token: str, employee_id: str, *, now: datetime
     ) -> None:
-        self.issuer_actor(request, token, now=now)
+        actor = self.issuer_actor(request, token, now=now)
+        self.centre.require_office(actor, "issue", employee_id, now=now)
         self.service.check_eligible(employee_id)
         self._refuse_reissue_without_approval(employee_id)
 
@@ -220,8 +253,10 @@ class DeskCentre:
         card_jwk: dict[str, Any],
         card_uuid: uuid.UUID,
         now: datetime,
+        attestation: KeyAttestation | None = None,
     ) -> RemoteIssuance:
         actor = self.issuer_actor(request, token, now=now)
+        self.centre.require_office(actor, "issue", employee_id, now=now)
         try:
             card_key = public_key_from_jwk(card_jwk)
         except KeysError as exc:
@@ -230,7 +265,12 @@ class DeskCentre:
             raise NotPermitted("the card key must be EC P-256 (PIV slot 9E)")
         self._refuse_reissue_without_approval(employee_id)
         pending = self.service.begin_card_issuance(
-            employee_id, card_key=card_key, card_uuid=card_uuid, actor=actor.audit_name, now=now
+            employee_id,
+            card_key=card_key,
+            card_uuid=card_uuid,
+            actor=actor.audit_name,
+            now=now,
+            attestation=attestation,
         )
         return RemoteIssuance(
             pending,
@@ -297,9 +337,15 @@ class DeskCentre:
         """What one printed card shows, for the desk to draw. Refused as at the centre (no live
         credential, no photo ...); audited here, since the desk keeps no log of its own."""
         actor = self.issuer_actor(request, token, now=now, what="print cards")
+        self.centre.require_office(actor, "print", employee_id, now=now)
         self.service._ready()
         with self.service.db.transaction() as session:
-            data = card_faces.face_data(session, employee_id, now=now)
+            data = card_faces.face_data(
+                session,
+                employee_id,
+                now=now,
+                issuer_name_local=self.service.settings.issuer_name_local,
+            )
             audit.record(
                 session,
                 at=now,
@@ -331,16 +377,86 @@ class DeskCentre:
             if self.service.credential(credential_id).state in LIVE_STATES:
                 outcome = self.centre.revoke(credential_id, reason=revoke_reason, by=actor, now=now)
         with self.service.db.transaction() as session:
-            audit.record(
+            record_wipe(
                 session,
-                at=now,
                 actor=actor.audit_name,
-                action="card.wipe",
-                target_type="card",
-                target_id=(card_uuid or credential_id or "unknown")[:128],
-                details={"credential_id": credential_id, "desk": actor.desk},
+                card_uuid=card_uuid,
+                credential_id=credential_id,
+                desk=actor.desk,
+                now=now,
             )
         return outcome
+
+    def report_wipes(
+        self, request: DeskRequest, reports: list[ReportedWipe], *, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Record the wipes a desk did without the centre (``card wipe --offline``), sent at
+        its next request. The desk's word is audited, never acted on: a credential read from
+        the wiped card is named (when the register knows it for that card) so a registrar can
+        revoke it; nothing is revoked here."""
+        desk = self._desk(request, now)
+        found: list[dict[str, Any]] = []
+        with self.service.db.transaction() as session:
+            for r in reports:
+                row = (
+                    None if r.credential_id is None else session.get(CredentialRow, r.credential_id)
+                )
+                if row is not None and r.card_uuid is not None and row.card_uuid != r.card_uuid:
+                    row = None  # a credential id that is not this card's: name nothing
+                named = None if row is None else row.id
+                state = None if row is None else row.state
+                audit.record(
+                    session,
+                    at=now,
+                    actor=f"desk:{desk.name}",
+                    action="card.wipe_reported",
+                    target_type="card",
+                    target_id=(r.card_uuid or r.credential_id or "unknown")[:128],
+                    details={
+                        "report_id": r.report_id,
+                        "credential_id": named,
+                        "credential_state": state,
+                        "read_from_card": r.credential_id,
+                        "wiped_at": r.wiped_at.isoformat(),
+                        "operator_at_desk": r.operator,
+                        "desk": desk.name,
+                    },
+                )
+                found.append(
+                    {
+                        "report_id": r.report_id,
+                        "card_uuid": r.card_uuid,
+                        "wiped_at": r.wiped_at.isoformat(),
+                        "credential_id": named,
+                        "credential_state": state,
+                    }
+                )
+        return found
+
+    def desk_state(
+        self, request: DeskRequest, token: str | None, *, now: datetime
+    ) -> dict[str, Any]:
+        """This desk as the centre sees it (a disabled desk is refused as in every call) and
+        the operator whose session ``token`` is, if it is still valid here."""
+        self.service._ready()
+        with self.service.db.transaction() as session:
+            desk = desks.desk_of_request(session, request, now=now)
+            state: dict[str, Any] = {
+                "desk": desk.name,
+                "office": desk.office,
+                "operator": None,
+                "session": "none",
+            }
+            if token is not None:
+                try:
+                    actor = operators.actor_of_session(
+                        session, token, desk=desk, policy=self.centre.policy, now=now
+                    )
+                except OperatorError as exc:
+                    state["session"] = str(exc)
+                else:
+                    state |= {"operator": actor.name, "role": actor.role, "session": "signed in"}
+        return state
 
     # -- sensitive actions from a desk (maker-checker as at the centre) -------------------------
     def revoke(
@@ -378,6 +494,7 @@ class DeskCentre:
         known: nothing of an unauthenticated body is decoded."""
         actor = self.operator_actor(request, token, now=now)
         operators.require_role(actor, PHOTO_ROLES, "store photos")
+        self.centre.require_office(actor, "photo", employee_id, now=now)
         try:
             data = base64.b64decode(photo_b64, validate=True)
         except (binascii.Error, ValueError) as exc:

@@ -25,12 +25,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from cardio.card_face import CardFaceData
+from cardio.images import ImageRefused
 from idsvc import errors
 from idsvc.desk_identity import DeskIdentity, DeskKeySigner, DeskSession
 from idsvc.formats.credentials import Holder
 from idsvc.formats.desk_proof import HEADER, sign_proof
-from idsvc.issuance import PendingIssuance
-from idsvc.photos import MAX_PHOTO_BYTES
+from idsvc.issuance import KeyAttestation, PendingIssuance
+from idsvc.photos import PHOTO_RULE
 from idsvc.printed_qr import PrintedQr
 from idsvc.verification import Reason, VerificationResult
 from keys.jwk import public_jwk
@@ -54,6 +55,7 @@ _ERRORS: dict[str, type[errors.IdsvcError]] = {
         errors.UnknownApproval,
         errors.SelfApproval,
         errors.CardIssuanceFailed,
+        errors.KeyNotAttested,
         errors.CardFaceFailed,
         errors.PhotoRejected,
         errors.PhotoMissing,
@@ -89,6 +91,27 @@ def _error(status: int, body: bytes) -> errors.IdsvcError:
     return _Plain(code, f"centre: {text} ({code})", exit_code)
 
 
+WIPE_REPORTS_PATH = "/v1/desk/card-wipe-reports"
+# Requests sent before the offline wipes are reported: enrolment (not a desk yet) and the report.
+_UNREPORTED_PATHS = frozenset({"/v1/desk/enrolment", WIPE_REPORTS_PATH})
+
+
+def _wipe_notice(found: dict[str, Any]) -> str:
+    said = (
+        f"reported to the centre: card {found.get('card_uuid') or '(no card id)'} wiped "
+        f"offline at {str(found['wiped_at'])[:16]}Z"
+    )
+    credential, state = found.get("credential_id"), found.get("credential_state")
+    if credential is None:
+        return said + "; no credential was read from it"
+    if state in ("live", "suspended"):
+        return (
+            f"{said}; its credential {credential} is still {state}: revoke it "
+            f'(`idsvc revoke {credential} --reason "card wiped"`)'
+        )
+    return f"{said}; its credential {credential} is {state or 'unknown at the centre'}"
+
+
 def _approval(approval_id: str) -> str:
     """An approval id as a path segment: a UUID, so nothing typed can change the path."""
     try:
@@ -105,12 +128,14 @@ class RemoteCentre:
         clock: Clock,
         centre_url: str | None = None,
         timeout: float = 30.0,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.identity = identity
         self._clock = clock
         self._url = centre_url
         self._signer: DeskKeySigner | None = None
         self._timeout = timeout
+        self._notice = notice or (lambda _: None)
         self.calls = 0
 
     @property
@@ -129,6 +154,8 @@ class RemoteCentre:
         *,
         session: DeskSession | None = None,
     ) -> Any:
+        if path not in _UNREPORTED_PATHS and self.identity.wipes_path.exists():
+            self.report_wipes()  # the centre hears of offline wipes at the first chance
         data = b"" if body is None else json.dumps(body).encode()
         signer = self._signer or self.identity.signer()
         proof = sign_proof(
@@ -163,12 +190,21 @@ class RemoteCentre:
             ) from exc
 
     # -- enrolment and login ------------------------------------------------------------------
-    def enrol(self, code: str) -> dict[str, Any]:
-        self._signer = self.identity.new_key()
-        answer: dict[str, Any] = self._call(
-            "POST", "/v1/desk/enrolment", {"code": code, "public_jwk": self._signer.jwk}
-        )
-        self.identity.save_enrolment(self.url, answer, base64.b64decode(answer["ca_certificate"]))
+    def enrol(self, code: str, *, re_enrol: bool = False) -> dict[str, Any]:
+        """Enrol with a one-time code. An enrolled desk refuses unless ``re_enrol``; the new
+        key is held in memory until the centre has accepted it, then stored (see
+        ``DeskIdentity.save_enrolment``): a refused enrolment changes no file."""
+        self.identity.check_may_enrol(re_enrol=re_enrol)
+        signer = self.identity.new_key()
+        self._signer = signer
+        try:
+            answer: dict[str, Any] = self._call(
+                "POST", "/v1/desk/enrolment", {"code": code, "public_jwk": signer.jwk}
+            )
+        finally:
+            self._signer = None  # until stored, the key signs nothing but its enrolment
+        ca_der = base64.b64decode(answer["ca_certificate"])
+        self.identity.save_enrolment(signer, self.url, answer, ca_der)
         return answer
 
     def login(self, operator: str, password: str, otp: str) -> dict[str, Any]:
@@ -192,6 +228,30 @@ class RemoteCentre:
     def _session(self) -> DeskSession:
         return self.identity.session(now=self._clock())
 
+    def desk_state(self) -> dict[str, Any]:
+        """What the centre says of this desk (and of the local session, if there is one): an
+        authenticated call, so a disabled desk or an ended session shows as such."""
+        try:
+            session: DeskSession | None = self._session()
+        except errors.DeskRefused:
+            session = None  # nobody signed in here (or the session expired): the desk alone
+        state: dict[str, Any] = self._call("GET", "/v1/desk/state", session=session)
+        if session is not None and state.get("operator") is None:
+            self.identity.clear_session()  # ended at the centre: the token is worthless
+        return state
+
+    def report_wipes(self) -> list[dict[str, Any]]:
+        """Send the offline wipes recorded here; forget them once the centre has recorded them
+        and say what it found (a credential still live is named, for a registrar)."""
+        reports = self.identity.wipe_reports()
+        if not reports:
+            return []
+        found: list[dict[str, Any]] = self._call("POST", WIPE_REPORTS_PATH, {"reports": reports})
+        self.identity.clear_wipe_reports({r["report_id"] for r in found})
+        for r in found:
+            self._notice(_wipe_notice(r))
+        return found
+
     # -- IssuanceCentre -----------------------------------------------------------------------
     def check_eligible(self, employee_id: str) -> None:
         self._call(
@@ -206,17 +266,19 @@ class RemoteCentre:
         card_uuid: uuid.UUID,
         actor: str,
         now: datetime,
+        attestation: KeyAttestation | None = None,
     ) -> PendingIssuance:
-        a: dict[str, Any] = self._call(
-            "POST",
-            "/v1/desk/issuances",
-            {
-                "employee_id": employee_id,
-                "card_jwk": public_jwk(card_key),
-                "card_uuid": str(card_uuid),
-            },
-            session=self._session(),
-        )
+        body: dict[str, Any] = {
+            "employee_id": employee_id,
+            "card_jwk": public_jwk(card_key),
+            "card_uuid": str(card_uuid),
+        }
+        if attestation is not None:
+            body["key_attestation"] = {
+                "certificate": base64.b64encode(attestation.certificate).decode("ascii"),
+                "signer": base64.b64encode(attestation.signer).decode("ascii"),
+            }
+        a: dict[str, Any] = self._call("POST", "/v1/desk/issuances", body, session=self._session())
         self.identity.save_pending(a["credential_id"], employee_id, "begun")
         holder = dict(a["holder"])
         holder["birthdate"] = date.fromisoformat(holder["birthdate"])
@@ -292,6 +354,9 @@ class RemoteCentre:
             card_serial=a["card_serial"],
             qr_text=a["qr_text"],
             photo_jpeg=base64.b64decode(a["photo_jpeg"]),
+            ministry_local=a.get("ministry_local"),
+            position_local=a.get("position_local"),
+            issuer_name_local=a.get("issuer_name_local"),
         )
 
     def allow_wipe(
@@ -337,10 +402,10 @@ class RemoteCentre:
         )
 
     def store_photo(self, employee_id: str, data: bytes) -> dict[str, Any]:
-        if len(data) > MAX_PHOTO_BYTES:  # the centre would refuse it after the upload
-            raise errors.PhotoRejected(
-                f"photo too large: {len(data):,} bytes (at most {MAX_PHOTO_BYTES:,})"
-            )
+        try:
+            PHOTO_RULE.check_size(len(data))  # the centre would refuse it after the upload
+        except ImageRefused as exc:
+            raise errors.PhotoRejected(str(exc)) from None
         return self._action(
             "/v1/desk/photos",
             {"employee_id": employee_id, "photo": base64.b64encode(data).decode("ascii")},

@@ -145,7 +145,9 @@ class _Centre:
     def check_eligible(self, employee_id: str) -> None:
         self._svc.check_eligible(employee_id)
 
-    def begin_card_issuance(self, employee_id, *, card_key, card_uuid, actor, now):  # type: ignore[no-untyped-def]
+    def begin_card_issuance(  # type: ignore[no-untyped-def]
+        self, employee_id, *, card_key, card_uuid, actor, now, attestation=None
+    ):
         return self._svc.begin_card_issuance(
             employee_id,
             card_key=card_key,
@@ -153,6 +155,7 @@ class _Centre:
             actor=actor,
             now=now,
             issuer_slug=self._issuer,
+            attestation=attestation,
         )
 
     def confirm_issuance(self, credential_id, *, actor, now):  # type: ignore[no-untyped-def]
@@ -276,6 +279,16 @@ def card_verify(reader: ReaderOpt, json_out: JsonOpt = False) -> None:
     _inspect(reader, challenge=True, json_out=json_out)
 
 
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="with no register and no centre to ask: wipe anyway, report it later (the "
+        "credential stays live until then)",
+    ),
+]
+
+
 @card_app.command("wipe")
 def card_wipe(
     reader: ReaderOpt,
@@ -283,49 +296,92 @@ def card_wipe(
     revoke_reason: Annotated[
         str | None, typer.Option(help="also revoke the credential on the card, with this reason")
     ] = None,
+    offline: OfflineOpt = False,
 ) -> None:
-    """Remove the credential, certificate and printed data from a card (the CHUID stays)."""
-    from idsvc.cli.desk_commands import enrolled_desk
+    """Remove the credential, certificate and printed data from a card (the CHUID stays).
 
-    if enrolled_desk():  # a remote desk: the centre allows, audits and revokes
-        _wipe_through_centre(reader, default_management_key, revoke_reason)
-        return
+    At the centre the register records it; at an enrolled desk the centre allows and records
+    it first. With neither, it is refused unless --offline (then reported at the next contact).
+    """
     with reported():
-        svc = _service()
-        secrets = card_secrets(svc.settings, default_management_key=default_management_key)
-        with _open(reader) as transport:
-            if revoke_reason:
-                from cardio.piv import ObjectId, PivSession
+        settings = Settings()
+        secrets = card_secrets(settings, default_management_key=default_management_key)
+        from idsvc.cli.desk_commands import enrolled_desk
 
-                token = PivSession(transport).get_object(ObjectId.CREDENTIAL).decode()
-                result = svc.verify(token, now=_now())
-                if result.credential_id and "REVOKED" not in result.reasons:
-                    svc.change_state(
-                        result.credential_id,
-                        "revoke",
-                        reason=revoke_reason,
-                        actor=svc.settings.operator,
-                        now=_now(),
-                    )
-                    console.print(f"credential {result.credential_id} revoked")
-            from idsvc.desk import wipe_card
+        svc = None if enrolled_desk() else _register()
+        if svc is not None:
+            removed = _wipe_at_centre(svc, reader, secrets, revoke_reason)
+            console.print("wiped: " + ", ".join(removed))
+            return
+        from idsvc.cli.desk_card_commands import wipe_away_from_register
 
-            removed = wipe_card(transport, secrets)
-        console.print("wiped: " + ", ".join(removed))
-
-
-def _wipe_through_centre(reader: str, default_key: bool, revoke_reason: str | None) -> None:
-    from idsvc.cli.desk_card_commands import wipe_through_centre
-
-    with reported():
-        answer, removed = wipe_through_centre(
-            reader, default_management_key=default_key, revoke_reason=revoke_reason
+        done = wipe_away_from_register(
+            lambda: _open(reader),
+            secrets=secrets,
+            revoke_reason=revoke_reason,
+            offline=offline,
+            home=settings.home,
         )
-        if answer["state"] == "pending_approval":
-            console.print(f"revocation waiting for approval {answer['approval']['approval_id']}")
-        elif answer.get("credential"):
-            console.print(f"credential {answer['credential']['credential_id']} revoked")
-        console.print("wiped: " + ", ".join(removed))
+        if done.answer is not None and done.answer["state"] == "pending_approval":
+            console.print(
+                f"revocation waiting for approval {done.answer['approval']['approval_id']}"
+            )
+        elif done.answer is not None and done.answer.get("credential"):
+            console.print(f"credential {done.answer['credential']['credential_id']} revoked")
+        console.print("wiped: " + ", ".join(done.removed))
+        if done.report is not None:
+            credential = done.report["credential_id"] or "(none read from the card)"
+            console.print(
+                "offline: the wipe is kept here and reported at this machine's next request to "
+                f"the centre; until a registrar revokes it, credential {credential} stays live"
+            )
+
+
+def _register() -> IdService | None:
+    """The register on this machine, or None when there is none (no database, or one that
+    was never initialised): a wipe then needs the centre or --offline."""
+    from idsvc.storage.errors import DatabaseMissing
+
+    svc = _service()
+    try:
+        svc.health()
+    except (DatabaseMissing, NotInitialised):
+        return None
+    return svc
+
+
+def _wipe_at_centre(
+    svc: IdService, reader: str, secrets: CardSecrets, revoke_reason: str | None
+) -> list[str]:
+    """At the centre: revoke first if asked, and audit the wipe, once the card's management
+    key has been accepted and before anything on the card is deleted."""
+    from idsvc.desk import CardOnHand, wipe_card
+    from idsvc.desk_centre import record_wipe
+
+    def decide(card: CardOnHand) -> None:
+        result = None if card.token is None else svc.verify(card.token, now=_now())
+        credential_id = None if result is None else result.credential_id
+        if revoke_reason and result and credential_id and "REVOKED" not in result.reasons:
+            svc.change_state(
+                credential_id,
+                "revoke",
+                reason=revoke_reason,
+                actor=svc.settings.operator,
+                now=_now(),
+            )
+            console.print(f"credential {credential_id} revoked")
+        with svc.db.transaction() as session:
+            record_wipe(
+                session,
+                actor=svc.settings.operator,
+                card_uuid=card.card_uuid,
+                credential_id=credential_id,
+                desk=None,
+                now=_now(),
+            )
+
+    with _open(reader) as transport:
+        return wipe_card(transport, secrets, before=decide)
 
 
 def _state_file(state: Path | None) -> Path:

@@ -12,21 +12,31 @@ it (``IDSVC_MANAGEMENT_KEY`` in the desk's environment or secret store, or
 per-card keys to hand out. What the centre adds is the decision: before the card is touched
 it checks that the operator may wipe (role ``issuer``), audits the wipe as ``name@desk``, and
 with ``--revoke-reason`` revokes the card's credential (or holds the revocation for approval
-under maker-checker). No answer, no wipe.
+under maker-checker). No answer, no wipe, unless the operator passes ``--offline``: then a
+desk that cannot reach its centre (or a machine with neither a register nor a centre) wipes
+and keeps a report (``pending-wipes.json``, 0600) that goes to the centre with the next
+request; until a registrar revokes it, the card's credential stays live.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cardio.card_face import CardRenderer
+from cardio.transport import Transport
 from idsvc.cli.desk_commands import remote_centre
-from idsvc.config import Settings
-from idsvc.desk import CardReport, inspect_card, wipe_card
-from idsvc.desk_identity import desk_check_time
+from idsvc.desk import CardOnHand, CardReport, CardSecrets, inspect_card, wipe_card
+from idsvc.desk_identity import DeskIdentity, desk_check_time, desk_folder
 from idsvc.desk_printing import RemoteCardFaces
+from idsvc.errors import CentreUnreachable, DeskRefused
 from idsvc.photos import PhotoInfo
+from idsvc.remote_centre import RemoteCentre
 
 
 def _now() -> datetime:
@@ -49,34 +59,109 @@ def inspect_through_centre(reader: str, *, challenge: bool) -> CardReport:
         )
 
 
-def wipe_through_centre(
-    reader: str, *, default_management_key: bool, revoke_reason: str | None
-) -> tuple[dict[str, Any], list[str]]:
-    """Ask the centre, then wipe; returns the centre's answer and what was removed."""
-    from cardio.errors import NotFound
-    from cardio.piv import Chuid, ObjectId, PivSession
-    from idsvc.cli.card_commands import _open, card_secrets
+@dataclass(frozen=True)
+class WipeDone:
+    removed: list[str]
+    answer: dict[str, Any] | None  # the centre's, when it was asked
+    report: dict[str, Any] | None  # kept here for the centre, when it could not be asked
 
-    remote = remote_centre()
-    secrets = card_secrets(Settings(), default_management_key=default_management_key)
-    remote.identity.session(now=_now())
-    with _open(reader) as transport:
-        piv = PivSession(transport, extended=bool(getattr(transport, "extended_length", False)))
+
+OpenCard = Callable[[], AbstractContextManager[Transport]]
+
+
+def no_register_text(home: Path) -> str:
+    return (
+        "no register here and no centre to ask (this machine is neither the centre nor an "
+        "enrolled desk): a wipe now would be recorded nowhere and the card's credential would "
+        "stay live. Wipe it at the centre or an enrolled desk, or pass --offline to wipe "
+        f"anyway: the wipe is kept in {desk_folder(home) / 'pending-wipes.json'} and reported "
+        "at this machine's next request to a centre (as an enrolled desk); until then the "
+        "credential stays live, so tell a registrar to revoke it"
+    )
+
+
+def wipe_away_from_register(
+    open_card: OpenCard,
+    *,
+    secrets: CardSecrets,
+    revoke_reason: str | None,
+    offline: bool,
+    home: Path,
+    now: Callable[[], datetime] = _now,
+    remote: RemoteCentre | None = None,
+) -> WipeDone:
+    """``card wipe`` where there is no register: through the centre at an enrolled desk
+    (``remote``, by default this desk's client of it); without a centre to ask, only with
+    ``offline`` (the wipe is then reported later)."""
+    identity = DeskIdentity(home)
+    if identity.enrolled():
         try:
-            card_uuid: str | None = str(Chuid.parse(piv.get_object(ObjectId.CHUID)).guid)
-        except NotFound:
-            card_uuid = None
-        try:
-            token: str | None = piv.get_object(ObjectId.CREDENTIAL).decode("utf-8", "replace")
-        except NotFound:
-            token = None
-        # A wrong management key fails here, before the centre records or revokes anything.
-        piv.authenticate(secrets.management_key_type, secrets.management_key)
-        credential_id = None if token is None else remote.verify_card(token, None).credential_id
-        answer = remote.allow_wipe(
-            credential_id=credential_id, card_uuid=card_uuid, revoke_reason=revoke_reason
+            return _wipe_through_centre(
+                remote or remote_centre(), open_card, secrets, revoke_reason, now
+            )
+        except CentreUnreachable as exc:
+            if not offline:
+                raise CentreUnreachable(
+                    f"{exc} The card was not wiped: a wipe needs the centre's answer. To wipe "
+                    "it anyway, pass --offline: the wipe is reported at the next request to "
+                    "the centre, and the credential stays live until a registrar revokes it."
+                ) from exc
+    elif not offline:
+        raise DeskRefused(no_register_text(home))
+    if revoke_reason is not None:
+        raise DeskRefused(
+            "--revoke-reason needs the register or the centre, and neither can be asked: wipe "
+            "with --offline alone, and revoke once the wipe has been reported"
         )
-        return answer, wipe_card(transport, secrets)
+    try:
+        operator: str | None = identity.session(now=now()).operator
+    except DeskRefused:
+        operator = None
+    reports: list[dict[str, Any]] = []
+
+    def keep_report(card: CardOnHand) -> None:
+        report = {
+            "report_id": str(uuid.uuid4()),
+            "card_uuid": card.card_uuid,
+            "credential_id": card.claimed_credential_id,
+            "wiped_at": now().isoformat(),
+            "operator": operator,
+        }
+        identity.add_wipe_report(report)  # before the card is touched: a report too many
+        reports.append(report)  # is safer than a wipe nobody hears of
+
+    with open_card() as transport:
+        removed = wipe_card(transport, secrets, before=keep_report)
+    return WipeDone(removed, None, reports[0])
+
+
+def _wipe_through_centre(
+    remote: RemoteCentre,
+    open_card: OpenCard,
+    secrets: CardSecrets,
+    revoke_reason: str | None,
+    now: Callable[[], datetime],
+) -> WipeDone:
+    """Ask the centre, then wipe (see the module docstring)."""
+    try:
+        remote.identity.session(now=now())
+    except DeskRefused:
+        remote.desk_state()  # nobody signed in: unreachable → offline is offered, else refuse
+        raise
+    answers: list[dict[str, Any]] = []
+
+    def ask(card: CardOnHand) -> None:
+        token = card.token
+        credential_id = None if token is None else remote.verify_card(token, None).credential_id
+        answers.append(
+            remote.allow_wipe(
+                credential_id=credential_id, card_uuid=card.card_uuid, revoke_reason=revoke_reason
+            )
+        )
+
+    with open_card() as transport:
+        removed = wipe_card(transport, secrets, before=ask)
+    return WipeDone(removed, answers[0], None)
 
 
 def remote_card_faces(dpi: int) -> RemoteCardFaces:

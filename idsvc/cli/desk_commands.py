@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from idsvc.cli.errors import reported
+from idsvc.cli.errors import err_console, reported
 from idsvc.cli.operator_commands import (
     OperatorOpt,
     OtpOpt,
@@ -31,7 +31,7 @@ from idsvc.cli.operator_commands import (
 )
 from idsvc.config import Settings
 from idsvc.desk_identity import DeskIdentity, desk_check_time
-from idsvc.errors import InvalidOperator, IssuanceNotPending
+from idsvc.errors import CentreUnreachable, DeskRefused, InvalidOperator, IssuanceNotPending
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
     from idsvc.desk_centre import DeskCentre
@@ -54,10 +54,11 @@ def _desks() -> DeskCentre:
 
 
 def remote_centre() -> RemoteCentre:
-    """This desk's client of its centre (``$IDSVC_HOME/desk``)."""
+    """This desk's client of its centre (``$IDSVC_HOME/desk``); what it reports on the way
+    (offline wipes sent to the centre) goes to stderr."""
     from idsvc.remote_centre import RemoteCentre
 
-    return RemoteCentre(DeskIdentity(Settings().home), clock=_now)
+    return RemoteCentre(DeskIdentity(Settings().home), clock=_now, notice=_notice)
 
 
 # -- at the centre ---------------------------------------------------------------------------
@@ -144,15 +145,27 @@ def desk_enrol(
     code: Annotated[
         str | None, typer.Option(help="the one-time enrolment code (asked if not given)")
     ] = None,
+    re_enrol: Annotated[
+        bool,
+        typer.Option(
+            "--re-enrol",
+            help="enrol an enrolled desk again, with a fresh code from `idsvc desks new-code`",
+        ),
+    ] = False,
 ) -> None:
-    """Make this desk's key pair and enrol it at the centre with the one-time code."""
+    """Make this desk's key pair and enrol it at the centre with the one-time code.
+
+    An enrolled desk refuses (nothing changed) unless --re-enrol; the new key replaces the
+    old one only once the centre has accepted it."""
     with reported():
+        identity = DeskIdentity(Settings().home)
+        identity.check_may_enrol(re_enrol=re_enrol)  # before asking for anything
         if code is None:
             code = read_secret("enrolment code", from_stdin=not sys.stdin.isatty())
         from idsvc.remote_centre import RemoteCentre
 
-        remote = RemoteCentre(DeskIdentity(Settings().home), clock=_now, centre_url=centre_url)
-        answer = remote.enrol(code)
+        remote = RemoteCentre(identity, clock=_now, centre_url=centre_url, notice=_notice)
+        answer = remote.enrol(code, re_enrol=re_enrol)
         console.print(
             f"this machine is desk [bold]{answer['name']}[/] of office {escape(answer['office'])}"
             f" (key {answer['key_thumbprint']}); operators sign in with `idsvc desk login`"
@@ -190,14 +203,50 @@ def desk_logout() -> None:
 
 @desk_app.command("status")
 def desk_status() -> None:
-    """Which centre and desk this is, and who is signed in."""
+    """Which centre and desk this is, and what the centre says now: enabled, who is signed in.
+
+    Exit 0 when the centre answered and an operator is signed in; 26 otherwise (disabled at
+    the centre, nobody signed in, or the centre cannot be reached: then the last known state
+    kept here is shown)."""
     with reported():
-        identity = DeskIdentity(Settings().home)
-        config = identity.config()
+        remote = remote_centre()
+        config = remote.identity.config()
         console.print(f"desk {config['desk']} (office {escape(config['office'])})")
         console.print(f"centre {config['centre']}, key {config['key_thumbprint']}")
+        try:
+            state = remote.desk_state()
+        except CentreUnreachable as exc:
+            cause = exc.__cause__
+            why = str(exc) if cause is None else f"{type(cause).__name__}: {cause}"
+            console.print(
+                f"cannot reach the centre ({escape(why)}): last known state: "
+                f"{_last_known(remote.identity)}"
+            )
+            raise typer.Exit(26) from None
+        except DeskRefused as exc:  # the centre's answer: disabled, or the key is not its
+            console.print(f"refused by the centre: {escape(str(exc))}")
+            raise typer.Exit(26) from None
+        if state["operator"] is None:
+            said = "" if state["session"] == "none" else f" ({state['session']})"
+            console.print(f"nobody signed in{escape(said)}: `idsvc desk login --operator NAME`")
+            raise typer.Exit(26)
+        session = remote.identity.session(now=_now())
+        console.print(
+            f"signed in: {state['operator']} ({state['role']}) until "
+            f"{session.expires_at:%H:%M}Z, confirmed by the centre"
+        )
+
+
+def _last_known(identity: DeskIdentity) -> str:
+    try:
         session = identity.session(now=_now())
-        console.print(f"signed in: {session.operator} until {session.expires_at:%H:%M}Z")
+    except DeskRefused:
+        return "nobody signed in here"
+    return f"{session.operator} signed in here until {session.expires_at:%H:%M}Z"
+
+
+def _notice(text: str) -> None:
+    err_console.print(escape(text))
 
 
 def enrolled_desk() -> bool:
@@ -211,14 +260,25 @@ def enrolled_desk() -> bool:
 def issue_through_centre(
     employee_id: str,
     *,
-    reader: str,
+    reader: str | None,
     default_management_key: bool,
     new_pin: str | None,
     new_puk: str | None,
     json_out: bool,
+    printed_qr: bool = False,
 ) -> None:
     """The card protocol of ``idsvc.desk`` with the remote centre as ``IssuanceCentre``."""
     with reported():
+        if reader is None:
+            raise DeskRefused(
+                "on a desk a credential is issued onto a card: `idsvc issue EMPLOYEE --reader "
+                "READER` (the centre signs it); one without a card is issued at the centre"
+            )
+        if printed_qr:
+            raise DeskRefused(
+                "--qr and --qr-photo do not go with --reader: the desk prints the card's face "
+                "with `idsvc card-face EMPLOYEE -o FILE`"
+            )
         from idsvc.cli.card_commands import _open, card_secrets
         from idsvc.desk import personalise_card
 
@@ -347,7 +407,8 @@ def desk_correct_status(
     status: Annotated[str, typer.Option("--status", help="active, suspended, retired, ...")],
     reason: ReasonOpt,
     status_date: Annotated[
-        datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="effective date")
+        datetime | None,
+        typer.Option("--status-date", "--date", formats=["%Y-%m-%d"], help="effective date"),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -367,9 +428,18 @@ desk_app.add_typer(approvals_app, name="approvals")
 
 
 @approvals_app.command("list")
-def desk_approvals_list(json_out: JsonOpt = False) -> None:
+def desk_approvals_list(
+    state: Annotated[
+        str, typer.Option(help="pending (the only state a desk lists; others: at the centre)")
+    ] = "pending",
+    json_out: JsonOpt = False,
+) -> None:
     """Pending approvals (supervisor or admin)."""
     with reported():
+        if state != "pending":
+            raise DeskRefused(
+                f"a desk lists pending approvals only; {state!r} ones are listed at the centre"
+            )
         listed = remote_centre().approvals()
         if json_out:
             print(json.dumps(listed, ensure_ascii=False))

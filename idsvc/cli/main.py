@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from idsvc.cli.desk_routing import DeskRoutedGroup
 from idsvc.cli.errors import EXIT_HR_ROWS_REJECTED, EXIT_INVALID, err_console, reported
 from idsvc.config import DEFAULT_ISSUER, Settings, key_passphrase, load_settings
 
@@ -27,12 +28,14 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from idsvc.service import IdService
+    from idsvc.verification import VerificationResult
 
 # Every `idsvc` run pays for what this module and the command modules import at the top, so the
 # heavy libraries (SQLAlchemy, Alembic, PKCS#11, Pillow, zxing, uvicorn) are imported inside the
 # commands that use them: `idsvc --help` and a typo stay instant, and each test's subprocess too.
 
 app = typer.Typer(
+    cls=DeskRoutedGroup,  # on an enrolled desk each command goes by the desk routing table
     help="Civil-servant ID service: register, credentials, cards, verification.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -213,7 +216,7 @@ def issue(
     """
     from idsvc.cli.desk_commands import enrolled_desk, issue_through_centre
 
-    if reader is not None and enrolled_desk():  # a remote desk: the centre signs
+    if enrolled_desk():  # a remote desk: the centre signs, onto a card only
         issue_through_centre(
             employee_id,
             reader=reader,
@@ -221,6 +224,7 @@ def issue(
             new_pin=new_pin,
             new_puk=new_puk,
             json_out=json_out,
+            printed_qr=qr or qr_photo,
         )
         return
     with reported():
@@ -286,7 +290,7 @@ def verify(
             token = qr_text_from_image(_read_image(image))
         else:
             token = sys.stdin.read() if text == "-" else str(text)
-        result = service().verify(token, now=utcnow())
+        result = _verify_here(token)
         if json_out:
             print(json.dumps(result.as_dict(), ensure_ascii=False))
         else:
@@ -300,6 +304,14 @@ def verify(
                     console.print(f"  {key}: {escape(value)}")
         if not result.valid:
             raise typer.Exit(EXIT_INVALID)
+
+
+def _verify_here(token: str) -> VerificationResult:
+    from idsvc.cli.desk_commands import enrolled_desk, remote_centre
+
+    if enrolled_desk():  # a remote desk: the centre checks it, for the signed-in operator
+        return remote_centre().verify_card(token, None)
+    return service().verify(token, now=utcnow())
 
 
 def _read_image(path: Path) -> bytes:
@@ -453,7 +465,7 @@ def serve(
 
     Limits: request headers within 10 s, body within 10 s, idle keep-alive 5 s,
     at most 512 concurrent connections per worker (idsvc/cli/server.py)."""
-    from idsvc.cli.observability import prepare_metrics_dir
+    from idsvc.cli.observability import log_format_for, prepare_metrics_dir
     from idsvc.cli.server import run_server
 
     with reported():
@@ -461,7 +473,7 @@ def serve(
         svc.health()
         os.environ.setdefault("IDSVC_HOME", str(svc.settings.home))
         prepare_metrics_dir(svc.settings.home)  # before any worker imports prometheus_client
-        run_server(host, port, workers, svc.settings.log_format)
+        run_server(host, port, workers, log_format_for(svc.settings.log_format, sys.stderr))
 
 
 from idsvc.cli import card_commands  # noqa: E402  (registers `readers`, `card`, `virtual-card`)

@@ -28,6 +28,7 @@ from idsvc.errors import (
     DeskRefused,
     DeskRequestInvalid,
     EnrolmentRefused,
+    KeyNotAttested,
     LoginRefused,
     OperatorError,
     OperatorLocked,
@@ -36,6 +37,7 @@ from idsvc.errors import (
     UnknownDesk,
 )
 from idsvc.formats.desk_proof import HEADER
+from idsvc.issuance import KeyAttestation
 from idsvc.operator_secrets import OperatorSecretsError
 from mobile_api import problems
 from mobile_api.deps import JsonBody, Now
@@ -65,6 +67,9 @@ async def desk_request(request: Request) -> DeskRequest:
 Desks = Annotated[DeskCentre, Depends(get_desk_centre)]
 Signed = Annotated[DeskRequest, Depends(desk_request)]
 SessionToken = Annotated[str, Header(alias="Desk-Session", description="operator session token")]
+MaybeSession = Annotated[
+    str | None, Header(alias="Desk-Session", description="operator session token, if any")
+]
 
 
 def _status(exc: Exception) -> int:
@@ -117,10 +122,16 @@ class EligibilityBody(Strict):
     employee_id: str = Field(max_length=64)
 
 
+class AttestationBody(Strict):
+    certificate: str = Field(max_length=16384)  # base64 DER: ATTEST on the card key's slot
+    signer: str = Field(max_length=16384)  # base64 DER: the card's F9 attestation certificate
+
+
 class BeginBody(Strict):
     employee_id: str = Field(max_length=64)
     card_jwk: dict[str, str]
     card_uuid: uuid.UUID
+    key_attestation: AttestationBody | None = None  # issue 15: the key was made on the card
 
 
 class AbandonBody(Strict):
@@ -132,6 +143,18 @@ class RejectBody(Strict):
 
 
 ERRORS = problems.responses(401, 403, 404, 409, 422, 423, 503)
+
+
+def _attestation(body: AttestationBody | None) -> KeyAttestation | None:
+    if body is None:
+        return None
+    try:
+        return KeyAttestation(
+            base64.b64decode(body.certificate, validate=True),
+            base64.b64decode(body.signer, validate=True),
+        )
+    except ValueError:
+        raise KeyNotAttested("the key attestation is not base64") from None
 
 
 def _b64(data: bytes) -> str:
@@ -176,6 +199,13 @@ def logout(signed: Signed, session: SessionToken, desks: Desks, now: Now) -> Res
     return answer(lambda: desks.logout(signed, session, now=now))
 
 
+@router.get("/v1/desk/state", responses=ERRORS)
+def state(signed: Signed, desks: Desks, now: Now, session: MaybeSession = None) -> Response:
+    """This desk as the centre sees it, and whether the given session is still valid
+    (``idsvc desk status``); a disabled desk is refused here as everywhere."""
+    return answer(lambda: desks.desk_state(signed, session, now=now))
+
+
 @router.post("/v1/desk/eligibility", dependencies=[JsonBody], responses=ERRORS, status_code=204)
 def eligibility(
     body: EligibilityBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
@@ -198,6 +228,7 @@ def begin(
             card_jwk=body.card_jwk,
             card_uuid=body.card_uuid,
             now=now,
+            attestation=_attestation(body.key_attestation),
         )
         p = started.pending
         return {

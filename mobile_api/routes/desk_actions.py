@@ -10,8 +10,9 @@ answers 202 with the pending approval; done at once, 200.
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -19,6 +20,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from idsvc.centre import Pending
+from idsvc.desk_centre import ReportedWipe
 from idsvc.photos import MAX_PHOTO_BYTES
 from idsvc.service import CredentialView
 from mobile_api import problems
@@ -49,6 +51,18 @@ class WipeBody(Strict):
     credential_id: str | None = Field(default=None, max_length=64)
     card_uuid: str | None = Field(default=None, max_length=64)
     revoke_reason: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class WipeReportBody(Strict):
+    report_id: uuid.UUID
+    card_uuid: str | None = Field(default=None, max_length=64)
+    credential_id: str | None = Field(default=None, max_length=64)
+    wiped_at: datetime
+    operator: str | None = Field(default=None, max_length=64)
+
+
+class WipeReportsBody(Strict):
+    reports: list[WipeReportBody] = Field(min_length=1, max_length=100)
 
 
 class RevokeBody(Strict):
@@ -129,6 +143,9 @@ def card_face(
             "card_serial": d.card_serial,
             "qr_text": d.qr_text,
             "photo_jpeg": base64.b64encode(d.photo_jpeg).decode("ascii"),
+            "ministry_local": d.ministry_local,
+            "position_local": d.position_local,
+            "issuer_name_local": d.issuer_name_local,
         }
 
     return answer(call)
@@ -149,6 +166,23 @@ def card_wipe(
             now=now,
         )
     )
+
+
+@router.post("/v1/desk/card-wipe-reports", dependencies=[JsonBody], responses=ERRORS)
+def card_wipe_reports(body: WipeReportsBody, signed: Signed, desks: Desks, now: Now) -> Response:
+    """Wipes the desk did without the centre (``card wipe --offline``), sent at its next
+    request: audited, and a credential still live is named for a registrar (not revoked)."""
+    reports = [
+        ReportedWipe(
+            report_id=str(r.report_id),
+            card_uuid=r.card_uuid,
+            credential_id=r.credential_id,
+            wiped_at=r.wiped_at,
+            operator=r.operator,
+        )
+        for r in body.reports
+    ]
+    return answer(lambda: desks.report_wipes(signed, reports, now=now))
 
 
 @router.post("/v1/desk/revocations", dependencies=[JsonBody], responses=HELD)

@@ -198,7 +198,10 @@ def test_refusals_role_office_eligibility_disabled_desk(world: World, tmp_path: 
     with pytest.raises(Exception, match="log in again"):  # disabling ended the session
         remote.check_eligible(EMPLOYEE)
     stranger = world.remote(home=tmp_path / "stranger")
-    stranger.identity.new_key()
+    key = stranger.identity.key_path  # a key the centre never enrolled
+    key.parent.mkdir(parents=True)
+    key.write_bytes(stranger.identity.new_key().pem())
+    key.chmod(0o600)
     with pytest.raises(DeskRefused, match="not enrolled"):
         stranger.login("somphone", PASSWORD, "123456")
 

@@ -12,22 +12,31 @@ card commands with a reader are in `test_desk_card.py`.)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
+import typer
+from typer import _click
+from typer.core import TyperGroup
 
 from cardio.piv import ManagementKeyType
 from cardio.virtual import CardState, VirtualCard
 from idsvc.centre import Centre
+from idsvc.cli import desk_routing
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
+from idsvc.cli.desk_routing import DESK_ROUTES, LOCAL, Through, route_of
+from idsvc.cli.main import app
 from idsvc.desk import CardSecrets, inspect_card, personalise_card
 from idsvc.desk_centre import DeskCentre
 from idsvc.desk_identity import DeskIdentity, desk_check_time
@@ -51,6 +60,7 @@ class Site:
     desk_home: Path
     folder: Path
     approvals: dict[str, str]
+    url: str
 
     def login(self, name: str) -> None:
         done = self.desk(
@@ -98,7 +108,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Iter
         wait_healthy(url + "/health", proc, timeout=60)
         enrolled = desk("desk", "enrol", "--centre", url, "--code", enrol_code)
         assert enrolled.returncode == 0, enrolled.stderr
-        yield Site(admin, people, desk, desk_home, folder, {})
+        yield Site(admin, people, desk, desk_home, folder, {}, url)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -115,8 +125,26 @@ def site(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Iter
     assert "Traceback" not in served, served
 
 
+def test_a_second_enrol_from_the_cli_changes_nothing(site: Site) -> None:
+    before = snapshot(site.desk_home)
+    code = "AAAAA-BBBBB-CCCCC-DDDDD"
+    again = site.desk("desk", "enrol", "--centre", site.url, "--code", code)
+    assert again.returncode == 26, again.stderr
+    assert "already desk vte-01" in again.stderr and "--re-enrol" in again.stderr
+    assert snapshot(site.desk_home) == before
+    used = site.desk("desk", "enrol", "--centre", site.url, "--code", code, "--re-enrol")
+    assert used.returncode == 26 and "wrong, used or expired" in used.stderr
+    assert snapshot(site.desk_home) == before
+    status = site.desk("desk", "status")  # still enrolled, its key still accepted
+    assert status.returncode == 26 and "nobody signed in" in status.stdout, status.stderr
+
+
 def test_registrar_photo_and_correction_held(site: Site) -> None:
     site.login("vong")
+    status = site.desk("desk", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "signed in: vong (registrar)" in status.stdout
+    assert "confirmed by the centre" in status.stdout
     photo = site.folder / "portrait.jpg"
     photo.write_bytes(portrait_bytes())
     stored = site.desk("photo", EMPLOYEE, str(photo), "--json")
@@ -150,6 +178,100 @@ def test_supervisor_approves_from_the_desk(site: Site) -> None:
     assert json.loads(done.stdout)["state"] == "done"
     with pytest.raises(HolderNotEligible, match="suspended"):
         site.admin.service.check_eligible(OTHER)
+
+
+def snapshot(home: Path) -> dict[str, str]:
+    return {
+        p.relative_to(home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_status_when_the_centre_cannot_be_reached(site: Site) -> None:
+    away = site.folder / "away"
+    shutil.copytree(site.desk_home, away)
+    config = away / "desk" / "desk.json"
+    moved = json.loads(config.read_text()) | {"centre": f"http://127.0.0.1:{free_port()}"}
+    config.write_text(json.dumps(moved))
+    status = site.desk("desk", "status", env={"IDSVC_HOME": str(away)})
+    assert status.returncode == 26, status.stderr
+    assert "cannot reach the centre (URLError" in status.stdout
+    assert "last known state: khamla signed in here until" in status.stdout
+
+
+def _leaves(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    ctx = _click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, TyperGroup):
+            yield from _leaves(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_command_on_an_enrolled_desk(site: Site) -> None:
+    """Each command of `idsvc --help`, recursively: it has its own routing entry, and on the
+    desk it goes through the centre or says where it is done; none asks for `idsvc init` or
+    --operator, and none makes a database."""
+    database = site.desk_home / "idsvc.sqlite3"
+    env = {"IDSVC_DATABASE_URL": f"sqlite:///{database}"}
+    dummy = site.folder / "dummy.txt"
+    dummy.write_text("not a photo, not a CSV\n")
+    nobody = "00000000-0000-4000-8000-000000000000"
+    values = {"file": str(dummy), "reader": "Virtual PCD 00 00", "centre_url": site.url,
+              "out": str(site.folder / "out"), "approval_id": nobody}  # fmt: skip
+    extra = {("verify",): ["X1"], ("card-face",): ["X1"]}
+    leaves = list(_leaves(typer.main.get_command(app)))
+    assert len(leaves) > 60
+
+    def run(path: tuple[str, ...], args: list[str]) -> subprocess.CompletedProcess[str]:
+        done = site.desk(*path, *args, env=env)
+        said = done.stdout + done.stderr
+        assert "run `idsvc init`" not in said and "needs --operator" not in said, (path, said)
+        assert not database.exists(), path
+        return done
+
+    logout = site.desk("desk", "logout")  # first nobody signed in: no card is ever opened
+    assert logout.returncode in (0, 26)
+    for path, command in leaves:
+        assert any(path[:n] in DESK_ROUTES for n in range(len(path), 0, -1)), path
+        route = route_of(path)
+        if route == LOCAL:
+            continue  # readers and the virtual card: pcscd, shared on this machine
+        args = list(extra.get(path, []))
+        for param in command.params:
+            if param.required:
+                value = values.get(param.name, "X1")
+                args += [value] if param.param_type_name == "argument" else [param.opts[0], value]
+        done = run(path, args)
+        if isinstance(route, desk_routing.Centre):
+            assert done.returncode == 26 and "is a centre command" in done.stderr, path
+            assert "desk vte-01" in done.stderr
+        else:
+            assert done.returncode != 2, (path, done.stderr)  # its arguments were accepted
+        if isinstance(route, Through):
+            assert "no operator is signed in at this desk" in done.stderr, path
+
+    # Signed in, the routed ones reach the centre as that operator (an issuer of their own,
+    # so no other test's one-time code step is used up here).
+    site.people.add("bounmy", "issuer", "Vientiane")
+    site.login("bounmy")
+    revoke = run(("revoke",), [nobody, "--reason", "test"])
+    assert revoke.returncode == 6 and "centre: no such credential" in revoke.stderr
+    for path, args in (
+        (("approvals", "list"), []),
+        (("approvals", "approve"), [nobody]),
+        (("approvals", "reject"), [nobody, "--reason", "no"]),
+        (("correct-status",), [OTHER, "--status", "suspended", "--reason",
+                               "HR typo in the last export", "--status-date", "2026-01-01"]),
+    ):  # fmt: skip
+        done = run(path, args)
+        assert done.returncode in (24, 25), (path, done.stderr)  # the centre's refusal
+    lost = run(("declare-lost",), ["XX-NOBODY-1", "--reason", "lost at the market"])
+    assert lost.returncode == 24 and "operator bounmy" in lost.stderr  # the centre's rule
+    named = run(("revoke",), [nobody, "--reason", "x", "--operator", "khamla", "--otp", "1"])
+    assert named.returncode == 24 and "desk login" in named.stderr
 
 
 def test_issue_check_print_then_disabled_and_the_folder(site: Site) -> None:
@@ -197,6 +319,9 @@ def test_issue_check_print_then_disabled_and_the_folder(site: Site) -> None:
     DeskCentre(site.admin).set_desk_enabled("vte-01", enabled=False, by=None, now=datetime.now(UTC))
     refused = site.desk("card-face", EMPLOYEE, "-o", str(site.folder / "again.png"))
     assert refused.returncode == 26 and "disabled" in refused.stderr
+    status = site.desk("desk", "status")
+    assert status.returncode == 26 and "disabled at the centre" in status.stdout
+    assert "signed in:" not in status.stdout
 
     # The desk's folder: its own key, the public CA, its config and the session; nothing else.
     files = sorted(p.relative_to(site.desk_home).as_posix() for p in site.desk_home.rglob("*"))

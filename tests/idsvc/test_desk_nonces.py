@@ -31,7 +31,10 @@ def _enrolled(home: Path, db_url: str) -> tuple[DeskCentre, DeskIdentity]:
     desk_centre = DeskCentre(make_centre(home / "centre", db_url))
     _, code = desk_centre.add_desk("vte-01", office="Vientiane", by=None, now=NOW)
     identity = DeskIdentity(home / "desk")
-    signer = identity.new_key()
+    signer = identity.new_key()  # kept in memory by new_key: stored here, as enrolment would
+    identity.key_path.parent.mkdir(parents=True)
+    identity.key_path.write_bytes(signer.pem())
+    identity.key_path.chmod(0o600)
     path = "/v1/desk/enrolment"
     proof = sign_proof(
         signer, method="POST", path=path, body=b"{}", now=NOW, jti="enrolment-request-0001"
