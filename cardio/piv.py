@@ -17,7 +17,10 @@ Wire formats (SP 800-73-4 part 2 §3):
   81 <digest>}`` → ``7C{82 <DER ECDSA signature>}``);
 - GENERATE ASYMMETRIC KEY PAIR ``00 47 00 <slot> AC{80 <alg>} 00`` → ``7F49{86 <EC point>}``;
 - GET DATA ``00 CB 3F FF 5C{<object id>} 00`` → ``53{...}`` (``7E{...}`` for discovery);
-  PUT DATA ``00 DB 3F FF 5C{<object id>} 53{...}``.
+  PUT DATA ``00 DB 3F FF 5C{<object id>} 53{...}``;
+- ATTEST ``00 F9 <slot> 00 00`` (YubiKey 4.3+) → the DER X.509 certificate of the slot's key,
+  signed by the card's attestation key (slot F9), whose certificate is object 5FFF01 and chains
+  to the maker's CA: the proof that the key was generated on the card (``attest_key``).
 
 Where a YubiKey and a generic PIV applet (JavaCard, national PIV-like cards) differ:
 
@@ -54,6 +57,7 @@ from .apdu import ApduConnection
 from .errors import (
     ApduError,
     BadResponse,
+    IncorrectData,
     ManagementKeyRejected,
     NotFound,
     NotPivCard,
@@ -85,6 +89,7 @@ INS_GET_DATA = 0xCB
 INS_PUT_DATA = 0xDB
 INS_GET_METADATA = 0xF7  # YubiKey
 INS_GET_VERSION = 0xFD  # YubiKey
+INS_ATTEST = 0xF9  # YubiKey
 
 PIN_P2 = 0x80
 PUK_P2 = 0x81
@@ -140,6 +145,7 @@ class ObjectId(IntEnum):
     CERT_9E = 0x5FC101
     DISCOVERY = 0x7E
     CREDENTIAL = 0x5FFF10  # proprietary range: the signed JWT credential, UTF-8
+    ATTESTATION = 0x5FFF01  # YubiKey: certificate of the attestation key (slot F9)
 
     @classmethod
     def for_slot(cls, slot: Slot) -> ObjectId:
@@ -449,8 +455,26 @@ class PivSession:
             Tlv(TAG_OBJ_ID, _object_id_bytes(object_id)) + Tlv(TAG_OBJ_DATA, data or b""),
         )
 
+    def attest_key(self, slot: Slot) -> tuple[x509.Certificate, x509.Certificate] | None:
+        """The card's proof that the key in ``slot`` was generated on it: the attestation
+        certificate of that key and the certificate of the card's attestation key (F9) that
+        signed it. ``None`` from a card that cannot attest (no ATTEST, no F9 key; a YubiKey
+        also refuses with 6A80 for a key that was imported rather than generated)."""
+        try:
+            der = self.connection.send(0x00, INS_ATTEST, Slot(slot), 0x00, le=0)
+            signer = self._certificate_in(ObjectId.ATTESTATION)
+        except (NotSupported, NotFound, IncorrectData):
+            return None
+        try:
+            return x509.load_der_x509_certificate(der), signer
+        except ValueError as exc:
+            raise BadResponse(f"invalid attestation certificate from card: {exc}") from exc
+
     def get_certificate(self, slot: Slot) -> x509.Certificate:
-        fields = _dict(self.get_object(ObjectId.for_slot(slot)), "certificate object")
+        return self._certificate_in(ObjectId.for_slot(slot))
+
+    def _certificate_in(self, object_id: int) -> x509.Certificate:
+        fields = _dict(self.get_object(object_id), "certificate object")
         der = fields.get(TAG_CERTIFICATE)
         if der is None:
             raise BadResponse("certificate object has no tag 70")

@@ -22,7 +22,9 @@ from smartcard.System import readers
 
 from cardio.tlv import Tlv
 from cardio.virtual import VirtualCard, bench
+from cardio.virtual.attestation import AttestationCa
 from cardio.virtual.bench import CardProcess, PcscdHandle
+from cardio.virtual.pcsclite import ReaderState
 
 CARD_TIMEOUT = 5.0
 
@@ -48,6 +50,7 @@ def pcscd() -> Iterator[PcscdHandle]:
 class VirtualCardHandle:
     process: CardProcess
     stopped: bool = field(default=False)
+    inserted: ReaderState | None = None  # what pcscd showed once it saw the card
 
     @property
     def reader(self) -> int:
@@ -72,13 +75,20 @@ class VirtualCardHandle:
         return self.process.pidfile.exists()
 
     def stop(self, wait: bool = True) -> None:
-        """Pull the card and (``wait``) wait until pcscd reports the reader empty."""
-        if self.stopped:
-            return
-        bench.stop_card(self.process)
-        self.stopped = True
+        """Pull the card and (``wait``) wait until pcscd has seen it go (``wait_removed``)."""
+        if not self.stopped:
+            bench.stop_card(self.process)
+            self.stopped = True
         if wait:
+            self.wait_removed()
+
+    def wait_removed(self) -> None:
+        """Wait until pcscd's reader thread has seen this card go, so that a card inserted next
+        is reported (``bench.wait_card_removed``: the reader may look empty sooner)."""
+        if self.inserted is None:
             bench.wait_card_present(self.reader_name, present=False, timeout=CARD_TIMEOUT)
+        else:
+            bench.wait_card_removed(self.reader_name, self.inserted, timeout=CARD_TIMEOUT)
 
     def wait_pulled(self, timeout: float = CARD_TIMEOUT) -> None:
         """After ``fail_after``: wait for the card process to leave and the reader to empty."""
@@ -90,13 +100,25 @@ class VirtualCardHandle:
 VirtualCardFactory = Callable[..., VirtualCardHandle]
 
 
+@pytest.fixture(scope="session")
+def attestation_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test maker CA of the bench's cards (``ca.pem``): made once, before any card process
+    could race to make it, so every card's ATTEST chains to this one."""
+    directory = tmp_path_factory.mktemp("attestation-ca")
+    AttestationCa.load_or_create(directory)
+    return directory
+
+
 @pytest.fixture
-def virtual_card(pcscd: PcscdHandle, tmp_path: Path) -> Iterator[VirtualCardFactory]:
+def virtual_card(
+    pcscd: PcscdHandle, tmp_path: Path, attestation_ca: Path
+) -> Iterator[VirtualCardFactory]:
     """Factory: ``virtual_card(reader=0, state_file=None, fail_after=None) -> handle``.
 
     The card is present in PC/SC when the factory returns. A ``state_file`` that does not exist
-    yet becomes a blank card; reusing one "reinserts" the same card. All cards are pulled on
-    teardown, and teardown waits until pcscd reports the readers empty.
+    yet becomes a blank card, given an attestation key by ``attestation_ca``; reusing one
+    "reinserts" the same card. All cards are pulled on teardown, and teardown waits until
+    pcscd has seen them go.
     """
     handles: list[VirtualCardHandle] = []
 
@@ -105,12 +127,18 @@ def virtual_card(pcscd: PcscdHandle, tmp_path: Path) -> Iterator[VirtualCardFact
     ) -> VirtualCardHandle:
         state = Path(state_file) if state_file is not None else tmp_path / f"card{reader}.json"
         name = bench.reader_name(reader)
-        # A card pulled moments ago is still reported for up to ~0.4 s.
+        # One card per reader: an earlier one is pulled first, and pcscd's reader thread must
+        # have seen it go, or it may miss this one (``bench.wait_card_removed``).
+        for earlier in handles:
+            if earlier.reader == reader:
+                earlier.stop()
         bench.wait_card_present(name, present=False, timeout=CARD_TIMEOUT)
-        handle = VirtualCardHandle(bench.start_card(reader, state, fail_after=fail_after))
+        handle = VirtualCardHandle(
+            bench.start_card(reader, state, fail_after=fail_after, attestation_ca=attestation_ca)
+        )
         handles.append(handle)
         try:
-            bench.wait_card_present(name, present=True, timeout=CARD_TIMEOUT)
+            handle.inserted = bench.wait_card_present(name, present=True, timeout=CARD_TIMEOUT)
         except TimeoutError as exc:
             log = bench.logfile_for(handle.state_file)
             output = log.read_text(errors="replace") if log.exists() else ""
@@ -122,8 +150,8 @@ def virtual_card(pcscd: PcscdHandle, tmp_path: Path) -> Iterator[VirtualCardFact
     # Stop every process first: a failed wait must not leave a later card running.
     for handle in handles:
         handle.stop(wait=False)
-    for name in {h.reader_name for h in handles}:
-        bench.wait_card_present(name, present=False, timeout=CARD_TIMEOUT)
+    for handle in handles:
+        handle.wait_removed()
 
 
 # -- APDU helpers shared by the virtual-card tests (in-process and through pcscd) -----------

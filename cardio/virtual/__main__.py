@@ -20,6 +20,7 @@ from types import FrameType
 
 from . import bench
 from .applet import VirtualCard
+from .attestation import ATTESTATION_SLOT, AttestationCa
 from .vpcd import run
 
 PR_SET_PDEATHSIG = 1
@@ -51,6 +52,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.exit_with_parent is not None:
         _exit_with_parent(args.exit_with_parent)
     card = VirtualCard.from_file(state_file, fail_after=args.fail_after)
+    if args.attestation_ca is not None and ATTESTATION_SLOT not in card.state.keys:
+        # The factory step: the card gets its attestation key from the (test) maker CA.
+        AttestationCa.load_or_create(Path(args.attestation_ca)).provision(card.state)
+        card.state.save(state_file)
     _write_pidfile(pidfile)
     try:
         run(card, args.reader, connect_timeout=args.connect_timeout)
@@ -71,7 +76,13 @@ def cmd_start(args: argparse.Namespace) -> int:
     pcscd = bench.ensure_pcscd()
     if pcscd.started and pcscd.pid is not None:
         _pcscd_record(state_file).write_text(f"{pcscd.pid}\n")
-    card = bench.start_card(args.reader, state_file, fail_after=args.fail_after, detach=True)
+    card = bench.start_card(
+        args.reader,
+        state_file,
+        fail_after=args.fail_after,
+        detach=True,
+        attestation_ca=args.attestation_ca,
+    )
     try:
         bench.wait_card_present(card.reader_name, timeout=args.timeout)
     except TimeoutError as exc:
@@ -92,8 +103,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if card is None:
         print("no virtual card running", file=sys.stderr)
     else:
+        shown = bench.reader_state(card.reader_name)
         bench.stop_card(card)
-        bench.wait_card_present(card.reader_name, present=False, timeout=args.timeout)
+        if shown is not None and shown.present:  # a card started next must be seen
+            bench.wait_card_removed(card.reader_name, shown, timeout=args.timeout)
+        else:
+            bench.wait_card_present(card.reader_name, present=False, timeout=args.timeout)
         print(f"card removed from {card.reader_name!r}")
     record = _pcscd_record(state_file)
     pid = bench.read_pidfile(record)
@@ -131,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--timeout", type=float, default=10.0)
         if name in ("run", "start"):
             p.add_argument("--fail-after", type=int, default=None)
+            p.add_argument(
+                "--attestation-ca",
+                default=None,
+                metavar="DIR",
+                help="test maker CA (made there if absent) that certifies the card's "
+                "attestation key, so that the card can attest its keys (PIV ATTEST)",
+            )
         if name == "run":
             p.add_argument("--pidfile", default=None)
             p.add_argument("--connect-timeout", type=float, default=10.0)

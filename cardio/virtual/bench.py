@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .pcsclite import PcscContext, PcscError, load_library
+from .pcsclite import PcscContext, PcscError, ReaderState, load_library
 
 INSTALL_HINT = "apt-get install pcscd vsmartcard-vpcd"
 PCSCD_PIDFILE = Path("/run/pcscd/pcscd.pid")
@@ -229,11 +229,14 @@ def start_card(
     fail_after: int | None = None,
     pidfile: Path | None = None,
     detach: bool = False,
+    attestation_ca: Path | None = None,
 ) -> CardProcess:
     """Spawn ``python -m cardio.virtual run`` for ``state_file`` in vpcd reader ``reader``.
 
     Returns at once; use ``wait_card_present`` to wait for pcscd to see the card. ``detach``
-    puts the card in its own session so it outlives the caller (the CLI ``start``).
+    puts the card in its own session so it outlives the caller (the CLI ``start``);
+    ``attestation_ca`` (a directory) gives a card without one an attestation key from that
+    test maker CA (``attestation.AttestationCa``).
     """
     state_file = Path(state_file).resolve()
     pidfile = Path(pidfile) if pidfile is not None else pidfile_for(state_file)
@@ -243,6 +246,8 @@ def start_card(
     ]  # fmt: skip
     if fail_after is not None:
         argv += ["--fail-after", str(fail_after)]
+    if attestation_ca is not None:
+        argv += ["--attestation-ca", str(attestation_ca)]
     if not detach:
         # A test run that dies must not leave its cards in the readers.
         argv += ["--exit-with-parent", str(os.getpid())]
@@ -324,23 +329,57 @@ def card_from_pidfile(reader: int, state_file: Path) -> CardProcess | None:
     return CardProcess(reader, state_file, pid, pidfile)
 
 
-def card_present(name: str) -> bool:
+def reader_state(name: str) -> ReaderState | None:
+    """What pcscd publishes for reader ``name``; None when pcscd does not answer."""
     try:
         with PcscContext() as ctx:
-            return ctx.card_present(name)
+            return ctx.reader_state(name)
     except PcscError:
-        return False
+        return None
 
 
-def wait_card_present(name: str, present: bool = True, timeout: float = 5.0) -> None:
+def card_present(name: str) -> bool:
+    state = reader_state(name)
+    return state is not None and state.present
+
+
+def wait_card_present(name: str, present: bool = True, timeout: float = 5.0) -> ReaderState | None:
     """Poll PC/SC until reader ``name`` shows a card (or none); ``TimeoutError`` otherwise.
 
-    Wait for "absent" before inserting another card: pcscd polls vpcd every ~400 ms and keeps
-    reporting a pulled card for that long.
+    Returns the state seen (None: no pcscd, hence no card). Before inserting a card where one
+    was just pulled, "no card" is not enough: see ``wait_card_removed``.
     """
     deadline = time.monotonic() + timeout
-    while card_present(name) != present:
+    while True:
+        state = reader_state(name)
+        if (state is not None and state.present) == present:
+            return state
         if time.monotonic() > deadline:
             what = "a card" if present else "no card"
             raise TimeoutError(f"reader {name!r} did not show {what} within {timeout:.1f} s")
+        time.sleep(POLL)
+
+
+def wait_card_removed(name: str, inserted: ReaderState, timeout: float = 5.0) -> None:
+    """Wait until pcscd's reader thread has seen the card go that was ``inserted`` (the state
+    ``wait_card_present`` returned for it); ``TimeoutError`` otherwise.
+
+    Only then may a card go back into that reader. "No card" alone is not enough: when an
+    application disconnects with SCARD_RESET_CARD (every cardio session does) from a card that
+    was pulled, pcscd publishes the reader empty at once, while its reader thread, which polls
+    vpcd every 400 ms, has not seen the removal yet. A card inserted before that poll looks to
+    the thread like the card it already knew, so pcscd never reports it: the reader stays
+    "empty" until that card is pulled again (issue 16: the remote desk test re-inserted its card
+    0.27 s after the pull). The thread alone counts insertions and removals, so a changed count
+    means it has seen this card go.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        state = reader_state(name)
+        if state is None or (not state.present and state.events != inserted.events):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"pcscd did not see the card leave reader {name!r} within {timeout:.1f} s"
+            )
         time.sleep(POLL)

@@ -3,7 +3,9 @@
 Process control (``bench``) must wait on PC/SC without importing pyscard: only
 ``cardio.pcsc`` may use pyscard, and the bench must work where nothing else of cardio is loaded.
 Three calls suffice: SCardEstablishContext, SCardListReaders, SCardGetStatusChange with a zero
-timeout and an UNAWARE current state (which returns the present state at once).
+timeout and an UNAWARE current state (which returns the present state at once). The upper 16
+bits of the returned dwEventState count the insertions and removals pcscd's reader thread has
+seen (as on Windows); ``bench.wait_card_removed`` depends on that count.
 
 Types follow pcsclite on Linux: LONG is ``long``, DWORD is ``unsigned long`` (64 bits on
 x86_64) and SCARD_READERSTATE is not packed.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from dataclasses import dataclass
 from types import TracebackType
 
 SCARD_S_SUCCESS = 0
@@ -32,6 +35,12 @@ class PcscError(Exception):
     def __init__(self, call: str, code: int) -> None:
         super().__init__(f"{call} failed: 0x{code & 0xFFFFFFFF:08X}")
         self.code = code & 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class ReaderState:
+    present: bool
+    events: int  # insertions + removals seen by pcscd's reader thread (mod 65536)
 
 
 class _ReaderState(ctypes.Structure):
@@ -101,15 +110,19 @@ class PcscContext:
             raise PcscError("SCardListReaders", rc)
         return [name.decode() for name in buf.raw[: size.value].split(b"\0") if name]
 
-    def card_present(self, reader: str) -> bool:
+    def reader_state(self, reader: str) -> ReaderState:
         state = _ReaderState()
         state.szReader = reader.encode()
         state.dwCurrentState = SCARD_STATE_UNAWARE
         rc = self._lib.SCardGetStatusChange(
             self._handle, ctypes.c_ulong(0), ctypes.byref(state), ctypes.c_ulong(1)
         )
-        if rc & 0xFFFFFFFF == SCARD_E_TIMEOUT:
-            return False
-        if rc != SCARD_S_SUCCESS:
+        if rc != SCARD_S_SUCCESS:  # SCARD_E_TIMEOUT too: an UNAWARE state answers at once
             raise PcscError("SCardGetStatusChange", rc)
-        return bool(state.dwEventState & SCARD_STATE_PRESENT)
+        return ReaderState(
+            present=bool(state.dwEventState & SCARD_STATE_PRESENT),
+            events=(state.dwEventState >> 16) & 0xFFFF,
+        )
+
+    def card_present(self, reader: str) -> bool:
+        return self.reader_state(reader).present

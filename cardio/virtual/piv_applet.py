@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from cardio.tlv import Tlv, TlvError, iter_tlvs, parse_dict
 
+from .attestation import attest
 from .iso import SW, CardError, Command, retries_sw
 from .state import CardState, Secret, SlotKey
 
@@ -46,6 +47,7 @@ INS_GET_DATA = 0xCB
 INS_PUT_DATA = 0xDB
 INS_GET_METADATA = 0xF7
 INS_GET_SERIAL = 0xF8
+INS_ATTEST = 0xF9
 INS_GET_VERSION = 0xFD
 INS_SET_MGMKEY = 0xFF
 
@@ -150,6 +152,7 @@ class PivApplet:
             INS_GET_METADATA: self._get_metadata,
             INS_GET_SERIAL: self._get_serial,
             INS_GET_VERSION: self._get_version,
+            INS_ATTEST: self._attest,
             INS_SET_MGMKEY: self._set_management_key,
         }
         self.reset()
@@ -416,6 +419,17 @@ class PivApplet:
 
     def _get_version(self, cmd: Command) -> bytes:
         return VERSION
+
+    def _attest(self, cmd: Command) -> bytes:
+        """ATTEST (YubiKey 4.3+): the slot key's certificate, signed by the F9 attestation key."""
+        if cmd.p1 not in KEY_SLOTS or cmd.p2 != 0x00:
+            raise CardError(SW.INCORRECT_P1P2)
+        try:
+            return attest(self._state, cmd.p1)
+        except KeyError:  # no key in the slot, or a card made without an attestation key
+            raise CardError(SW.REFERENCE_NOT_FOUND) from None
+        except ValueError:  # an imported key: as a YubiKey, 6A80
+            raise CardError(SW.INCORRECT_DATA) from None
 
     def _get_serial(self, cmd: Command) -> bytes:
         return self._state.serial.to_bytes(4, "big")

@@ -22,6 +22,7 @@ ATR: ``3B FE 13 00 00 81 31 FE 15`` + historical bytes ``80 73 C0 21 C0 58 'idsv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -85,6 +86,13 @@ class VpcdBridge:
         self._sock = sock
         self._quickack()
         log.info("card inserted in vpcd reader %d", self.reader)
+
+    def pull(self) -> None:
+        """Pull the card from another thread: ``serve()`` sees the link close and returns."""
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # serve() closed it in the meantime
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         if self._sock is not None:

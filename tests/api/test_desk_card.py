@@ -17,7 +17,7 @@ from cardio.piv import ObjectId, PivSession
 from idsvc.desk_centre import DeskCentre
 from idsvc.operators import Enrolment
 from idsvc.photos import Photos
-from idsvc.storage.tables import AuditEventRow
+from idsvc.storage.tables import AuditEventRow, CredentialRow
 from mobile_api.app import create_app
 from tests.api.conftest import live_server
 from tests.card_print_support import portrait_bytes, zbarimg_texts
@@ -32,8 +32,15 @@ READER0 = "Virtual PCD 00 00"
 EMPLOYEE = "LA-MOHA-000101"
 
 
-def test_remote_desk_issues_through_pcscd(tmp_path: Path, virtual_card: VirtualCardFactory) -> None:
-    centre = make_centre(tmp_path / "centre", f"sqlite:///{tmp_path / 'centre.sqlite3'}")
+def test_remote_desk_issues_through_pcscd(
+    tmp_path: Path, virtual_card: VirtualCardFactory, attestation_ca: Path
+) -> None:
+    # The centre takes only card keys the card attests (issue 15); the bench's cards can.
+    centre = make_centre(
+        tmp_path / "centre",
+        f"sqlite:///{tmp_path / 'centre.sqlite3'}",
+        attestation_ca_file=attestation_ca / "ca.pem",
+    )
     added = centre.add_operator(
         "somphone", role="issuer", office="Vientiane", password=PASSWORD, by=None, now=NOW
     )
@@ -68,6 +75,9 @@ def test_remote_desk_issues_through_pcscd(tmp_path: Path, virtual_card: VirtualC
         views = centre.service.credentials_of(EMPLOYEE)
         assert [v.state for v in views] == ["abandoned", "live"]
         assert views[1].id == issued["credential_id"]
+        with centre.service.db.transaction() as session:
+            row = session.get(CredentialRow, issued["credential_id"])
+            assert row is not None and row.key_attestation == "piv-attest"
         with PcscTransport.open(READER0) as transport:
             on_card = PivSession(transport).get_object(ObjectId.CREDENTIAL).decode()
         assert on_card == views[1].token

@@ -6,16 +6,21 @@ import contextlib
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from smartcard.Exceptions import CardConnectionException, NoCardException
 
+from cardio.errors import CardError
+from cardio.pcsc import PcscTransport
 from cardio.tlv import Tlv
-from cardio.virtual import CardState, bench
-from cardio.virtual.vpcd import ATR
+from cardio.virtual import CardState, VirtualCard, bench
+from cardio.virtual.vpcd import ATR, VpcdBridge
 from tests.fixtures_pcsc import (
+    CARD_TIMEOUT,
     PIV_AID,
     VirtualCardFactory,
     apdu,
@@ -115,6 +120,43 @@ def test_pulled_card_and_reinsertion(virtual_card: VirtualCardFactory) -> None:
     connection = pyscard_connect(again.reader_name)
     assert pyscard_transmit(connection)(VERIFY_STATUS)[1] == 0x63C2  # counter persisted
     connection.disconnect()
+
+
+@contextlib.contextmanager
+def inserted_in_process(state_file: Path, reader: int) -> Iterator[None]:
+    """The card in ``state_file`` inserted within milliseconds (a card process needs 0.2-0.5 s
+    to start, which on a busy machine hides a window shorter than that)."""
+    bridge = VpcdBridge(VirtualCard.from_file(state_file), reader=reader)
+    bridge.connect()
+    serving = threading.Thread(target=bridge.serve, daemon=True)
+    serving.start()
+    try:
+        yield
+    finally:
+        bridge.pull()
+        serving.join(CARD_TIMEOUT)
+        bench.wait_card_present(bench.reader_name(reader), present=False, timeout=CARD_TIMEOUT)
+
+
+def test_card_back_at_once_after_a_reset_of_the_pulled_card(
+    virtual_card: VirtualCardFactory,
+) -> None:
+    """Issue 16: the desk's pattern. The card is pulled during an APDU, the application's
+    disconnect resets (SCARD_RESET_CARD) the now empty reader, the card comes straight back.
+    That disconnect makes pcscd publish "empty" before its reader thread (polling vpcd every
+    400 ms) has seen the removal; a card back before that poll looks to the thread like the
+    card it knew, so pcscd never reports it. ``wait_pulled`` must wait for the thread."""
+    card = virtual_card(fail_after=1)
+    transport = PcscTransport.open(card.reader_name)
+    with pytest.raises(CardError):
+        for _ in range(2):
+            transport.transmit(apdu(0, 0xFD, 0, 0, le=0))  # the second meets the pulled card
+    transport.close()  # SCARD_RESET_CARD on the empty reader, as every cardio session ends
+    card.wait_pulled()
+    with inserted_in_process(card.state_file, card.reader):
+        bench.wait_card_present(card.reader_name, timeout=CARD_TIMEOUT)
+        with PcscTransport.open(card.reader_name) as again:
+            assert again.transmit(apdu(0, 0xFD, 0, 0, le=0)) == (bytes([5, 7, 1]), OK)
 
 
 def test_two_readers(virtual_card: VirtualCardFactory) -> None:

@@ -39,8 +39,10 @@ PERSON = "KH-MCS-010002"
 
 
 @pytest.fixture
-def desk(tmp_path: Path, sqlite_url: str) -> Cli:
+def desk(tmp_path: Path, sqlite_url: str, attestation_ca: Path) -> Cli:
     cli = Cli(tmp_path / "home", sqlite_url)
+    # Card keys must be attested (issue 15): every issuance below proves it through pcscd.
+    cli.env["IDSVC_ATTESTATION_CA_FILE"] = str(attestation_ca / "ca.pem")
     assert cli("init").returncode == 0
     assert cli("import-hr", str(SAMPLE_CSV)).returncode == 0
     return cli
