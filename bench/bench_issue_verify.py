@@ -18,9 +18,9 @@ shared machine hits every contender alike):
   and for a card-bound one (``cnf``); plus the JWS layer alone (``verify_compact``);
 - the DB-backed ``IdService.verify``, for reference.
 
-Goal: offline verification costs at most 1.5 times the raw ES256 verify. Not a test: nothing
-asserts. PostgreSQL comes from ``IDSVC_BENCH_POSTGRES_URL`` (else ``IDSVC_TEST_POSTGRES_URL``,
-else the test default); the schema is dropped at the end.
+Goal: offline verification costs at most 1.2 times the raw ES256 verify (issue 20). Not a
+test: nothing asserts. PostgreSQL comes from ``IDSVC_BENCH_POSTGRES_URL`` (else
+``IDSVC_TEST_POSTGRES_URL``, else the test default); the schema is dropped at the end.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ ISSUER = "https://id.mohas.gov.la/issuers/default"
 PUBLIC_URL = "https://id.mohas.gov.la"
 POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ECDSA = ec.ECDSA(hashes.SHA256())
-GOAL = 1.5
+GOAL = 1.2  # issue 20 (it was 1.5)
 
 LAO_GIVEN = ("ສົມພອນ", "ບຸນຈັນ", "ສຸວັນນີ", "ຄຳແພງ", "ວິໄລພອນ", "ພອນສະຫວັນ", "ມະນີວັນ", "ແສງເດືອນ")
 LAO_FAMILY = ("ແກ້ວມະນີ", "ນິຍະວົງ", "ລັດຕະນະວົງ", "ສີສຸວັນ", "ພົມມະຈັນ", "ວົງສະຫວັນ", "ສີຫາລາດ")
@@ -127,7 +127,9 @@ def synthetic_hr_csv(people: int) -> tuple[bytes, list[str]]:
     """An HR export of ``people`` active staff, half Lao and half Khmer; returns (csv, ids)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    # The columns filled below; the ones added later (office, local ministry and position
+    # names) are optional in an HR header and left out.
+    writer.writerow(COLUMNS[: COLUMNS.index("hire_date") + 1])
     ids: list[str] = []
     for n in range(people):
         born = date(1960 + n % 35, 1 + n % 12, 1 + n % 28)

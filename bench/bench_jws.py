@@ -5,7 +5,7 @@
 Every figure is measured on the same signing input (the header.payload of a realistic
 civil-servant credential), interleaved over several rounds; the median round is reported, so
 a burst of noise on a shared machine hits all contenders alike. Target: our verify costs at
-most 1.5 times the raw verify. Not a test: nothing here asserts.
+most 1.1 times the raw verify (issue 20; it was 1.5). Not a test: nothing here asserts.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ def credential_claims() -> dict[str, object]:
         "category": "civil_servant",
         "card_serial": "LA0000104417",
     }
+
+
+JWS_GOAL = 1.1  # issue 20
 
 
 def measure(fn: Callable[[], object], seconds: float, batch: int = 50) -> float:
@@ -172,7 +175,7 @@ def main() -> None:
 
     print()
     es_ratio = cost_ratio("verify_compact ES256", "raw ES256 verify (DER)")
-    print(f"verify_compact / raw ES256 verify     = {es_ratio:.2f}×  (target ≤ 1.5)")
+    print(f"verify_compact / raw ES256 verify     = {es_ratio:.2f}×  (target ≤ {JWS_GOAL})")
     print(
         "pyjwt decode  / raw ES256 verify     = "
         f"{cost_ratio('pyjwt decode ES256', 'raw ES256 verify (DER)'):.2f}×"
@@ -185,7 +188,8 @@ def main() -> None:
         "sign_compact / raw ES256 sign        = "
         f"{cost_ratio('sign_compact ES256', 'raw ES256 sign (DER)'):.2f}×"
     )
-    print(f"verify_compact ES256 {'meets' if es_ratio <= 1.5 else 'MISSES'} the 1.5× target")
+    verdict = "meets" if es_ratio <= JWS_GOAL else "MISSES"
+    print(f"verify_compact ES256 {verdict} the {JWS_GOAL}× target")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
         max_length=64,  # X.509 upper bound for an organizationName
         description="CA subject O",
     )
+    issuer_name_local: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the default issuer's name in Lao or Khmer script, printed above "
+        "IDSVC_ISSUER_NAME on that country's cards",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="base URL that verifiers reach"
     )
@@ -90,6 +97,21 @@ class Settings(BaseSettings):
     # true/false/1/0/yes/no/on/off here, anything else is a configuration error.
     qr_date_of_birth: bool = Field(
         default=False, description="put the date of birth (Claim 169 key 8) in the printed QR"
+    )
+    # Issue 15: with makers' attestation CAs configured, a card key the card cannot prove it
+    # generated (PIV attestation) is refused; unset (the default) keeps older cards working.
+    attestation_ca_file: Path | None = Field(
+        default=None,
+        description="PEM bundle of card makers' attestation CAs; when set, card key "
+        "attestations are checked against them and recorded",
+    )
+    # Only with IDSVC_ATTESTATION_CA_FILE: false lets cards that cannot attest still issue
+    # (recorded as unattested) while those that can are checked; a bad attestation is refused
+    # either way.
+    require_attestation: bool = Field(
+        default=True,
+        description="with IDSVC_ATTESTATION_CA_FILE set, refuse card keys sent without an "
+        "attestation",
     )
     operator: str = Field(
         default="local-operator",
@@ -144,6 +166,12 @@ class Settings(BaseSettings):
     webhook_max_retry: float = Field(
         default=6 * 3600.0, gt=0, le=86400, description="longest wait between delivery attempts"
     )
+    webhook_private_targets: bool = Field(
+        default=False,
+        description="allow webhook receivers on loopback and private addresses (an on-premises "
+        "bank; plain http then only on loopback); link-local, multicast and unspecified "
+        "addresses stay refused",
+    )
     operator_key_file: Path | None = Field(
         default=None,
         description="0600 file with the key that seals operators' TOTP secrets; "
@@ -183,9 +211,11 @@ class Settings(BaseSettings):
         description="the web verifier answers TRUST_STALE, never VALID, once its offline "
         "status lists are older than this",
     )
-    # Observability (mobile_api/metrics.py, idsvc/readiness.py, idsvc/cli/log_config.py).
-    log_format: Literal["json", "text"] = Field(
-        default="json", description="server log lines: json (one object a line) or text"
+    # Observability (mobile_api/metrics.py, idsvc/readiness.py, idsvc/cli/observability.py).
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="server log lines: json (one object a line), text, or auto (text on a "
+        "terminal, json to files and journald)",
     )
     metrics_access: Literal["admin", "open"] = Field(
         default="admin",
@@ -226,6 +256,26 @@ class Settings(BaseSettings):
             parts.port  # noqa: B018  (raises for a port out of range)
         except ValueError:
             raise ValueError("the URL's port must be 1-65535") from None
+        return value
+
+    @field_validator("issuer_name_local")
+    @classmethod
+    def _lao_or_khmer(cls, value: str | None) -> str | None:
+        # Printed on every card of the country: refuse at start-up what no card can show.
+        if value is None:
+            return value
+        from cardio.errors import ScriptNotShapeable
+        from cardio.fonts import script_of
+
+        try:
+            script = script_of(value)
+        except ScriptNotShapeable:
+            script = "other"
+        if script not in ("Lao", "Khmer") or not value.isprintable():
+            raise ValueError(
+                "must be the issuer's name in Lao or Khmer script (printable, 1 to 64 "
+                "characters, one script)"
+            )
         return value
 
     @field_validator("pkcs11_module")

@@ -7,22 +7,26 @@ confirm. The centre signs; the desk never holds the issuer key; nothing is live 
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idsvc import audit, change_feed, photos
-from idsvc.errors import HolderNotEligible, IssuanceNotPending
+from idsvc.errors import HolderNotEligible, IssuanceNotPending, KeyNotAttested
 from idsvc.formats.credentials import CREDENTIAL_TYP, Holder, credential_claims
 from idsvc.formats.jws import JwsSigner, sign_compact
 from idsvc.issuers import Issuer
@@ -48,6 +52,78 @@ class IssuancePolicy:
     status_list_size: int
     public_url: str
     qr_date_of_birth: bool = False  # IDSVC_QR_DATE_OF_BIRTH: anyone can read a printed QR
+    # IDSVC_ATTESTATION_CA_FILE: the card makers' attestation CAs (PEM bundle). When set, an
+    # attestation that comes with a card key must chain to one of them, and is recorded.
+    attestation_ca_file: Path | None = None
+    # IDSVC_REQUIRE_ATTESTATION: with CAs set, refuse a card key that comes without one
+    # (a ministry still using cards that cannot attest turns it off during the changeover).
+    require_attestation: bool = True
+
+
+CARD_KEY_SLOT = 0x9E  # the card-authentication slot the desk generates the key in
+PIV_ATTESTATION = "piv-attest"  # CredentialRow.key_attestation: how the key was proven
+# YubiKey: "CN=YubiKey PIV Attestation 9e"; the slot is only named there.
+_ATTESTED_SLOT = re.compile(r"PIV Attestation ([0-9A-Fa-f]{2})$")
+
+
+@dataclass(frozen=True)
+class KeyAttestation:
+    """A card's proof that its key was generated on it (PIV ATTEST, as YubiKeys do), DER."""
+
+    certificate: bytes  # ATTEST on the slot: the key, signed by the card's attestation key
+    signer: bytes  # the attestation key's certificate (slot F9, object 5FFF01)
+
+
+def verify_key_attestation(
+    attestation: KeyAttestation,
+    card_key: EllipticCurvePublicKey,
+    *,
+    roots: list[x509.Certificate],
+    now: datetime,
+) -> str:
+    """Check the chain (statement ← F9 certificate ← a trusted maker CA), that the attested key
+    is ``card_key`` and that it sits in the card-authentication slot; return who vouches for
+    it (the maker CA's subject). ``KeyNotAttested`` says what failed."""
+    try:
+        statement = x509.load_der_x509_certificate(attestation.certificate)
+        signer = x509.load_der_x509_certificate(attestation.signer)
+    except ValueError:
+        raise KeyNotAttested("the key attestation is not a pair of certificates") from None
+    for cert in (statement, signer):
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise KeyNotAttested("a key attestation certificate is outside its validity")
+    if not _issued_by(statement, signer):
+        raise KeyNotAttested("the key attestation is not signed by the card's attestation key")
+    root = next((ca for ca in roots if _issued_by(signer, ca)), None)
+    if root is None:
+        raise KeyNotAttested("the card's attestation key does not chain to a trusted maker CA")
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if statement.public_key().public_bytes(*spki) != card_key.public_bytes(*spki):
+        raise KeyNotAttested("the attested key is not the card key sent for the credential")
+    names = statement.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    match = _ATTESTED_SLOT.search(str(names[0].value)) if names else None
+    if match is None or int(match.group(1), 16) != CARD_KEY_SLOT:
+        raise KeyNotAttested("the attested key is not in the card-authentication slot (9E)")
+    return root.subject.rfc4514_string()
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def attestation_roots(policy: IssuancePolicy) -> list[x509.Certificate] | None:
+    """The trusted maker CAs, or None when the deployment does not ask for attestation."""
+    if policy.attestation_ca_file is None:
+        return None
+    try:
+        return x509.load_pem_x509_certificates(policy.attestation_ca_file.read_bytes())
+    except (OSError, ValueError) as exc:
+        # A centre told to check attestation must not quietly stop checking.
+        raise KeyNotAttested(f"the attestation CA file cannot be read: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -106,15 +182,24 @@ def _slot_savepoint(session: Session) -> Iterator[None]:
         yield
 
 
+_CREDENTIALS = cast(Table, CredentialRow.__table__)
+_STALE_PENDING = select(_CREDENTIALS.c.id).where(
+    _CREDENTIALS.c.employee_id == bindparam("employee_id"),
+    _CREDENTIALS.c.state == "pending",
+    _CREDENTIALS.c.pending_until < bindparam("now"),
+)
+
+
 def _expire_stale_pending(session: Session, employee_id: str, *, actor: str, now: datetime) -> None:
     """Close the person's issuances that were never confirmed in time (a desk crashed)."""
-    stale = session.execute(
-        select(CredentialRow.id).where(
-            CredentialRow.employee_id == employee_id,
-            CredentialRow.state == "pending",
-            CredentialRow.pending_until < now,
-        )
-    ).scalars()
+    # On the connection, as Core: every issuance asks, and almost always finds none; through
+    # the ORM the question cost as much as the credential's insert.
+    session.flush()
+    stale = (
+        session.connection()
+        .execute(_STALE_PENDING, {"employee_id": employee_id, "now": now})
+        .scalars()
+    )
     for credential_id in list(stale):
         abandon_issuance(session, credential_id, reason="expired unconfirmed", actor=actor, now=now)
 
@@ -143,12 +228,47 @@ def begin_issuance(
     card_uuid: uuid.UUID | None = None,
     ca: IssuerCA | None = None,
     qr_photo: bool = False,
+    attestation: KeyAttestation | None = None,
 ) -> PendingIssuance:
     """Sign a credential (and the card certificate when a card key is given), not yet live.
 
     The JWT and the printed QR are signed together, from the same record, credential id,
-    status slot, expiry and key; ``qr_photo`` puts the holder's small photo in the QR.
+    status slot, expiry and key; ``qr_photo`` puts the holder's small photo in the QR. Where
+    the policy names attestation CAs, the card key needs an ``attestation`` that checks out.
     """
+    return _begin(
+        session,
+        employee_id=employee_id,
+        issuer=issuer,
+        signer=signer,
+        policy=policy,
+        actor=actor,
+        now=now,
+        card_key=card_key,
+        card_uuid=card_uuid,
+        ca=ca,
+        qr_photo=qr_photo,
+        attestation=attestation,
+    )[0]
+
+
+def _begin(
+    session: Session,
+    *,
+    employee_id: str,
+    issuer: Issuer,
+    signer: JwsSigner,
+    policy: IssuancePolicy,
+    actor: str,
+    now: datetime,
+    card_key: EllipticCurvePublicKey | None,
+    card_uuid: uuid.UUID | None,
+    ca: IssuerCA | None,
+    qr_photo: bool,
+    attestation: KeyAttestation | None = None,
+) -> tuple[PendingIssuance, CredentialRow]:
+    """``begin_issuance``, also returning the pending row it added to the session."""
+    attested_by = _check_attestation(policy, card_key, attestation, now=now)
     servant = eligible_servant(session, employee_id)
     _expire_stale_pending(session, employee_id, actor=actor, now=now)
     credential_id = str(uuid.uuid4())
@@ -209,7 +329,7 @@ def begin_issuance(
             # insert; the index is part of the signed token, so a new draw means a new token.
             with _slot_savepoint(session):
                 session.add(
-                    CredentialRow(
+                    row := CredentialRow(
                         id=credential_id,
                         issuer_id=issuer.id,
                         employee_id=employee_id,
@@ -221,6 +341,8 @@ def begin_issuance(
                         card_uuid=str(card_uuid) if card_uuid else None,
                         cnf_jwk=cnf,
                         card_certificate=cert_der,
+                        key_attestation=PIV_ATTESTATION if attested_by else None,
+                        key_attested_by=attested_by,
                         token=token,
                         qr_text=printed.text,
                         issued_at=now,
@@ -242,9 +364,14 @@ def begin_issuance(
         action="credential.begin",
         target_type="credential",
         target_id=credential_id,
-        details={"employee_id": employee_id, "kid": signer.kid, "card": card_key is not None},
+        details={
+            "employee_id": employee_id,
+            "kid": signer.kid,
+            "card": card_key is not None,
+            "key_attested": attested_by is not None,
+        },
     )
-    return PendingIssuance(
+    pending = PendingIssuance(
         credential_id=credential_id,
         employee_id=employee_id,
         token=token,
@@ -256,6 +383,31 @@ def begin_issuance(
         issuer_code=issuer.slug[:15],
         qr=printed,
     )
+    return pending, row
+
+
+def _check_attestation(
+    policy: IssuancePolicy,
+    card_key: EllipticCurvePublicKey | None,
+    attestation: KeyAttestation | None,
+    *,
+    now: datetime,
+) -> str | None:
+    """Who vouches that ``card_key`` was made on a card; None where the policy does not ask
+    (with no trusted maker CA an attestation proves nothing, so it is not recorded) or lets an
+    unattested key through. An attestation that is sent is always checked: a forged or borrowed
+    one is refused even where none is required."""
+    roots = attestation_roots(policy) if card_key is not None else None
+    if card_key is None or roots is None:
+        return None
+    if attestation is None:
+        if not policy.require_attestation:
+            return None  # recorded as unattested: the credential's key_attestation stays empty
+        raise KeyNotAttested(
+            "this centre accepts only card keys the card proves it generated (PIV attestation);"
+            " none was sent: use a card that supports attestation"
+        )
+    return verify_key_attestation(attestation, card_key, roots=roots, now=now)
 
 
 def confirm_issuance(
@@ -280,6 +432,12 @@ def confirm_issuance(
         )
     if holder is None or holder.status != "active":
         raise HolderNotEligible(f"{row.employee_id} is no longer active: not confirmed")
+    return _go_live(session, row, actor=actor, now=now)
+
+
+def _go_live(session: Session, row: CredentialRow, *, actor: str, now: datetime) -> CredentialRow:
+    """Supersede the holder's live credentials and make ``row`` live; the caller has locked
+    the holder, found them active, and checked that ``row`` is pending and not expired."""
     previous = (
         session.execute(
             select(CredentialRow)
@@ -361,7 +519,7 @@ def issue_credential(
     qr_photo: bool = False,
 ) -> CredentialRow:
     """Issue a credential with no card (begin and confirm in one transaction)."""
-    pending = begin_issuance(
+    _, row = _begin(
         session,
         employee_id=employee_id,
         issuer=issuer,
@@ -369,9 +527,15 @@ def issue_credential(
         policy=policy,
         actor=actor,
         now=now,
+        card_key=None,
+        card_uuid=None,
+        ca=None,
         qr_photo=qr_photo,
     )
-    return confirm_issuance(session, pending.credential_id, actor=actor, now=now)
+    # What confirm_issuance reads again for a desk's later call holds here by construction:
+    # the holder was locked and found active by eligible_servant in this transaction, which
+    # keeps the lock, and the row was added pending just now.
+    return _go_live(session, row, actor=actor, now=now)
 
 
 __all__ = [

@@ -27,6 +27,7 @@ from idsvc.errors import NotInitialised
 from idsvc.formats.claim169 import keys_by_hint
 from idsvc.issuance import (
     IssuancePolicy,
+    KeyAttestation,
     PendingIssuance,
     abandon_issuance,
     begin_issuance,
@@ -193,6 +194,8 @@ class IdService:
             status_list_size=self.settings.status_list_size,
             public_url=self.settings.public_url,
             qr_date_of_birth=self.settings.qr_date_of_birth,
+            attestation_ca_file=self.settings.attestation_ca_file,
+            require_attestation=self.settings.require_attestation,
         )
 
     def _ready(self) -> None:
@@ -447,12 +450,14 @@ class IdService:
         actor: str,
         now: datetime,
         issuer_slug: str = DEFAULT_ISSUER,
+        attestation: KeyAttestation | None = None,
     ) -> PendingIssuance:
         self._ready()
         with self.db.transaction() as session:
             issuer = self.issuer(session, issuer_slug)
             return begin_issuance(
                 session,
+                attestation=attestation,
                 employee_id=employee_id,
                 issuer=issuer,
                 signer=self.signer(issuer),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from typing import NamedTuple, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,63 +35,90 @@ class StatusListNotFound(LookupError):
     pass
 
 
-def _open_list(
-    session: Session,
-    issuer_id: int,
-    size: int,
-    base_url: str,
-    now: datetime,
-    *,
-    force_new: bool = False,
-) -> int:
-    prefix = f"{base_url.rstrip('/')}/status-lists/"
-    latest = session.execute(
-        select(StatusListRow)
-        .where(StatusListRow.issuer_id == issuer_id)
-        .order_by(StatusListRow.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    # A list keeps the URI it was created with (issued credentials carry it), so when the
-    # public URL has changed since, new credentials go to a new list at the new address
-    # instead of pointing verifiers at a host the ministry has left.
-    if latest is not None and not force_new and latest.uri.startswith(prefix):
-        used = session.execute(
-            select(func.count()).where(CredentialRow.status_list_id == latest.id)
-        ).scalar_one()
-        if used < latest.size * _FULL_RATIO:
-            return latest.id
+# Built once and run on the session's connection: allocation runs on every issuance, and the
+# ORM's per-statement work (autoflush, events, entity loading) cost more than the queries.
+_LISTS = cast(Table, StatusListRow.__table__)
+_CREDENTIALS = cast(Table, CredentialRow.__table__)
+_LATEST_LIST = (
+    select(_LISTS.c.id, _LISTS.c.uri, _LISTS.c.size)
+    .where(_LISTS.c.issuer_id == bindparam("issuer_id"))
+    .order_by(_LISTS.c.id.desc())
+    .limit(1)
+)
+_SLOT_HOLDER = select(_CREDENTIALS.c.id).where(
+    _CREDENTIALS.c.status_list_id == bindparam("list_id"),
+    _CREDENTIALS.c.status_idx == bindparam("idx"),
+)
+
+
+class _OpenList(NamedTuple):
+    id: int
+    uri: str
+    size: int
+
+
+def _latest_list(conn: Connection, issuer_id: int, prefix: str) -> _OpenList | None:
+    """The issuer's newest list, if it still lives at the current public URL.
+
+    A list keeps the URI it was created with (issued credentials carry it), so when the public
+    URL has changed since, new credentials go to a new list at the new address instead of
+    pointing verifiers at a host the ministry has left.
+    """
+    latest = conn.execute(_LATEST_LIST, {"issuer_id": issuer_id}).one_or_none()
+    if latest is None or not latest.uri.startswith(prefix):
+        return None
+    return _OpenList(latest.id, latest.uri, latest.size)
+
+
+def _new_list(session: Session, issuer_id: int, size: int, prefix: str, now: datetime) -> _OpenList:
     # The URI must not depend on an autoincrement value we do not know yet: use a random name.
-    name = secrets.token_hex(8)
     row = StatusListRow(
-        issuer_id=issuer_id,
-        uri=prefix + name,
-        size=size,
-        created_at=now,
+        issuer_id=issuer_id, uri=prefix + secrets.token_hex(8), size=size, created_at=now
     )
     session.add(row)
     session.flush()
-    return row.id
+    return _OpenList(row.id, row.uri, row.size)
+
+
+def _free_index(conn: Connection, row: _OpenList, draws: int) -> int | None:
+    for _ in range(draws):
+        idx = secrets.randbelow(row.size)
+        if conn.execute(_SLOT_HOLDER, {"list_id": row.id, "idx": idx}).first() is None:
+            return idx
+    return None
 
 
 def allocate_index(
     session: Session, *, issuer_id: int, size: int, base_url: str, now: datetime
 ) -> tuple[int, int, str]:
-    """Return (status list id, free random index, list URI) for a new credential."""
-    for force_new in (False, True):
-        list_id = _open_list(session, issuer_id, size, base_url, now, force_new=force_new)
-        row = session.get(StatusListRow, list_id)
-        assert row is not None
-        for _ in range(_DRAWS):
-            idx = secrets.randbelow(row.size)
-            taken = session.execute(
-                select(CredentialRow.id).where(
-                    CredentialRow.status_list_id == list_id, CredentialRow.status_idx == idx
-                )
-            ).first()
-            if taken is None:
-                return list_id, idx, row.uri
-    # A brand-new list has every index free: reaching here means the database is inconsistent.
-    raise RuntimeError("no free status-list index even in a new list")
+    """Return (status list id, free random index, list URI) for a new credential.
+
+    New credentials go to the issuer's newest list until it is ``_FULL_RATIO`` used. Counting
+    a list's credentials reads a share of an index that grows with the list (up to 130,000
+    entries), so the count is taken only when a draw lands on a taken index, which at a fill
+    of f happens with probability f: a list still mostly free is never counted, and one that
+    has reached the ratio is left at its first miss (only the newest list is ever drawn from).
+    """
+    prefix = f"{base_url.rstrip('/')}/status-lists/"
+    session.flush()  # the connection's reads below must see this transaction's credentials
+    conn = session.connection()
+    latest = _latest_list(conn, issuer_id, prefix)
+    if latest is not None:
+        idx = _free_index(conn, latest, 1)
+        if idx is None:
+            used = conn.execute(
+                select(func.count()).where(_CREDENTIALS.c.status_list_id == latest.id)
+            ).scalar_one()
+            if used < latest.size * _FULL_RATIO:
+                idx = _free_index(conn, latest, _DRAWS - 1)
+        if idx is not None:
+            return latest.id, idx, latest.uri
+    fresh = _new_list(session, issuer_id, size, prefix, now)
+    idx = _free_index(conn, fresh, _DRAWS)
+    if idx is None:
+        # A brand-new list has every index free: reaching here means the database is inconsistent.
+        raise RuntimeError("no free status-list index even in a new list")
+    return fresh.id, idx, fresh.uri
 
 
 SLOT_CONSTRAINT = "uq_credentials_status_slot"

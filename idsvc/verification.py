@@ -15,13 +15,14 @@ both forms get the same reason codes and the same result.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from idsvc.formats import claim169
-from idsvc.formats.credentials import CREDENTIAL_TYP, Holder
+from idsvc.formats.credentials import CREDENTIAL_TYP, holder_view
 from idsvc.formats.hr_csv import ENDED_STATUSES
 from idsvc.formats.jws import (
     BadSignature,
@@ -144,7 +145,7 @@ def numeric_date(value: object, claim: str) -> datetime:
     what a date can hold (``10**20``, ``-10**14``). Every token form reads its dates through
     here, so an absurd date is a malformed token, never an internal error further down.
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    if type(value) is not int:  # bool is a subclass of int: refused too
         raise ValueError(f"claim {claim!r} missing or not an integer")
     try:
         return datetime.fromtimestamp(value, tz=UTC)
@@ -152,16 +153,24 @@ def numeric_date(value: object, claim: str) -> datetime:
         raise ValueError(f"claim {claim!r} is outside the range of dates") from exc
 
 
-def _text(value: object, claim: str) -> str:
-    # A JSON string may hold NUL or a lone surrogate: neither can be stored (PostgreSQL text)
-    # nor sent back as UTF-8, so such a claim is malformed rather than a crash further down.
-    if not isinstance(value, str) or "\x00" in value:
-        raise ValueError(f"claim {claim!r} missing or not text")
+def _texts(values: Iterable[object]) -> None:
+    """Raise ``ValueError`` unless every value is text that can be stored and sent back.
+
+    A JSON string may hold NUL or a lone surrogate: neither can be stored (PostgreSQL text)
+    nor sent back as UTF-8, so such a claim is malformed rather than a crash further down.
+    The values are checked joined, in one pass, as every verification runs this.
+    """
+    values = tuple(values)
+    for value in values:
+        if type(value) is not str:
+            raise ValueError("claim missing or not text")
+    joined = "".join(values)  # type: ignore[arg-type]  # all str, checked just above
+    if "\x00" in joined:
+        raise ValueError("claim holds NUL")
     try:
-        value.encode("utf-8")
+        joined.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"claim {claim!r} is not valid Unicode") from exc
-    return value
+        raise ValueError("claim is not valid Unicode") from exc
 
 
 def card_matches(payload: dict[str, Any], card_key: PublicKey) -> bool:
@@ -175,14 +184,14 @@ def card_matches(payload: dict[str, Any], card_key: PublicKey) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class VerifiedClaims:
+class VerifiedClaims(NamedTuple):
     """One credential whose signature and shape have been checked, whichever form it came in
     (the JWT, or the printed Claim 169 QR): the shared rules below run on this alone.
 
     ``payload`` speaks the JWT's vocabulary for both forms (``sub``, ``jti``, ``status``...), so
     callers that read ``VerificationResult.claims`` need not know which form was scanned; the
-    printed form has no ``unit`` or ``grade`` (docs/claim169.md).
+    printed form has no ``unit`` or ``grade`` (docs/claim169.md). A named tuple, immutable like
+    the frozen dataclass it replaces, at a third of its construction cost (every check makes one).
     """
 
     iss: str
@@ -227,19 +236,19 @@ def _jwt_claims(token: str, trust: TrustStore) -> VerifiedClaims | Reason:
         nbf = numeric_date(payload.get("nbf", payload.get("iat")), "nbf")
         if "iat" in payload:
             numeric_date(payload["iat"], "iat")
-        holder = Holder.from_claims(payload)
-        for claim, text in holder.minimal().items():
-            _text(text, claim)
+        holder = holder_view(payload)
         uri, idx = parse_reference(payload.get("status"))
-        jti = _text(payload.get("jti"), "jti")
-        iss = _text(payload.get("iss"), "iss")
+        jti = payload.get("jti")
+        iss = payload.get("iss")
+        _texts((*holder.values(), jti, iss))
     except (ValueError, TypeError, KeyError, StatusListError, KeysError):
         return Reason.MALFORMED
+    assert isinstance(jti, str) and isinstance(iss, str)  # checked by _texts
     return VerifiedClaims(
         iss=iss,
         credential_id=jti,
-        employee_id=holder.employee_id,
-        holder=holder.minimal(),
+        employee_id=holder["employee_id"],
+        holder=holder,
         expires_at=exp,
         not_before=nbf,
         status_uri=uri,
@@ -270,8 +279,7 @@ def _printed_claims(text: str, trust: TrustStore) -> VerifiedClaims | Reason:
         exp = numeric_date(printed.expires_at, "exp")
         nbf = numeric_date(printed.valid_from, "nbf")
         numeric_date(printed.issued_at, "iat")
-        for claim, value in printed.holder().items():
-            _text(value, claim)
+        _texts(printed.holder().values())
     except ValueError:
         return Reason.MALFORMED
     payload: dict[str, Any] = {

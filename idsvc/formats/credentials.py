@@ -70,17 +70,49 @@ class Holder:
     @classmethod
     def from_claims(cls, payload: dict[str, Any]) -> Holder:
         """Read the holder claims; raises ``ValueError`` naming the first bad claim."""
-        values: dict[str, Any] = {}
-        for claim in HOLDER_CLAIMS:
-            value = payload.get(claim)
-            if not isinstance(value, str):
-                raise ValueError(f"claim {claim!r} missing or not a string")
-            values[claim] = value
-        sub = payload.get("sub")
-        if not isinstance(sub, str) or not sub:
-            raise ValueError("claim 'sub' missing")
-        values["birthdate"] = date.fromisoformat(values["birthdate"])
-        return cls(employee_id=sub, **values)
+        sub, values = _holder_claims(payload)
+        return cls(
+            employee_id=sub,
+            name=values["name"],
+            name_latin=values["name_latin"],
+            birthdate=date.fromisoformat(values["birthdate"]),
+            ministry=values["ministry"],
+            unit=values["unit"],
+            position=values["position"],
+            grade=values["grade"],
+            category=values["category"],
+            card_serial=values["card_serial"],
+        )
+
+
+# The claims of ``Holder.minimal`` other than the employee id (``sub``), in its order.
+_MINIMAL_CLAIMS = ("name", "name_latin", "ministry", "position", "category", "card_serial")
+
+
+def _holder_claims(payload: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """``sub`` and the holder claims, each checked to be a string (``sub`` not empty), and
+    ``birthdate`` an ISO date; raises ``ValueError`` naming the first bad claim."""
+    values: dict[str, str] = {}
+    for claim in HOLDER_CLAIMS:
+        value = payload.get(claim)
+        if type(value) is not str:
+            raise ValueError(f"claim {claim!r} missing or not a string")
+        values[claim] = value
+    sub = payload.get("sub")
+    if type(sub) is not str or not sub:
+        raise ValueError("claim 'sub' missing")
+    date.fromisoformat(values["birthdate"])
+    return sub, values
+
+
+def holder_view(payload: dict[str, Any]) -> dict[str, str]:
+    """``Holder.from_claims(payload).minimal()`` with the same checks, without building the
+    ``Holder``: every verification reads it, and the dataclass cost more than the checks."""
+    sub, values = _holder_claims(payload)
+    view = {"employee_id": sub}
+    for claim in _MINIMAL_CLAIMS:
+        view[claim] = values[claim]
+    return view
 
 
 def credential_claims(

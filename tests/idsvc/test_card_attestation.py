@@ -37,8 +37,12 @@ def maker() -> AttestationCa:
     return AttestationCa.create(NOW)
 
 
-def make_centre(tmp_path: Path, db_url: str, ca_file: Path | None) -> IdService:
-    extra = {} if ca_file is None else {"attestation_ca_file": ca_file}
+def make_centre(
+    tmp_path: Path, db_url: str, ca_file: Path | None, *, required: bool = True
+) -> IdService:
+    extra: dict[str, object] = {"require_attestation": required}
+    if ca_file is not None:
+        extra["attestation_ca_file"] = ca_file
     svc = make_service(make_settings(tmp_path / "home", db_url, **extra))
     svc.init(now=NOW, actor="test-admin")
     svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test-hr", now=NOW)
@@ -155,6 +159,27 @@ def test_card_that_cannot_attest_is_refused_when_required(strict: IdService) -> 
     with pytest.raises(KeyNotAttested):
         personalise(strict, card(None))
     assert credentials(strict) == []
+
+
+def test_when_not_required_attestations_are_checked_and_unattested_keys_pass(
+    tmp_path: Path, db_url: str, maker: AttestationCa
+) -> None:
+    svc = make_centre(tmp_path, db_url, trusted(tmp_path, maker), required=False)
+    try:
+        personalise(svc, card(None))  # a card that cannot attest: issued, recorded as such
+        personalise(svc, card(maker, serial=8))
+        rows = sorted(credentials(svc), key=lambda r: r.state)
+        assert [(r.state, r.key_attestation) for r in rows] == [
+            ("live", "piv-attest"),
+            ("superseded", None),
+        ]
+        # An attestation that is sent is still checked: another card's proof is refused.
+        key, _ = attested_key(card(maker, serial=9))
+        _, borrowed = attested_key(card(maker, serial=10))
+        with pytest.raises(KeyNotAttested):
+            begin(svc, key, borrowed)
+    finally:
+        svc.db.dispose()
 
 
 def test_without_attestation_cas_unattested_cards_still_issue(tmp_path: Path, db_url: str) -> None:

@@ -372,3 +372,37 @@ def test_unconfirmed_issuance_expires(service: IdService) -> None:
     service.issue(ACTIVE, actor="desk", now=later)
     assert [c.state for c in service.credentials_of(ACTIVE)] == ["abandoned", "live"]
     assert service.credential(pending.credential_id).state_reason == "expired unconfirmed"
+
+
+def test_one_issuance_costs_a_bounded_number_of_statements(service: IdService) -> None:
+    """Issuing is one transaction of a fixed, short list of statements (issue 20): the holder is
+    read and locked once, the fresh pending row is not read back to confirm it, the status list
+    is not counted while its first draw lands on a free index, and the three audit events and
+    the supersession still happen."""
+    from sqlalchemy import event
+
+    service.issue(ACTIVE, actor="desk-1", now=NOW)  # so that the next one supersedes
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(service.db.engine, "before_cursor_execute", seen)
+    try:
+        view = service.issue(ACTIVE, actor="desk-1", now=NOW + timedelta(seconds=1))
+    finally:
+        event.remove(service.db.engine, "before_cursor_execute", seen)
+    servant_reads = [s for s in statements if s.startswith("SELECT civil_servants.")]
+    assert len(servant_reads) == 1, servant_reads
+    assert not [s for s in statements if "count(" in s.lower()], "the status list was counted"
+    assert not [s for s in statements if s.startswith("SELECT credentials.employee_id")]
+    assert len([s for s in statements if s.startswith("INSERT INTO audit_events")]) == 3
+    # 28 on SQLite before issue 20's changes (31 on PostgreSQL, which adds the slot's savepoint,
+    # a status-version bump when it is released, and the change feed's lock on the audit head).
+    budget = 23 if service.db.engine.dialect.name == "sqlite" else 26
+    assert len(statements) <= budget, "\n".join(statements)
+    assert service.verify(view.token, now=NOW + timedelta(seconds=2)).valid
+    with service.db.transaction() as session:
+        states = dict(session.execute(select(CredentialRow.id, CredentialRow.state)).all())
+    assert states[view.id] == "live"
+    assert sorted(states.values()) == ["live", "superseded"]
