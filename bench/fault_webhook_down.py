@@ -161,7 +161,7 @@ def _subscribe(prep: load_rig.Prepared, urls: dict[str, str]) -> tuple[dict[str,
         made = {}
         public_key = ""
         for name, url in urls.items():
-            new = Webhooks(db, keys).add(
+            new = Webhooks(db, keys, private_targets=True).add(  # loopback receivers
                 url,
                 client_name="Load Bank",
                 events=["employee.*"],
@@ -242,6 +242,7 @@ def drill(
         extra_env={
             "IDSVC_WEBHOOK_FIRST_RETRY": str(first_retry),
             "IDSVC_WEBHOOK_MAX_RETRY": str(max_retry),
+            "IDSVC_WEBHOOK_PRIVATE_TARGETS": "1",  # the receivers listen on loopback
         },
     )
     flaky_port = free_port()
@@ -279,6 +280,12 @@ def drill(
             )
         half = changes // 2
         with httpx.Client(base_url=served.base, timeout=30) as client:
+            # The bank checks its payroll first: its webhooks carry the people it checked.
+            client.post(
+                "/v1/payroll/checks",
+                json={"items": [{"employee_id": e} for e in prep.payroll_ids]},
+                headers={"authorization": f"Bearer {prep.bank_secret}"},
+            ).raise_for_status()
             outage = time.monotonic()
             if wrk is not None:
                 wrk.start()

@@ -24,3 +24,8 @@ CREDENTIAL_EVENTS: Final = {
     "superseded": "credential.superseded",
 }
 EVENT_TYPES: Final = frozenset(EMPLOYEE_EVENTS.values()) | frozenset(CREDENTIAL_EVENTS.values())
+# Why a change happened, as the feed and webhooks say it: a stable code, never the free text an
+# operator typed (that stays in the audit log, which banks do not read).
+REASON_CODES: Final = frozenset(
+    {"HR_STATUS_CHANGE", "CARD_REPLACED", "CARD_LOST", "OPERATOR_DECISION"}
+)

@@ -13,7 +13,18 @@ it until it commits, so positions are handed out in commit order; SQLite has a s
 anyway. On PostgreSQL the audit head is locked first: every writer appends to the audit log
 too, and taking the two locks in one order everywhere rules out a deadlock between them.
 
-Errors: ``ChangeFeedError`` → ``InvalidCursor`` (exit 22, HTTP 400).
+Scope. A client sees the events of the people it has checked in a payroll batch
+(``client_people``, written by ``note_people_checked`` in the check's transaction), in the feed
+and in its webhooks; a client with the ``admin`` scope sees everyone. ``reason`` is a stable
+code (``REASON_CODES``), never an operator's free text.
+
+Cursors. ``cf1:<position>``, base64url. A cursor that does not decode, or that points past the
+head (no page ever handed it out), is ``InvalidCursor``: accepting it silently would let a bank
+poll an empty page for ever. A page that is not full ends at the head read before it (every
+position up to the head had committed), so a scoped reader does not rescan other people's
+events on every poll.
+
+Errors: ``ChangeFeedError`` → ``InvalidCursor`` (exit 22, HTTP 400 ``INVALID_CURSOR``).
 """
 
 from __future__ import annotations
@@ -30,12 +41,15 @@ from typing import Any, Final
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from idsvc.change_events import CREDENTIAL_EVENTS, EMPLOYEE_EVENTS, EVENT_TYPES
+from idsvc.change_events import CREDENTIAL_EVENTS, EMPLOYEE_EVENTS, EVENT_TYPES, REASON_CODES
 from idsvc.errors import ChangeFeedError, InvalidCursor
+from idsvc.storage.bulk import insert_missing, rows_matching
+from idsvc.storage.client_tables import ApiClientRow
 from idsvc.storage.db import Database
 from idsvc.storage.payroll_tables import (
     ChangeEventRow,
     ChangeFeedHeadRow,
+    ClientPersonRow,
     WebhookDeliveryRow,
     WebhookSubscriptionRow,
 )
@@ -44,6 +58,7 @@ from idsvc.storage.tables import AuditHeadRow
 MAX_PAGE: Final = 10_000
 _CURSOR_TAG: Final = b"cf1:"
 _INSERT_CHUNK: Final = 1000
+SEES_EVERYONE: Final = "admin"  # the scope whose holders read every person's events
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +123,22 @@ class ChangePage:
 
 
 def employee_change(employee_id: str, status: str, effective: date | None) -> Change:
-    return Change(EMPLOYEE_EVENTS[status], employee_id, status, effective, reason=f"hr: {status}")
+    return Change(
+        EMPLOYEE_EVENTS[status], employee_id, status, effective, reason="HR_STATUS_CHANGE"
+    )
+
+
+def reason_code(state: str, reason: str | None) -> str:
+    """The stable code of a credential change; ``reason`` is the text its caller recorded in
+    the audit log (``hr: …`` for HR's, ``lost: …`` for a lost card)."""
+    if state == "superseded":
+        return "CARD_REPLACED"
+    text = (reason or "").strip().lower()
+    if text.startswith("hr:"):
+        return "HR_STATUS_CHANGE"
+    if text.startswith("lost:"):
+        return "CARD_LOST"
+    return "OPERATOR_DECISION"
 
 
 def credential_change(
@@ -120,7 +150,29 @@ def credential_change(
         state,
         credential_id=credential_id,
         card_serial=card_serial,
-        reason=reason[:255] if reason else None,
+        reason=reason_code(state, reason),
+    )
+
+
+def sees_everyone(scopes: Iterable[str]) -> bool:
+    return SEES_EVERYONE in scopes
+
+
+def note_people_checked(
+    session: Session, client_id: str | None, employee_ids: Iterable[str | None], *, now: datetime
+) -> None:
+    """Record, in the payroll check's transaction, that ``client_id`` checked these people:
+    from now on their events are in its feed and webhooks. One statement for the batch; people
+    it checked before keep their first date."""
+    people = sorted({e for e in employee_ids if e})
+    if client_id is None or not people:
+        return
+    insert_missing(
+        session,
+        ClientPersonRow.metadata.tables[ClientPersonRow.__tablename__],
+        "employee_id",
+        people,
+        same={"client_id": client_id, "first_seen_at": now},
     )
 
 
@@ -172,6 +224,8 @@ def record_changes(session: Session, changes: Sequence[Change], *, now: datetime
     for offset, change in enumerate(changes, start=1):
         if change.type not in EVENT_TYPES:
             raise ValueError(f"unknown change type {change.type!r}")
+        if change.reason is not None and change.reason not in REASON_CODES:
+            raise ValueError(f"unknown reason code {change.reason!r}")
         rows.append(
             {
                 "position": head + offset,
@@ -197,13 +251,34 @@ def record_change(session: Session, change: Change, *, now: datetime) -> int:
 
 
 def _enqueue_deliveries(session: Session, rows: list[dict[str, Any]], *, now: datetime) -> None:
+    """One pending delivery per enabled subscription whose patterns match the event and whose
+    client sees the person. A disabled client's rows are still written: the deliverer skips
+    them until the client is enabled again (``idsvc.webhook_delivery``)."""
     subscriptions = session.execute(
-        select(WebhookSubscriptionRow.id, WebhookSubscriptionRow.events).where(
-            WebhookSubscriptionRow.enabled.is_(True)
+        select(
+            WebhookSubscriptionRow.id,
+            WebhookSubscriptionRow.events,
+            WebhookSubscriptionRow.client_id,
+            ApiClientRow.scopes,
         )
+        .join(ApiClientRow, ApiClientRow.id == WebhookSubscriptionRow.client_id)
+        .where(WebhookSubscriptionRow.enabled.is_(True))
     ).all()
     if not subscriptions:
         return
+    scoped = sorted({c for _, _, c, scopes in subscriptions if not sees_everyone(scopes.split())})
+    seen: set[tuple[str, str]] = set()
+    if scoped:
+        seen = {
+            (client_id, employee_id)
+            for client_id, employee_id in rows_matching(
+                session,
+                (ClientPersonRow.client_id, ClientPersonRow.employee_id),
+                ClientPersonRow.employee_id,
+                sorted({row["employee_id"] for row in rows}),
+                ClientPersonRow.client_id.in_(scoped),
+            )
+        }
     deliveries = [
         {
             "subscription_id": sub_id,
@@ -214,8 +289,9 @@ def _enqueue_deliveries(session: Session, rows: list[dict[str, Any]], *, now: da
             "created_at": now,
         }
         for row in rows
-        for sub_id, patterns in subscriptions
+        for sub_id, patterns, client_id, scopes in subscriptions
         if pattern_matches(patterns, row["type"])
+        and (sees_everyone(scopes.split()) or (client_id, row["employee_id"]) in seen)
     ]
     for start in range(0, len(deliveries), _INSERT_CHUNK):
         session.execute(insert(WebhookDeliveryRow), deliveries[start : start + _INSERT_CHUNK])
@@ -256,24 +332,44 @@ def head_position(session: Session) -> int:
     ).scalar_one()
 
 
-def read_changes(session: Session, since: str | None, *, limit: int) -> ChangePage:
+def read_changes(
+    session: Session, since: str | None, *, limit: int, reader: str | None = None
+) -> ChangePage:
     """Events after ``since`` (from the start when ``None``; ``"now"``: none, only the
-    cursor of the newest event), oldest first, at most ``limit``."""
+    cursor of the head), oldest first, at most ``limit``. ``reader``: the client whose people
+    the events are about (``None``: everyone's, for admin clients and the operator)."""
     if not 1 <= limit <= MAX_PAGE:
         raise ChangeFeedError(f"limit must be between 1 and {MAX_PAGE}")
+    # Read first: every position up to it has committed (a writer moves the head and inserts
+    # its events in one transaction), so a page that is not full may end there.
+    head = head_position(session)
     if since == "now":
-        return ChangePage([], encode_cursor(head_position(session)))
+        return ChangePage([], encode_cursor(head))
     after = 0 if since is None else decode_cursor(since)
+    if after > head:
+        raise InvalidCursor()
     # Columns, not ORM entities: building 10,000 tracked objects per page cost more than the
     # query itself.
-    rows = session.execute(
+    query = (
         select(*_EVENT_COLUMNS)
-        .where(ChangeEventRow.position > after)
+        .where(ChangeEventRow.position > after, ChangeEventRow.position <= head)
         .order_by(ChangeEventRow.position)
         .limit(limit)
     )
-    events = [ChangeEvent(**row._asdict()) for row in rows]
-    return ChangePage(events, encode_cursor(events[-1].position if events else after))
+    if reader is not None:
+        # A probe of the key per event, in position order, stopping at ``limit``; an IN list
+        # would read every person the bank ever checked on every page.
+        query = query.where(
+            select(ClientPersonRow.employee_id)
+            .where(
+                ClientPersonRow.client_id == reader,
+                ClientPersonRow.employee_id == ChangeEventRow.employee_id,
+            )
+            .exists()
+        )
+    events = [ChangeEvent(**row._asdict()) for row in session.execute(query)]
+    end = events[-1].position if len(events) == limit else head
+    return ChangePage(events, encode_cursor(end))
 
 
 def event_at(session: Session, position: int) -> ChangeEvent | None:
@@ -287,6 +383,6 @@ class ChangeFeed:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def page(self, since: str | None, *, limit: int) -> ChangePage:
+    def page(self, since: str | None, *, limit: int, reader: str | None = None) -> ChangePage:
         with self._db.transaction() as session:
-            return read_changes(session, since, limit=limit)
+            return read_changes(session, since, limit=limit, reader=reader)

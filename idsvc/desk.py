@@ -182,7 +182,7 @@ def personalise_card(
         piv.authenticate(card_secrets.management_key_type, card_secrets.management_key)
         progress("generate card key")
         card_key = piv.generate_key(Slot.CARD_AUTH, KeyType.ECCP256)
-        # The card's proof that it made the key (issue 15); the centre decides if it needs one.
+        # The card's proof that it made the key; the centre decides if it needs one.
         attested = piv.attest_key(Slot.CARD_AUTH)
         progress("sign at the centre")
         pending = centre.begin_card_issuance(

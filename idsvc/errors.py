@@ -22,6 +22,8 @@
     │   ├── PhotoRejected             not an image, not JPEG/PNG, too large, too small, a bomb
     │   ├── PhotoMissing              the person has no photo yet (`idsvc photo`)
     │   └── CardFaceFailed            the face cannot be drawn (no live credential, no font)
+    ├── FaceDetectorUnavailable  (27) the installed OpenCV cannot detect faces (OpenCV 5, none):
+    │                                 a photo cannot be stored until OpenCV 4 is installed
     ├── ApiClientError           (21) API clients (idsvc.clients)
     │   ├── UnknownApiClient          no client with that name or id
     │   ├── ApiClientExists           the name is taken
@@ -117,6 +119,12 @@ class CardIssuanceFailed(IdsvcError):
     exit_code = 11
 
 
+class KeyNotAttested(CardIssuanceFailed):
+    """The card key comes with no valid proof that it was generated on a card."""
+
+    code = "KEY_NOT_ATTESTED"
+
+
 class CardNotIssued(IdsvcError):
     code = "CARD_NOT_ISSUED"
     exit_code = 15
@@ -153,6 +161,13 @@ class PhotoMissing(PrintRefused):
 
 class CardFaceFailed(PrintRefused):
     code = "CARD_FACE_FAILED"
+
+
+class FaceDetectorUnavailable(IdsvcError):
+    """The installed OpenCV cannot find faces (OpenCV 5 has no Haar cascades): fix the install."""
+
+    code = "FACE_DETECTOR_UNAVAILABLE"
+    exit_code = 27
 
 
 class ApiClientError(IdsvcError):

@@ -5,49 +5,77 @@ PostgreSQL, so several deliverers can run), sent, then marked; a deliverer that 
 leaves the lease to expire and the row is sent again. Receivers de-duplicate on ``webhook-id``
 (stable across retries, as Standard Webhooks asks).
 
-A failed attempt (no answer within the timeout, or a status other than 2xx) is retried after
-``30 s × 2^(attempts-1)``, capped at 6 h (both set by ``IDSVC_WEBHOOK_FIRST_RETRY`` and
-``IDSVC_WEBHOOK_MAX_RETRY``), with ±10 % jitter so that a receiver that comes back
-is not hit by every sender at once; after ``max_attempts`` the row is ``failed`` (shown by
-``idsvc webhooks list``). Each receiver is served by its own thread, and a receiver's first
-failure in a pass postpones its other due rows without trying them: a dead receiver costs one
-timeout per pass and never holds up the others, nor the changes themselves (they only wrote a
-row). Each receiver's outcomes are recorded as soon as its thread is done, in a transaction of
-their own: a receiver that accepts the connection and never answers delays only its own rows.
+A failed attempt (no answer within the deadline, a status other than 2xx, a refused target, or
+anything else that goes wrong for that receiver: a URL the HTTP layer chokes on, a secret that
+does not open) is retried after ``30 s × 2^(attempts-1)``, capped at 6 h (both set by
+``IDSVC_WEBHOOK_FIRST_RETRY`` and ``IDSVC_WEBHOOK_MAX_RETRY``), with ±10 % jitter so that a
+receiver that comes back is not hit by every sender at once; after ``max_attempts`` the row is
+``failed`` (shown by ``idsvc webhooks list``). A failure is recorded for its subscription only;
+it never ends the pass for the others.
+
+Each receiver is served by its own thread, and a receiver's first failure in a pass postpones
+its other due rows without trying them. ``timeout`` is a deadline for the whole delivery
+(resolve, connect, TLS, send, status line and headers), not per read: a receiver that dribbles
+one header line every few seconds is cut off at the deadline like one that never answers. Each
+thread records its receiver's outcomes itself, in a transaction of its own. ``run_once`` waits
+for every receiver it served (tests, ``--once``); ``DeliveryLoop`` (``idsvc webhooks deliver``)
+does not: a receiver still in flight is left out of the next claims while the others go on,
+so one receiver's slowness never delays another's events.
+
+Targets. The host is resolved once per delivery; every address it resolves to must pass
+``idsvc.webhooks.target_refusal`` (DNS may have changed since ``add``), and the connection
+goes to an address that was checked, never to a second resolution (no check-then-use gap for
+DNS rebinding). TLS still verifies the certificate against the URL's host name. No proxies,
+no redirects (the signed body must not wander).
+
+A subscription whose client is disabled (``idsvc clients disable``) is skipped, not failed:
+its rows stay pending and are sent when the client is enabled again.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
-import urllib.error
-import urllib.request
+import re
+import socket
+import ssl
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idsvc.change_feed import ChangeEvent
+from idsvc.errors import InvalidWebhook
 from idsvc.server_secret import ServerKeys
+from idsvc.storage.client_tables import ApiClientRow
 from idsvc.storage.db import Database
 from idsvc.storage.payroll_tables import (
     ChangeEventRow,
     WebhookDeliveryRow,
     WebhookSubscriptionRow,
 )
-from idsvc.webhooks import sign_v1, sign_v1a
+from idsvc.webhooks import check_url, signer_of, target_refusal
 
 FIRST_RETRY: Final = timedelta(seconds=30)
 MAX_RETRY: Final = timedelta(hours=6)
 LEASE: Final = timedelta(seconds=60)
-# Receivers served at once in a pass; beyond that a receiver waits for a free thread.
+# The longest whole-delivery deadline: well inside the lease, so that a row is never sent by a
+# second deliverer while the first is still waiting for the answer.
+MAX_DEADLINE: Final = 30.0
+# Receivers served at once; beyond that a receiver waits for a free thread.
 MAX_PARALLEL: Final = 16
 USER_AGENT: Final = "idsvc-webhooks/1"
+_MAX_HEAD: Final = 64 * 1024  # status line and headers; the body is not read
+_STATUS_LINE: Final = re.compile(rb"HTTP/1\.[01] ([1-5][0-9][0-9])[ \r]")
 
 
 @dataclass(frozen=True)
@@ -61,33 +89,113 @@ class Outcome:
 
 
 Send = Callable[[str, bytes, Mapping[str, str]], Outcome]
+# host, port → the addresses to try (``socket.getaddrinfo`` by default; tests stand in for DNS).
+Resolve = Callable[[str, int], list[str]]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None  # a redirect is a failed delivery: the signed body must not wander
+class TargetRefused(Exception):
+    """The receiver's address is one webhooks may not reach (``target_refusal``)."""
 
 
-def http_post(timeout: float) -> Send:
-    """A ``Send`` over urllib (no redirects, no proxies from the environment)."""
-    opener = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+def resolve_host(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    # A link-local IPv6 address comes with its zone (fe80::1%eth0): the address is the check.
+    return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline")
+        return left
+
+
+def http_post(timeout: float, *, private_targets: bool, resolve: Resolve = resolve_host) -> Send:
+    """A ``Send`` over one pinned connection, everything within ``timeout`` seconds."""
 
     def send(url: str, body: bytes, headers: Mapping[str, str]) -> Outcome:
-        if not url.startswith(("https://", "http://")):  # checked at `add`; never file: etc.
-            return Outcome(None, "not an http(s) URL")
-        request = urllib.request.Request(  # noqa: S310  (scheme checked on the line above)
-            url, data=body, headers=dict(headers), method="POST"
-        )
         try:
-            with opener.open(request, timeout=timeout) as response:
-                return Outcome(int(response.status))
-        except urllib.error.HTTPError as exc:
-            return Outcome(exc.code, f"HTTP {exc.code}")
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            return Outcome(None, f"no answer: {type(reason).__name__}"[:255])
+            return _post(url, body, headers, _Deadline(timeout), private_targets, resolve)
+        except InvalidWebhook as exc:  # the stored URL fails today's rule
+            return Outcome(None, f"refused URL: {exc}"[:255])
+        except TargetRefused as exc:
+            return Outcome(None, f"refused target: {exc}"[:255])
+        except TimeoutError:
+            return Outcome(None, f"no answer within {timeout:g} s")
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            return Outcome(None, f"no answer: {type(exc).__name__}")
 
     return send
+
+
+def _post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    deadline: _Deadline,
+    private_targets: bool,
+    resolve: Resolve,
+) -> Outcome:
+    parts = urlsplit(check_url(url, private_targets=private_targets))
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = resolve(host, port)
+    for address in addresses:
+        refusal = target_refusal(ipaddress.ip_address(address), private_targets=private_targets)
+        if refusal:  # one bad address refuses the name: the next lookup could return it
+            raise TargetRefused(refusal)
+    if not addresses:
+        raise TargetRefused(f"{host} resolves to no address")
+    sock = _connect(addresses, port, deadline)
+    try:
+        if parts.scheme == "https":
+            sock.settimeout(deadline.left())
+            # Handshake included; the certificate must name the URL's host.
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        sock.settimeout(deadline.left())
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        return _answer(sock, deadline)
+    finally:
+        sock.close()
+
+
+def _connect(addresses: list[str], port: int, deadline: _Deadline) -> socket.socket:
+    last: OSError = OSError("no address")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout=deadline.left())
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            last = exc
+    raise last
+
+
+def _answer(sock: socket.socket, deadline: _Deadline) -> Outcome:
+    """The status of the answer, once its header block is in (all of it before the
+    deadline)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        sock.settimeout(deadline.left())
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+        if len(head) > _MAX_HEAD:
+            return Outcome(None, "no answer: headers too long")
+    found = _STATUS_LINE.match(head)
+    if found is None or b"\r\n\r\n" not in head:
+        return Outcome(None, "no answer: not an HTTP response")
+    status = int(found.group(1))
+    return Outcome(status, None if 200 <= status < 300 else f"HTTP {status}")
 
 
 def backoff(
@@ -108,20 +216,19 @@ class DeliveryReport:
     postponed: int = 0
     receivers: set[str] = field(default_factory=set)
 
+    def add(self, other: DeliveryReport) -> None:
+        self.delivered += other.delivered
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.postponed += other.postponed
+        self.receivers |= other.receivers
+
 
 @dataclass(frozen=True)
 class _Job:
     delivery_id: int
     attempts: int
     event: ChangeEvent
-
-
-@dataclass(frozen=True)
-class _Receiver:
-    subscription_id: str
-    url: str
-    scheme: str
-    hmac_secret: bytes | None
 
 
 def payload(event: ChangeEvent) -> bytes:
@@ -148,111 +255,116 @@ class WebhookDeliverer:
         self._max_attempts = max_attempts
         self._batch = batch
         self._rng = rng or random.Random()  # noqa: S311  (jitter, not a secret)
+        self._rng_lock = threading.Lock()  # receivers' threads draw jitter from one generator
         self._first_retry = first_retry
         self._max_retry = max_retry
 
     def run_once(self, now: datetime) -> DeliveryReport:
-        """Claim what is due, send it (one thread per receiver), record each receiver's
-        outcomes as they come."""
-        claimed = self._claim(now)
+        """Claim what is due, send it (one thread per receiver), and wait for all of them;
+        each receiver's outcomes are recorded as soon as its own thread is done."""
         report = DeliveryReport()
-        if not claimed:
-            return report
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(claimed))) as pool:
-            served = {
-                pool.submit(self._serve, receiver, jobs, now): receiver
-                for receiver, jobs in claimed.items()
-            }
-            # Recorded in this thread only, so the report needs no lock.
-            for done in as_completed(served):
-                report.receivers.add(served[done].subscription_id)
-                with self._db.transaction() as session:
-                    for job, outcome in done.result():
-                        self._record(session, job, outcome, now, report)
+        with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
+            for served in self.dispatch(pool, now, busy=()).values():
+                report.add(served.result())
         return report
 
-    def _claim(self, now: datetime) -> dict[_Receiver, list[_Job]]:
+    def dispatch(
+        self, pool: ThreadPoolExecutor, now: datetime, *, busy: Collection[str]
+    ) -> dict[str, Future[DeliveryReport]]:
+        """Claim what is due for receivers not in ``busy`` and start serving each in
+        ``pool``; subscription id → its receiver's report to come."""
+        return {
+            subscription.id: pool.submit(self._serve, subscription, jobs, now)
+            for subscription, jobs in self._claim(now, busy).items()
+        }
+
+    def _claim(
+        self, now: datetime, busy: Collection[str]
+    ) -> dict[WebhookSubscriptionRow, list[_Job]]:
         with self._db.transaction() as session:
-            due = (
-                session.execute(
-                    select(WebhookDeliveryRow)
-                    .join(
-                        WebhookSubscriptionRow,
-                        WebhookSubscriptionRow.id == WebhookDeliveryRow.subscription_id,
-                    )
-                    .where(
-                        WebhookDeliveryRow.state == "pending",
-                        WebhookDeliveryRow.next_attempt_at <= now,
-                        (WebhookDeliveryRow.lease_until.is_(None))
-                        | (WebhookDeliveryRow.lease_until < now),
-                        WebhookSubscriptionRow.enabled.is_(True),
-                    )
-                    .order_by(WebhookDeliveryRow.event_position, WebhookDeliveryRow.id)
-                    .limit(self._batch)
-                    .with_for_update(skip_locked=True, of=WebhookDeliveryRow)
+            query = (
+                select(WebhookDeliveryRow)
+                .join(
+                    WebhookSubscriptionRow,
+                    WebhookSubscriptionRow.id == WebhookDeliveryRow.subscription_id,
                 )
-                .scalars()
-                .all()
+                .join(ApiClientRow, ApiClientRow.id == WebhookSubscriptionRow.client_id)
+                .where(
+                    WebhookDeliveryRow.state == "pending",
+                    WebhookDeliveryRow.next_attempt_at <= now,
+                    (WebhookDeliveryRow.lease_until.is_(None))
+                    | (WebhookDeliveryRow.lease_until < now),
+                    WebhookSubscriptionRow.enabled.is_(True),
+                    ApiClientRow.enabled.is_(True),  # a disabled client's rows wait
+                )
+                .order_by(WebhookDeliveryRow.event_position, WebhookDeliveryRow.id)
+                .limit(self._batch)
+                .with_for_update(skip_locked=True, of=WebhookDeliveryRow)
             )
+            if busy:
+                query = query.where(WebhookDeliveryRow.subscription_id.not_in(sorted(busy)))
+            due = session.execute(query).scalars().all()
             if not due:
                 return {}
             events = _events(session, {row.event_position for row in due})
-            receivers = {
-                row.id: _Receiver(
-                    row.id,
-                    row.url,
-                    row.scheme,
-                    self._keys.open(row.secret_box, row.id.encode()) if row.secret_box else None,
-                )
+            subscriptions = {
+                row.id: row
                 for row in session.execute(
                     select(WebhookSubscriptionRow).where(
                         WebhookSubscriptionRow.id.in_({row.subscription_id for row in due})
                     )
                 ).scalars()
             }
-            claimed: dict[_Receiver, list[_Job]] = defaultdict(list)
+            claimed: dict[WebhookSubscriptionRow, list[_Job]] = defaultdict(list)
             for row in due:
                 row.lease_until = now + LEASE
-                claimed[receivers[row.subscription_id]].append(
+                claimed[subscriptions[row.subscription_id]].append(
                     _Job(row.id, row.attempts, events[row.event_position])
                 )
+            session.flush()  # the leases, before the rows leave the session
+            session.expunge_all()  # read by the receivers' threads after this session ends
             return dict(claimed)
 
     def _serve(
-        self, receiver: _Receiver, jobs: list[_Job], now: datetime
-    ) -> list[tuple[_Job, Outcome | None]]:
+        self, subscription: WebhookSubscriptionRow, jobs: list[_Job], now: datetime
+    ) -> DeliveryReport:
         results: list[tuple[_Job, Outcome | None]] = []
         down = False
         for job in jobs:
             if down:
                 results.append((job, None))  # postponed: not tried, not counted
                 continue
-            outcome = self._send(receiver.url, *self._signed(receiver, job.event, now))
+            outcome = self._attempt(subscription, job, now)
             results.append((job, outcome))
             down = not outcome.ok
-        return results
+        report = DeliveryReport(receivers={subscription.id})
+        with self._db.transaction() as session:
+            for job, result in results:
+                self._record(session, job, result, now, report)
+        return report
+
+    def _attempt(self, subscription: WebhookSubscriptionRow, job: _Job, now: datetime) -> Outcome:
+        """One delivery; whatever goes wrong is this subscription's failed attempt."""
+        try:
+            body = payload(job.event)
+            msg_id = f"msg_{job.event.id}"
+            timestamp = int(now.timestamp())
+            headers = {
+                "content-type": "application/json",
+                "user-agent": USER_AGENT,
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": signer_of(self._keys, subscription, now).signature(
+                    msg_id, timestamp, body
+                ),
+            }
+            return self._send(subscription.url, body, headers)
+        except Exception as exc:  # any failure is recorded as this receiver's attempt
+            return Outcome(None, f"delivery failed: {type(exc).__name__}")
 
     def _backoff(self, attempts: int) -> timedelta:
-        return backoff(attempts, self._rng, self._first_retry, self._max_retry)
-
-    def _signed(
-        self, receiver: _Receiver, event: ChangeEvent, now: datetime
-    ) -> tuple[bytes, dict[str, str]]:
-        body = payload(event)
-        msg_id = f"msg_{event.id}"
-        timestamp = int(now.timestamp())
-        if receiver.scheme == "v1" and receiver.hmac_secret is not None:
-            signature = sign_v1(receiver.hmac_secret, msg_id, timestamp, body)
-        else:
-            signature = sign_v1a(self._keys.webhook_signing_key, msg_id, timestamp, body)
-        headers = {
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature,
-        }
-        return body, headers
+        with self._rng_lock:
+            return backoff(attempts, self._rng, self._first_retry, self._max_retry)
 
     def _record(
         self,
@@ -285,6 +397,40 @@ class WebhookDeliverer:
             row.next_attempt_at = now + self._backoff(row.attempts)
             row.last_error = outcome.error
             report.retrying += 1
+
+
+class DeliveryLoop:
+    """``idsvc webhooks deliver``: passes that never wait for a slow receiver. A receiver
+    still being served is left out of the next claims; the others' new events go out."""
+
+    def __init__(self, deliverer: WebhookDeliverer) -> None:
+        self._deliverer = deliverer
+        self._pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL)
+        self._busy: dict[str, Future[DeliveryReport]] = {}
+
+    def step(self, now: datetime) -> DeliveryReport:
+        """Collect the receivers that are done, then start on what is due for the others."""
+        report = DeliveryReport()
+        for subscription_id, served in list(self._busy.items()):
+            if served.done():
+                del self._busy[subscription_id]
+                report.add(served.result())
+        if len(self._busy) < MAX_PARALLEL:
+            self._busy |= self._deliverer.dispatch(self._pool, now, busy=self._busy)
+        return report
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._busy)
+
+    def close(self) -> DeliveryReport:
+        """Wait for the receivers in flight (each bounded by its deadline)."""
+        report = DeliveryReport()
+        for served in self._busy.values():
+            report.add(served.result())
+        self._busy.clear()
+        self._pool.shutdown(wait=True)
+        return report
 
 
 def _events(session: Session, positions: set[int]) -> dict[int, ChangeEvent]:

@@ -5,14 +5,21 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from idsvc.formats.hr_csv import COLUMNS
-from idsvc.payroll import MAX_ITEMS
+from idsvc.payroll import MAX_IDENTIFIER, MAX_ITEMS
+
+ACCOUNT_RULE = (
+    "Compared in one written form: Unicode NFKC, every decimal digit of any script as its "
+    "ASCII digit (full-width, Lao, Khmer, Thai, Arabic-Indic…), letters in capitals, every other "
+    "character (spaces of any kind, zero-width and other format characters, `-./_`) dropped; "
+    "so `001/234 5678` and `００１２３４５６７８` are one account. At least one digit or letter."
+)
 
 
 class PayrollItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    employee_id: str | None = Field(default=None, min_length=1, max_length=128)
-    card_serial: str | None = Field(default=None, min_length=1, max_length=128)
+    employee_id: str | None = Field(default=None, min_length=1, max_length=MAX_IDENTIFIER)
+    card_serial: str | None = Field(default=None, min_length=1, max_length=MAX_IDENTIFIER)
     credential: str | None = Field(
         default=None, min_length=1, max_length=16384, description="JWT or printed-card QR text"
     )
@@ -20,7 +27,14 @@ class PayrollItemIn(BaseModel):
         default=None,
         min_length=1,
         max_length=64,
-        description="the account about to be paid; kept only as a keyed hash",
+        description="the account about to be paid; kept only as a keyed hash. " + ACCOUNT_RULE,
+    )
+    ref: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_IDENTIFIER,
+        description="your own reference for this line (e.g. your payment line id): "
+        "returned as given on its result",
     )
 
     @model_validator(mode="after")
@@ -39,7 +53,7 @@ class PayrollCheckRequest(BaseModel):
                 {
                     "items": [
                         {"employee_id": "KH-MCS-010002", "account": "001-234-5678"},
-                        {"card_serial": "7K3M9Q2XJ4T8"},
+                        {"card_serial": "7K3M9Q2XJ4T8", "ref": "PAY-0002"},
                     ]
                 }
             ]
@@ -50,13 +64,22 @@ class PayrollCheckRequest(BaseModel):
 
 
 class PayrollResultOut(BaseModel):
-    employee_id: str | None = Field(description="null when the person is unknown")
+    employee_id: str | None = Field(
+        description="the person's employee id; on an `employee_id` line, the id as you sent "
+        "it, also when the register does not know it; null when a card or credential line "
+        "names nobody known"
+    )
+    card_serial: str | None = Field(
+        default=None, description="on a `card_serial` line: the serial as you sent it"
+    )
+    ref: str | None = Field(default=None, description="the line's `ref`, when you sent one")
     status: str = Field(description="HR status (active, suspended, retired…) or unknown")
     active_for_payroll: bool
     reasons: list[str] = Field(
         description="UNKNOWN_EMPLOYEE, UNKNOWN_CARD, HOLDER_INACTIVE, HOLDER_SUSPENDED, "
-        "CARD_REVOKED, CARD_SUSPENDED, CARD_SUPERSEDED, ACCOUNT_SHARED, or a verification "
-        "reason for a credential item"
+        "CARD_REVOKED, CARD_SUSPENDED, CARD_SUPERSEDED, ACCOUNT_SHARED (the account goes with "
+        "another person too, in this batch or your recent ones), DUPLICATE_IN_BATCH (the person "
+        "is on another line of this batch too), or a verification reason for a credential item"
     )
 
 
@@ -72,7 +95,9 @@ class ChangeEventOut(BaseModel):
     effective_date: str | None = Field(description="the date HR gives for the change")
     credential_id: str | None
     card_serial: str | None
-    reason: str | None
+    reason: str | None = Field(
+        description="why: HR_STATUS_CHANGE, CARD_REPLACED, CARD_LOST or OPERATOR_DECISION"
+    )
     recorded_at: str
 
 

@@ -25,7 +25,7 @@ from idsvc.errors import (
     UnknownIssuer,
 )
 from idsvc.status_store import StatusListNotFound
-from idsvc.storage.db import DatabaseUnavailable
+from idsvc.storage.db import ConcurrentUpdate, DatabaseUnavailable
 from mobile_api.repeated_log import RepeatedLogLine
 from mobile_api.schemas import Problem
 
@@ -114,6 +114,13 @@ def install(app: FastAPI) -> None:
             what = exc.code.removeprefix("UNKNOWN_").lower()
             return problem(404, exc.code, f"no such {what}")
         return problem(409, exc.code, str(exc))
+
+    @app.exception_handler(ConcurrentUpdate)
+    async def concurrent(_: Request, exc: ConcurrentUpdate) -> JSONResponse:
+        # Another writer held the same people; the database rolled this request back whole.
+        return problem(
+            409, "CONCURRENT_UPDATE", "concurrent update", str(exc), headers={"Retry-After": "1"}
+        )
 
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:

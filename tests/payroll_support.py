@@ -46,3 +46,27 @@ def add_client(service: IdService, name: str, *scopes: str) -> tuple[str, str]:
     """(client id, bearer secret)."""
     view, secret = ApiClients(service.db).add(name, scopes or ("payroll",), NOW)
     return view.id, secret
+
+
+def check_people(service: IdService, client_id: str, *employee_ids: str) -> None:
+    """A payroll check of these people by this client: from then on they are in its change
+    feed and webhooks (``idsvc.change_feed.note_people_checked``)."""
+    from datetime import timedelta
+
+    from idsvc.access_log import CheckedBy
+    from idsvc.payroll import PayrollChecks, PayrollItem
+
+    def no_credentials(text: str, now: Any) -> Any:
+        raise AssertionError("items name employee ids only")
+
+    checks = PayrollChecks(
+        service.db,
+        account_key=KEYS.account_key,
+        account_window=timedelta(days=93),
+        verify_credential=no_credentials,
+    )
+    checks.check(
+        [PayrollItem(employee_id=e) for e in employee_ids],
+        by=CheckedBy(client_id, "bank", "127.0.0.1"),
+        now=NOW,
+    )

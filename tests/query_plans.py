@@ -45,6 +45,7 @@ LARGE_TABLES = frozenset(
         "audit_events",
         "status_history",
         "payroll_accounts",
+        "client_people",
     }
 )
 HEADER = (
@@ -167,6 +168,14 @@ def seed_rest(
             ),
             {"now": now.replace(tzinfo=None), "people": people, "client": client.id, "n": checks},
         )
+        # The bank has checked everyone: its feed is scoped to all of them (the costliest case).
+        conn.execute(
+            text(
+                "INSERT INTO client_people (client_id, employee_id, first_seen_at) "
+                "SELECT :client, employee_id, CAST(:now AS timestamp) FROM civil_servants"
+            ),
+            {"client": client.id, "now": now.replace(tzinfo=None)},
+        )
         head = int(
             conn.execute(text("SELECT coalesce(max(position), 0) FROM change_events")).scalar_one()
         )
@@ -286,6 +295,9 @@ def hot_path_statements(service: IdService, seeded: Seeded, now: datetime) -> li
             [PayrollItem(card_serial=seeded.card_serial)], by=bank, now=now
         ),
         "change feed by cursor": lambda: ChangeFeed(service.db).page(feed_cursor, limit=100),
+        "change feed by cursor, a bank's people": lambda: ChangeFeed(service.db).page(
+            feed_cursor, limit=100, reader=seeded.client_id
+        ),
         "who checked this person": lambda: CheckLog(service.db, flush_interval=0).of_holder(
             seeded.employee_id, limit=100
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,9 +35,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def receiver(port: int | None = None, status: int = 204) -> Iterator[Receiver]:
+def receiver(
+    port: int | None = None, status: int = 204, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
+    """``tls``: serve https with this context (the URL then says https)."""
     port = port or free_port()
-    box = Receiver(f"http://127.0.0.1:{port}/hooks/idsvc", status=status)
+    scheme = "https" if tls else "http"
+    box = Receiver(f"{scheme}://127.0.0.1:{port}/hooks/idsvc", status=status)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -50,6 +55,8 @@ def receiver(port: int | None = None, status: int = 204) -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -68,6 +75,56 @@ def silent_receiver() -> Iterator[str]:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         yield f"http://127.0.0.1:{listener.getsockname()[1]}/hooks/idsvc"
+
+
+@dataclass
+class SlowReceiver:
+    url: str
+    connections: int = 0
+
+
+@contextmanager
+def slow_receiver(every: float = 1.0) -> Iterator[SlowReceiver]:
+    """A slow-loris receiver: it reads the request, answers ``200 OK`` at once, then sends one
+    more header line every ``every`` seconds and never ends its header block. Each read of the
+    sender gets a byte well within any per-read timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)  # so that the accepting thread sees ``stop``
+    box = SlowReceiver(f"http://127.0.0.1:{listener.getsockname()[1]}/hooks/idsvc")
+    stop = threading.Event()
+
+    def dribble(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not stop.wait(every):
+                    conn.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                return  # the sender gave up
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            box.connections += 1
+            threading.Thread(target=dribble, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield box
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
 
 
 def verify_v1a(public_key: str, received: Received) -> None:

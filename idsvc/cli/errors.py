@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -83,8 +82,7 @@ def reported() -> Iterator[None]:
         KeyboardInterrupt,
         SystemExit,
         typer.Exit,
-        click.exceptions.Exit,
-        click.exceptions.Abort,
+        typer.Abort,  # (Typer carries its own Click: the `click` package's classes never come)
     ):
         raise
     except Exception as exc:

@@ -239,8 +239,7 @@ def issue(
             )
             if view.qr is not None:
                 err_console.print(
-                    f"printed QR: version {view.qr.version} (ECC M), "
-                    f"{view.qr.payload_bytes} bytes"
+                    f"printed QR: version {view.qr.version} (ECC M), {view.qr.payload_bytes} bytes"
                 )
             if json_out:
                 print(json.dumps(view.as_dict(), ensure_ascii=False))

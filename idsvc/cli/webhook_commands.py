@@ -1,8 +1,10 @@
-"""``idsvc webhooks add|list|enable|disable|public-key|deliver``: banks' webhook subscriptions.
+"""``idsvc webhooks add|list|enable|disable|rotate-secret|public-key|deliver``: banks' webhook
+subscriptions.
 
-Exit codes: 22 for a refused subscription (bad URL, unknown event type, unknown client or one
-without the ``payroll`` scope, unknown subscription id) or an unusable server secret file; the
-rest as for every command (3 not initialised, 10 database unavailable).
+Exit codes: 22 for a refused subscription (bad or refused URL, unknown event type, unknown
+client or one without the ``payroll`` scope, unknown subscription id, overlap out of range) or
+an unusable server secret file; the rest as for every command (3 not initialised, 10 database
+unavailable). ``deliver`` records a receiver's failure against its subscription and goes on.
 """
 
 from __future__ import annotations
@@ -51,10 +53,10 @@ def _open() -> tuple[Settings, Database, ServerKeys]:
     return settings, db, keys
 
 
-def _webhooks(db: Database, keys: ServerKeys) -> Webhooks:
+def _webhooks(settings: Settings, db: Database, keys: ServerKeys) -> Webhooks:
     from idsvc.webhooks import Webhooks
 
-    return Webhooks(db, keys)
+    return Webhooks(db, keys, private_targets=settings.webhook_private_targets)
 
 
 @webhooks_app.command("add")
@@ -80,7 +82,7 @@ def add(
     with reported():
         settings, db, keys = _open()
         patterns = [p for value in events for p in value.split(",")]
-        new = _webhooks(db, keys).add(
+        new = _webhooks(settings, db, keys).add(
             url,
             client_name=client,
             events=patterns,
@@ -107,8 +109,8 @@ def add(
 def list_webhooks(json_out: JsonOpt = False) -> None:
     """Subscriptions and their delivery status (pending, delivered, failed, last error)."""
     with reported():
-        _, db, keys = _open()
-        views = _webhooks(db, keys).list()
+        settings, db, keys = _open()
+        views = _webhooks(settings, db, keys).list()
         db.dispose()
         if json_out:
             console.print_json(json.dumps([v.as_dict() for v in views]))
@@ -146,7 +148,7 @@ def list_webhooks(json_out: JsonOpt = False) -> None:
 def _set_enabled(subscription_id: str, enabled: bool) -> None:
     with reported():
         settings, db, keys = _open()
-        view = _webhooks(db, keys).set_enabled(
+        view = _webhooks(settings, db, keys).set_enabled(
             subscription_id, enabled, now=_now(), actor=settings.operator
         )
         db.dispose()
@@ -165,6 +167,45 @@ def disable(subscription_id: Annotated[str, typer.Argument(help="webhook id")]) 
     _set_enabled(subscription_id, False)
 
 
+@webhooks_app.command("rotate-secret")
+def rotate_secret(
+    subscription_id: Annotated[str, typer.Argument(help="webhook id")],
+    overlap: Annotated[
+        float,
+        typer.Option(
+            "--overlap",
+            min=0,
+            max=168,
+            help="hours during which the old secret or key also signs (both signatures sent)",
+        ),
+    ] = 24.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """New HMAC secret (v1, printed once) or Ed25519 key (v1a) without re-subscribing."""
+    with reported():
+        settings, db, keys = _open()
+        new = _webhooks(settings, db, keys).rotate_secret(
+            subscription_id, overlap=timedelta(hours=overlap), now=_now(), actor=settings.operator
+        )
+        db.dispose()
+        if json_out:
+            body = new.view.as_dict()
+            if new.hmac_secret:
+                body["secret"] = new.hmac_secret
+            console.print_json(json.dumps(body))
+            return
+        until = new.view.previous_until
+        console.print(
+            f"webhook {new.view.id}: new {'secret' if new.hmac_secret else 'key'}; "
+            + (f"the old one also signs until {until.isoformat(timespec='seconds')}" if until
+               else "the old one no longer signs")
+        )  # fmt: skip
+        if new.hmac_secret:
+            console.print(f"secret (shown once, give it to the bank): {new.hmac_secret}")
+        else:
+            console.print(f"verify with the public key: {new.view.public_key}")
+
+
 @webhooks_app.command("public-key")
 def public_key() -> None:
     """Print the Ed25519 public key (whpk_…) that verifies v1a signatures."""
@@ -181,37 +222,58 @@ def deliver(
         float, typer.Option("--interval", min=0.1, help="seconds between idle passes")
     ] = 2.0,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.5, help="seconds to wait for a receiver")
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.5,
+            max=30,
+            help="seconds a whole delivery may take (connect, TLS, send, answer's headers)",
+        ),
     ] = 10.0,
 ) -> None:
-    """Send due webhook deliveries (the outbox), with retries and back-off; runs until Ctrl-C."""
+    """Send due webhook deliveries (the outbox), with retries and back-off; runs until Ctrl-C.
+    A slow receiver is served on its own and holds up no other."""
     with reported():
         settings, db, keys = _open()
-        from idsvc.webhook_delivery import WebhookDeliverer, http_post
+        from idsvc.webhook_delivery import (
+            DeliveryLoop,
+            DeliveryReport,
+            WebhookDeliverer,
+            http_post,
+        )
 
         deliverer = WebhookDeliverer(
             db,
             keys,
-            http_post(timeout),
+            http_post(timeout, private_targets=settings.webhook_private_targets),
             max_attempts=settings.webhook_max_attempts,
             first_retry=timedelta(seconds=settings.webhook_first_retry),
             max_retry=timedelta(seconds=settings.webhook_max_retry),
         )
+
+        def show(report: DeliveryReport) -> None:
+            console.print(
+                f"delivered {report.delivered}, retrying {report.retrying}, "
+                f"failed {report.failed}, postponed {report.postponed}"
+            )
+
+        if once:
+            try:
+                show(deliverer.run_once(_now()))
+            finally:
+                db.dispose()
+            return
+        loop = DeliveryLoop(deliverer)
         try:
             while True:
-                report = deliverer.run_once(_now())
-                if report.delivered or report.retrying or report.failed or once:
-                    console.print(
-                        f"delivered {report.delivered}, retrying {report.retrying}, "
-                        f"failed {report.failed}, postponed {report.postponed}"
-                    )
-                if once:
-                    return
-                if not (report.delivered or report.retrying or report.failed):
-                    time.sleep(interval)
+                report = loop.step(_now())
+                if report.delivered or report.retrying or report.failed:
+                    show(report)
+                time.sleep(interval if not loop.in_flight else min(interval, 0.2))
         except KeyboardInterrupt:
             return
         finally:
+            loop.close()
             db.dispose()
 
 

@@ -14,6 +14,7 @@ rows land exactly as the ORM would have written them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -138,3 +139,33 @@ def upsert_rows(
     )
     session.execute(text(sql))
     session.execute(text(f'DELETE FROM "{staging}"'))  # noqa: S608
+
+
+def insert_missing(
+    session: Session, table: Table, column: str, values: Sequence[str], *, same: Mapping[str, Any]
+) -> None:
+    """One row per value of ``column``, the other columns ``same`` in every row, skipping rows
+    whose key is already there (``ON CONFLICT DO NOTHING``). One statement with the values as
+    one parameter, ``unnest`` of an array on PostgreSQL and ``json_each`` on SQLite: for 10,000
+    values 44 ms and 5 ms, against 66 ms and 30 ms through ``upsert_rows`` (COPY into staging,
+    executemany)."""
+    if not values:
+        return
+    names = [*same, column]
+    fixed = [
+        bindparam(f"same_{i}", v, type_=table.c[n].type) for i, (n, v) in enumerate(same.items())
+    ]
+    if _postgres(session):
+        source = "unnest(:many) AS given(value)"
+        many = bindparam("many", list(values), type_=ARRAY(table.c[column].type))
+    else:
+        source = "json_each(:many)"
+        many = bindparam("many", json.dumps(list(values)))
+    column_list = ", ".join(f'"{name}"' for name in names)
+    selected = ", ".join(f":same_{i}" for i in range(len(same)))
+    # WHERE true: SQLite's parser needs it between a SELECT and ON CONFLICT.
+    sql = text(
+        f'INSERT INTO "{table.name}" ({column_list}) '  # noqa: S608  (names from the metadata)
+        f"SELECT {selected}, value FROM {source} WHERE true ON CONFLICT DO NOTHING"
+    ).bindparams(*fixed, many)
+    session.execute(sql)

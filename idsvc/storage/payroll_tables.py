@@ -1,6 +1,7 @@
 """Tables of the bank side: the change feed, the webhook outbox, account hashes, idempotency.
 
-Schema changes go through migration 0005 (``idsvc/migrations/versions/0005_payroll.py``).
+Schema changes go through migration 0005 (``idsvc/migrations/versions/0005_payroll.py``) and
+0012 (webhook key rotation, the people each client checked).
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ class WebhookSubscriptionRow(Base):
     secret_box: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Migration 0012. v1a after a rotation: the subscription's own Ed25519 seed, sealed (None:
+    # the deployment's key). The key replaced by the last rotation, sealed, signs too until
+    # previous_until.
+    signing_box: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    previous_box: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class WebhookDeliveryRow(Base):
@@ -81,6 +88,20 @@ class WebhookDeliveryRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ClientPersonRow(Base):
+    """Which people a client checked in a payroll batch: the scope of its change feed and
+    webhooks (``idsvc.change_feed``). Migration 0012."""
+
+    __tablename__ = "client_people"
+    # The key is the only index (lookups give the client too) and, on SQLite, the table itself:
+    # a first payroll check inserts 10,000 rows per batch, one B-tree instead of three.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    employee_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class PayrollAccountRow(Base):
@@ -110,6 +131,7 @@ class IdempotencyRecordRow(Base):
 __all__ = [
     "ChangeEventRow",
     "ChangeFeedHeadRow",
+    "ClientPersonRow",
     "IdempotencyRecordRow",
     "PayrollAccountRow",
     "WebhookDeliveryRow",

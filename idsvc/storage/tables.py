@@ -146,7 +146,7 @@ class CredentialRow(Base):
     cnf_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     card_certificate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # How the card key was proven generated on the card ("piv-attest") and the maker CA that
-    # vouched for it (migration 0014); None when not checked (issue 15).
+    # vouched for it (migration 0013); None when not checked.
     key_attestation: Mapped[str | None] = mapped_column(String(16), nullable=True)
     key_attested_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     token: Mapped[str] = mapped_column(Text)

@@ -131,7 +131,7 @@ class BeginBody(Strict):
     employee_id: str = Field(max_length=64)
     card_jwk: dict[str, str]
     card_uuid: uuid.UUID
-    key_attestation: AttestationBody | None = None  # issue 15: the key was made on the card
+    key_attestation: AttestationBody | None = None  # the proof that the key was made on the card
 
 
 class AbandonBody(Strict):

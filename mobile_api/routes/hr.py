@@ -3,7 +3,8 @@
 Same rules and same per-row reasons as ``idsvc import-hr`` (one use case behind both).
 ``Idempotency-Key`` replays the first answer (with ``Idempotent-Replayed: true``); the same key
 with another body is a 422 ``IDEMPOTENCY_CONFLICT``. Body limit: ``HR_MAX_BODY`` (8 MiB, about
-10,000 records).
+10,000 records). Concurrent writers for one person are serialised (``idsvc.storage.person_locks``);
+a broken lock cycle is a 409 ``CONCURRENT_UPDATE``, nothing stored.
 """
 
 from __future__ import annotations
@@ -35,13 +36,16 @@ router = APIRouter(tags=["hr"], route_class=StrictJsonRoute)
     RECORDS_PATH,
     response_model=HrRecordsResponse,
     dependencies=[JsonBody],
-    responses=problems.responses(401, 403, 413, 415, 422, 429, 503),
+    responses=problems.responses(401, 403, 409, 413, 415, 422, 429, 503),
     operation_id="upsertHrRecords",
     summary="Create or update HR records (the HR CSV's columns as JSON members)",
     description="Rows that break a rule are listed in `rejected` (record number, employee id, "
     "reason) and the others land, exactly as `idsvc import-hr` does with a file. A status "
     "change (retired, deceased, dismissed, suspended, active again) reaches the person's "
-    "credentials, the change feed and webhooks in the same transaction.",
+    "credentials, the change feed and webhooks in the same transaction. Requests for the same "
+    "person are judged one after the other, whatever the interleaving; a 409 "
+    "`CONCURRENT_UPDATE` (with `Retry-After`) means the database broke a lock cycle with another "
+    "writer after three tries: nothing was stored, send the same request again.",
 )
 async def upsert_hr_records(
     body: HrRecordsRequest,

@@ -47,7 +47,7 @@ def test_json_batch_answers_in_order(api: Api) -> None:
     ] == [
         (RETIRED, "retired", False, ["HOLDER_INACTIVE"]),
         (ACTIVE, "active", True, ["ACCOUNT_SHARED"]),
-        (None, "unknown", False, ["UNKNOWN_EMPLOYEE"]),
+        ("KH-NOPE-000001", "unknown", False, ["UNKNOWN_EMPLOYEE"]),  # the bank's own id
         ("LA-MOHA-000102", "active", True, ["ACCOUNT_SHARED"]),
     ]
     # The check log names the bank (admin view).
@@ -71,11 +71,12 @@ def test_csv_in_and_out(api: Api) -> None:
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert rows == [
         {"item": "1", "employee_id": RETIRED, "status": "retired", "active_for_payroll": "false",
-         "reasons": "HOLDER_INACTIVE"},
+         "reasons": "HOLDER_INACTIVE", "card_serial": "", "ref": ""},
         {"item": "2", "employee_id": ACTIVE, "status": "active", "active_for_payroll": "true",
-         "reasons": ""},
-        {"item": "3", "employee_id": "", "status": "unknown", "active_for_payroll": "false",
-         "reasons": "UNKNOWN_EMPLOYEE"},
+         "reasons": "", "card_serial": "", "ref": ""},
+        {"item": "3", "employee_id": "KH-NOPE-000001", "status": "unknown",
+         "active_for_payroll": "false", "reasons": "UNKNOWN_EMPLOYEE", "card_serial": "",
+         "ref": ""},
     ]  # fmt: skip
     # JSON in, CSV out when CSV is preferred; JSON when JSON is.
     r = api.http.post(
@@ -83,7 +84,7 @@ def test_csv_in_and_out(api: Api) -> None:
         json={"items": [{"employee_id": ACTIVE}]},
         headers=auth | {"accept": "application/json;q=0.5, text/csv"},
     )
-    assert r.text.splitlines()[1] == f"1,{ACTIVE},active,true,"
+    assert r.text.splitlines()[1] == f"1,{ACTIVE},active,true,,,"
     r = api.http.post(
         CHECKS,
         content=body.encode(),
@@ -154,6 +155,9 @@ def test_auth_scope_and_bad_requests(api: Api) -> None:
 
 def test_change_feed_pages_and_cursors(api: Api) -> None:
     auth = bank(api)
+    # A bank's feed holds the people its payroll checks named.
+    named = {"items": [{"employee_id": ACTIVE}, {"employee_id": RETIRED}]}
+    assert api.http.post(CHECKS, json=named, headers=auth).status_code == 200
     start = api.http.get(CHANGES, params={"since": "now"}, headers=auth).json()
     assert start["events"] == []
     cred = api.service.issue(ACTIVE, actor="desk", now=NOW)
@@ -191,3 +195,58 @@ def test_webhook_public_key_is_a_usable_ed25519_key(api: Api) -> None:
     assert secret_file.stat().st_mode & 0o077 == 0
     again = httpx.get(api.base_url + "/v1/webhooks/public-key").json()
     assert again == body
+
+
+def test_answers_keep_the_banks_identifiers_and_flag_duplicates(api: Api) -> None:
+    auth = bank(api)
+    card = api.service.issue(ACTIVE, actor="desk", now=NOW)
+    items = [
+        {"employee_id": ACTIVE, "account": "001\u00a0234", "ref": "pay-1"},
+        {"card_serial": card.card_serial, "account": "\u0ed0\u0ed0\u0ed1\u0ed2\u0ed3\u0ed4"},
+        {"employee_id": "LA-MOHA-000102", "account": "００１/２３４", "ref": "pay-3"},
+        {"card_serial": "NOSUCHCARD01", "ref": "<b>pay-4</b>"},
+        {"credential": "not a credential", "ref": "=1+2"},
+    ]
+    r = api.http.post(CHECKS, json={"items": items}, headers=auth)
+    assert r.status_code == 200, r.text
+    dup, shared = "DUPLICATE_IN_BATCH", "ACCOUNT_SHARED"
+    assert r.json()["results"] == [
+        {"employee_id": ACTIVE, "ref": "pay-1", "status": "active", "active_for_payroll": True,
+         "reasons": [dup, shared]},
+        {"employee_id": ACTIVE, "card_serial": card.card_serial, "status": "active",
+         "active_for_payroll": True, "reasons": [dup, shared]},
+        {"employee_id": "LA-MOHA-000102", "ref": "pay-3", "status": "active",
+         "active_for_payroll": True, "reasons": [shared]},
+        {"employee_id": None, "card_serial": "NOSUCHCARD01", "ref": "<b>pay-4</b>",
+         "status": "unknown", "active_for_payroll": False, "reasons": ["UNKNOWN_CARD"]},
+        {"employee_id": None, "ref": "=1+2", "status": "unknown", "active_for_payroll": False,
+         "reasons": ["MALFORMED"]},
+    ]  # fmt: skip
+    assert r.headers["content-type"] == "application/json"  # never rendered as a page
+    # CSV: the same, with a ref column in and out; a cell is never read as a formula.
+    body = f"card_serial,ref\r\nNOSUCHCARD01,=HYPERLINK(1)\r\n{card.card_serial},l2\r\n"
+    r = api.http.post(
+        CHECKS,
+        content=body.encode(),
+        headers=auth | {"content-type": "text/csv", "accept": "text/csv"},
+    )
+    assert r.text.splitlines() == [
+        "item,employee_id,status,active_for_payroll,reasons,card_serial,ref",
+        "1,,unknown,false,UNKNOWN_CARD,NOSUCHCARD01,'=HYPERLINK(1)",
+        f"2,{ACTIVE},active,true,,{card.card_serial},l2",
+    ]
+    r = api.http.post(CHECKS, json={"items": [{"employee_id": ACTIVE, "ref": "r" * 129}]},
+                      headers=auth)  # fmt: skip
+    assert_problem(r, 422, "INVALID_REQUEST")
+
+
+def test_the_reason_codes_and_the_account_rule_are_documented(api: Api) -> None:
+    schema = api.http.get("/openapi.json").json()
+    result = schema["components"]["schemas"]["PayrollResultOut"]["properties"]
+    assert "DUPLICATE_IN_BATCH" in result["reasons"]["description"]
+    assert {"ref", "card_serial"} <= set(result)
+    operation = schema["paths"][CHECKS]["post"]
+    request = operation["requestBody"]["content"]["application/json"]["schema"]
+    item = request["properties"]["items"]["items"]["properties"]
+    assert "NFKC" in item["account"]["description"] and "ref" in item
+    assert "DUPLICATE_IN_BATCH" in operation["description"]

@@ -45,6 +45,7 @@ def test_retirement_reaches_payroll_feed_and_webhooks_and_paging_holds(
     port = free_port()
     url = f"http://127.0.0.1:{port}/hooks/idsvc"
     cli = Cli(service.settings.home, service.settings.resolved_database_url)
+    cli.env["IDSVC_WEBHOOK_PRIVATE_TARGETS"] = "1"  # the bank's receiver is on loopback
     added = cli("webhooks", "add", url, "--client", "Bank of Laos", "--events", "employee.*")
     assert added.returncode == 0, added.stderr
     hmac_add = cli(
@@ -97,7 +98,9 @@ def test_retirement_reaches_payroll_feed_and_webhooks_and_paging_holds(
     )
     later = datetime.now(UTC) + timedelta(seconds=90)  # past the first back-off (≈30 s)
     with receiver(port=port) as bank_side:
-        WebhookDeliverer(service.db, keys, http_post(5), max_attempts=5).run_once(later)
+        WebhookDeliverer(
+            service.db, keys, http_post(5, private_targets=True), max_attempts=5
+        ).run_once(later)
     assert len(bank_side.got) == 2
     by_scheme = {g.headers["webhook-signature"].split(",")[0]: g for g in bank_side.got}
     verify_v1a(key["public_key"], by_scheme["v1a"])
@@ -125,6 +128,11 @@ def _page_while_hr_writes(
     people = [r["employee_id"] for r in base if r["status"] == "active"][:4]
     rounds = 8
     errors: list[str] = []
+    # The bank's feed holds the people it checked.
+    code, _ = reader_conn.call("POST", "/v1/payroll/checks",
+                               {"items": [{"employee_id": p} for p in people]},
+                               _auth(bank_secret))  # fmt: skip
+    assert code == 200
 
     def write() -> None:
         for i in range(rounds):

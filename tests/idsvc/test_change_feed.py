@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import func, select
 
 from idsvc import change_feed
-from idsvc.change_feed import Change, read_changes
+from idsvc.change_feed import Change, encode_cursor, read_changes
 from idsvc.errors import ChangeFeedError, InvalidCursor
 from idsvc.service import IdService
-from idsvc.storage.payroll_tables import ChangeEventRow
+from idsvc.storage.payroll_tables import ChangeEventRow, ClientPersonRow
 from tests.conftest import NOW
-from tests.payroll_support import set_status
+from tests.payroll_support import add_client, check_people, set_status
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "KH-MCS-010002"
@@ -39,7 +39,7 @@ def test_retirement_records_employee_then_credential_events(service: IdService) 
     assert events[0]["effective_date"] == "2026-11-20"
     assert events[1]["credential_id"] == cred.id
     assert events[1]["card_serial"] == cred.card_serial
-    assert events[1]["reason"] == "hr: retired"
+    assert [e["reason"] for e in events] == ["HR_STATUS_CHANGE", "HR_STATUS_CHANGE"]
 
 
 def test_suspension_reinstatement_and_superseding(service: IdService) -> None:
@@ -139,3 +139,55 @@ def test_concurrent_writers_never_make_a_reader_skip(service: IdService) -> None
         t.join()
     assert not errors, errors
     assert seen == list(range(1, writers * per_writer + 1))
+
+
+def test_reason_is_a_stable_code_never_the_operators_text(service: IdService) -> None:
+    first = service.issue(OTHER, actor="desk", now=NOW)
+    second = service.issue(OTHER, actor="desk", now=NOW)
+    service.change_state(second.id, "suspend", reason="Mr X phoned: 020 5555", actor="d", now=NOW)
+    service.change_state(second.id, "revoke", reason="lost: left in a taxi", actor="d", now=NOW)
+    reasons = [(e["type"], e["credential_id"], e["reason"]) for e in _all(service)]
+    assert reasons == [
+        ("credential.superseded", first.id, "CARD_REPLACED"),
+        ("credential.suspended", second.id, "OPERATOR_DECISION"),
+        ("credential.revoked", second.id, "CARD_LOST"),
+    ]
+    with pytest.raises(ValueError, match="reason code"), service.db.transaction() as s:
+        change_feed.record_change(
+            s, Change("employee.retired", ACTIVE, "retired", reason="hr: retired"), now=NOW
+        )
+
+
+def test_a_cursor_past_the_head_is_refused(service: IdService) -> None:
+    set_status(service, ACTIVE, "retired")
+    with service.db.transaction() as s:
+        head = read_changes(s, "now", limit=10).next_cursor
+        assert head == encode_cursor(1)
+        assert read_changes(s, head, limit=10).events == []  # the head itself: fine
+        for past in (encode_cursor(2), encode_cursor(10**17)):
+            with pytest.raises(InvalidCursor):
+                read_changes(s, past, limit=10)
+
+
+def test_a_client_reads_only_the_people_it_checked(service: IdService) -> None:
+    a, _ = add_client(service, "bank-a", "payroll")
+    b, _ = add_client(service, "bank-b", "payroll")
+    check_people(service, a, ACTIVE, "NOBODY-000001")  # unknown people are not recorded
+    check_people(service, b, OTHER)
+    check_people(service, a, ACTIVE)  # again: no duplicate, first date kept
+    set_status(service, ACTIVE, "retired")
+    set_status(service, OTHER, "suspended")
+    with service.db.transaction() as s:
+        pairs = s.execute(select(ClientPersonRow.client_id, ClientPersonRow.employee_id)).all()
+        assert sorted(pairs) == sorted([(a, ACTIVE), (b, OTHER)])
+        mine = read_changes(s, None, limit=100, reader=a)
+        theirs = read_changes(s, None, limit=100, reader=b)
+        everyone = read_changes(s, None, limit=100)
+    assert {e.employee_id for e in mine.events} == {ACTIVE}
+    assert {e.employee_id for e in theirs.events} == {OTHER}
+    assert {e.employee_id for e in everyone.events} == {ACTIVE, OTHER}
+    # A page that is not full ends at the head: the next poll does not rescan others' events.
+    assert mine.next_cursor == theirs.next_cursor == everyone.next_cursor
+    with service.db.transaction() as s:
+        full = read_changes(s, None, limit=1, reader=b)
+    assert full.next_cursor == encode_cursor(full.events[0].position)

@@ -23,7 +23,7 @@ from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscription
 from idsvc.webhook_delivery import DeliveryReport, WebhookDeliverer, http_post
 from idsvc.webhooks import Webhooks
 from tests.conftest import NOW
-from tests.payroll_support import KEYS, add_client, set_status
+from tests.payroll_support import KEYS, add_client, check_people, set_status
 from tests.webhook_receiver import free_port, receiver, silent_receiver, verify_v1a
 
 ACTIVE = "LA-MOHA-000101"
@@ -31,13 +31,25 @@ OTHER = "LA-MOHA-000102"
 
 
 def hooks(service: IdService) -> Webhooks:
-    return Webhooks(service.db, KEYS)
+    # The receivers of these tests listen on loopback (an on-premises bank's setting).
+    return Webhooks(service.db, KEYS, private_targets=True)
 
 
 def deliverer(service: IdService, max_attempts: int = 5) -> WebhookDeliverer:
     return WebhookDeliverer(
-        service.db, KEYS, http_post(2.0), max_attempts=max_attempts, rng=random.Random(7)
+        service.db,
+        KEYS,
+        http_post(2.0, private_targets=True),
+        max_attempts=max_attempts,
+        rng=random.Random(7),
     )
+
+
+def add_bank(service: IdService) -> str:
+    """bank-a, a payroll client that has checked ACTIVE and OTHER (so it gets their events)."""
+    client_id, _ = add_client(service, "bank-a", "payroll")
+    check_people(service, client_id, ACTIVE, OTHER)
+    return client_id
 
 
 def subscribe(service: IdService, url: str, *events: str) -> str:
@@ -58,7 +70,7 @@ def subscribe_hmac(service: IdService, url: str, *events: str) -> str:
 
 
 def test_subscriptions_are_checked(service: IdService) -> None:
-    add_client(service, "bank-a", "payroll")
+    add_bank(service)
     add_client(service, "verifier", "verify")
     w = hooks(service)
     for url, client, events in (
@@ -86,7 +98,7 @@ def test_subscriptions_are_checked(service: IdService) -> None:
 
 
 def test_outbox_rows_follow_patterns_and_the_transaction(service: IdService) -> None:
-    add_client(service, "bank-a", "payroll")
+    add_bank(service)
     everything = subscribe(service, "https://a.example/h", "*")
     people = subscribe(service, "https://b.example/h", "employee.retired", "employee.deceased")
     service.issue(ACTIVE, actor="desk", now=NOW)
@@ -100,7 +112,7 @@ def test_outbox_rows_follow_patterns_and_the_transaction(service: IdService) -> 
 
 
 def test_signed_deliveries_verify_independently(service: IdService) -> None:
-    add_client(service, "bank-a", "payroll")
+    add_bank(service)
     with receiver() as asym, receiver() as sym:
         subscribe(service, asym.url, "employee.*")
         secret = subscribe_hmac(service, sym.url, "employee.*")
@@ -139,7 +151,7 @@ def test_signed_deliveries_verify_independently(service: IdService) -> None:
 
 
 def test_dead_receiver_blocks_nobody_and_gets_it_later(service: IdService) -> None:
-    add_client(service, "bank-a", "payroll")
+    add_bank(service)
     dead_port = free_port()
     with receiver() as alive:
         subscribe(service, alive.url, "*")
@@ -169,7 +181,7 @@ def test_dead_receiver_blocks_nobody_and_gets_it_later(service: IdService) -> No
 def test_a_hung_receiver_delays_only_its_own_rows(service: IdService) -> None:
     """A receiver that accepts the connection and never answers: the other receiver's
     deliveries are recorded while the pass still waits out the hung one's timeout."""
-    add_client(service, "bank-a", "payroll")
+    add_bank(service)
     timeout = 5.0
     reports: list[DeliveryReport] = []
     with receiver() as alive, silent_receiver() as hung_url:
@@ -178,7 +190,11 @@ def test_a_hung_receiver_delays_only_its_own_rows(service: IdService) -> None:
         service.issue(ACTIVE, actor="desk", now=NOW)
         set_status(service, ACTIVE, "retired")  # 2 deliveries per subscription
         slow = WebhookDeliverer(
-            service.db, KEYS, http_post(timeout), max_attempts=5, rng=random.Random(7)
+            service.db,
+            KEYS,
+            http_post(timeout, private_targets=True),
+            max_attempts=5,
+            rng=random.Random(7),
         )
         started = time.monotonic()
         run = threading.Thread(target=lambda: reports.append(slow.run_once(NOW)))
@@ -208,7 +224,7 @@ def delivered(service: IdService, subscription_id: str) -> int:
 
 
 def test_refusing_receiver_is_retried_with_backoff_then_failed(service: IdService) -> None:
-    add_client(service, "bank-a", "payroll")
+    add_bank(service)
     with receiver(status=503) as refusing:
         subscribe(service, refusing.url, "employee.*")
         set_status(service, ACTIVE, "dismissed")
@@ -234,7 +250,7 @@ def test_refusing_receiver_is_retried_with_backoff_then_failed(service: IdServic
 
 
 def test_disabled_subscription_gets_nothing_new(service: IdService) -> None:
-    add_client(service, "bank-a", "payroll")
+    add_bank(service)
     sub = subscribe(service, "https://a.example/h", "*")
     hooks(service).set_enabled(sub, False, now=NOW, actor="admin")
     set_status(service, ACTIVE, "retired")
