@@ -115,6 +115,9 @@ class Served:
         for _ in range(60):
             if len(spare) > 8:  # a worker still starting: give it a moment
                 time.sleep(0.5)
+            # On a loaded machine the search can outlast the server's keep-alive limit: keep the
+            # first connection busy, or the caller's next request meets a closed socket.
+            first.call("GET", "/health")
             other = self.connect()
             if other.worker != first.worker:
                 for c in spare:
