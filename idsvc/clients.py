@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from idsvc import SCOPES as SCOPES  # re-exported for callers
 from idsvc import audit
 from idsvc.errors import (
     ApiClientError,
@@ -43,7 +44,6 @@ from idsvc.errors import (
 from idsvc.storage.client_tables import ApiClientRow
 from idsvc.storage.db import Database
 
-SCOPES = frozenset({"verify", "payroll", "hr:write", "admin"})
 SECRET_PREFIX = "idsvc_"  # noqa: S105  (a label, not a secret)
 _ID_HEX = 16
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")

@@ -22,9 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The issuer slug commands and use cases act for when none is named (here, not in idsvc.service,
-# so that the command line can offer it as a default without importing the database layer).
-DEFAULT_ISSUER = "default"
+from idsvc import DEFAULT_ISSUER as DEFAULT_ISSUER  # re-exported for callers
 
 
 def _default_home() -> Path:

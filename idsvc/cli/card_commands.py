@@ -12,11 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from idsvc import DEFAULT_ISSUER
 from idsvc.cli.errors import EXIT_INVALID, reported
-from idsvc.config import DEFAULT_ISSUER, Settings
 from idsvc.errors import NotInitialised
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
+    from idsvc.config import Settings
     from idsvc.desk import CardSecrets
     from idsvc.service import IdService
 
@@ -303,6 +304,8 @@ def card_wipe(
     At the centre the register records it; at an enrolled desk the centre allows and records
     it first. With neither, it is refused unless --offline (then reported at the next contact).
     """
+    from idsvc.config import Settings
+
     with reported():
         settings = Settings()
         secrets = card_secrets(settings, default_management_key=default_management_key)
@@ -387,6 +390,8 @@ def _wipe_at_centre(
 def _state_file(state: Path | None) -> Path:
     if state is not None:
         return state
+    from idsvc.config import Settings
+
     return Settings().home / "virtual-card" / "card-0.json"
 
 

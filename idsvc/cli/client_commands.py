@@ -17,9 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from idsvc import SCOPES
 from idsvc.cli.errors import reported
-from idsvc.clients import SCOPES, fingerprint_of_certificate
-from idsvc.config import load_settings
 from idsvc.errors import ApiClientError
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
@@ -64,6 +63,8 @@ def _cert_sha256(cert: Path | None, fingerprint: str | None) -> str | None:
         data = cert.read_bytes()
     except OSError as exc:
         raise ApiClientError(f"cannot read {cert}: {exc.strerror}") from None
+    from idsvc.clients import fingerprint_of_certificate
+
     return fingerprint_of_certificate(data)
 
 
@@ -72,6 +73,7 @@ def _now() -> datetime:
 
 
 def _service() -> IdService:
+    from idsvc.config import load_settings
     from idsvc.service import IdService
 
     return IdService.from_settings(load_settings())

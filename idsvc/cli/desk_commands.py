@@ -29,12 +29,11 @@ from idsvc.cli.operator_commands import (
     centre,
     read_secret,
 )
-from idsvc.config import Settings
-from idsvc.desk_identity import DeskIdentity, desk_check_time
 from idsvc.errors import CentreUnreachable, DeskRefused, InvalidOperator, IssuanceNotPending
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
     from idsvc.desk_centre import DeskCentre
+    from idsvc.desk_identity import DeskIdentity
     from idsvc.remote_centre import RemoteCentre
 
 console = Console(highlight=False, soft_wrap=True)
@@ -45,6 +44,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _identity() -> DeskIdentity:
+    """This machine's desk folder (``$IDSVC_HOME/desk``), enrolled or not."""
+    from idsvc.config import Settings
+    from idsvc.desk_identity import DeskIdentity
+
+    return DeskIdentity(Settings().home)
 
 
 def _desks() -> DeskCentre:
@@ -58,7 +65,7 @@ def remote_centre() -> RemoteCentre:
     (offline wipes sent to the centre) goes to stderr."""
     from idsvc.remote_centre import RemoteCentre
 
-    return RemoteCentre(DeskIdentity(Settings().home), clock=_now, notice=_notice)
+    return RemoteCentre(_identity(), clock=_now, notice=_notice)
 
 
 # -- at the centre ---------------------------------------------------------------------------
@@ -158,7 +165,7 @@ def desk_enrol(
     An enrolled desk refuses (nothing changed) unless --re-enrol; the new key replaces the
     old one only once the centre has accepted it."""
     with reported():
-        identity = DeskIdentity(Settings().home)
+        identity = _identity()
         identity.check_may_enrol(re_enrol=re_enrol)  # before asking for anything
         if code is None:
             code = read_secret("enrolment code", from_stdin=not sys.stdin.isatty())
@@ -253,7 +260,7 @@ def enrolled_desk() -> bool:
     """Whether this machine is an enrolled remote desk (then `idsvc issue --reader` goes to
     the centre)."""
     with reported():
-        return DeskIdentity(Settings().home).config_path.exists()
+        return _identity().config_path.exists()
     raise AssertionError("reported() exits on any error")  # pragma: no cover
 
 
@@ -280,7 +287,9 @@ def issue_through_centre(
                 "with `idsvc card-face EMPLOYEE -o FILE`"
             )
         from idsvc.cli.card_commands import _open, card_secrets
+        from idsvc.config import Settings
         from idsvc.desk import personalise_card
+        from idsvc.desk_identity import desk_check_time
 
         settings = Settings()
         remote = remote_centre()

@@ -22,15 +22,16 @@ database on a desk by accident; tests/api/test_desk_serve_cli.py walks every com
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from typer import _click
 from typer.core import TyperGroup
 
 from idsvc.cli.errors import reported
-from idsvc.config import Settings
-from idsvc.desk_identity import DeskIdentity
 from idsvc.errors import DeskRefused, InvalidOperator
+
+if TYPE_CHECKING:  # imported where used: the settings load pydantic, the desk cryptography
+    from idsvc.desk_identity import DeskIdentity
 
 Path = tuple[str, ...]
 
@@ -111,6 +112,9 @@ def route_of(path: Path) -> Route:
 
 
 def _enrolled_desk() -> DeskIdentity | None:
+    from idsvc.config import Settings
+    from idsvc.desk_identity import DeskIdentity
+
     try:
         identity = DeskIdentity(Settings().home)
     except Exception:  # a bad setting: the root callback reports it, naming the variable

@@ -15,9 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from idsvc.config import PassphraseMissing
 from idsvc.errors import IdsvcError
-from idsvc.formats.hr_csv import HrFileError
 from idsvc.storage.errors import BadDatabaseUrl, DatabaseUnavailable, StorageError
 from keys import errors as key_errors
 
@@ -41,9 +39,12 @@ Row = tuple[type[BaseException], int, Callable[[BaseException], str]]
 @cache
 def _table() -> list[Row]:
     # Built at the first error, not at start-up: the card and audit modules pull in the PIV
-    # stack and SQLAlchemy, and an exception of their types means they are loaded already.
+    # stack and SQLAlchemy, the settings pydantic, and an exception of their types means they
+    # are loaded already.
     from cardio import errors as card_errors
     from idsvc.audit import AuditChainBroken
+    from idsvc.config import PassphraseMissing
+    from idsvc.formats.hr_csv import HrFileError
 
     return [
         (IdsvcError, -1, str),

@@ -20,19 +20,21 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from idsvc import DEFAULT_ISSUER
 from idsvc.cli.desk_routing import DeskRoutedGroup
 from idsvc.cli.errors import EXIT_HR_ROWS_REJECTED, EXIT_INVALID, err_console, reported
-from idsvc.config import DEFAULT_ISSUER, Settings, key_passphrase, load_settings
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from idsvc.config import Settings
     from idsvc.service import IdService
     from idsvc.verification import VerificationResult
 
 # Every `idsvc` run pays for what this module and the command modules import at the top, so the
-# heavy libraries (SQLAlchemy, Alembic, PKCS#11, Pillow, zxing, uvicorn) are imported inside the
-# commands that use them: `idsvc --help` and a typo stay instant, and each test's subprocess too.
+# heavy libraries (pydantic with the settings, SQLAlchemy, Alembic, cryptography, PKCS#11,
+# Pillow, zxing, uvicorn) are imported inside the commands that use them: `idsvc --help` and a
+# typo stay instant, and each test's subprocess too (tests/idsvc/test_cli_imports.py).
 
 app = typer.Typer(
     cls=DeskRoutedGroup,  # on an enrolled desk each command goes by the desk routing table
@@ -56,6 +58,8 @@ def _private_files() -> None:
     # Every setting is checked before any command runs, whatever the command uses: a bad
     # value is exit 3 naming the variable, not a crash in the middle of the work.
     if "--help" not in sys.argv[1:]:
+        from idsvc.config import load_settings
+
         with reported():
             load_settings()
 
@@ -65,6 +69,8 @@ def utcnow() -> datetime:
 
 
 def passphrase_source(settings: Settings) -> bytes:
+    from idsvc.config import key_passphrase
+
     prompt = (
         (lambda: str(typer.prompt("Issuer key passphrase", hide_input=True)))
         if sys.stdin.isatty()
@@ -74,6 +80,7 @@ def passphrase_source(settings: Settings) -> bytes:
 
 
 def service() -> IdService:
+    from idsvc.config import load_settings
     from idsvc.service import IdService
 
     settings = load_settings()
@@ -352,6 +359,8 @@ def revoke(
     """Revoke a credential for good.
 
     When IDSVC_APPROVAL_REQUIRED includes `revoke`, it waits for a second person's approval."""
+    from idsvc.config import Settings
+
     with reported():
         held = "revoke" in Settings().approval_actions
     if operator is None and not held:
@@ -426,6 +435,8 @@ def keys_rotate(
     password_stdin: PasswordStdinOpt = False,
 ) -> None:
     """Make a new signing key active; old keys keep verifying what they signed."""
+    from idsvc.config import Settings
+
     with reported():
         held = "key_rotation" in Settings().approval_actions
     if operator is not None or held:

@@ -22,7 +22,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from idsvc.cli.errors import reported
-from idsvc.config import Settings, key_passphrase
 from idsvc.errors import InvalidOperator
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
@@ -51,19 +50,12 @@ def _now() -> datetime:
 
 def centre() -> Centre:
     from idsvc.centre import Centre
+    from idsvc.cli.main import passphrase_source
+    from idsvc.config import Settings
     from idsvc.service import IdService
 
     settings = Settings()
-    return Centre(IdService.from_settings(settings, lambda: _passphrase(settings)))
-
-
-def _passphrase(settings: Settings) -> bytes:
-    prompt = (
-        (lambda: str(typer.prompt("Issuer key passphrase", hide_input=True)))
-        if sys.stdin.isatty()
-        else None
-    )
-    return key_passphrase(settings, prompt)
+    return Centre(IdService.from_settings(settings, lambda: passphrase_source(settings)))
 
 
 def read_secret(label: str, *, from_stdin: bool, confirm: bool = False) -> str:

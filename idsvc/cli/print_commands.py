@@ -17,17 +17,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cardio.card_face import MIN_DPI, CardRenderer, SheetWriter, save_pdf, save_png
 from idsvc.cli.errors import reported
-from idsvc.config import Settings
 from idsvc.errors import CardFaceFailed, PhotoRejected, PrintRefused
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
     from idsvc.card_faces import CardFaces
+    from idsvc.config import Settings
     from idsvc.desk_printing import RemoteCardFaces
     from idsvc.service import IdService
 
 EXIT_PRINT_REFUSED = PrintRefused.exit_code
+# cardio.card_face.MIN_DPI, written out: the `--dpi` default is needed to build the command
+# line, and importing cardio (Pillow, cryptography) would slow every `idsvc` run down
+# (tests/idsvc/test_cli_imports.py checks the two agree).
+MIN_DPI = 300
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -116,6 +119,8 @@ def card_face(
         assert employee_id is not None
         face = faces.render(employee_id, actor=actor, now=_now())
         partial = _partial(output)
+        from cardio.card_face import save_pdf, save_png
+
         try:
             (save_png if suffix == ".png" else save_pdf)(face, partial)
             os.replace(partial, output)
@@ -138,6 +143,7 @@ def _faces(dpi: int) -> tuple[CardFaces | RemoteCardFaces, str]:
         from idsvc.cli.desk_card_commands import remote_card_faces
 
         return remote_card_faces(dpi), ""
+    from cardio.card_face import CardRenderer
     from idsvc.card_faces import CardFaces
 
     svc = _service()
@@ -174,6 +180,8 @@ def _batch(batch: Path, output: Path, dpi: int) -> None:
     faces, actor = _faces(dpi)
     partial = _partial(output)
     partial.unlink(missing_ok=True)
+    from cardio.card_face import SheetWriter
+
     writer = SheetWriter(partial, dpi)
     refused: list[tuple[str, str]] = []
     printed = 0

@@ -21,9 +21,9 @@ from rich.table import Table
 
 from idsvc.change_events import EVENT_TYPES
 from idsvc.cli.errors import reported
-from idsvc.config import Settings
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
+    from idsvc.config import Settings
     from idsvc.server_secret import ServerKeys
     from idsvc.storage.db import Database
     from idsvc.webhooks import Webhooks
@@ -41,6 +41,7 @@ def _now() -> datetime:
 
 
 def _open() -> tuple[Settings, Database, ServerKeys]:
+    from idsvc.config import Settings
     from idsvc.server_secret import ServerKeys, load_server_secret
     from idsvc.storage.db import Database, require_current_schema
 
