@@ -5,8 +5,8 @@
 Each server is the real console script in a subprocess on a free 127.0.0.1 port, over a fresh
 temporary IDSVC_HOME (SQLite, `idsvc init`, the sample HR import, one issued credential). The
 load is ``--clients`` threads, each with its own keep-alive ``httpx.Client``, POSTing that
-credential to /v1/verify for ``--seconds``. PERF-NOTES: uvicorn with several workers was seen
-to stall ~44 ms per keep-alive request (TCP_NODELAY not set); a p50 near 40 ms shows it.
+credential to /v1/verify for ``--seconds``. Seen before the socket fix: uvicorn with several
+workers stalled ~44 ms per keep-alive request (TCP_NODELAY not set); a p50 near 40 ms shows it.
 
 The cause, in uvicorn 0.54: with ``workers > 1`` it binds the listening socket itself with
 ``socket.socket(family=AF_INET)``, whose ``proto`` is 0, and asyncio only sets TCP_NODELAY on
@@ -200,7 +200,7 @@ def main() -> None:
         if r.stalled > 0.5:
             print(
                 f"STALL: --workers {r.workers}: {r.stalled:.0%} of requests over {STALL_MS:g} ms "
-                f"(p50 {r.pct(0.5):.1f} ms) - the keep-alive stall of PERF-NOTES"
+                f"(p50 {r.pct(0.5):.1f} ms) - the keep-alive stall (TCP_NODELAY)"
             )
     if statistics.median(one.latencies_ms or [0]) > STALL_MS:
         print("note: even one worker is slow; the machine may be overloaded")

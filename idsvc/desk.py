@@ -1,7 +1,7 @@
 """The issuance desk's card use cases: personalise a PIV card, read it, prove it genuine, wipe it.
 
 The desk talks to a card through ``cardio`` and to the centre through ``IssuanceCentre`` (the
-begin/confirm protocol of DESIGN.md). In the embedded deployment the centre is the local
+begin/confirm protocol of ``idsvc.issuance``). In the embedded deployment the centre is the local
 ``IdService``; a remote desk gives an HTTP client with the same three methods. Either way the
 desk never sees the issuer's private key, and nothing is live until the card has been written,
 read back and has answered a challenge with the key the credential names.

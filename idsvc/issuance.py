@@ -1,4 +1,4 @@
-"""Issuance as a protocol (DESIGN.md "Deployment shape"): begin → (card work at the desk) →
+"""Issuance as a protocol (docs/desks.md): begin → (card work at the desk) →
 confirm. The centre signs; the desk never holds the issuer key; nothing is live until confirmed.
 
 ``issue_credential`` runs begin and confirm back to back for a credential with no card

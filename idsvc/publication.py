@@ -14,7 +14,7 @@ the same ETag) because ``iat`` is the minute and the content is the same.
 
 When the database is down, the last token a process signed is served until its ``exp``: it is
 exactly what a verifier would hold in its cache, and verifiers judge freshness by its
-``iat``/``ttl`` (DESIGN.md), so an old token is never mistaken for a fresh one, while a 503
+``iat``/``ttl``, so an old token is never mistaken for a fresh one, while a 503
 would leave a verifier without a status list at all. No state can change while the database
 is down, so that token is still the current content.
 

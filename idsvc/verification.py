@@ -1,7 +1,8 @@
 """The one verification function every caller uses (CLI, API, desk; the web page mirrors it).
 
 ``verify_credential`` never raises for a bad credential: it returns a ``VerificationResult`` whose
-``reasons`` hold the stable codes of DESIGN.md. It raises only for a programming error.
+``reasons`` hold stable codes (the README's verification API). It raises only for a programming
+error.
 
 Order matters: nothing in a token is believed before its signature checks out, so a bad
 signature, an unknown key or a malformed token stops the check; after that every other problem

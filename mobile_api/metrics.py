@@ -104,8 +104,8 @@ DB_POOL_CAPACITY = Gauge(
     multiprocess_mode="livesum",
 )
 
-# Reason codes are a closed set (DESIGN.md); anything else is folded so that a bug can never
-# turn a label into free text.
+# Reason codes are a closed set (``idsvc.verification``); anything else is folded so that a bug
+# can never turn a label into free text.
 _REASON = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
 _RESULT = re.compile(r"^[a-z][a-z0-9_]{0,23}$")
 

@@ -1,4 +1,4 @@
-"""The package rules of DESIGN.md, checked on the source: who may import whom, and where each
+"""The package rules (README "Layout"), checked on the source: who may import whom, and where each
 outside library may appear. A violation names the file and the import."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The civil-servant credential as a JWT: its claims, its media type, and the holder view.
 
-Claims (DESIGN.md): ``iss``, ``sub`` (employee id), ``jti``, ``iat``, ``nbf``, ``exp``, ``cnf``
+Claims: ``iss``, ``sub`` (employee id), ``jti``, ``iat``, ``nbf``, ``exp``, ``cnf``
 (RFC 7800, the card's public key when the credential is bound to a card), ``status`` (IETF Token
 Status List reference) and the holder claims below. Dates are ISO strings, names stay in their
 own script (NFC) and the payload is serialised as UTF-8, not ``\\u`` escapes.

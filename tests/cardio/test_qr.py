@@ -58,7 +58,7 @@ def test_modes_and_payload_bytes() -> None:
 
 
 def test_typical_claim169_length_is_version_13_and_the_card_limit_is_24() -> None:
-    assert qr.version_for(_text(450)).version == 13  # PERF-NOTES: 450 base45 chars -> v13
+    assert qr.version_for(_text(450)).version == 13  # 450 base45 chars fit version 13 at ECC M
     assert qr.require_card_size(_text(1326)).version == 24
     with pytest.raises(
         QrTooLarge, match="needs QR version 25; a card face carries at most version 24"
