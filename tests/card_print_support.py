@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import zxingcpp
@@ -15,6 +17,18 @@ QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 
 FACES = Path(__file__).parent / "data" / "faces"  # origin and licence in its README.md
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height``: a decompression bomb's shape."""
+    out = io.BytesIO()
+    Image.new("L", (1, 1)).save(out, "PNG")
+    data = bytearray(out.getvalue())
+    ihdr = 8 + 8  # signature, then length + type of the IHDR chunk
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13]))
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
+    return bytes(data)
 
 
 def portrait_bytes(fmt: str = "JPEG", size: tuple[int, int] = (900, 1200), **save: object) -> bytes:

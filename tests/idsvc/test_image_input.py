@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -17,19 +16,8 @@ from cardio.images import ImageRefused, ImageRule, open_image
 from idsvc.errors import PhotoRejected, QrImageUnreadable
 from idsvc.photos import normalise_photo
 from idsvc.printed_qr import qr_text_from_image
+from tests.card_print_support import png_declaring
 from tests.cli_runner import Cli
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height``: a decompression bomb's shape."""
-    out = io.BytesIO()
-    Image.new("L", (1, 1)).save(out, "PNG")
-    data = bytearray(out.getvalue())
-    ihdr = 8 + 8  # signature, then length + type of the IHDR chunk
-    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13]))
-    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
-    return bytes(data)
 
 
 def jpeg_declaring(width: int, height: int) -> bytes:

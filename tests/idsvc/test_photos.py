@@ -7,10 +7,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -39,22 +37,10 @@ from idsvc.photos import (
 from idsvc.service import IdService
 from idsvc.storage.db import alembic_config, make_engine, upgrade
 from idsvc.storage.tables import AuditEventRow, Base
-from tests.card_print_support import FACES, portrait_bytes
+from tests.card_print_support import FACES, png_declaring, portrait_bytes
 from tests.conftest import NOW
 
 PERSON = "LA-MOHA-000101"
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims ``width`` x ``height``: a decompression bomb's shape."""
-    out = io.BytesIO()
-    Image.new("L", (1, 1)).save(out, "PNG")
-    data = bytearray(out.getvalue())
-    ihdr = 8 + 8  # signature, then length + type of the IHDR chunk
-    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13]))
-    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", crc)
-    return bytes(data)
 
 
 def _audit_count(service: IdService) -> int:
@@ -185,8 +171,8 @@ BAD = [
     (bytes(4) + b"ftypheic" + bytes(20), "HEIC/AVIF"),
     (portrait_bytes()[:3000], "damaged or truncated"),
     (portrait_bytes(size=(200, 200)), "too small: 200 x 200 pixels"),
-    (_png_declaring(7000, 7000), "too large: 7000 x 7000 pixels"),
-    (_png_declaring(40000, 40000), "decompression bomb"),
+    (png_declaring(7000, 7000), "too large: 7000 x 7000 pixels"),
+    (png_declaring(40000, 40000), "decompression bomb"),
     (b"\xff\xd8\xff" + bytes(MAX_PHOTO_BYTES), "too large: 10,485,763 bytes"),
     ((FACES / "rocket.jpg").read_bytes(), "no face found"),  # a landscape
     (_jpeg(Image.new("RGB", (1011, 638), "white")), "no face found"),  # a blank card
