@@ -7,9 +7,11 @@ record is reported by its number in the request (1 = the first), where a file re
 Concurrency: the import takes each person's lock before it reads them (``idsvc.register``), so
 two requests for one person are judged one after the other, whatever the interleaving. The
 records are taken in employee-id order, so two requests lock the people they share in the same
-order and never wait on each other in a cycle; a cycle with a streamed file import (which locks
-in file order) is broken by PostgreSQL aborting one side, and this side then retries, up to
-``ATTEMPTS`` times, before answering ``ConcurrentUpdate`` (409, nothing stored).
+order. A cycle can still form where a batch spans several chunks of ``idsvc.register`` (the
+change feed's and the audit log's heads are taken between chunks) or meets a streamed file
+import (which locks in file order); PostgreSQL breaks it by aborting one side, and this side
+then retries, up to ``ATTEMPTS`` times, before answering ``ConcurrentUpdate`` (409, nothing
+stored).
 
 Idempotency: with a key, the first answer is stored (per client, with a SHA-256 of the request)
 in the same transaction as the import; the same key with the same body replays it, with another

@@ -17,7 +17,8 @@ come back to the payroll. With it, the second writer reads what the first commit
   ``BEGIN IMMEDIATE`` when no transaction is open yet, so the reads that follow are the
   writer's own (waiting up to the busy timeout for another writer to finish).
 
-A lock cycle that PostgreSQL still finds (a streamed import locks its chunks in file order) is
+A lock cycle that PostgreSQL still finds (a streamed import locks its chunks in file order; a
+writer of several chunks takes the change feed's and the audit log's heads between them) is
 broken by aborting one transaction; ``idsvc.storage.db`` turns that into ``ConcurrentUpdate``,
 which the API answers with 409 ``CONCURRENT_UPDATE`` and nothing stored.
 """
