@@ -8,9 +8,11 @@ against a throw-away ``IdService`` (temp home, SQLite, the sample HR file):
 
 - the bare APDU round-trip (SELECT of the PIV application), to show the vpcd latency trap
   (~45 ms per APDU with delayed ACKs) is avoided;
-- ``idsvc.desk.personalise_card`` (what ``idsvc issue --reader`` does, with a new PIN and PUK),
+- ``idsvc.desk_client.cards.personalise_card`` (what ``idsvc issue --reader`` does, with a new PIN
+  and PUK),
   timed per step, with time on the wire and time at the centre (sign, confirm) split out;
-- ``idsvc.desk.inspect_card(challenge=True)`` (``idsvc card verify``): the card part (APDUs)
+- ``idsvc.desk_client.cards.inspect_card(challenge=True)`` (``idsvc card verify``): the card part
+  (APDUs)
   and the whole check (connect, APDUs, chain and challenge checks, ``IdService.verify``).
 
 Goals: a personalisation in at most 40 commands (``commands_sent``: chaining frames and GET
@@ -43,7 +45,8 @@ from cardio.pcsc import PcscTransport
 from cardio.piv import PIV_AID, ManagementKeyType
 from cardio.virtual import bench as card_bench
 from idsvc.config import Settings
-from idsvc.desk import (
+from idsvc.credentials.issuance import PendingIssuance
+from idsvc.desk_client.cards import (
     DEFAULT_PIN,
     DEFAULT_PUK,
     ISSUE_STEPS,
@@ -52,9 +55,8 @@ from idsvc.desk import (
     inspect_card,
     personalise_card,
 )
-from idsvc.issuance import PendingIssuance
 from idsvc.service import CredentialView, IdService
-from idsvc.verification import VerificationResult
+from idsvc.verification.rules import VerificationResult
 
 PASSPHRASE = "bench passphrase, not a secret"
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.csv"

@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_desk.py [--cards 20] [--rounds 2]
 
 Both desks write the same virtual PIV card in-process (no pcscd: the card costs the same on
-both sides) and run the whole protocol of ``idsvc.desk.personalise_card``: check, card key,
+both sides) and run the whole protocol of ``idsvc.desk_client.cards.personalise_card``: check, card
+key,
 begin, write, read back, challenge, confirm. The in-process desk calls ``IdService``; the
 remote desk calls ``RemoteCentre`` → real HTTP on loopback → uvicorn (in a thread) →
 ``DeskCentre``, each request signed with the desk key and checked (proof, nonce, session) at
@@ -28,11 +29,11 @@ from cardio.piv import ManagementKeyType  # noqa: E402
 from cardio.virtual import CardState, VirtualCard  # noqa: E402
 from idsvc.centre import Centre  # noqa: E402
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY  # noqa: E402
-from idsvc.desk import CardSecrets, IssuanceCentre, personalise_card  # noqa: E402
-from idsvc.desk_centre import DeskCentre  # noqa: E402
-from idsvc.desk_identity import DeskIdentity, desk_check_time  # noqa: E402
-from idsvc.operators import Enrolment  # noqa: E402
-from idsvc.remote_centre import RemoteCentre  # noqa: E402
+from idsvc.desk_client.cards import CardSecrets, IssuanceCentre, personalise_card  # noqa: E402
+from idsvc.desk_client.centre_client import RemoteCentre  # noqa: E402
+from idsvc.desk_client.identity import DeskIdentity, desk_check_time  # noqa: E402
+from idsvc.desks.gateway import DeskCentre  # noqa: E402
+from idsvc.staff.operators import Enrolment  # noqa: E402
 from mobile_api.app import create_app  # noqa: E402
 from tests.api.conftest import live_server  # noqa: E402
 from tests.idsvc.operator_people import PASSWORD, code, make_centre, secret_of  # noqa: E402

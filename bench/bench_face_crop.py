@@ -7,7 +7,7 @@
 Prints, each against a baseline from the same run:
 - the installed size of opencv-python-headless and numpy, against Pillow's;
 - the import time of ``cv2`` + ``numpy`` in a fresh interpreter, against ``PIL.Image``'s (and
-  whether ``import idsvc.photos`` pulls them in: it must not);
+  whether ``import idsvc.register.photos`` pulls them in: it must not);
 - detection on the photo (scaled down to ``DETECT_LONG_SIDE``) with each frontal-face cascade,
   and the whole ``normalise_photo``, against decoding the same JPEG.
 
@@ -31,8 +31,8 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from idsvc import face_finder
-from idsvc.photos import normalise_photo
+from idsvc.register import face_finder
+from idsvc.register.photos import normalise_photo
 
 FACES = Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
 CASCADES = (
@@ -92,13 +92,13 @@ def main() -> None:
     print(f"import: PIL.Image {base * 1000:.0f} ms (1.0)")
     print(f"import: cv2 + numpy {heavy * 1000:.0f} ms ({heavy / base:.1f} x PIL.Image)")
     lazy = subprocess.run(
-        [sys.executable, "-c", "import sys, idsvc.photos; print('cv2' in sys.modules)"],
+        [sys.executable, "-c", "import sys, idsvc.register.photos; print('cv2' in sys.modules)"],
         capture_output=True,
         check=True,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
     ).stdout.strip()
-    print(f"import idsvc.photos loads cv2: {lazy}")
+    print(f"import idsvc.register.photos loads cv2: {lazy}")
 
     data = phone_photo()
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_payroll import database, employee_id, fill_register, served  # noqa: E402
 from load_rig import hr_record  # noqa: E402
 
-from idsvc.clients import ApiClients  # noqa: E402
+from idsvc.clients.api_clients import ApiClients  # noqa: E402
 from idsvc.config import Settings  # noqa: E402
 from idsvc.service import IdService  # noqa: E402
 

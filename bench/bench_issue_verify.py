@@ -52,16 +52,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_jws import measure  # the same loop as the JWS bench (this folder is on sys.path)
 
-from idsvc.access_log import CheckedBy, CheckLog
+from idsvc.audit.who_checked import CheckedBy, CheckLog
+from idsvc.clients.rate_limits import Limit, RateLimits
 from idsvc.config import Settings
 from idsvc.formats.credentials import CREDENTIAL_TYP
 from idsvc.formats.hr_csv import COLUMNS
 from idsvc.formats.jws import PublicKey, sign_compact, verify_compact
 from idsvc.formats.status_list import STATUSLIST_TYP, StatusList, parse_status_list_claims
-from idsvc.online_verification import OnlineVerifier
-from idsvc.rate_limits import Limit, RateLimits
 from idsvc.service import IdService
-from idsvc.verification import StatusUnavailable, verify_credential
+from idsvc.verification.online import OnlineVerifier
+from idsvc.verification.rules import StatusUnavailable, verify_credential
 from keys.algorithms import es256_der_from_raw
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

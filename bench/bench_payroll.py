@@ -58,8 +58,8 @@ sys.path.insert(0, str(ROOT / "bench"))  # its sibling scripts, also when loaded
 
 from bench_api_verify import server_cpu_seconds  # noqa: E402 (a sibling script)
 
-from idsvc.change_feed import Change, read_changes, record_changes  # noqa: E402
-from idsvc.clients import ApiClients  # noqa: E402
+from idsvc.bank.change_feed import Change, read_changes, record_changes  # noqa: E402
+from idsvc.clients.api_clients import ApiClients  # noqa: E402
 from idsvc.config import Settings  # noqa: E402
 from idsvc.service import IdService  # noqa: E402
 from idsvc.storage.tables import CivilServantRow  # noqa: E402

@@ -53,7 +53,7 @@ def register_payloads() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     a QR photo (issued in a temp home; the photo is the tests' real portrait: the photo
     store needs a face it can detect)."""
     from idsvc.config import Settings
-    from idsvc.photos import Photos
+    from idsvc.register.photos import Photos
     from idsvc.service import IdService
     from tests.card_print_support import portrait_bytes
 

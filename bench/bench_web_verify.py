@@ -8,7 +8,7 @@ Setup (not timed): a temp IDSVC_HOME on SQLite (init, sample HR import, one Khme
 credential), the app on a free 127.0.0.1 port, Debian's Chromium through Playwright at a
 360 x 640 viewport. Both sides verify offline from the same trust data: the page from its
 cached JWKS and status-list tokens (``verifyPresented`` over the snapshot ``store.js`` loads),
-Python with ``verify_credential`` over ``idsvc.offline_trust`` fed the very same documents.
+Python with ``verify_credential`` over ``idsvc.verification.offline`` fed the very same documents.
 "Warm" is what an official sees when scanning card after card (keys imported and the status
 list inflated once); "cold" includes that first work. Bytes are counted at the server (the
 body of every answer), so they include what the service worker fetches. Not a test.
@@ -35,8 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from idsvc.offline_trust import CachedStatus, CachedStatusList, JwksTrust  # noqa: E402
-from idsvc.verification import verify_credential  # noqa: E402
+from idsvc.verification.offline import CachedStatus, CachedStatusList, JwksTrust  # noqa: E402
+from idsvc.verification.rules import verify_credential  # noqa: E402
 from mobile_api.app import create_app  # noqa: E402
 from tests.conftest import SAMPLE_CSV, make_service, make_settings  # noqa: E402
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE  # noqa: E402

@@ -145,7 +145,7 @@ def snapshot(url: str) -> Snapshot:
     from sqlalchemy import create_engine, text
     from sqlalchemy.orm import Session
 
-    from idsvc.audit import AuditChainBroken, verify_chain
+    from idsvc.audit.chain import AuditChainBroken, verify_chain
 
     engine = create_engine(url)
     try:

@@ -149,9 +149,9 @@ def _distinct(box: Receiver) -> set[str]:
 
 
 def _subscribe(prep: load_rig.Prepared, urls: dict[str, str]) -> tuple[dict[str, str], str]:
-    from idsvc.server_secret import ServerKeys, load_server_secret
+    from idsvc.bank.server_secret import ServerKeys, load_server_secret
+    from idsvc.bank.webhooks import Webhooks
     from idsvc.storage.db import Database
-    from idsvc.webhooks import Webhooks
 
     db = Database(prep.settings.resolved_database_url)
     try:

@@ -16,7 +16,7 @@ countable: each creates one new person with a unique employee id, sent with that
 (its connection died: a killed worker) again at its next HR turn, with the same key, as a real
 HR system would; so every id sent must end up answered 2xx and stored exactly once (except
 the few still pending when the run ends), each with its own ``hr.import`` audit event
-(``target_id`` = SHA-256 of the records, as ``idsvc.hr_sync`` makes it).
+(``target_id`` = SHA-256 of the records, as ``idsvc.register.hr_sync`` makes it).
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from idsvc.clients import ApiClients  # noqa: E402
+from idsvc.clients.api_clients import ApiClients  # noqa: E402
 from idsvc.config import Settings  # noqa: E402
 from idsvc.formats.hr_csv import COLUMNS  # noqa: E402
-from idsvc.hr_sync import request_hash  # noqa: E402
+from idsvc.register.hr_sync import request_hash  # noqa: E402
 from idsvc.service import IdService  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -496,7 +496,7 @@ def stored(prep: Prepared, phase: str) -> Stored:
     command costs seconds of start-up on a busy machine and adds nothing here)."""
     from sqlalchemy import select
 
-    from idsvc.audit import AuditError
+    from idsvc.audit.chain import AuditError
     from idsvc.storage.tables import AuditEventRow
 
     people = stored_ids(prep, hr_prefix(phase))

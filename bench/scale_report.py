@@ -46,11 +46,11 @@ from sqlalchemy import text
 # The plan recorder and the dataset are shared with the test suite.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from idsvc.access_log import CheckedBy
+from idsvc.audit.who_checked import CheckedBy
+from idsvc.bank.payroll import MAX_ITEMS, PayrollChecks, PayrollItem
+from idsvc.bank.server_secret import ServerKeys
 from idsvc.config import Settings
 from idsvc.formats.hr_csv import parse_hr_csv
-from idsvc.payroll import MAX_ITEMS, PayrollChecks, PayrollItem
-from idsvc.server_secret import ServerKeys
 from idsvc.service import IdService
 from tests.query_plans import (
     employee_id,

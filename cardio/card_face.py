@@ -104,7 +104,7 @@ NATIONAL = {
     "KH": Labels("Khmer", "អត្តសញ្ញាណប័ណ្ណមន្ត្រីរាជការ", "ឈ្មោះ", "ក្រសួង", "មុខតំណែង",
                  "អត្តលេខមន្ត្រី", "ផុតកំណត់"),
 }  # fmt: skip
-# The holder's photo on the card: JPEG made by idsvc.photos (here, or at the centre for a
+# The holder's photo on the card: JPEG made by idsvc.register.photos (here, or at the centre for a
 # remote desk, which sends it over the network), opened by the one rule for images.
 FACE_RULE = ImageRule("card photo", max_bytes=2 * 1024 * 1024, max_pixels=4_000_000,
                       formats=("JPEG",))  # fmt: skip

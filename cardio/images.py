@@ -8,7 +8,7 @@ class; both are refused here. A damaged or truncated file is refused too. Every 
 ``ImageRefused`` whose message says what is wrong, never a decoder's traceback; callers turn it
 into their own error (``PhotoRejected``, ``QrImageUnreadable``) and exit code.
 
-Each caller states its limits as an ``ImageRule`` (``idsvc.photos.PHOTO_RULE``,
+Each caller states its limits as an ``ImageRule`` (``idsvc.register.photos.PHOTO_RULE``,
 ``cardio.qr_scan.SCAN_RULE``, ``cardio.card_face.FACE_RULE``).
 """
 

@@ -5,6 +5,7 @@
 # importing pydantic or the database layer (``idsvc --help`` imports neither).
 DEFAULT_ISSUER = "default"
 
-# What an API client may be granted (idsvc.clients checks it; the command line lists it in
+# What an API client may be granted (idsvc.clients.api_clients checks it; the command line lists it
+# in
 # ``idsvc clients add --help`` without importing the database layer).
 SCOPES = frozenset({"verify", "payroll", "hr:write", "admin"})

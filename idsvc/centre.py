@@ -7,7 +7,7 @@ remote) or, at the centre console, by the console's configured operator name (``
 when the action needs approval, the console must name a real operator, because "a second
 person" means nothing without knowing who the first was.
 
-Offices (``idsvc.offices``): every action an operator asks for, approves or rejects is first
+Offices (``idsvc.staff.offices``): every action an operator asks for, approves or rejects is first
 checked against their office by ``require_office``, the one place that rule is applied (the
 desk's issuing, printing and photos call it too).
 """
@@ -23,14 +23,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc import approvals, offices, operators, register
-from idsvc.approvals import ApprovalView
-from idsvc.credential_state import change_credential_state
+from idsvc.credentials.state import change_credential_state
 from idsvc.errors import CorrectionRefused, InvalidOperator, NotPermitted
 from idsvc.formats.hr_csv import EmploymentStatus
-from idsvc.operator_secrets import hash_password, read_seal_key
-from idsvc.operators import Actor, Enrolment, LoginPolicy, LoginSession, OperatorView
+from idsvc.register import records as register
 from idsvc.service import CredentialView, IdService
+from idsvc.staff import approvals, offices, operators
+from idsvc.staff.approvals import ApprovalView
+from idsvc.staff.operators import Actor, Enrolment, LoginPolicy, LoginSession, OperatorView
+from idsvc.staff.secrets import hash_password, read_seal_key
 from idsvc.storage.desk_tables import DeskRow
 from idsvc.storage.tables import LIVE_STATES, CredentialRow
 

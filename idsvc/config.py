@@ -209,7 +209,8 @@ class Settings(BaseSettings):
         description="the web verifier answers TRUST_STALE, never VALID, once its offline "
         "status lists are older than this",
     )
-    # Observability (mobile_api/metrics.py, idsvc/readiness.py, idsvc/cli/observability.py).
+    # Observability (mobile_api/metrics.py, idsvc/operations/readiness.py,
+    # idsvc/cli/observability.py).
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto",
         description="server log lines: json (one object a line), text, or auto (text on a "
@@ -305,7 +306,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_approval_actions(cls, value: str) -> str:
         # A typo must fail at start-up, not silently switch maker-checker off for an action.
-        from idsvc.approvals import ACTIONS
+        from idsvc.staff.approvals import ACTIONS
 
         unknown = {a.strip() for a in value.split(",") if a.strip()} - set(ACTIONS)
         if unknown:

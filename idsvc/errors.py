@@ -17,14 +17,14 @@
     ├── PrintedQrError           (18) the printed Claim 169 QR (docs/claim169.md)
     │   ├── QrPayloadTooLarge         the credential would need QR version 25 or more
     │   └── QrImageUnreadable         not a PNG/JPEG, file too big, or no QR code found in it
-    ├── PrintRefused             (20) a photo or a card face cannot be made (idsvc.photos,
-    │   │                             idsvc.card_faces); nothing was stored
+    ├── PrintRefused             (20) a photo or a card face cannot be made (idsvc.register.photos,
+    │   │                             idsvc.credentials.card_faces); nothing was stored
     │   ├── PhotoRejected             not an image, not JPEG/PNG, too large, too small, a bomb
     │   ├── PhotoMissing              the person has no photo yet (`idsvc photo`)
     │   └── CardFaceFailed            the face cannot be drawn (no live credential, no font)
     ├── FaceDetectorUnavailable  (27) the installed OpenCV cannot detect faces (OpenCV 5, none):
     │                                 a photo cannot be stored until OpenCV 4 is installed
-    ├── ApiClientError           (21) API clients (idsvc.clients)
+    ├── ApiClientError           (21) API clients (idsvc.clients.api_clients)
     │   ├── UnknownApiClient          no client with that name or id
     │   ├── ApiClientExists           the name is taken
     │   ├── InvalidScope              a scope that is not verify, payroll, hr:write, admin
@@ -35,13 +35,13 @@
     │   ├── RestoreRefused            the target database is not empty (use --force)
     │   ├── BackupInvalid             not an idsvc backup, damaged, or from an unknown format
     │   └── ToolMissing               pg_dump/pg_restore for the server's version not found
-    ├── OperatorError            (24) operators and their sessions (idsvc.operators)
+    ├── OperatorError            (24) operators and their sessions (idsvc.staff.operators)
     │   ├── UnknownOperator, OperatorExists, InvalidOperator (a rule the input breaks)
     │   ├── LoginRefused              wrong name, password or one-time code (one message)
     │   │   └── OperatorLocked        too many failed logins: locked for a while
     │   ├── SessionInvalid            unknown, ended, idle-expired or expired session
     │   └── NotPermitted              the role, office or desk does not allow the action
-    ├── ApprovalError            (25) maker-checker (idsvc.approvals)
+    ├── ApprovalError            (25) maker-checker (idsvc.staff.approvals)
     │   ├── UnknownApproval, ApprovalNotPending (decided or expired)
     │   └── SelfApproval              the requester cannot approve their own request
     ├── BankApiError             (22) the bank side: payroll, change feed, webhooks, HR sync
@@ -51,7 +51,7 @@
     │   ├── WebhookError → InvalidWebhook (URL, events, client, scope), UnknownWebhook
     │   ├── HrSyncError → InvalidHrRecords, IdempotencyConflict (same key, other body)
     │   └── ServerSecretError         server secret file missing, readable by others, malformed
-    └── DeskError                (26) remote issuance desks (idsvc.desks)
+    └── DeskError                (26) remote issuance desks (idsvc.desks.registry)
         ├── UnknownDesk, DeskExists
         ├── EnrolmentRefused          wrong, used or expired enrolment code
         ├── DeskRefused               unknown key, disabled or not enrolled desk

@@ -19,13 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cardio.qr import QrSize, version_for
-from idsvc import audit, issuers, register
+from idsvc.audit import chain as audit
 from idsvc.config import DEFAULT_ISSUER as DEFAULT_ISSUER  # re-exported for callers
 from idsvc.config import Settings
-from idsvc.credential_state import change_credential_state, get_credential
-from idsvc.errors import NotInitialised
-from idsvc.formats.claim169 import keys_by_hint
-from idsvc.issuance import (
+from idsvc.credentials import issuers
+from idsvc.credentials.issuance import (
     IssuancePolicy,
     KeyAttestation,
     PendingIssuance,
@@ -35,9 +33,18 @@ from idsvc.issuance import (
     eligible_servant,
     issue_credential,
 )
-from idsvc.issuers import Issuer
-from idsvc.publication import JwksDocuments, Published, StatusListTokens
-from idsvc.status_store import StatusListNotFound, list_by_name, status_at, status_list_token
+from idsvc.credentials.issuers import Issuer
+from idsvc.credentials.publication import JwksDocuments, Published, StatusListTokens
+from idsvc.credentials.state import change_credential_state, get_credential
+from idsvc.credentials.status_lists import (
+    StatusListNotFound,
+    list_by_name,
+    status_at,
+    status_list_token,
+)
+from idsvc.errors import NotInitialised
+from idsvc.formats.claim169 import keys_by_hint
+from idsvc.register import records as register
 from idsvc.storage.db import (
     Database,
     SchemaOutdated,
@@ -46,8 +53,8 @@ from idsvc.storage.db import (
     upgrade,
 )
 from idsvc.storage.tables import CivilServantRow, CredentialRow, StatusListRow
-from idsvc.verification import StatusUnavailable, VerificationResult, verify_credential
-from idsvc.verifier_sources import IssuerSource, verifier_sources
+from idsvc.verification.rules import StatusUnavailable, VerificationResult, verify_credential
+from idsvc.verification.sources import IssuerSource, verifier_sources
 from keys.ca import IssuerCA
 from keys.jwk import PublicKey
 from keys.keyring import FileBackend, KeyRing, Pkcs11Backend
@@ -413,7 +420,7 @@ class IdService:
 
     def status_list_document(self, name: str, *, now: datetime) -> Published:
         """The signed status list as served, re-signed only when its content or the minute
-        (``now``, minute-aligned by the caller) moved; see ``idsvc.publication``."""
+        (``now``, minute-aligned by the caller) moved; see ``idsvc.credentials.publication``."""
         self._ready()
 
         def sign(session: Session, list_row: StatusListRow) -> str:

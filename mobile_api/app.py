@@ -19,12 +19,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from idsvc.challenges import CardChallenges
-from idsvc.clients import ApiClients
+from idsvc.clients.api_clients import ApiClients
+from idsvc.clients.rate_limits import RateLimits
 from idsvc.config import key_passphrase, load_settings
-from idsvc.online_verification import OnlineVerifier
-from idsvc.rate_limits import RateLimits
 from idsvc.service import IdService
+from idsvc.verification.card_challenges import CardChallenges
+from idsvc.verification.online import OnlineVerifier
 from mobile_api import docs, problems
 from mobile_api.api import api_router
 from mobile_api.deps import Clock

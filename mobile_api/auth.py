@@ -7,7 +7,8 @@ Answers: 401 + ``WWW-Authenticate: Bearer`` for a missing, malformed, unknown, r
 or disabled credential (one answer for all, so a caller learns nothing about which); 403
 for a valid client without the scope; 429 + ``Retry-After`` past the rate limit (per client,
 and per address for anonymous callers), counted in the database so that every worker shares
-it. The secret is checked against the database on every request (idsvc.clients): disabling a
+it. The secret is checked against the database on every request (idsvc.clients.api_clients):
+disabling a
 client or rotating its secret takes effect on the next request, on every worker.
 
 ``address`` is the TCP peer as uvicorn reports it (``idsvc serve`` does not trust
@@ -44,10 +45,10 @@ from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.clients import SCOPES, ApiClients, fingerprint_of_certificate
+from idsvc.clients.api_clients import SCOPES, ApiClients, fingerprint_of_certificate
+from idsvc.clients.rate_limits import Limit, RateLimits
 from idsvc.config import Settings
 from idsvc.errors import ApiClientError, AuthenticationFailed, RateLimited
-from idsvc.rate_limits import Limit, RateLimits
 from mobile_api.deps import get_now
 
 REALM = 'Bearer realm="idsvc"'

@@ -1,6 +1,6 @@
 """The bank side's use cases as ``Annotated`` dependencies, built once per app on first use.
 
-They need the server keys (``idsvc.server_secret``), which this layer reads from the file the
+They need the server keys (``idsvc.bank.server_secret``), which this layer reads from the file the
 settings name; the use cases below receive the keys, not the file.
 """
 
@@ -14,15 +14,15 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from idsvc.change_feed import ChangeFeed
+from idsvc.bank.change_feed import ChangeFeed
+from idsvc.bank.payroll import PayrollChecks
+from idsvc.bank.server_secret import ServerKeys, load_server_secret
+from idsvc.bank.webhooks import Webhooks
 from idsvc.errors import ServerSecretError
-from idsvc.hr_sync import HrSync
-from idsvc.online_verification import OnlineVerifier
-from idsvc.payroll import PayrollChecks
-from idsvc.server_secret import ServerKeys, load_server_secret
+from idsvc.register.hr_sync import HrSync
 from idsvc.service import IdService
-from idsvc.verification import VerificationResult
-from idsvc.webhooks import Webhooks
+from idsvc.verification.online import OnlineVerifier
+from idsvc.verification.rules import VerificationResult
 
 _LOCK = threading.Lock()
 log = logging.getLogger("mobile_api")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from idsvc.bank.payroll import MAX_IDENTIFIER, MAX_ITEMS
 from idsvc.formats.hr_csv import COLUMNS
-from idsvc.payroll import MAX_IDENTIFIER, MAX_ITEMS
 
 ACCOUNT_RULE = (
     "Compared in one written form: Unicode NFKC, every decimal digit of any script as its "

@@ -15,10 +15,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from idsvc.access_log import CheckLog
-from idsvc.challenges import CardChallenges
-from idsvc.online_verification import OnlineVerifier
+from idsvc.audit.who_checked import CheckLog
 from idsvc.service import IdService
+from idsvc.verification.card_challenges import CardChallenges
+from idsvc.verification.online import OnlineVerifier
 from mobile_api.json_body import is_json
 
 Clock = Callable[[], datetime]

@@ -8,7 +8,8 @@ Two kinds of metric, collected differently:
   answers a scrape adds all workers' files up (``MultiProcessCollector``). Without it (tests,
   ``create_app()`` in-process) they live in ``REGISTRY``.
 - totals read from the database at scrape time (``DatabaseCollector``: credential events and
-  webhook deliveries, via ``idsvc.activity``; status-list age from ``IDSVC_PUBLISHED_DIR``):
+  webhook deliveries, via ``idsvc.operations.activity``; status-list age from
+  ``IDSVC_PUBLISHED_DIR``):
   work done by every process, CLI included, kept for ``DB_TOTALS_CACHE`` seconds.
 
 Labels hold only bounded, non-personal values: route *templates* (``/v1/holders/{employee_id}
@@ -39,9 +40,9 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from idsvc.access_log import CheckedBy, CheckLog, CheckRecord
-from idsvc.activity import ActivityTotals, activity_totals
-from idsvc.readiness import published_lists
+from idsvc.audit.who_checked import CheckedBy, CheckLog, CheckRecord
+from idsvc.operations.activity import ActivityTotals, activity_totals
+from idsvc.operations.readiness import published_lists
 from idsvc.service import IdService
 from idsvc.storage.db import StorageError
 
@@ -104,7 +105,8 @@ DB_POOL_CAPACITY = Gauge(
     multiprocess_mode="livesum",
 )
 
-# Reason codes are a closed set (``idsvc.verification``); anything else is folded so that a bug
+# Reason codes are a closed set (``idsvc.verification.rules``); anything else is folded so that a
+# bug
 # can never turn a label into free text.
 _REASON = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
 _RESULT = re.compile(r"^[a-z][a-z0-9_]{0,23}$")
@@ -134,7 +136,7 @@ class CountingCheckLog(CheckLog):
 
 def watch_pool(service: IdService) -> None:
     """Keep the pool gauges of this worker current (checkout/checkin events)."""
-    from idsvc.activity import watch_pool as watch
+    from idsvc.operations.activity import watch_pool as watch
 
     DB_POOL_CAPACITY.set(watch(service.db, DB_POOL_IN_USE.inc, DB_POOL_IN_USE.dec))
 

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from idsvc.credentials.status_lists import StatusListNotFound
 from idsvc.errors import (
     IdsvcError,
     NotInitialised,
@@ -24,7 +25,6 @@ from idsvc.errors import (
     UnknownEmployee,
     UnknownIssuer,
 )
-from idsvc.status_store import StatusListNotFound
 from idsvc.storage.db import ConcurrentUpdate, DatabaseUnavailable
 from mobile_api.repeated_log import RepeatedLogLine
 from mobile_api.schemas import Problem

@@ -3,7 +3,7 @@
 - takes the caller's ``X-Request-ID`` when well formed (1-64 of ``A-Za-z0-9._:-``: a load
   balancer's or a bank's correlation id), else makes one (32 hex digits), and echoes it in the
   answer's ``X-Request-ID``;
-- makes it the current request id (``idsvc.request_scope``) while the request runs, so the
+- makes it the current request id (``idsvc.audit.request_scope``) while the request runs, so the
   audit events the request writes carry it (``details.request_id``);
 - counts the request and its latency by route *template* and status (``mobile_api.metrics``);
 - writes one access-log line (logger ``idsvc.access``) with request_id, method, route template,
@@ -20,7 +20,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from idsvc.request_scope import current_request_id
+from idsvc.audit.request_scope import current_request_id
 from mobile_api.metrics import request_counter, request_timer
 
 HEADER = b"x-request-id"

@@ -6,8 +6,8 @@ import csv
 import io
 from typing import Any
 
-from idsvc.clients import ApiClients
-from idsvc.server_secret import ServerKeys
+from idsvc.bank.server_secret import ServerKeys
+from idsvc.clients.api_clients import ApiClients
 from idsvc.service import IdService
 from tests.conftest import NOW, SAMPLE_CSV
 
@@ -50,11 +50,11 @@ def add_client(service: IdService, name: str, *scopes: str) -> tuple[str, str]:
 
 def check_people(service: IdService, client_id: str, *employee_ids: str) -> None:
     """A payroll check of these people by this client: from then on they are in its change
-    feed and webhooks (``idsvc.change_feed.note_people_checked``)."""
+    feed and webhooks (``idsvc.bank.change_feed.note_people_checked``)."""
     from datetime import timedelta
 
-    from idsvc.access_log import CheckedBy
-    from idsvc.payroll import PayrollChecks, PayrollItem
+    from idsvc.audit.who_checked import CheckedBy
+    from idsvc.bank.payroll import PayrollChecks, PayrollItem
 
     def no_credentials(text: str, now: Any) -> Any:
         raise AssertionError("items name employee ids only")

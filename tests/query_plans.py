@@ -23,14 +23,14 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import event, text
 
-from idsvc.access_log import CheckedBy, CheckLog
-from idsvc.change_feed import ChangeFeed, encode_cursor
-from idsvc.clients import ApiClients
-from idsvc.payroll import PayrollChecks, PayrollItem
-from idsvc.server_secret import ServerKeys
+from idsvc.audit.who_checked import CheckedBy, CheckLog
+from idsvc.bank.change_feed import ChangeFeed, encode_cursor
+from idsvc.bank.payroll import PayrollChecks, PayrollItem
+from idsvc.bank.server_secret import ServerKeys
+from idsvc.bank.webhook_delivery import Outcome, WebhookDeliverer
+from idsvc.clients.api_clients import ApiClients
 from idsvc.service import IdService
 from idsvc.storage.payroll_tables import WebhookSubscriptionRow
-from idsvc.webhook_delivery import Outcome, WebhookDeliverer
 
 # Tables that grow with the country (people, credentials, checks, events, deliveries, audit):
 # a sequential scan of one of them on a hot path is a defect. Small tables (issuers, status

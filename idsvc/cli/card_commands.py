@@ -18,7 +18,7 @@ from idsvc.errors import NotInitialised
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
     from idsvc.config import Settings
-    from idsvc.desk import CardSecrets
+    from idsvc.desk_client.cards import CardSecrets
     from idsvc.service import IdService
 
 # The PIV test management key every blank card ships with (SP 800-73 test cards, YubiKey).
@@ -50,7 +50,7 @@ def card_secrets(
     new_puk: str | None = None,
 ) -> CardSecrets:
     from cardio.piv import ManagementKeyType
-    from idsvc.desk import CardSecrets
+    from idsvc.desk_client.cards import CardSecrets
 
     key_type = ManagementKeyType[settings.management_key_type.upper()]
     if default_management_key:
@@ -102,7 +102,7 @@ def issue_to_card(
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        from idsvc.desk import ISSUE_STEPS, personalise_card
+        from idsvc.desk_client.cards import ISSUE_STEPS, personalise_card
 
         task = bar.add_task("connect", total=len(ISSUE_STEPS))
 
@@ -253,7 +253,7 @@ def _inspect(reader: str, *, challenge: bool, json_out: bool) -> None:
         _report(report, json_out, challenged=challenge)
         return
     with reported():
-        from idsvc.desk import inspect_card
+        from idsvc.desk_client.cards import inspect_card
 
         svc = _service()
         cas = svc.ca_certificates()
@@ -358,8 +358,8 @@ def _wipe_at_centre(
 ) -> list[str]:
     """At the centre: revoke first if asked, and audit the wipe, once the card's management
     key has been accepted and before anything on the card is deleted."""
-    from idsvc.desk import CardOnHand, wipe_card
-    from idsvc.desk_centre import record_wipe
+    from idsvc.desk_client.cards import CardOnHand, wipe_card
+    from idsvc.desks.gateway import record_wipe
 
     def decide(card: CardOnHand) -> None:
         result = None if card.token is None else svc.verify(card.token, now=_now())

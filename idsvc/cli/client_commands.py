@@ -22,7 +22,7 @@ from idsvc.cli.errors import reported
 from idsvc.errors import ApiClientError
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
-    from idsvc.clients import ApiClients, ApiClientView
+    from idsvc.clients.api_clients import ApiClients, ApiClientView
     from idsvc.service import IdService
 
 console = Console(highlight=False, soft_wrap=True)
@@ -63,7 +63,7 @@ def _cert_sha256(cert: Path | None, fingerprint: str | None) -> str | None:
         data = cert.read_bytes()
     except OSError as exc:
         raise ApiClientError(f"cannot read {cert}: {exc.strerror}") from None
-    from idsvc.clients import fingerprint_of_certificate
+    from idsvc.clients.api_clients import fingerprint_of_certificate
 
     return fingerprint_of_certificate(data)
 
@@ -80,7 +80,7 @@ def _service() -> IdService:
 
 
 def _clients() -> tuple[ApiClients, str]:
-    from idsvc.clients import ApiClients
+    from idsvc.clients.api_clients import ApiClients
 
     service = _service()
     return ApiClients(service.db), service.settings.operator
@@ -189,7 +189,7 @@ def who_checked(
 ) -> None:
     """Who verified or payroll-checked this person, newest first."""
     with reported():
-        from idsvc.access_log import CheckLog
+        from idsvc.audit.who_checked import CheckLog
 
         checks = CheckLog(_service().db).of_holder(employee_id, limit=limit)
         if json_out:
@@ -215,7 +215,7 @@ def purge_checks() -> None:
     with reported():
         service = _service()
         days = service.settings.check_retention_days
-        from idsvc.access_log import CheckLog
+        from idsvc.audit.who_checked import CheckLog
 
         removed = CheckLog(service.db).purge(now=_now(), retention_days=days)
         err.print(f"{removed} check(s) older than {days} days deleted")

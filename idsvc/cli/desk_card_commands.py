@@ -1,6 +1,6 @@
 """The usual card commands on an enrolled remote desk (no database, no issuer key here):
 ``card read|verify`` and ``card wipe`` do the card I/O locally and ask the centre;
-``card-face`` and ``photo`` go through ``idsvc.desk_printing`` and the desk API.
+``card-face`` and ``photo`` go through ``idsvc.desk_client.printing`` and the desk API.
 
 ``card read|verify`` check the certificate chain against the issuer CA the desk received
 (signed) at enrolment, the challenge with the card itself, and the credential at the centre
@@ -31,12 +31,12 @@ from typing import Any
 from cardio.card_face import CardRenderer
 from cardio.transport import Transport
 from idsvc.cli.desk_commands import remote_centre
-from idsvc.desk import CardOnHand, CardReport, CardSecrets, inspect_card, wipe_card
-from idsvc.desk_identity import DeskIdentity, desk_check_time, desk_folder
-from idsvc.desk_printing import RemoteCardFaces
+from idsvc.desk_client.cards import CardOnHand, CardReport, CardSecrets, inspect_card, wipe_card
+from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.identity import DeskIdentity, desk_check_time, desk_folder
+from idsvc.desk_client.printing import RemoteCardFaces
 from idsvc.errors import CentreUnreachable, DeskRefused
-from idsvc.photos import PhotoInfo
-from idsvc.remote_centre import RemoteCentre
+from idsvc.register.photos import PhotoInfo
 
 
 def _now() -> datetime:

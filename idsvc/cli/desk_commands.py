@@ -4,7 +4,7 @@ registrar's and issuer's requests ``desk correct-status|revoke|declare-lost``, a
 ``desk approvals list|approve|reject``).
 
 A remote desk keeps only its own key, the centre's address, the issuer CA certificate and the
-operator's session in ``$IDSVC_HOME/desk/`` (see ``idsvc.desk_identity``); it never has the
+operator's session in ``$IDSVC_HOME/desk/`` (see ``idsvc.desk_client.identity``); it never has the
 issuer key, the database or the register.
 """
 
@@ -32,9 +32,9 @@ from idsvc.cli.operator_commands import (
 from idsvc.errors import CentreUnreachable, DeskRefused, InvalidOperator, IssuanceNotPending
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
-    from idsvc.desk_centre import DeskCentre
-    from idsvc.desk_identity import DeskIdentity
-    from idsvc.remote_centre import RemoteCentre
+    from idsvc.desk_client.centre_client import RemoteCentre
+    from idsvc.desk_client.identity import DeskIdentity
+    from idsvc.desks.gateway import DeskCentre
 
 console = Console(highlight=False, soft_wrap=True)
 desks_app = typer.Typer(help="Issuance desks registered at this centre.", no_args_is_help=True)
@@ -49,13 +49,13 @@ def _now() -> datetime:
 def _identity() -> DeskIdentity:
     """This machine's desk folder (``$IDSVC_HOME/desk``), enrolled or not."""
     from idsvc.config import Settings
-    from idsvc.desk_identity import DeskIdentity
+    from idsvc.desk_client.identity import DeskIdentity
 
     return DeskIdentity(Settings().home)
 
 
 def _desks() -> DeskCentre:
-    from idsvc.desk_centre import DeskCentre
+    from idsvc.desks.gateway import DeskCentre
 
     return DeskCentre(centre())
 
@@ -63,7 +63,7 @@ def _desks() -> DeskCentre:
 def remote_centre() -> RemoteCentre:
     """This desk's client of its centre (``$IDSVC_HOME/desk``); what it reports on the way
     (offline wipes sent to the centre) goes to stderr."""
-    from idsvc.remote_centre import RemoteCentre
+    from idsvc.desk_client.centre_client import RemoteCentre
 
     return RemoteCentre(_identity(), clock=_now, notice=_notice)
 
@@ -169,7 +169,7 @@ def desk_enrol(
         identity.check_may_enrol(re_enrol=re_enrol)  # before asking for anything
         if code is None:
             code = read_secret("enrolment code", from_stdin=not sys.stdin.isatty())
-        from idsvc.remote_centre import RemoteCentre
+        from idsvc.desk_client.centre_client import RemoteCentre
 
         remote = RemoteCentre(identity, clock=_now, centre_url=centre_url, notice=_notice)
         answer = remote.enrol(code, re_enrol=re_enrol)
@@ -274,7 +274,8 @@ def issue_through_centre(
     json_out: bool,
     printed_qr: bool = False,
 ) -> None:
-    """The card protocol of ``idsvc.desk`` with the remote centre as ``IssuanceCentre``."""
+    """The card protocol of ``idsvc.desk_client.cards`` with the remote centre as
+    ``IssuanceCentre``."""
     with reported():
         if reader is None:
             raise DeskRefused(
@@ -288,8 +289,8 @@ def issue_through_centre(
             )
         from idsvc.cli.card_commands import _open, card_secrets
         from idsvc.config import Settings
-        from idsvc.desk import personalise_card
-        from idsvc.desk_identity import desk_check_time
+        from idsvc.desk_client.cards import personalise_card
+        from idsvc.desk_client.identity import desk_check_time
 
         settings = Settings()
         remote = remote_centre()

@@ -31,7 +31,7 @@ from idsvc.cli.errors import reported
 from idsvc.errors import DeskRefused, InvalidOperator
 
 if TYPE_CHECKING:  # imported where used: the settings load pydantic, the desk cryptography
-    from idsvc.desk_identity import DeskIdentity
+    from idsvc.desk_client.identity import DeskIdentity
 
 Path = tuple[str, ...]
 
@@ -113,7 +113,7 @@ def route_of(path: Path) -> Route:
 
 def _enrolled_desk() -> DeskIdentity | None:
     from idsvc.config import Settings
-    from idsvc.desk_identity import DeskIdentity
+    from idsvc.desk_client.identity import DeskIdentity
 
     try:
         identity = DeskIdentity(Settings().home)

@@ -42,7 +42,7 @@ def _table() -> list[Row]:
     # stack and SQLAlchemy, the settings pydantic, and an exception of their types means they
     # are loaded already.
     from cardio import errors as card_errors
-    from idsvc.audit import AuditChainBroken
+    from idsvc.audit.chain import AuditChainBroken
     from idsvc.config import PassphraseMissing
     from idsvc.formats.hr_csv import HrFileError
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from idsvc.config import Settings
     from idsvc.service import IdService
-    from idsvc.verification import VerificationResult
+    from idsvc.verification.rules import VerificationResult
 
 # Every `idsvc` run pays for what this module and the command modules import at the top, so the
 # heavy libraries (pydantic with the settings, SQLAlchemy, Alembic, cryptography, PKCS#11,
@@ -291,7 +291,7 @@ def verify(
             err_console.print("[bold red]error:[/] give either the credential text or --image FILE")
             raise typer.Exit(2)
         if image is not None:
-            from idsvc.printed_qr import qr_text_from_image
+            from idsvc.credentials.printed_qr import qr_text_from_image
 
             token = qr_text_from_image(_read_image(image))
         else:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from idsvc.request_scope import current_request_id
+from idsvc.audit.request_scope import current_request_id
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 ACCESS_FIELDS = ("request_id", "method", "route", "status", "duration_ms")

@@ -26,7 +26,7 @@ from idsvc.errors import InvalidOperator
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
     from idsvc.centre import Centre, Pending
-    from idsvc.operators import Actor, Enrolment, OperatorView
+    from idsvc.staff.operators import Actor, Enrolment, OperatorView
 
 console = Console(highlight=False, soft_wrap=True)
 operators_app = typer.Typer(help="Operator accounts (people who work the desks).")
@@ -118,7 +118,7 @@ def report_enrolment(enrolment: Enrolment) -> None:
 
 def _report(result: Enrolment | Pending | OperatorView, done: str) -> None:
     from idsvc.centre import Pending
-    from idsvc.operators import Enrolment
+    from idsvc.staff.operators import Enrolment
 
     if isinstance(result, Pending):
         report_pending(result)

@@ -21,9 +21,9 @@ from idsvc.cli.errors import reported
 from idsvc.errors import CardFaceFailed, PhotoRejected, PrintRefused
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
-    from idsvc.card_faces import CardFaces
     from idsvc.config import Settings
-    from idsvc.desk_printing import RemoteCardFaces
+    from idsvc.credentials.card_faces import CardFaces
+    from idsvc.desk_client.printing import RemoteCardFaces
     from idsvc.service import IdService
 
 EXIT_PRINT_REFUSED = PrintRefused.exit_code
@@ -59,7 +59,7 @@ def photo(
 ) -> None:
     """Store a holder's photo (cropped to 35:45 for the card; replaces any earlier photo)."""
     from cardio.images import ImageRefused
-    from idsvc.photos import PHOTO_RULE, Photos
+    from idsvc.register.photos import PHOTO_RULE, Photos
 
     with reported():
         try:
@@ -144,7 +144,7 @@ def _faces(dpi: int) -> tuple[CardFaces | RemoteCardFaces, str]:
 
         return remote_card_faces(dpi), ""
     from cardio.card_face import CardRenderer
-    from idsvc.card_faces import CardFaces
+    from idsvc.credentials.card_faces import CardFaces
 
     svc = _service()
     faces = CardFaces(
@@ -167,7 +167,7 @@ def _batch(batch: Path, output: Path, dpi: int) -> None:
         TimeElapsedColumn,
     )
 
-    from idsvc.card_faces import read_batch_file
+    from idsvc.credentials.card_faces import read_batch_file
 
     try:
         ids = read_batch_file(batch.read_text(encoding="utf-8"))

@@ -19,14 +19,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from idsvc.change_events import EVENT_TYPES
+from idsvc.bank.change_events import EVENT_TYPES
 from idsvc.cli.errors import reported
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
+    from idsvc.bank.server_secret import ServerKeys
+    from idsvc.bank.webhooks import Webhooks
     from idsvc.config import Settings
-    from idsvc.server_secret import ServerKeys
     from idsvc.storage.db import Database
-    from idsvc.webhooks import Webhooks
 
 console = Console(highlight=False, soft_wrap=True)
 webhooks_app = typer.Typer(
@@ -41,8 +41,8 @@ def _now() -> datetime:
 
 
 def _open() -> tuple[Settings, Database, ServerKeys]:
+    from idsvc.bank.server_secret import ServerKeys, load_server_secret
     from idsvc.config import Settings
-    from idsvc.server_secret import ServerKeys, load_server_secret
     from idsvc.storage.db import Database, require_current_schema
 
     settings = Settings()
@@ -55,7 +55,7 @@ def _open() -> tuple[Settings, Database, ServerKeys]:
 
 
 def _webhooks(settings: Settings, db: Database, keys: ServerKeys) -> Webhooks:
-    from idsvc.webhooks import Webhooks
+    from idsvc.bank.webhooks import Webhooks
 
     return Webhooks(db, keys, private_targets=settings.webhook_private_targets)
 
@@ -236,7 +236,7 @@ def deliver(
     A slow receiver is served on its own and holds up no other."""
     with reported():
         settings, db, keys = _open()
-        from idsvc.webhook_delivery import (
+        from idsvc.bank.webhook_delivery import (
             DeliveryLoop,
             DeliveryReport,
             WebhookDeliverer,

@@ -33,11 +33,12 @@ __all__ = [
 KID_HINT_BYTES: Final = 8
 # Keys of the status list in the private claim -65537 (7, the index, is the caller's).
 STATUS_LIST, STATUS_URI, STATUS_BASE = 8, 9, 10
-# idsvc serves a status list at <public URL>/status-lists/<hex name> (idsvc.status_store).
+# idsvc serves a status list at <public URL>/status-lists/<hex name>
+# (idsvc.credentials.status_lists).
 _LISTS_SEGMENT: Final = "status-lists/"
 _LIST_NAME_RE: Final = re.compile(r"(?:[0-9a-f]{2}){1,32}", re.ASCII)
 MAX_LIST_NAME_BYTES: Final = 32
-# Card serials are 12 Crockford base32 characters (idsvc.issuance): 60 bits, 8 bytes.
+# Card serials are 12 Crockford base32 characters (idsvc.credentials.issuance): 60 bits, 8 bytes.
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SERIAL_RE: Final = re.compile(f"[{_CROCKFORD}]{{12}}", re.ASCII)
 _SERIAL_BYTES: Final = 8

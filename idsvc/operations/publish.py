@@ -34,10 +34,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idsvc.credentials.issuers import Issuer
+from idsvc.credentials.status_lists import build_list, status_list_token
 from idsvc.errors import OperationRefused
 from idsvc.formats.jws import JwsSigner
-from idsvc.issuers import Issuer
-from idsvc.status_store import build_list, status_list_token
 from idsvc.storage.tables import StatusListRow
 
 INDEX = "index.json"

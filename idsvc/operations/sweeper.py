@@ -19,8 +19,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idsvc import approvals
-from idsvc.issuance import abandon_issuance
+from idsvc.credentials.issuance import abandon_issuance
+from idsvc.staff import approvals
 from idsvc.storage.tables import CredentialRow
 
 EXPIRED_REASON = "expired unconfirmed"

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from idsvc import audit, issuers
+from idsvc.audit import chain as audit
+from idsvc.credentials import issuers
 from idsvc.operations import backup, publish, sweeper
 from idsvc.service import DEFAULT_ISSUER, IdService
 from idsvc.storage.db import current_revision, require_current_schema

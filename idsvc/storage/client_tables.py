@@ -21,7 +21,7 @@ class ApiClientRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     scopes: Mapped[str] = mapped_column(String(255))  # space-separated, sorted
-    # SHA-256 of the secret, hex; the secret itself is never stored (see idsvc.clients).
+    # SHA-256 of the secret, hex; the secret itself is never stored (see idsvc.clients.api_clients).
     secret_hash: Mapped[str] = mapped_column(String(64))
     # SHA-256 of the DER of the client's TLS certificate (mutual TLS at the proxy), lowercase
     # hex; None: the client authenticates with its secret alone. Migration 0009.

@@ -26,7 +26,7 @@ from idsvc.storage.tables import Base, UtcDateTime
 
 
 class ChangeEventRow(Base):
-    """One status change, at a commit-ordered ``position`` (see ``idsvc.change_feed``)."""
+    """One status change, at a commit-ordered ``position`` (see ``idsvc.bank.change_feed``)."""
 
     __tablename__ = "change_events"
 
@@ -92,7 +92,7 @@ class WebhookDeliveryRow(Base):
 
 class ClientPersonRow(Base):
     """Which people a client checked in a payroll batch: the scope of its change feed and
-    webhooks (``idsvc.change_feed``). Migration 0012."""
+    webhooks (``idsvc.bank.change_feed``). Migration 0012."""
 
     __tablename__ = "client_people"
     # The key is the only index (lookups give the client too) and, on SQLite, the table itself:

@@ -113,7 +113,7 @@ class StatusListRow(Base):
     size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # Raised by every commit that changes a credential's state in this list (migration 0010,
-    # idsvc.status_versions): a process re-signs its cached token only when this moved.
+    # idsvc.credentials.status_versions): a process re-signs its cached token only when this moved.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 

@@ -20,8 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from idsvc.centre import Centre
-from idsvc.desk_centre import DeskCentre
-from idsvc.desks import DeskRequest
+from idsvc.credentials.issuance import KeyAttestation
+from idsvc.desks.gateway import DeskCentre
+from idsvc.desks.registry import DeskRequest
 from idsvc.errors import (
     ApprovalError,
     DeskError,
@@ -37,8 +38,7 @@ from idsvc.errors import (
     UnknownDesk,
 )
 from idsvc.formats.desk_proof import HEADER
-from idsvc.issuance import KeyAttestation
-from idsvc.operator_secrets import OperatorSecretsError
+from idsvc.staff.secrets import OperatorSecretsError
 from mobile_api import problems
 from mobile_api.deps import JsonBody, Now
 from mobile_api.json_body import StrictJsonRoute

@@ -20,8 +20,8 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from idsvc.centre import Pending
-from idsvc.desk_centre import ReportedWipe
-from idsvc.photos import MAX_PHOTO_BYTES
+from idsvc.desks.gateway import ReportedWipe
+from idsvc.register.photos import MAX_PHOTO_BYTES
 from idsvc.service import CredentialView
 from mobile_api import problems
 from mobile_api.deps import JsonBody, Now

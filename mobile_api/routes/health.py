@@ -1,7 +1,8 @@
 """Operations endpoints: ``/healthz`` (alive), ``/readyz`` (may take traffic), ``/metrics``.
 
 ``/healthz`` touches nothing (a process that answers is alive: restart it only when this
-fails). ``/readyz`` runs ``idsvc.readiness`` (cached a few seconds per worker) and answers 503
+fails). ``/readyz`` runs ``idsvc.operations.readiness`` (cached a few seconds per worker) and
+answers 503
 with ``Retry-After`` and the failing check named when the worker must not get traffic.
 ``/metrics`` is the Prometheus text format; with ``IDSVC_METRICS_ACCESS=admin`` (the default)
 only an API client with scope ``admin`` may read it (Prometheus: ``authorization:
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.readiness import Readiness
+from idsvc.operations.readiness import Readiness
 from mobile_api import problems
 from mobile_api.auth import require_scope
 from mobile_api.deps import Now

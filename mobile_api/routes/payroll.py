@@ -16,11 +16,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.access_log import CheckedBy
-from idsvc.change_feed import MAX_PAGE, sees_everyone
+from idsvc.audit.who_checked import CheckedBy
+from idsvc.bank.change_feed import MAX_PAGE, sees_everyone
+from idsvc.bank.payroll import PayrollItem
 from idsvc.errors import ChangeFeedError, PayrollError
 from idsvc.formats.payroll_csv import PayrollCsvError, parse_payroll_csv, write_payroll_csv
-from idsvc.payroll import PayrollItem
 from mobile_api import problems
 from mobile_api.auth import Caller, require_scope
 from mobile_api.bank_deps import Bank

@@ -7,7 +7,7 @@ A status-list token is signed with ``iat`` at the start of the current minute, s
 worker produces the same payload within a minute while the list is unchanged. Its ETag is weak
 and names that payload (ECDSA signatures differ at each signing, the content does not): a
 revocation changes the payload, and so the ETag, at once. Both documents are kept as served
-(``idsvc.publication``): a revalidation costs one indexed read, never a signature.
+(``idsvc.credentials.publication``): a revalidation costs one indexed read, never a signature.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from idsvc.publication import Published
+from idsvc.credentials.publication import Published
 from mobile_api import problems
 from mobile_api.deps import Now, Service
 

@@ -1,7 +1,7 @@
 """``POST /v1/verifications``: is this credential (JWT or printed QR text) valid right now?
 
 Anyone may call it (the public web verifier, rate-limited per address); an API client may
-authenticate and then sees more of the holder (``idsvc.online_verification.holder_for``). A
+authenticate and then sees more of the holder (``idsvc.verification.online.holder_for``). A
 credential that fails is an answer (200, ``valid: false``), not an error. ``/v1/verify`` is the
 deprecated first name of the same operation.
 
@@ -21,9 +21,9 @@ from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.access_log import CheckedBy
-from idsvc.online_verification import holder_for
-from idsvc.verification import VerificationResult
+from idsvc.audit.who_checked import CheckedBy
+from idsvc.verification.online import holder_for
+from idsvc.verification.rules import VerificationResult
 from mobile_api import problems
 from mobile_api.auth import Anyone, Caller
 from mobile_api.deps import JsonBody, Now, Verifier

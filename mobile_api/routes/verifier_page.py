@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from idsvc.offline_trust import TTL_CEILING, TTL_FLOOR
+from idsvc.verification.offline import TTL_CEILING, TTL_FLOOR
 from mobile_api.deps import Service
 
 STATIC: Final = Path(__file__).resolve().parent.parent / "static" / "verify"

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from cardio.piv import ManagementKeyType, ObjectId, PivSession, Slot
 from cardio.virtual import CardState, VirtualCard
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
-from idsvc.desk import CardSecrets, personalise_card
+from idsvc.desk_client.cards import CardSecrets, personalise_card
 from idsvc.service import IdService
 from mobile_api.app import create_app
 from tests.api.conftest import ACTIVE_EMPLOYEE, OTHER_ACTIVE_EMPLOYEE, live_server

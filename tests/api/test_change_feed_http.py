@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-from idsvc.clients import ApiClients
+from idsvc.clients.api_clients import ApiClients
 from idsvc.service import IdService
 from tests.api.test_workers import Served, served  # noqa: F401  (the two-worker server)
 from tests.payroll_support import set_status

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from idsvc.clients import ApiClients, fingerprint_of_certificate
+from idsvc.clients.api_clients import ApiClients, fingerprint_of_certificate
 from idsvc.config import Settings
 from idsvc.errors import ApiClientError, AuthenticationFailed
 from idsvc.service import IdService

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy
 from fastapi import APIRouter, Depends
 
-from idsvc.clients import ApiClients
+from idsvc.clients.api_clients import ApiClients
 from idsvc.errors import ApiClientExists, AuthenticationFailed, InvalidScope, UnknownApiClient
 from idsvc.service import CredentialView, IdService
 from mobile_api.app import create_app

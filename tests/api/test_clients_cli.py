@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from idsvc.access_log import CheckedBy, CheckLog, CheckRecord
-from idsvc.clients import ApiClients
+from idsvc.audit.who_checked import CheckedBy, CheckLog, CheckRecord
+from idsvc.clients.api_clients import ApiClients
 from idsvc.storage.db import Database
 from tests.cli_runner import Cli
 from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings

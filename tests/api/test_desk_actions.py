@@ -15,9 +15,10 @@ from sqlalchemy import select
 from cardio.piv import ManagementKeyType
 from cardio.virtual import CardState, VirtualCard
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
-from idsvc.desk import CardSecrets, inspect_card, wipe_card
-from idsvc.desk_identity import desk_check_time
-from idsvc.desk_printing import RemoteCardFaces
+from idsvc.desk_client.cards import CardSecrets, inspect_card, wipe_card
+from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.identity import desk_check_time
+from idsvc.desk_client.printing import RemoteCardFaces
 from idsvc.errors import (
     ApprovalNotPending,
     CardFaceFailed,
@@ -29,7 +30,6 @@ from idsvc.errors import (
     SelfApproval,
 )
 from idsvc.operations.use_cases import Operations
-from idsvc.remote_centre import RemoteCentre
 from idsvc.storage.tables import AuditEventRow
 from mobile_api.routes.desk_actions import PHOTO_PATH
 from tests.api.test_desk_http import EMPLOYEE, ReaderTransport, World, issue, make_world

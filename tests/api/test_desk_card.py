@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from cardio.pcsc import PcscTransport
 from cardio.piv import ObjectId, PivSession
-from idsvc.desk_centre import DeskCentre
-from idsvc.operators import Enrolment
-from idsvc.photos import Photos
+from idsvc.desks.gateway import DeskCentre
+from idsvc.register.photos import Photos
+from idsvc.staff.operators import Enrolment
 from idsvc.storage.tables import AuditEventRow, CredentialRow
 from mobile_api.app import create_app
 from tests.api.conftest import live_server

@@ -22,9 +22,10 @@ from cardio.piv import ManagementKeyType
 from cardio.virtual import CardPulled, CardState, VirtualCard
 from idsvc.centre import Centre
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
-from idsvc.desk import CardSecrets, personalise_card
-from idsvc.desk_centre import DeskCentre
-from idsvc.desk_identity import DeskIdentity, desk_check_time
+from idsvc.desk_client.cards import CardSecrets, personalise_card
+from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.identity import DeskIdentity, desk_check_time
+from idsvc.desks.gateway import DeskCentre
 from idsvc.errors import (
     CardIssuanceFailed,
     CentreUnreachable,
@@ -36,7 +37,6 @@ from idsvc.errors import (
     SelfApproval,
 )
 from idsvc.formats.desk_proof import sign_proof
-from idsvc.remote_centre import RemoteCentre
 from idsvc.storage.tables import AuditEventRow, CredentialRow
 from mobile_api.app import create_app
 from tests.api.conftest import live_server

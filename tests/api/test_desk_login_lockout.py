@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from idsvc.desk_client.centre_client import RemoteCentre
 from idsvc.errors import DeskRefused, LoginRefused
-from idsvc.remote_centre import RemoteCentre
 from tests.api.test_desk_http import World, world  # noqa: F401  (the fixture)
 
 

@@ -15,11 +15,11 @@ import pytest
 
 from cardio.virtual import CardState, VirtualCard
 from idsvc.centre import Centre
-from idsvc.desk_centre import DeskCentre
-from idsvc.desk_identity import DeskIdentity, desk_check_time
+from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.identity import DeskIdentity, desk_check_time
+from idsvc.desks.gateway import DeskCentre
 from idsvc.errors import CentreUnreachable, DeskRefused
-from idsvc.operators import Enrolment
-from idsvc.remote_centre import RemoteCentre
+from idsvc.staff.operators import Enrolment
 from tests.api.test_desk_http import ReaderTransport
 from tests.api.test_serve import free_port, wait_healthy
 from tests.cli_runner import IDSVC, Cli
@@ -118,7 +118,7 @@ def _states(centre: Centre) -> dict[str, str]:
 def _issue(remote: RemoteCentre, card: VirtualCard) -> str:
     from cardio.piv import ManagementKeyType
     from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
-    from idsvc.desk import CardSecrets, personalise_card
+    from idsvc.desk_client.cards import CardSecrets, personalise_card
 
     issued = personalise_card(
         ReaderTransport(card),

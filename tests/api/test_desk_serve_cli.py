@@ -37,11 +37,11 @@ from idsvc.cli import desk_routing
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
 from idsvc.cli.desk_routing import DESK_ROUTES, LOCAL, Through, route_of
 from idsvc.cli.main import app
-from idsvc.desk import CardSecrets, inspect_card, personalise_card
-from idsvc.desk_centre import DeskCentre
-from idsvc.desk_identity import DeskIdentity, desk_check_time
+from idsvc.desk_client.cards import CardSecrets, inspect_card, personalise_card
+from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.identity import DeskIdentity, desk_check_time
+from idsvc.desks.gateway import DeskCentre
 from idsvc.errors import HolderNotEligible
-from idsvc.remote_centre import RemoteCentre
 from tests.api.test_desk_http import ReaderTransport
 from tests.api.test_serve import free_port, wait_healthy
 from tests.card_print_support import portrait_bytes, zbarimg_texts

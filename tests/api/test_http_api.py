@@ -20,9 +20,9 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import ECKey, KeySet
 from PIL import Image
 
-from idsvc.clients import ApiClients
+from idsvc.clients.api_clients import ApiClients
 from idsvc.formats.status_list import STATUSLIST_TYP, Status, parse_status_list_claims
-from idsvc.photos import VERIFIER_PICTURE_SIZE, Photos
+from idsvc.register.photos import VERIFIER_PICTURE_SIZE, Photos
 from idsvc.service import CredentialView, IdService
 from tests.api.conftest import OTHER_ACTIVE_EMPLOYEE, PROBLEM, Api, assert_problem
 from tests.card_print_support import portrait_bytes

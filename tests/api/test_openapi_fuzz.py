@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import ignored_auth, positive_data_acceptance
 
-from idsvc.clients import ApiClients
+from idsvc.clients.api_clients import ApiClients
 from idsvc.service import IdService
 from mobile_api.app import create_app
 from tests.api.conftest import ACTIVE_EMPLOYEE, live_server

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 import standardwebhooks
 
-from idsvc.change_feed import ChangeFeed
-from idsvc.clients import ApiClients
-from idsvc.server_secret import ServerKeys, load_server_secret
+from idsvc.bank.change_feed import ChangeFeed
+from idsvc.bank.server_secret import ServerKeys, load_server_secret
+from idsvc.bank.webhook_delivery import WebhookDeliverer, http_post
+from idsvc.clients.api_clients import ApiClients
 from idsvc.service import IdService
-from idsvc.webhook_delivery import WebhookDeliverer, http_post
 from tests.api.test_workers import Served, served  # noqa: F401  (the two-worker server)
 from tests.cli_runner import Cli
 from tests.payroll_support import sample_records

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from idsvc.clients import ApiClients
+from idsvc.clients.api_clients import ApiClients
 from idsvc.service import IdService
 from tests.api.conftest import ACTIVE_EMPLOYEE
 from tests.api.test_card_challenges import issue_card

@@ -21,7 +21,7 @@ from cardio.card_face import (
 )
 from cardio.card_text import TextDoesNotFit, cluster_breaks, fit_lines, word_breaks
 from cardio.fonts import script_of
-from idsvc.photos import normalise_photo
+from idsvc.register.photos import normalise_photo
 from tests.card_print_support import portrait_bytes
 from tests.cardio.test_card_face import qr_text
 from tests.cardio.test_card_face_shaping import coverage, harfbuzz_line

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from idsvc.verification import Reason
+from idsvc.verification.rules import Reason
 from keys.jwk import public_jwk, thumbprint
 
 Sign = Callable[[bytes], bytes]

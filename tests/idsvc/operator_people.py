@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from idsvc.centre import Centre
-from idsvc.operators import Actor, Enrolment
+from idsvc.staff.operators import Actor, Enrolment
 from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 
 PASSWORD = "a long enough passphrase"

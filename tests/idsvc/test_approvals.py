@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from idsvc.approvals import ApprovalView
 from idsvc.centre import Centre, Pending
 from idsvc.errors import (
     ApprovalNotPending,
@@ -19,6 +18,7 @@ from idsvc.errors import (
     SelfApproval,
     UnknownApproval,
 )
+from idsvc.staff.approvals import ApprovalView
 from idsvc.storage.tables import AuditEventRow
 from tests.conftest import NOW
 from tests.idsvc.operator_people import EMPLOYEE, PASSWORD, People, code, make_centre, secret_of

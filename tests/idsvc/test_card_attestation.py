@@ -19,9 +19,9 @@ from cardio.piv import ManagementKeyType, PivSession, Slot
 from cardio.virtual import CardState, VirtualCard
 from cardio.virtual.attestation import AttestationCa
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
-from idsvc.desk import CardSecrets, personalise_card
+from idsvc.credentials.issuance import KeyAttestation
+from idsvc.desk_client.cards import CardSecrets, personalise_card
 from idsvc.errors import KeyNotAttested
-from idsvc.issuance import KeyAttestation
 from idsvc.service import IdService
 from idsvc.storage.tables import CredentialRow
 from tests.api.test_card_challenges import DirectTransport

@@ -14,9 +14,9 @@ from PIL import Image
 from sqlalchemy import select
 
 from cardio.card_face import both_sides, save_png
-from idsvc.card_faces import CardFaces, read_batch_file
+from idsvc.credentials.card_faces import CardFaces, read_batch_file
 from idsvc.errors import CardFaceFailed, PhotoMissing, UnknownEmployee
-from idsvc.photos import Photos
+from idsvc.register.photos import Photos
 from idsvc.service import IdService
 from idsvc.storage.tables import AuditEventRow
 from tests.card_print_support import (

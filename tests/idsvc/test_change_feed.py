@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from idsvc import change_feed
-from idsvc.change_feed import Change, encode_cursor, read_changes
+from idsvc.bank import change_feed
+from idsvc.bank.change_feed import Change, encode_cursor, read_changes
 from idsvc.errors import ChangeFeedError, InvalidCursor
 from idsvc.service import IdService
 from idsvc.storage.payroll_tables import ChangeEventRow, ClientPersonRow

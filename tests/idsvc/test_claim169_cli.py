@@ -108,8 +108,8 @@ def test_verify_image_errors_are_clear(cli: Cli, tmp_path: Path) -> None:
     ]
     # The same path the command takes, in-process (each process costs seconds)...
     from idsvc.cli.main import _read_image
+    from idsvc.credentials.printed_qr import qr_text_from_image
     from idsvc.errors import QrImageUnreadable
-    from idsvc.printed_qr import qr_text_from_image
 
     for path, message in cases:
         with pytest.raises(QrImageUnreadable, match=message) as caught:

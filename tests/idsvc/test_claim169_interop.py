@@ -31,7 +31,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from idsvc.formats.base45 import b45decode, b45encode
-from idsvc.photos import Photos
+from idsvc.register.photos import Photos
 from idsvc.service import IdService
 from keys.jwk import b64url_decode, public_key_from_jwk
 from tests.card_print_support import portrait_bytes

@@ -22,9 +22,9 @@ from PIL import Image
 from cardio.qr import MAX_CARD_VERSION, version_for
 from idsvc.errors import QrPayloadTooLarge
 from idsvc.formats import claim169
-from idsvc.photos import Photos
+from idsvc.register.photos import Photos
 from idsvc.service import IdService
-from idsvc.verification import Reason
+from idsvc.verification.rules import Reason
 from keys.jwk import public_key_from_jwk
 from tests.api.conftest import api_for
 from tests.card_print_support import portrait_bytes

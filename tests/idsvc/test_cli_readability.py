@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from idsvc.cli.card_commands import _report
-from idsvc.desk import CardReport
-from idsvc.verification import VerificationResult
+from idsvc.desk_client.cards import CardReport
+from idsvc.verification.rules import VerificationResult
 from tests.cli_runner import Cli
 from tests.conftest import SAMPLE_CSV
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from idsvc import desk_identity
-from idsvc.desk_identity import DeskIdentity
+from idsvc.desk_client import identity as desk_identity
+from idsvc.desk_client.identity import DeskIdentity
 from idsvc.errors import DeskRefused, EnrolmentRefused
 from tests.api.test_desk_http import World, make_world
 
@@ -110,8 +110,8 @@ KILLED_ENROL = textwrap.dedent(
     from datetime import datetime
     from pathlib import Path
 
-    from idsvc.desk_identity import DeskIdentity
-    from idsvc.remote_centre import RemoteCentre
+    from idsvc.desk_client.identity import DeskIdentity
+    from idsvc.desk_client.centre_client import RemoteCentre
 
     url, code, home, now, kill_at = sys.argv[1:]
     renames = 0

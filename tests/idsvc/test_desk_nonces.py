@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from idsvc import desks
-from idsvc.desk_centre import DeskCentre
-from idsvc.desk_identity import DeskIdentity
-from idsvc.desks import DeskRequest
+from idsvc.desk_client.identity import DeskIdentity
+from idsvc.desks import registry as desks
+from idsvc.desks.gateway import DeskCentre
+from idsvc.desks.registry import DeskRequest
 from idsvc.errors import DeskRequestInvalid
 from idsvc.formats.desk_proof import sign_proof
 from idsvc.storage.desk_tables import DeskNonceRow

@@ -26,10 +26,10 @@ from cardio.transport import Transport
 from cardio.virtual import CardState, VirtualCard
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
 from idsvc.cli.desk_card_commands import wipe_away_from_register
-from idsvc.desk import CardSecrets
-from idsvc.desk_identity import DeskIdentity
+from idsvc.desk_client.cards import CardSecrets
+from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.identity import DeskIdentity
 from idsvc.errors import CentreUnreachable, DeskRefused
-from idsvc.remote_centre import RemoteCentre
 from idsvc.storage.tables import AuditEventRow
 from tests.api.test_desk_http import DroppingProxy, ReaderTransport, World, issue, make_world
 from tests.cli_runner import Cli

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text, update
 
-from idsvc.audit import AuditStateMismatch
+from idsvc.audit.chain import AuditStateMismatch
 from idsvc.errors import CorrectionRefused, HolderNotEligible
 from idsvc.formats.hr_csv import (
     COLUMNS,
@@ -25,11 +25,11 @@ from idsvc.formats.hr_csv import (
     HrRow,
     read_hr_csv,
 )
-from idsvc.register import import_records
+from idsvc.register.records import import_records
 from idsvc.service import IdService
 from idsvc.storage.db import StorageReadOnly
 from idsvc.storage.tables import CivilServantRow, CredentialRow
-from idsvc.verification import Reason
+from idsvc.verification.rules import Reason
 from tests.cli_runner import Cli
 from tests.conftest import NOW, make_service, make_settings
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from idsvc.formats.credentials import CREDENTIAL_TYP
 from idsvc.service import IdService
-from idsvc.verification import Reason, numeric_date
+from idsvc.verification.rules import Reason, numeric_date
 from tests.cli_runner import Cli
 from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 
@@ -198,7 +198,7 @@ def test_verify_answers_every_payload_the_issuer_signs(
 
 
 def test_status_list_names_that_are_not_ours_are_not_found(service: IdService) -> None:
-    from idsvc.status_store import StatusListNotFound
+    from idsvc.credentials.status_lists import StatusListNotFound
 
     for name in ("abc\x00def", "../x", "x" * 65, "ສົມ"):
         with pytest.raises(StatusListNotFound):

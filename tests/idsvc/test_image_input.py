@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from cardio.images import ImageRefused, ImageRule, open_image
+from idsvc.credentials.printed_qr import qr_text_from_image
 from idsvc.errors import PhotoRejected, QrImageUnreadable
-from idsvc.photos import normalise_photo
-from idsvc.printed_qr import qr_text_from_image
+from idsvc.register.photos import normalise_photo
 from tests.card_print_support import png_declaring
 from tests.cli_runner import Cli
 

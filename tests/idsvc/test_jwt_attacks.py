@@ -19,9 +19,9 @@ import pytest
 
 from idsvc.formats.credentials import CREDENTIAL_TYP
 from idsvc.formats.status_list import STATUSLIST_TYP
-from idsvc.offline_trust import CachedStatus, CachedStatusList, JwksTrust
 from idsvc.service import IdService
-from idsvc.verification import Reason, verify_credential
+from idsvc.verification.offline import CachedStatus, CachedStatusList, JwksTrust
+from idsvc.verification.rules import Reason, verify_credential
 from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.idsvc.jwt_forgery import Forger, b64, claims_of
 

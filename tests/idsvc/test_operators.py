@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from idsvc import operators, totp
 from idsvc.centre import Centre
-from idsvc.desk_centre import DeskCentre
-from idsvc.desk_identity import DeskIdentity
-from idsvc.desks import DeskRequest
+from idsvc.desk_client.identity import DeskIdentity
+from idsvc.desks.gateway import DeskCentre
+from idsvc.desks.registry import DeskRequest
 from idsvc.errors import (
     DeskRefused,
     InvalidOperator,
@@ -28,7 +27,9 @@ from idsvc.errors import (
 )
 from idsvc.formats.desk_proof import sign_proof
 from idsvc.formats.jws import JwsSigner
-from idsvc.operator_secrets import (
+from idsvc.staff import operators, totp
+from idsvc.staff.operators import LoginSession
+from idsvc.staff.secrets import (
     SealBroken,
     SealKeyProblem,
     hash_password,
@@ -37,7 +38,6 @@ from idsvc.operator_secrets import (
     seal,
     unseal,
 )
-from idsvc.operators import LoginSession
 from idsvc.storage.desk_tables import OperatorRow, OperatorSessionRow
 from idsvc.storage.tables import AuditEventRow
 from tests.conftest import NOW
@@ -310,7 +310,7 @@ def test_every_refusal_costs_one_password_check(
 ) -> None:
     """The same work whatever the name: one scrypt at the configured cost (an unknown name is
     checked against a dummy hash), so the time taken does not tell a name exists."""
-    from idsvc import operator_secrets
+    from idsvc.staff import secrets as operator_secrets
 
     people = People(centre)
     people.add("somphone", "issuer")

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from idsvc.centre import Centre, Pending
-from idsvc.desk_centre import DeskCentre
-from idsvc.desk_identity import DeskIdentity
-from idsvc.desks import DeskRequest
+from idsvc.desk_client.identity import DeskIdentity
+from idsvc.desks.gateway import DeskCentre
+from idsvc.desks.registry import DeskRequest
 from idsvc.errors import InvalidOperator, NotPermitted
 from idsvc.formats.desk_proof import sign_proof
 from idsvc.formats.jws import JwsSigner
-from idsvc.operators import Actor, OperatorView
+from idsvc.staff.operators import Actor, OperatorView
 from idsvc.storage.tables import AuditEventRow
 from tests.conftest import NOW
 from tests.idsvc.operator_people import PASSWORD, People, code, make_centre

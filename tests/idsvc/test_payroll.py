@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from idsvc.access_log import CheckedBy
+from idsvc.audit.who_checked import CheckedBy
+from idsvc.bank.payroll import MAX_ITEMS, PayrollChecks, PayrollItem
 from idsvc.errors import InvalidPayrollBatch
 from idsvc.formats.payroll_csv import PayrollCsvError, parse_payroll_csv, write_payroll_csv
-from idsvc.payroll import MAX_ITEMS, PayrollChecks, PayrollItem
 from idsvc.service import IdService
 from idsvc.storage.client_tables import CheckRow
 from idsvc.storage.payroll_tables import PayrollAccountRow
@@ -223,7 +223,7 @@ def test_a_full_batch_costs_a_handful_of_queries(service: IdService) -> None:
     assert len(results) == BIG
     assert sum(r.active_for_payroll for r in results) == len(range(0, BIG, 3))
     # The lookups: 2 chunks of ids, 2 of account hashes, one executemany of upserts.
-    # (The who-checked log is idsvc.access_log's business and is counted apart.)
+    # (The who-checked log is idsvc.audit.who_checked's business and is counted apart.)
     lookups = [s for s in statements if not s.startswith("INSERT INTO holder_checks")]
     assert len(lookups) < 20, lookups
 

@@ -9,8 +9,8 @@ import hmac
 
 import pytest
 
+from idsvc.bank.payroll import PayrollItem, account_hash
 from idsvc.errors import InvalidPayrollBatch
-from idsvc.payroll import PayrollItem, account_hash
 from idsvc.service import IdService
 from tests.conftest import NOW
 from tests.idsvc.test_payroll import ACTIVE, OTHER, RETIRED, THIRD, bank, checks

@@ -1,4 +1,4 @@
-"""idsvc.photos on SQLite and PostgreSQL: a desk photo is cropped around the face, stored,
+"""idsvc.register.photos on SQLite and PostgreSQL: a desk photo is cropped around the face, stored,
 audited; every bad input (no face or two included) is refused with its own message and leaves
 the stored photo and the audit log as they were. Faces are real photos (tests/data/faces)."""
 
@@ -23,8 +23,8 @@ from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
 from idsvc.errors import PhotoMissing, PhotoRejected, UnknownEmployee
-from idsvc.face_finder import find_faces
-from idsvc.photos import (
+from idsvc.register.face_finder import find_faces
+from idsvc.register.photos import (
     EYES_FROM_BOTTOM,
     FACE_SIZE,
     HEAD_SHARE,
@@ -248,10 +248,10 @@ def test_opencv_is_loaded_only_when_a_photo_is_stored() -> None:
     # The CLI and the API workers import the photo code; OpenCV and numpy (~0.3 s, ~240 MB)
     # must wait for the first photo.
     code = (
-        "import sys, idsvc.photos, idsvc.cli.main, mobile_api.api\n"
+        "import sys, idsvc.register.photos, idsvc.cli.main, mobile_api.api\n"
         "print(sorted({'cv2', 'numpy'} & set(sys.modules)))\n"
         "from tests.card_print_support import portrait_bytes\n"
-        "idsvc.photos.normalise_photo(portrait_bytes())\n"
+        "idsvc.register.photos.normalise_photo(portrait_bytes())\n"
         "print(sorted({'cv2', 'numpy'} & set(sys.modules)))\n"
     )
     root = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from idsvc.credentials.publication import Published
 from idsvc.formats.status_list import Status, parse_status_list_claims
-from idsvc.publication import Published
 from idsvc.service import IdService
 from idsvc.storage.db import Database, DatabaseUnavailable
 from idsvc.storage.tables import CredentialRow

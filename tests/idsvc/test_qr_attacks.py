@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from idsvc.formats.base45 import b45decode, b45encode
 from idsvc.formats.claim169 import MAX_INFLATED_BYTES, MAX_TEXT_CHARS
 from idsvc.service import IdService
-from idsvc.verification import Reason
+from idsvc.verification.rules import Reason
 from keys.jwk import b64url_decode, public_jwk, thumbprint
 from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.idsvc.jwt_forgery import raw_es256

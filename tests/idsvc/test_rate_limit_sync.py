@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from idsvc.rate_limits import Limit, RateLimits
+from idsvc.clients.rate_limits import Limit, RateLimits
 from idsvc.service import IdService
 from idsvc.storage.client_tables import RateWindowRow
 from tests.conftest import NOW

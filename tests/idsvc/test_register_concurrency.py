@@ -14,7 +14,7 @@ from datetime import date
 from sqlalchemy import select
 
 from idsvc.errors import CorrectionRefused, HolderNotEligible, InvalidTransition
-from idsvc.hr_sync import HrSync
+from idsvc.register.hr_sync import HrSync
 from idsvc.service import IdService
 from idsvc.storage.tables import LIVE_STATES, CivilServantRow, CredentialRow, StatusHistoryRow
 from tests.conftest import NOW

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from idsvc import register
-from idsvc.hr_sync import HrSync
+from idsvc.register import records as register
+from idsvc.register.hr_sync import HrSync
 from idsvc.service import IdService
 from idsvc.storage.tables import CivilServantRow
 from tests.conftest import NOW

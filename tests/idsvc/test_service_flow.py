@@ -15,7 +15,7 @@ from idsvc.errors import HolderNotEligible, InvalidTransition, UnknownCredential
 from idsvc.formats.status_list import StatusList, parse_status_list_claims
 from idsvc.service import IdService
 from idsvc.storage.tables import AuditEventRow, CivilServantRow, CredentialRow
-from idsvc.verification import Reason
+from idsvc.verification.rules import Reason
 from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 
 ACTIVE = "LA-MOHA-000101"
@@ -213,7 +213,7 @@ def test_status_list_token_reflects_states(service: IdService) -> None:
 def test_other_issuer_key_never_vouches(service: IdService, tmp_path) -> None:
     """A second issuer in the same deployment: tokens keep to their own issuer."""
     service.init(now=NOW, actor="admin", slug="lao-moha", iss="https://id.moha.gov.la")
-    from idsvc.issuance import issue_credential
+    from idsvc.credentials.issuance import issue_credential
 
     with service.db.transaction() as s:
         issuer = service.issuer(s, "lao-moha")
@@ -247,7 +247,7 @@ def test_audit_chain_detects_edit_and_delete(service: IdService) -> None:
     service.change_state(view.id, "revoke", reason="test", actor="hr", now=NOW)
     check = service.verify_audit()
     assert check.events >= 4
-    from idsvc.audit import AuditChainBroken
+    from idsvc.audit.chain import AuditChainBroken
 
     with service.db.transaction() as s:
         s.execute(update(AuditEventRow).where(AuditEventRow.seq == 2).values(actor="mallory"))
@@ -259,7 +259,7 @@ def test_audit_chain_detects_edit_and_delete(service: IdService) -> None:
 def test_audit_detects_deleted_newest_event(service: IdService) -> None:
     service.issue(ACTIVE, actor="desk-1", now=NOW)
     check = service.verify_audit()
-    from idsvc.audit import AuditChainBroken
+    from idsvc.audit.chain import AuditChainBroken
 
     with service.db.transaction() as s:
         s.execute(text(f"DELETE FROM audit_events WHERE seq = {check.events}"))

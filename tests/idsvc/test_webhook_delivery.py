@@ -21,18 +21,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select, update
 
-from idsvc.clients import ApiClients
-from idsvc.errors import InvalidWebhook
-from idsvc.service import IdService
-from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscriptionRow
-from idsvc.webhook_delivery import (
+from idsvc.bank.webhook_delivery import (
     DeliveryLoop,
     Resolve,
     WebhookDeliverer,
     http_post,
     resolve_host,
 )
-from idsvc.webhooks import Webhooks, check_url, target_refusal
+from idsvc.bank.webhooks import Webhooks, check_url, target_refusal
+from idsvc.clients.api_clients import ApiClients
+from idsvc.errors import InvalidWebhook
+from idsvc.service import IdService
+from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscriptionRow
 from tests.conftest import NOW
 from tests.payroll_support import KEYS, add_client, check_people, set_status
 from tests.webhook_receiver import receiver, slow_receiver

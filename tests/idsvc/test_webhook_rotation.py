@@ -16,12 +16,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
+from idsvc.bank.webhook_delivery import WebhookDeliverer, http_post
+from idsvc.bank.webhooks import Webhooks
 from idsvc.errors import InvalidWebhook, UnknownWebhook
 from idsvc.service import IdService
 from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscriptionRow
 from idsvc.storage.tables import AuditEventRow
-from idsvc.webhook_delivery import WebhookDeliverer, http_post
-from idsvc.webhooks import Webhooks
 from tests.cli_runner import Cli
 from tests.conftest import NOW
 from tests.payroll_support import KEYS, add_client, check_people, set_status

@@ -16,12 +16,12 @@ import standardwebhooks
 from cryptography.exceptions import InvalidSignature
 from sqlalchemy import select
 
-from idsvc import change_feed
+from idsvc.bank import change_feed
+from idsvc.bank.webhook_delivery import DeliveryReport, WebhookDeliverer, http_post
+from idsvc.bank.webhooks import Webhooks
 from idsvc.errors import InvalidWebhook, UnknownWebhook
 from idsvc.service import IdService
 from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscriptionRow
-from idsvc.webhook_delivery import DeliveryReport, WebhookDeliverer, http_post
-from idsvc.webhooks import Webhooks
 from tests.conftest import NOW
 from tests.payroll_support import KEYS, add_client, check_people, set_status
 from tests.webhook_receiver import free_port, receiver, silent_receiver, verify_v1a

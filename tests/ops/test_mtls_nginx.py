@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from idsvc.clients import ApiClients, fingerprint_of_certificate
+from idsvc.clients.api_clients import ApiClients, fingerprint_of_certificate
 from tests.api.conftest import api_for
 from tests.conftest import NOW, make_service, make_settings
 

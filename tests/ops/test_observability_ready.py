@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from idsvc.readiness import Readiness
+from idsvc.operations.readiness import Readiness
 from idsvc.service import IdService
 from tests.conftest import NOW, make_service
 from tests.ops.test_observability_serve import Launch, Server, launching

@@ -24,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from idsvc.clients import ApiClients
+from idsvc.clients.api_clients import ApiClients
 from idsvc.service import IdService
 from idsvc.storage.tables import AuditEventRow
 from tests.api.test_serve import free_port, wait_healthy

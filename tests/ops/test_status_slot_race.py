@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from idsvc import status_store
 from idsvc.config import Settings
+from idsvc.credentials import status_lists as status_store
 from idsvc.service import IdService
 from idsvc.storage.tables import CredentialRow
 from tests.conftest import NOW, make_service

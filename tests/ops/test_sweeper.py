@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from idsvc.config import Settings
-from idsvc.issuance import PENDING_TTL, begin_issuance
+from idsvc.credentials.issuance import PENDING_TTL, begin_issuance
 from idsvc.operations.use_cases import Operations
 from idsvc.service import IdService
 from idsvc.storage.tables import AuditEventRow, CredentialRow

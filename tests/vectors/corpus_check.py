@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from idsvc.offline_trust import CachedStatus, CachedStatusList, JwksTrust
-from idsvc.verification import verify_credential
+from idsvc.verification.offline import CachedStatus, CachedStatusList, JwksTrust
+from idsvc.verification.rules import verify_credential
 
 
 def python_verdict(corpus: dict[str, Any], vector: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Keys and clock are fixed, so the corpus says the same thing every time it is gen
 signatures are randomised, so the bytes of ES256 tokens differ between runs; the verdicts do
 not). Each vector names the offline trust data it is checked against (``context``), the time
 of the check (``now``) and the answer it must get (``expect``), written here by hand: the
-Python verifier (``idsvc.verification`` + ``idsvc.offline_trust``) and the web verifier
+Python verifier (``idsvc.verification.rules`` + ``idsvc.verification.offline``) and the web verifier
 (``mobile_api/static/verify/verifier.js``) are both held to it.
 
 Run: ``.venv/bin/python -m tests.vectors.generate`` (rewrites tests/vectors/corpus.json).

@@ -1,4 +1,4 @@
-"""``idsvc.offline_trust`` rules the corpus does not reach on its own: ttl clamping at both
+"""``idsvc.verification.offline`` rules the corpus does not reach on its own: ttl clamping at both
 ends and the hard-limit argument."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from idsvc.offline_trust import TTL_CEILING, TTL_FLOOR, CachedStatus, JwksTrust, clamp_ttl
+from idsvc.verification.offline import TTL_CEILING, TTL_FLOOR, CachedStatus, JwksTrust, clamp_ttl
 
 
 @pytest.mark.parametrize(

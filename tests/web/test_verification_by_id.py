@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from idsvc.access_log import checks_of
-from idsvc.clients import ApiClients
-from idsvc.photos import Photos
+from idsvc.audit.who_checked import checks_of
+from idsvc.clients.api_clients import ApiClients
+from idsvc.register.photos import Photos
 from idsvc.service import CredentialView, IdService
 from tests.api.conftest import ACTIVE_EMPLOYEE, Api, api_for, assert_problem
 from tests.api.test_workers import (

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright
 
 from idsvc.formats.claim169 import fragment_of
-from idsvc.photos import Photos
+from idsvc.register.photos import Photos
 from idsvc.service import CredentialView
 from tests.card_print_support import portrait_bytes
 from tests.web.cards import card_images, save_photo, save_y4m

@@ -41,7 +41,7 @@ def upgrade() -> None:
         "WHERE kind = 'payroll' AND client_id IS NOT NULL AND employee_id IS NOT NULL "
         "GROUP BY client_id, employee_id"
     )
-    # The feed's reason becomes a stable code (idsvc.change_events.REASON_CODES): the free
+    # The feed's reason becomes a stable code (idsvc.bank.change_events.REASON_CODES): the free
     # text an operator typed stays in the audit log, not in what every bank reads.
     op.execute(
         "UPDATE change_events SET reason = CASE "

@@ -1,5 +1,5 @@
 // The offline trust a phone holds: issuer keys (JWKS) and status-list tokens with the time
-// they were fetched. Same rules as idsvc/offline_trust.py (read its docstring): data age is
+// they were fetched. Same rules as idsvc/verification/offline.py (read its docstring): data age is
 // now - iat; past the clamped ttl it is "stale" (warn); past exp or the hard limit it is
 // "too_old" (TRUST_STALE), and so is a list whose iat lies further ahead than CLOCK_SKEW (a
 // server clock set ahead: its age says nothing); missing, forged or unreadable lists are
@@ -14,7 +14,7 @@ export const TTL_FLOOR = 300;
 export const TTL_CEILING = 86400;
 export const DEFAULT_HARD_LIMIT = 7 * 86400;
 // How far the phone's clock may disagree with an issuer's (seconds): for a credential's exp
-// and nbf (verifier.js) and a status list's iat. Python: idsvc.verification.CLOCK_SKEW.
+// and nbf (verifier.js) and a status list's iat. Python: idsvc.verification.rules.CLOCK_SKEW.
 export const CLOCK_SKEW = 60;
 
 export class StatusUnavailable extends Error {}

@@ -1,5 +1,5 @@
 // The one verification function of the web verifier: the same rules, order and reason codes
-// as idsvc/verification.py (`verify_credential`), over the phone's offline TrustSnapshot.
+// as idsvc/verification/rules.py (`verify_credential`), over the phone's offline TrustSnapshot.
 // Nothing in a credential is believed before its signature checks out; after that every
 // problem is collected (an expired and revoked credential reports both).
 

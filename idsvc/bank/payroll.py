@@ -1,0 +1,404 @@
+"""Payroll checks: is each person a bank is about to pay an active civil servant?
+
+A check is a lookup in the register, not a signature verification: a batch of 10,000 items
+costs a handful of queries (one per chunk of identifiers), not one per item. An item names the
+person by ``employee_id``, by ``card_serial`` (the card the bank knows), or by a ``credential``
+the person presented: that one is verified like any credential, since its text is all the bank
+has.
+
+Answers come per item, in order: ``status`` (the HR status, or ``unknown``),
+``active_for_payroll`` and reason codes. ``active_for_payroll`` is about the person: a lost card
+that was revoked does not stop a salary, so card states are reported as reasons only. Suspended
+people are not active for payroll (HR suspends pay with employment; the bank sees why).
+
+Ghost workers are often several register entries paid into one account. An item may carry the
+``account`` it is about to be paid into; the service keeps only a keyed hash of it (HMAC-SHA256
+with a server key, scoped to the calling bank) with the employee id and when it was last seen.
+When one account goes with two or more employees, in this batch or in the bank's batches of the
+last ``window``, every one of them is flagged ``ACCOUNT_SHARED``. Account numbers are compared
+in one written form (``normal_account``): a no-break or zero-width space, a slash or full-width
+or Lao digits do not make another account. The other ghost pattern is one person on two lines
+of a batch (with one account or two): each of those lines is flagged ``DUPLICATE_IN_BATCH``.
+Neither flag turns ``active_for_payroll`` false: a person has to look at it.
+
+Each answer keeps the line's own identifiers (``PayrollResult.as_dict``): the ``employee_id``
+the bank sent, also for someone the register does not know, its ``card_serial``, and ``ref``,
+a free reference the bank may put on any line; so a bank matches answers to its lines by its
+own keys, not only by position. They are capped at ``MAX_IDENTIFIER`` characters.
+
+Errors: ``PayrollError`` (exit 22) → ``InvalidPayrollBatch`` (empty, too large, an item that
+does not name exactly one identifier, an identifier too long, an account with no digit or
+letter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from operator import attrgetter
+from typing import Any, Final
+
+from sqlalchemy.orm import Session
+
+from idsvc.audit.who_checked import CheckedBy, CheckRecord, record_check
+from idsvc.bank.change_feed import note_people_checked
+from idsvc.errors import InvalidPayrollBatch
+from idsvc.formats.hr_csv import ENDED_STATUSES
+from idsvc.storage.bulk import rows_matching, upsert_rows
+from idsvc.storage.db import Database
+from idsvc.storage.payroll_tables import PayrollAccountRow
+from idsvc.storage.tables import CivilServantRow, CredentialRow
+from idsvc.verification.rules import Reason, VerificationResult
+
+MAX_ITEMS: Final = 10_000
+MAX_IDENTIFIER: Final = 128  # employee_id, card_serial and ref: echoed back, so capped
+_UNTRUSTED: Final = frozenset({Reason.BAD_SIGNATURE, Reason.UNKNOWN_KEY, Reason.MALFORMED})
+_CARD_REASONS: Final = {
+    "revoked": "CARD_REVOKED",
+    "suspended": "CARD_SUSPENDED",
+    "superseded": "CARD_SUPERSEDED",
+}
+
+CredentialVerifier = Callable[[str, datetime], VerificationResult]
+
+
+class PayrollReason(StrEnum):
+    UNKNOWN_EMPLOYEE = "UNKNOWN_EMPLOYEE"
+    UNKNOWN_CARD = "UNKNOWN_CARD"
+    HOLDER_INACTIVE = "HOLDER_INACTIVE"
+    HOLDER_SUSPENDED = "HOLDER_SUSPENDED"
+    CARD_REVOKED = "CARD_REVOKED"
+    CARD_SUSPENDED = "CARD_SUSPENDED"
+    CARD_SUPERSEDED = "CARD_SUPERSEDED"
+    ACCOUNT_SHARED = "ACCOUNT_SHARED"
+    DUPLICATE_IN_BATCH = "DUPLICATE_IN_BATCH"
+
+
+@dataclass(frozen=True, slots=True)
+class PayrollItem:
+    """Exactly one of ``employee_id``, ``card_serial``, ``credential``; ``account`` and the
+    bank's own ``ref`` for the line optional."""
+
+    employee_id: str | None = None
+    card_serial: str | None = None
+    credential: str | None = None
+    account: str | None = None
+    ref: str | None = None
+
+    def identifiers(self) -> int:
+        return sum(1 for v in (self.employee_id, self.card_serial, self.credential) if v)
+
+
+@dataclass(frozen=True, slots=True)
+class PayrollResult:
+    employee_id: str | None
+    status: str
+    active_for_payroll: bool
+    reasons: tuple[str, ...]
+    credential_id: str | None = None
+
+    def as_dict(self, given: PayrollItem | None = None) -> dict[str, Any]:
+        """The answer to the line ``given``: ``employee_id`` is the register's person, or the
+        id the line gave when the register does not know it; ``card_serial`` and ``ref`` are
+        there when the line gave them (as given). ``employee_id`` stays ``None`` (the check
+        log's value) for a card or credential line that names nobody known."""
+        employee_id = self.employee_id
+        if employee_id is None and given is not None:
+            employee_id = given.employee_id
+        answer: dict[str, Any] = {
+            "employee_id": employee_id,
+            "status": self.status,
+            "active_for_payroll": self.active_for_payroll,
+            "reasons": list(self.reasons),
+        }
+        if given is not None:
+            if given.card_serial:
+                answer["card_serial"] = given.card_serial
+            if given.ref:
+                answer["ref"] = given.ref
+        return answer
+
+
+# ASCII bytes that are neither a digit nor a letter: deleted in one C pass (the common case).
+_ASCII_NOISE: Final = bytes(b for b in range(128) if not chr(b).isalnum())
+
+
+def normal_account(account: str) -> str:
+    """The account number as compared: Unicode NFKC (full-width and compatibility forms), every
+    decimal digit of any script as its ASCII digit (Lao, Khmer, Thai, Arabic-Indic…), letters
+    in capitals, and nothing else: spaces of any kind, format characters (zero-width space,
+    BOM), punctuation (``-./_``) are formatting. Empty when the number has no digit or letter.
+
+    Accounts of ASCII digits, letters, spaces, hyphens and dots keep the form the first rule
+    (those removed, capitals) gave them, so their stored hashes still match."""
+    if account.isascii():
+        return account.encode("ascii").translate(None, _ASCII_NOISE).decode("ascii").upper()
+    kept: list[str] = []
+    for char in unicodedata.normalize("NFKC", account):
+        digit = unicodedata.decimal(char, None)
+        if digit is not None:
+            kept.append(str(digit))
+        elif char.isalpha():
+            kept.append(char.upper())
+    return "".join(kept)
+
+
+def account_hash(key: bytes | hmac.HMAC, client_id: str, account: str) -> str:
+    """Keyed hash of an account number (``normal_account``), scoped to one bank."""
+    return _keyed_hash(key, client_id, normal_account(account))
+
+
+def _keyed_hash(key: bytes | hmac.HMAC, client_id: str, normal: str) -> str:
+    """``key`` may be an HMAC already keyed with it (``hmac.new(key, digestmod="sha256")``):
+    copying that skips the key setup, which is most of the cost of one short HMAC (a batch
+    makes 10,000)."""
+    message = client_id.encode() + b"\x00" + normal.encode()
+    if isinstance(key, hmac.HMAC):
+        keyed = key.copy()
+        keyed.update(message)
+        return keyed.hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def validate_batch(items: Sequence[PayrollItem]) -> dict[int, str]:
+    """Refuse the batch as a whole, or return the items' accounts (by position) in the form
+    they are compared in (``normal_account``)."""
+    if not items:
+        raise InvalidPayrollBatch("the batch holds no items")
+    if len(items) > MAX_ITEMS:
+        raise InvalidPayrollBatch(f"at most {MAX_ITEMS} items per batch, got {len(items)}")
+    for number, item in enumerate(items, start=1):
+        if item.identifiers() != 1:
+            raise InvalidPayrollBatch(
+                f"item {number}: give exactly one of employee_id, card_serial, credential"
+            )
+    # Field by field with map (C loops): a loop over 10,000 items per field cost more than
+    # the batch's whole register lookup. The item is looked for only once one is too long.
+    for name in ("employee_id", "card_serial", "ref"):
+        field = attrgetter(name)
+        if max(map(len, filter(None, map(field, items))), default=0) > MAX_IDENTIFIER:
+            number = next(
+                n for n, it in enumerate(items, 1) if len(field(it) or "") > MAX_IDENTIFIER
+            )
+            raise InvalidPayrollBatch(
+                f"item {number}: {name} may be at most {MAX_IDENTIFIER} characters"
+            )
+    accounts = {
+        i: normal_account(item.account) for i, item in enumerate(items) if item.account is not None
+    }
+    if not all(accounts.values()):
+        first = min(i for i, normal in accounts.items() if not normal)
+        raise InvalidPayrollBatch(f"item {first + 1}: account has no digit or letter")
+    return accounts
+
+
+def _statuses(session: Session, employee_ids: set[str]) -> dict[str, str]:
+    return dict(
+        rows_matching(
+            session,
+            (CivilServantRow.employee_id, CivilServantRow.status),
+            CivilServantRow.employee_id,
+            sorted(employee_ids),
+        )
+    )
+
+
+def _cards(session: Session, serials: set[str]) -> dict[str, tuple[str, str, str]]:
+    """card serial → (employee id, credential id, credential state) of cards that went live."""
+    found: dict[str, tuple[str, str, str]] = {}
+    for serial, employee_id, credential_id, state in rows_matching(
+        session,
+        (
+            CredentialRow.card_serial,
+            CredentialRow.employee_id,
+            CredentialRow.id,
+            CredentialRow.state,
+        ),
+        CredentialRow.card_serial,
+        sorted(serials),
+        CredentialRow.state.not_in(("pending", "abandoned")),
+    ):
+        found[serial] = (employee_id, credential_id, state)
+    return found
+
+
+def _person(employee_id: str | None, status: str | None, extra: list[str]) -> PayrollResult:
+    if employee_id is None or status is None:
+        reasons = extra or [PayrollReason.UNKNOWN_EMPLOYEE]
+        return PayrollResult(None, "unknown", False, tuple(reasons))
+    reasons = list(extra)
+    if status in ENDED_STATUSES:
+        reasons.insert(0, PayrollReason.HOLDER_INACTIVE)
+    elif status == "suspended":
+        reasons.insert(0, PayrollReason.HOLDER_SUSPENDED)
+    return PayrollResult(employee_id, status, status == "active", tuple(dict.fromkeys(reasons)))
+
+
+class PayrollChecks:
+    """The payroll-check use case; each ``check`` is one transaction."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        account_key: bytes,
+        account_window: timedelta,
+        verify_credential: CredentialVerifier,
+    ) -> None:
+        self._db = db
+        self._account_key = hmac.new(account_key, digestmod=hashlib.sha256)
+        self._window = account_window
+        self._verify = verify_credential
+
+    def check(
+        self, items: Sequence[PayrollItem], *, by: CheckedBy, now: datetime
+    ) -> list[PayrollResult]:
+        accounts = validate_batch(items)
+        # Presented credentials are verified first, each in the verifier's own short
+        # transaction; the batch lookup below then treats them like employee ids.
+        verified: dict[int, VerificationResult] = {
+            i: self._verify(item.credential, now) for i, item in enumerate(items) if item.credential
+        }
+        with self._db.transaction() as session:
+            results = self._lookup(session, items, verified)
+            shared = (
+                self._shared_accounts(session, accounts, results, by, now) if accounts else set()
+            )
+            results = _flagged(results, shared)
+            record_check(
+                session,
+                (
+                    CheckRecord("payroll", r.employee_id, r.credential_id, r.status, r.reasons)
+                    for r in results
+                ),
+                by=by,
+                now=now,
+            )
+            # The people this bank pays: the scope of its change feed and webhooks.
+            note_people_checked(session, by.client_id, (r.employee_id for r in results), now=now)
+        return results
+
+    def _lookup(
+        self,
+        session: Session,
+        items: Sequence[PayrollItem],
+        verified: dict[int, VerificationResult],
+    ) -> list[PayrollResult]:
+        subjects: dict[int, str] = {}
+        for i, outcome in verified.items():
+            sub = outcome.claims.get("sub")
+            if not _UNTRUSTED.intersection(outcome.reasons) and isinstance(sub, str):
+                subjects[i] = sub
+        cards = _cards(session, {item.card_serial for item in items if item.card_serial})
+        wanted = {item.employee_id for item in items if item.employee_id}
+        wanted.update(subjects.values())
+        wanted.update(employee_id for employee_id, _, _ in cards.values())
+        statuses = _statuses(session, wanted)
+        results: list[PayrollResult] = []
+        for i, item in enumerate(items):
+            if item.employee_id:
+                results.append(_person(item.employee_id, statuses.get(item.employee_id), []))
+            elif item.card_serial:
+                card = cards.get(item.card_serial)
+                if card is None:
+                    results.append(PayrollResult(None, "unknown", False, ("UNKNOWN_CARD",)))
+                    continue
+                employee_id, credential_id, state = card
+                extra = [_CARD_REASONS[state]] if state in _CARD_REASONS else []
+                person = _person(employee_id, statuses.get(employee_id), extra)
+                results.append(_with_credential(person, credential_id))
+            else:
+                outcome = verified[i]
+                codes = [str(r) for r in outcome.reasons if r != Reason.HOLDER_INACTIVE]
+                sub = subjects.get(i)
+                if sub is None:
+                    results.append(PayrollResult(None, "unknown", False, tuple(codes)))
+                    continue
+                person = _person(sub, statuses.get(sub), codes)
+                results.append(_with_credential(person, outcome.credential_id))
+        return results
+
+    def _shared_accounts(
+        self,
+        session: Session,
+        accounts: dict[int, str],
+        results: list[PayrollResult],
+        by: CheckedBy,
+        now: datetime,
+    ) -> set[int]:
+        """Positions of the items whose account goes with more than one person, in this batch
+        or in the bank's batches of the window; this batch's pairs are remembered."""
+        client = by.client_id or ""
+        hashes: dict[int, str] = {
+            i: _keyed_hash(self._account_key, client, normal)
+            for i, normal in accounts.items()
+            if results[i].employee_id
+        }
+        seen = {(digest, results[i].employee_id or "") for i, digest in hashes.items()}
+        people: dict[str, set[str]] = defaultdict(set)
+        for digest, employee_id in seen:
+            people[digest].add(employee_id)
+        for digest, employee_id in rows_matching(
+            session,
+            (PayrollAccountRow.account_hash, PayrollAccountRow.employee_id),
+            PayrollAccountRow.account_hash,
+            sorted(people),
+            PayrollAccountRow.last_seen_at >= now - self._window,
+        ):
+            people[digest].add(employee_id)
+        self._remember(session, seen, now)
+        return {i for i, digest in hashes.items() if len(people[digest]) > 1}
+
+    @staticmethod
+    def _remember(session: Session, seen: set[tuple[str, str]], now: datetime) -> None:
+        """Store this batch's (account, employee) pairs; only they are refreshed, so a pair
+        the bank stopped sending ages out of the window."""
+        rows = [
+            {"account_hash": d, "employee_id": e, "first_seen_at": now, "last_seen_at": now}
+            for d, e in sorted(seen)
+        ]
+        upsert_rows(
+            session,
+            PayrollAccountRow.metadata.tables[PayrollAccountRow.__tablename__],
+            rows,
+            keys=("account_hash", "employee_id"),
+            update=("last_seen_at",),
+        )
+
+
+def _flagged(results: list[PayrollResult], shared: set[int]) -> list[PayrollResult]:
+    """``results`` with ``DUPLICATE_IN_BATCH`` on every line of a person named on several
+    lines (by employee id, card or credential alike) and ``ACCOUNT_SHARED`` on the ``shared``
+    positions. People the register does not know are not counted: they are refused already."""
+    lines = Counter(map(attrgetter("employee_id"), results))
+    twice = {employee_id for employee_id, n in lines.items() if n > 1 and employee_id is not None}
+    if not twice and not shared:
+        return results
+    flagged = list(results)
+    for i, r in enumerate(results):
+        extra: tuple[str, ...] = ()
+        if r.employee_id in twice:
+            extra += (PayrollReason.DUPLICATE_IN_BATCH,)
+        if i in shared:
+            extra += (PayrollReason.ACCOUNT_SHARED,)
+        if extra:
+            flagged[i] = PayrollResult(
+                r.employee_id, r.status, r.active_for_payroll, r.reasons + extra, r.credential_id
+            )
+    return flagged
+
+
+def _with_credential(result: PayrollResult, credential_id: str | None) -> PayrollResult:
+    return PayrollResult(
+        result.employee_id,
+        result.status,
+        result.active_for_payroll,
+        result.reasons,
+        credential_id,
+    )
