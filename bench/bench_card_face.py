@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cardio import qr
 from cardio.card_face import CardFaceData, CardRenderer, SheetWriter, save_png
 from idsvc.register.photos import normalise_photo
-from tests.card_print_support import portrait_bytes
+from tests.support.card_print import portrait_bytes
 
 BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 SAMPLE = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.csv"

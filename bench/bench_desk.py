@@ -35,8 +35,8 @@ from idsvc.desk_client.identity import DeskIdentity, desk_check_time  # noqa: E4
 from idsvc.desks.gateway import DeskCentre  # noqa: E402
 from idsvc.staff.operators import Enrolment  # noqa: E402
 from mobile_api.app import create_app  # noqa: E402
-from tests.api.conftest import live_server  # noqa: E402
-from tests.idsvc.operator_people import PASSWORD, code, make_centre, secret_of  # noqa: E402
+from tests.mobile_api.conftest import live_server  # noqa: E402
+from tests.support.operator_people import PASSWORD, code, make_centre, secret_of  # noqa: E402
 
 EMPLOYEE = "LA-MOHA-000101"
 

@@ -55,7 +55,7 @@ def register_payloads() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     from idsvc.config import Settings
     from idsvc.register.photos import Photos
     from idsvc.service import IdService
-    from tests.card_print_support import portrait_bytes
+    from tests.support.card_print import portrait_bytes
 
     now = datetime.now(UTC)
     plain: list[tuple[str, str]] = []

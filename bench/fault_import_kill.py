@@ -13,7 +13,7 @@ command through a pseudo-terminal.
     .venv/bin/python bench/fault_import_kill.py --rows 300000            # SQLite in a temp dir
     .venv/bin/python bench/fault_import_kill.py --rows 300000 --postgres URL
 
-The suite runs the same code with 20,000 rows (tests/ops/test_fault_import_kill.py).
+The suite runs the same code with 20,000 rows (tests/system/test_fault_import_kill.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
     .venv/bin/python bench/fault_postgres_restart.py [--seconds 60] [--down-at 15]
                                                      [--down-for 20] [--connections 8]
 
-A private cluster (``tests/private_postgres.py``: ``initdb`` + ``pg_ctl`` in a temp folder on
+A private cluster (``tests/support/private_postgres.py``: ``initdb`` + ``pg_ctl`` in a temp folder
+on
 a free port; the machine's shared PostgreSQL is never touched) serves ``idsvc serve --workers
 2`` while ``wrk`` sends the mixed load of ``load_mixed.py``. At ``--down-at`` seconds the
 cluster is stopped (``pg_ctl stop -m fast``: every session is cut, open transactions roll
@@ -18,7 +19,7 @@ take HR updates again and ``/readyz`` must say ready; the time this took is prin
 HR updates are checked as in ``load_mixed.py`` (wrk's HR client sends refused ones again, same
 ``Idempotency-Key``): every one answered 2xx is stored once, with its audit event, and the audit
 chain verifies. PASS/FAIL, not a speed figure. The suite runs the same code for ~8 s
-(``tests/ops/test_fault_postgres_restart.py``).
+(``tests/system/test_fault_postgres_restart.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import load_rig
 
-from tests.private_postgres import PrivateCluster, private_cluster
+from tests.support.private_postgres import PrivateCluster, private_cluster
 
 PROBE_EVERY = 0.5
 ANSWER_WITHIN = 10.0  # seconds: an answer later than this counts as a hang

@@ -16,7 +16,7 @@ HR latency is printed for both halves), the receiver that stayed up gets each of
 during the outage, and after the other returns it gets every event too, each at least once,
 signed, with nothing ``failed`` in the outbox and no delivery left pending. PostgreSQL as in
 ``load_mixed.py``. PASS/FAIL; the suite runs it with a few seconds of outage and a back-off of
-half a second (``tests/ops/test_fault_webhook_down.py``).
+half a second (``tests/system/test_fault_webhook_down.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load_mixed
 import load_rig
 
-from tests.webhook_receiver import Receiver, free_port, receiver, verify_v1a
+from tests.support.webhook_receiver import Receiver, free_port, receiver, verify_v1a
 
 
 @dataclass

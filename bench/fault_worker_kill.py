@@ -18,7 +18,7 @@ unanswered requests at most the number of connections it held). HR updates are c
 ``load_mixed.py``: wrk's HR client sends an update that lost its answer again with the same
 ``Idempotency-Key``, so each one is stored exactly once, with one audit event, and the audit
 chain verifies. PostgreSQL as in ``load_mixed.py``. PASS/FAIL; the suite runs the same
-code for ~10 s (``tests/ops/test_fault_worker_kill.py``).
+code for ~10 s (``tests/system/test_fault_worker_kill.py``).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ that was not sent, each with its own ``hr.import`` audit event) and the audit ch
 verifies (``idsvc audit verify``'s check, in-process). PostgreSQL: a fresh schema on
 ``IDSVC_BENCH_POSTGRES_URL`` (else ``IDSVC_TEST_POSTGRES_URL``, else the local default),
 dropped at the end. The suite runs the same code for a few seconds
-(``tests/ops/test_load_mixed.py``).
+(``tests/system/test_load_mixed.py``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The load rig shared by ``load_mixed.py`` and the ``fault_*.py`` drills (and their short
-versions in ``tests/ops/``): a prepared idsvc home, ``idsvc serve`` as a real process, and
+versions in ``tests/system/``): a prepared idsvc home, ``idsvc serve`` as a real process, and
 ``wrk`` driving a mixed workload through a generated Lua script.
 
 Why ``wrk`` (Debian package ``wrk``) and not locust: on a 2-core machine the load generator

@@ -18,10 +18,11 @@ On a fresh schema of `IDSVC_BENCH_POSTGRES_URL` (else `IDSVC_TEST_POSTGRES_URL`,
    the same statuses read with bare `SELECT ... WHERE employee_id = ANY(...)` per batch.
 4. **Size**: `pg_total_relation_size` per table (heap + indexes + TOAST).
 5. **Plans**: every SELECT the hot paths send (recorded from the real use cases, see
-   `tests/query_plans.py`) under `EXPLAIN (ANALYZE, BUFFERS)`; the script fails (exit 1) if
+   `tests/support/query_plans.py`) under `EXPLAIN (ANALYZE, BUFFERS)`; the script fails (exit 1) if
    any reads a large table with a sequential scan.
 
-The short version in the suite is `tests/ops/test_query_plans.py`. Numbers: docs/operations.md
+The short version in the suite is `tests/idsvc/storage/test_query_plans.py`. Numbers:
+docs/operations.md
 ("Scale").
 """
 
@@ -52,7 +53,7 @@ from idsvc.bank.server_secret import ServerKeys
 from idsvc.config import Settings
 from idsvc.formats.hr_csv import parse_hr_csv
 from idsvc.service import IdService
-from tests.query_plans import (
+from tests.support.query_plans import (
     employee_id,
     hot_path_statements,
     hr_csv,

@@ -16,7 +16,8 @@ once per level, so a few kilobytes of ``[`` were a ``RecursionError`` (a 500) in
 parser met them first; no request of this API needs more than a handful of levels. The depth is
 measured before any parser runs, without recursion (``too_deep``), and a deeper body is a 422
 ``JSON_TOO_DEEP``. Every router of the app is built with ``StrictJsonRoute``
-(tests/api/test_request_limits.py sends a deep body to every operation that takes one), so the
+(tests/mobile_api/test_request_limits.py sends a deep body to every operation that takes one), so
+the
 rule holds for every body that FastAPI, pydantic or a route parses as JSON.
 """
 

@@ -21,7 +21,7 @@ from playwright.sync_api import Playwright, sync_playwright
 from idsvc.config import Settings
 from idsvc.service import IdService
 
-pytest_plugins = ["tests.fixtures_pcsc", "tests.fixtures_softhsm", "tests.private_postgres"]
+pytest_plugins = ["tests.support.pcsc", "tests.support.softhsm", "tests.support.private_postgres"]
 
 DATA = Path(__file__).parent / "data"
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.csv"

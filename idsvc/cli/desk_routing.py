@@ -15,7 +15,7 @@ opened. An entry (found by the longest matching command path) is one of:
   desk can do something close, which desk command does it (exit 26).
 
 A command with no entry is refused as a centre command, so a new command can never open a
-database on a desk by accident; tests/api/test_desk_serve_cli.py walks every command of
+database on a desk by accident; tests/mobile_api/test_desk_serve_cli.py walks every command of
 ``idsvc --help`` and checks each has its own entry.
 """
 

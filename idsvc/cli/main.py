@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # Every `idsvc` run pays for what this module and the command modules import at the top, so the
 # heavy libraries (pydantic with the settings, SQLAlchemy, Alembic, cryptography, PKCS#11,
 # Pillow, zxing, uvicorn) are imported inside the commands that use them: `idsvc --help` and a
-# typo stay instant, and each test's subprocess too (tests/idsvc/test_cli_imports.py).
+# typo stay instant, and each test's subprocess too (tests/idsvc/cli/test_imports.py).
 
 app = typer.Typer(
     cls=DeskRoutedGroup,  # on an enrolled desk each command goes by the desk routing table

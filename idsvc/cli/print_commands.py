@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the dat
 EXIT_PRINT_REFUSED = PrintRefused.exit_code
 # cardio.card_face.MIN_DPI, written out: the `--dpi` default is needed to build the command
 # line, and importing cardio (Pillow, cryptography) would slow every `idsvc` run down
-# (tests/idsvc/test_cli_imports.py checks the two agree).
+# (tests/idsvc/cli/test_imports.py checks the two agree).
 MIN_DPI = 300
 
 console = Console(highlight=False, soft_wrap=True)

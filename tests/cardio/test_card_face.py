@@ -30,7 +30,7 @@ from cardio.card_face import (
 from cardio.errors import QrTooLarge, ScriptNotShapeable
 from cardio.fonts import FontBook
 from idsvc.register.photos import normalise_photo
-from tests.card_print_support import (
+from tests.support.card_print import (
     QR_ONLY,
     phone_photo_of_worn_card,
     portrait_bytes,

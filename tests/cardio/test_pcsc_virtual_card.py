@@ -1,6 +1,6 @@
 """cardio's client stack through the real pcscd + vpcd to the project's virtual card.
 
-Needs the card bench (``pcscd`` and ``virtual_card`` fixtures from ``tests.fixtures_pcsc``);
+Needs the card bench (``pcscd`` and ``virtual_card`` fixtures from ``tests.support.pcsc``);
 those fixtures fail, never skip, when pcscd or vpcd is missing.
 """
 
@@ -29,7 +29,7 @@ from cardio.piv import (
 )
 from cardio.virtual import bench
 from cardio.virtual.bench import PcscdHandle
-from tests.fixtures_pcsc import VirtualCardFactory
+from tests.support.pcsc import VirtualCardFactory
 
 pytestmark = pytest.mark.pcsc
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cardio.tlv import Tlv, parse_dict
 from cardio.virtual import CardPulled, CardState, VirtualCard
 from cardio.virtual.iso import CardError, Command, parse_command
-from tests.fixtures_pcsc import (
+from tests.support.pcsc import (
     DEFAULT_MGMT_KEY,
     PIV_AID,
     Transmit,

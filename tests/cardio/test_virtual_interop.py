@@ -27,7 +27,7 @@ from ykman.pcsc import ScardSmartCardConnection
 from yubikit.piv import OBJECT_ID, SLOT, PivSession
 
 from cardio.tlv import Tlv, iter_tlvs
-from tests.fixtures_pcsc import (
+from tests.support.pcsc import (
     PIV_AID,
     Transmit,
     VirtualCardFactory,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cardio.virtual import CardState, VirtualCard
-from tests.fixtures_pcsc import Transmit, apdu, card_transmit
+from tests.support.pcsc import Transmit, apdu, card_transmit
 
 OK = 0x9000
 NDEF_AID = bytes.fromhex("D2760000850101")

@@ -19,7 +19,7 @@ from cardio.pcsc import PcscTransport
 from cardio.tlv import Tlv
 from cardio.virtual import CardState, VirtualCard, bench
 from cardio.virtual.vpcd import ATR, VpcdBridge
-from tests.fixtures_pcsc import (
+from tests.support.pcsc import (
     CARD_TIMEOUT,
     PIV_AID,
     VirtualCardFactory,

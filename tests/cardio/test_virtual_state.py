@@ -10,7 +10,7 @@ import pytest
 
 from cardio.tlv import Tlv, parse_dict
 from cardio.virtual import CardState, VirtualCard
-from tests.fixtures_pcsc import apdu, authenticate_management, card_transmit, send, send_chained
+from tests.support.pcsc import apdu, authenticate_management, card_transmit, send, send_chained
 
 OK = 0x9000
 

@@ -16,7 +16,7 @@ from keys.errors import CertificateError, UnsupportedAlgorithm
 from keys.file_signer import FileSigner
 from keys.hsm import Pkcs11Signer
 from keys.signer import Signer
-from tests.fixtures_softhsm import SoftHsmToken
+from tests.support.softhsm import SoftHsmToken
 
 NOW = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 CARD_UUID = uuid.UUID("5f0c3a52-8a1e-4c55-9b1f-2a3c4d5e6f70")

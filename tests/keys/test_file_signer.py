@@ -25,7 +25,7 @@ from keys.errors import (
 from keys.file_signer import FileSigner
 from keys.jwk import public_jwk, thumbprint
 from keys.signer import Signer, verify_signature
-from tests.keys.compact_jws import sign_compact
+from tests.support.compact_jws import sign_compact
 
 PASSPHRASE = b"correct horse battery staple"
 

@@ -16,7 +16,7 @@ from keys.errors import HsmError, UnsupportedAlgorithm
 from keys.hsm import Pkcs11Signer
 from keys.jwk import public_jwk, thumbprint
 from keys.signer import Signer, verify_signature
-from tests.fixtures_softhsm import SoftHsmToken
+from tests.support.softhsm import SoftHsmToken
 
 pytestmark = pytest.mark.softhsm
 

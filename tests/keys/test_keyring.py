@@ -27,8 +27,8 @@ from keys.errors import (
 )
 from keys.keyring import FileBackend, KeyRing, Pkcs11Backend
 from keys.signer import verify_signature
-from tests.fixtures_softhsm import SoftHsmToken
-from tests.keys.compact_jws import sign_compact
+from tests.support.compact_jws import sign_compact
+from tests.support.softhsm import SoftHsmToken
 
 NOW = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 BACKEND = FileBackend(b"correct horse battery staple")

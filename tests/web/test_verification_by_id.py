@@ -19,14 +19,14 @@ from idsvc.audit.who_checked import checks_of
 from idsvc.clients.api_clients import ApiClients
 from idsvc.register.photos import Photos
 from idsvc.service import CredentialView, IdService
-from tests.api.conftest import ACTIVE_EMPLOYEE, Api, api_for, assert_problem
-from tests.api.test_workers import (
+from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
+from tests.mobile_api.conftest import ACTIVE_EMPLOYEE, Api, api_for, assert_problem
+from tests.mobile_api.test_workers import (
     Served,
     served,  # noqa: F401  (the fixture: idsvc serve --workers 2)
     service_now,
 )
-from tests.card_print_support import portrait_bytes
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
+from tests.support.card_print import portrait_bytes
 
 MINIMAL = {"name", "name_latin", "ministry", "position"}
 SAME = ("valid", "status", "reasons", "credential_id", "issuer", "expires_at", "checked_at")

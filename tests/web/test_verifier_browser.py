@@ -17,8 +17,8 @@ from playwright.sync_api import BrowserContext, Page, Playwright
 from idsvc.formats.claim169 import fragment_of
 from idsvc.register.photos import Photos
 from idsvc.service import CredentialView
-from tests.card_print_support import portrait_bytes
-from tests.web.cards import card_images, save_photo, save_y4m
+from tests.support.card_pictures import card_images, save_photo, save_y4m
+from tests.support.card_print import portrait_bytes
 from tests.web.conftest import PHONE, Site, launch, site
 
 KHMER_NAME, KHMER_LATIN = "សុខ ចាន់ថា", "Sok Chantha"

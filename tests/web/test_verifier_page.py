@@ -14,8 +14,8 @@ import pytest
 
 from idsvc.service import IdService
 from mobile_api.routes.verifier_page import ASSETS, STATIC
-from tests.api.conftest import Api, api_for
 from tests.conftest import NOW
+from tests.mobile_api.conftest import Api, api_for
 
 # The whole app as a phone downloads it on its first visit, decoder and fonts included:
 # 400,000 bytes uncompressed (jsQR ~257 KB, Lao + Khmer WOFF2 ~22 KB, our code the rest).

@@ -1,0 +1,130 @@
+"""Status lists signed once per (content version, minute) and JWKS kept per key ring, served
+from memory; every state change reaches the next token, also through another process's cache
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from idsvc.credentials.publication import Published
+from idsvc.formats.status_list import Status, parse_status_list_claims
+from idsvc.service import IdService
+from idsvc.storage.db import Database, DatabaseUnavailable
+from idsvc.storage.tables import CredentialRow
+from tests.conftest import NOW, make_service
+from tests.support.payroll import csv_of, with_status
+
+ACTIVE = "LA-MOHA-000101"
+OTHER = "LA-MOHA-000102"
+
+
+def claims_of(document: Published) -> dict[str, Any]:
+    part = document.body.split(b".")[1]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
+    return decoded
+
+
+def status_of(document: Published, token: str) -> int:
+    ref = claims_of(Published(token.encode(), ""))["status"]
+    uri, idx = ref["status_list"]["uri"], ref["status_list"]["idx"]
+    return parse_status_list_claims(claims_of(document), expected_uri=uri, now=NOW).get(idx)
+
+
+def list_name(token: str) -> str:
+    uri: str = claims_of(Published(token.encode(), ""))["status"]["status_list"]["uri"]
+    return uri.rsplit("/", 1)[-1]
+
+
+def test_signed_once_per_version_and_minute(service: IdService) -> None:
+    cred = service.issue(ACTIVE, actor="desk", now=NOW)
+    name = list_name(cred.token)
+    first = service.status_list_document(name, now=NOW)
+    # ES256 signatures are randomised: the same bytes again mean no second signing.
+    assert service.status_list_document(name, now=NOW).body == first.body
+    assert status_of(first, cred.token) == Status.VALID
+
+    service.change_state(cred.id, "revoke", reason="card lost", actor="op", now=NOW)
+    revoked = service.status_list_document(name, now=NOW)
+    assert revoked.tag != first.tag and status_of(revoked, cred.token) == Status.INVALID
+    assert service.status_list_document(name, now=NOW).body == revoked.body
+
+    later = service.status_list_document(name, now=NOW + timedelta(minutes=1))
+    assert later.body != revoked.body and claims_of(later)["iat"] == claims_of(revoked)["iat"] + 60
+    assert later.expires_at == NOW + timedelta(minutes=1) + service.settings.status_list_lifetime
+
+
+def test_a_change_through_another_process_reaches_the_next_token(service: IdService) -> None:
+    """Two workers: each keeps its own token; a revocation committed by one (here an HR import
+    retiring the holder) is in the other's next answer, and unchanged content keeps one tag."""
+    other_worker = make_service(service.settings)
+    try:
+        cred = service.issue(ACTIVE, actor="desk", now=NOW)
+        name = list_name(cred.token)
+        mine, theirs = (s.status_list_document(name, now=NOW) for s in (service, other_worker))
+        assert mine.tag == theirs.tag and mine.body != theirs.body  # same payload, own signature
+        other_worker.import_hr(
+            csv_of(with_status(ACTIVE, "retired", "2026-11-01")),
+            source_name="hr.csv",
+            actor="hr",
+            now=NOW,
+        )
+        assert status_of(service.status_list_document(name, now=NOW), cred.token) == (
+            Status.INVALID
+        )
+        # A new credential in the list (pending, then live) moves the version as well.
+        fresh = other_worker.issue(OTHER, actor="desk", now=NOW)
+        served = service.status_list_document(name, now=NOW)
+        assert status_of(served, fresh.token) == Status.VALID
+        assert list_name(fresh.token) == name
+    finally:
+        other_worker.db.dispose()
+
+
+def test_the_last_token_outlives_a_database_outage_until_its_exp(service: IdService) -> None:
+    cred = service.issue(ACTIVE, actor="desk", now=NOW)
+    name = list_name(cred.token)
+    tokens = service._status_tokens
+    served = service.status_list_document(name, now=NOW)
+    dead = Database("postgresql+psycopg://postgres@127.0.0.1:1/down?connect_timeout=2")
+    try:
+
+        def never(*_: Any) -> str:
+            raise AssertionError("signed while the database is down")
+
+        later = NOW + timedelta(minutes=5)
+        assert tokens.token(dead, name, now=later, sign=never) is served
+        assert served.expires_at is not None
+        with pytest.raises(DatabaseUnavailable):
+            tokens.token(dead, name, now=served.expires_at, sign=never)
+        with pytest.raises(DatabaseUnavailable):  # never seen: nothing to fall back on
+            tokens.token(dead, "0123456789abcdef", now=later, sign=never)
+    finally:
+        dead.dispose()
+
+
+def test_jwks_kept_until_the_key_ring_rotates(service: IdService) -> None:
+    first = service.jwks_document()
+    assert service.jwks_document() is first
+    assert json.loads(first.body) == service.jwks()
+    _, new_kid = service.rotate_key(actor="admin", now=NOW)
+    rotated = service.jwks_document()
+    assert rotated.tag != first.tag
+    assert new_kid in {k["kid"] for k in json.loads(rotated.body)["keys"]}
+
+
+def test_a_bulk_update_of_credentials_is_refused_not_silently_unpublished(
+    service: IdService,
+) -> None:
+    view = service.issue(ACTIVE, actor="desk", now=NOW)
+    with (
+        pytest.raises(RuntimeError, match="status-list versions"),
+        service.db.transaction() as session,
+    ):
+        session.execute(update(CredentialRow).values(state="revoked"))
+    assert service.verify(view.token, now=NOW).valid  # nothing was written
