@@ -114,7 +114,10 @@ class VerificationResult:
         }
 
 
-_STATUS_PRIORITY = (
+# A result's status: that of the first of these reasons it holds (the most serious first).
+# The web verifier reads this order from mobile_api/static/verify/reasons.js, which
+# scripts/web_reasons.py writes from here: run it after changing the order.
+STATUS_PRIORITY: Final = (
     (Reason.CARD_NOT_GENUINE, "not_genuine"),
     (Reason.REVOKED, "revoked"),
     (Reason.HOLDER_INACTIVE, "revoked"),
@@ -129,7 +132,7 @@ _STATUS_PRIORITY = (
 def _summary(reasons: list[Reason]) -> str:
     if not reasons:
         return "valid"
-    for reason, status in _STATUS_PRIORITY:
+    for reason, status in STATUS_PRIORITY:
         if reason in reasons:
             return status
     return "invalid"

@@ -3,6 +3,7 @@
 // textContent or a checked data: URL, never as HTML.
 
 import { initialLanguage, LANGUAGES, translate } from "./i18n.js";
+import { decisive, summary } from "./rules.js";
 import { loadSnapshot, refresh } from "./store.js";
 import { verifyPresented } from "./verifier.js";
 import { decodeFile, scanCamera } from "./scanner.js";
@@ -11,12 +12,9 @@ const $ = (id) => document.getElementById(id);
 const REFRESH_EVERY_MS = 60_000;
 const FIRST_REFRESH_WAIT_MS = 6_000;
 const SERVER_WAIT_MS = 8_000;
-// The headline when several reasons apply: the most serious first.
-const HEADLINE = [
-  "CARD_NOT_GENUINE", "BAD_SIGNATURE", "UNKNOWN_KEY", "MALFORMED", "REVOKED", "HOLDER_INACTIVE",
-  "SUSPENDED", "EXPIRED", "NOT_YET_VALID", "TRUST_STALE", "STATUS_UNAVAILABLE",
-];
-const RED = new Set(["CARD_NOT_GENUINE", "BAD_SIGNATURE", "UNKNOWN_KEY", "MALFORMED", "REVOKED", "HOLDER_INACTIVE"]);
+// Red: do not accept the card (revoked, not genuine, not a credential at all); orange: not
+// now, or not known from here (suspended, expired, not yet valid, status unknown).
+const RED_STATUSES = new Set(["not_genuine", "revoked", "invalid"]);
 const PHOTO = /^data:image\/(jpeg|png|webp);base64,[A-Za-z0-9+/]+={0,2}$/;
 
 const state = {
@@ -27,9 +25,17 @@ const state = {
 const t = (key, values) => translate(state.lang, key, values);
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+/** The reason shown in large letters: the one that decides the result's status (the most
+ * serious, in the order of reasons.js); a reason that stops the check (BAD_SIGNATURE,
+ * UNKNOWN_KEY, MALFORMED) is always the only one. */
 export function headline(result) {
   if (result.valid) return "VALID";
-  return HEADLINE.find((r) => result.reasons.includes(r)) || result.reasons[0] || "MALFORMED";
+  return decisive(result.reasons) || result.reasons[0] || "MALFORMED";
+}
+
+function colourOf(code) {
+  if (code === "VALID") return "green";
+  return RED_STATUSES.has(summary([code])) ? "red" : "orange";
 }
 
 function age(seconds) {
@@ -139,7 +145,7 @@ function render({ local, server }) {
   const shown = server || local;
   const code = headline(shown);
   const section = $("result");
-  section.className = code === "VALID" ? "green" : RED.has(code) ? "red" : "orange";
+  section.className = colourOf(code);
   section.dataset.verdict = code;
   section.dataset.source = server ? "server" : "phone";
   section.dataset.reasons = shown.reasons.join(" ");

@@ -1,11 +1,12 @@
 // The printed card's QR: MOSIP Claim 169 in a COSE_Sign1 CWT, zlib, base45, exactly as
 // docs/claim169.md profiles it and idsvc/formats/claim169.py reads it. Same reason codes as
-// the JWT path; the payload is decoded only after the signature has verified.
+// the JWT path (the rules after the signature are rules.js, shared with verifier.js); the
+// payload is decoded only after the signature has verified.
 
 import { base45Decode } from "./base45.js";
 import { decode as cbor, head, Tagged } from "./cbor.js";
 import { UnsupportedAlgorithm } from "./jose.js";
-import { fail, judge, Malformed, numericDate, text } from "./verifier.js";
+import { fail, judge, Malformed, numericDate, text } from "./rules.js";
 import { inflateCapped } from "./zlib.js";
 
 const MAX_TEXT_CHARS = 4296;

@@ -5,7 +5,7 @@
 
 import { refresh, TRUST_CACHE } from "./store.js";
 
-const VERSION = "2026-12-07.1"; // tap links without their QR: checked by credential id
+const VERSION = "2026-12-07.2"; // rules.js and reasons.js: the verifier's modules form no cycle
 const SHELL_CACHE = `idsvc-verify-shell-${VERSION}`;
 const PAGE = "/verify/";
 const SHELL = [
@@ -18,6 +18,8 @@ const SHELL = [
   "/verify/claim169.js",
   "/verify/i18n.js",
   "/verify/jose.js",
+  "/verify/reasons.js",
+  "/verify/rules.js",
   "/verify/scanner.js",
   "/verify/statuslist.js",
   "/verify/store.js",

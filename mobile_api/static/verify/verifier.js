@@ -1,60 +1,18 @@
 // The one verification function of the web verifier: the same rules, order and reason codes
 // as idsvc/verification/rules.py (`verify_credential`), over the phone's offline TrustSnapshot.
 // Nothing in a credential is believed before its signature checks out; after that every
-// problem is collected (an expired and revoked credential reports both).
+// problem is collected (an expired and revoked credential reports both). This module reads
+// the JWT and tells the two forms apart; claim169.js reads the printed QR; the rules both
+// share once a credential is read are in rules.js.
 
 import { BadSignature, MalformedJws, UnknownKey, UnsupportedAlgorithm, verifyCompact } from "./jose.js";
-import { CLOCK_SKEW, StatusIndexError, StatusUnavailable, TrustStale } from "./trust.js";
+import { fail, judge, Malformed, numericDate, text } from "./rules.js";
 
 export const CREDENTIAL_TYP = "civil-servant-credential+jwt";
-export const LEEWAY = CLOCK_SKEW;
 const HOLDER_CLAIMS = [
   "name", "name_latin", "birthdate", "ministry", "unit", "position", "grade", "category",
   "card_serial",
 ];
-const STATUS_PRIORITY = [
-  ["CARD_NOT_GENUINE", "not_genuine"],
-  ["REVOKED", "revoked"],
-  ["HOLDER_INACTIVE", "revoked"],
-  ["SUSPENDED", "suspended"],
-  ["EXPIRED", "expired"],
-  ["NOT_YET_VALID", "not_yet_valid"],
-  ["STATUS_UNAVAILABLE", "unknown"],
-  ["TRUST_STALE", "unknown"],
-];
-
-export class Malformed extends Error {}
-
-export function summary(reasons) {
-  if (!reasons.length) return "valid";
-  for (const [reason, status] of STATUS_PRIORITY) if (reasons.includes(reason)) return status;
-  return "invalid";
-}
-
-export const fail = (reason, format) => ({
-  valid: false, status: summary([reason]), reasons: [reason], holder: null,
-  credential_id: null, issuer: null, expires_at: null, freshness: null, format,
-});
-
-// The dates Python's datetime can hold (years 1-9999): outside them a date is malformed.
-const MIN_DATE = -62135596800;
-const MAX_DATE = 253402300799;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-export function numericDate(value, claim) {
-  if (!Number.isInteger(value) || value < MIN_DATE || value > MAX_DATE) {
-    throw new Malformed(`claim ${claim} missing, not an integer or not a date`);
-  }
-  return value;
-}
-
-/** Text that can be stored and shown: no NUL, no lone surrogate. */
-export function text(value, claim) {
-  if (typeof value !== "string" || value.includes("\u0000") || LONE_SURROGATE.test(value)) {
-    throw new Malformed(`claim ${claim} missing or not text`);
-  }
-  return value;
-}
 
 function isoDate(value) {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
@@ -94,38 +52,6 @@ export function holderOf(payload) {
   isoDate(payload.birthdate);
   const { name, name_latin, ministry, position, category, card_serial } = payload;
   return { employee_id: payload.sub, name, name_latin, ministry, position, category, card_serial };
-}
-
-/**
- * Apply validity period and status to a credential whose signature and issuer were checked.
- * `claims`: {iss, jti, exp, nbf, holder, uri, idx} already read (throws Malformed before).
- */
-export async function judge(claims, { trust, now, format, extra = {} }) {
-  const reasons = [];
-  if (now > claims.exp + LEEWAY) reasons.push("EXPIRED");
-  if (now + LEEWAY < claims.nbf) reasons.push("NOT_YET_VALID");
-  try {
-    const value = await trust.statusOf(claims.uri, claims.idx, claims.iss, now);
-    if (value === 2) reasons.push("SUSPENDED");
-    else if (value !== 0) reasons.push("REVOKED");
-  } catch (e) {
-    // An index beyond the list: the draft says reject; the credential is not well formed.
-    if (e instanceof StatusIndexError) return fail("MALFORMED", format);
-    if (e instanceof TrustStale) reasons.push("TRUST_STALE");
-    else if (e instanceof StatusUnavailable) reasons.push("STATUS_UNAVAILABLE");
-    else throw e;
-  }
-  return {
-    valid: reasons.length === 0,
-    status: summary(reasons),
-    reasons,
-    holder: { ...claims.holder, ...extra },
-    credential_id: claims.jti,
-    issuer: claims.iss,
-    expires_at: new Date(claims.exp * 1000).toISOString(),
-    freshness: await trust.freshness(claims.uri, claims.iss, now),
-    format,
-  };
 }
 
 /** Verify a JWT credential. `now` in seconds since the epoch. Never throws for bad input. */
