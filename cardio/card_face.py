@@ -51,6 +51,15 @@ PHOTO_MM = (22.0, 28.29)  # 35:45, as the stored photo
 
 
 @dataclass(frozen=True)
+class BatchItem:
+    """One id of a batch: its face, or why it was not printed."""
+
+    employee_id: str
+    face: CardFace | None
+    refused: str | None
+
+
+@dataclass(frozen=True)
 class CardFaceData:
     """What a card shows. ``qr_text`` is the Claim 169 text (base45) printed as the QR.
     ``*_local``: the same in the national script, when the register or settings have it."""

@@ -22,10 +22,11 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
-from idsvc.register.records import get_servant
+from idsvc.errors import UnknownEmployee
 from idsvc.storage.bulk import append_rows
 from idsvc.storage.client_tables import CheckRow
 from idsvc.storage.db import Database
+from idsvc.storage.tables import CivilServantRow
 
 log = logging.getLogger("idsvc.audit.who_checked")
 
@@ -236,7 +237,8 @@ class CheckLog:
         """Who checked this person, newest first; ``UnknownEmployee`` if not in the register."""
         self.flush()  # this process's own recent checks; other workers' within the interval
         with self._db.transaction() as session:
-            get_servant(session, employee_id)
+            if session.get(CivilServantRow, employee_id) is None:
+                raise UnknownEmployee(employee_id)
             return checks_of(session, employee_id, limit=limit)
 
     def purge(self, *, now: datetime, retention_days: int) -> int:

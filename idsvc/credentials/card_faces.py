@@ -18,13 +18,12 @@ its own transaction: one bad id is reported and skipped, the others print.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cardio.card_face import CardFace, CardFaceData, CardRenderer
+from cardio.card_face import BatchItem, CardFace, CardFaceData, CardRenderer
 from cardio.errors import PrintError
 from idsvc.audit import chain as audit
 from idsvc.config import DEFAULT_ISSUER
@@ -33,15 +32,6 @@ from idsvc.register import photos
 from idsvc.register import records as register
 from idsvc.storage.db import Database
 from idsvc.storage.tables import CredentialRow, IssuerRow
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One id of a batch: its face, or why it was not printed."""
-
-    employee_id: str
-    face: CardFace | None
-    refused: str | None
 
 
 def _qr_text(row: CredentialRow) -> str:

@@ -8,28 +8,32 @@ confirm. The centre signs; the desk never holds the issuer key; nothing is live 
 
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idsvc.audit import chain as audit
 from idsvc.bank import change_feed
+from idsvc.credentials.handover import (
+    PIV_ATTESTATION,
+    KeyAttestation,
+    PendingIssuance,
+    verify_key_attestation,
+)
 from idsvc.credentials.issuers import Issuer
-from idsvc.credentials.printed_qr import PrintedQr, make_printed_qr
+from idsvc.credentials.printed_qr import make_printed_qr
 from idsvc.credentials.status_lists import allocate_index, is_slot_clash
 from idsvc.errors import HolderNotEligible, IssuanceNotPending, KeyNotAttested
 from idsvc.formats.credentials import CREDENTIAL_TYP, Holder, credential_claims
@@ -63,61 +67,6 @@ class IssuancePolicy:
     require_attestation: bool = True
 
 
-CARD_KEY_SLOT = 0x9E  # the card-authentication slot the desk generates the key in
-PIV_ATTESTATION = "piv-attest"  # CredentialRow.key_attestation: how the key was proven
-# YubiKey: "CN=YubiKey PIV Attestation 9e"; the slot is only named there.
-_ATTESTED_SLOT = re.compile(r"PIV Attestation ([0-9A-Fa-f]{2})$")
-
-
-@dataclass(frozen=True)
-class KeyAttestation:
-    """A card's proof that its key was generated on it (PIV ATTEST, as YubiKeys do), DER."""
-
-    certificate: bytes  # ATTEST on the slot: the key, signed by the card's attestation key
-    signer: bytes  # the attestation key's certificate (slot F9, object 5FFF01)
-
-
-def verify_key_attestation(
-    attestation: KeyAttestation,
-    card_key: EllipticCurvePublicKey,
-    *,
-    roots: list[x509.Certificate],
-    now: datetime,
-) -> str:
-    """Check the chain (statement ← F9 certificate ← a trusted maker CA), that the attested key
-    is ``card_key`` and that it sits in the card-authentication slot; return who vouches for
-    it (the maker CA's subject). ``KeyNotAttested`` says what failed."""
-    try:
-        statement = x509.load_der_x509_certificate(attestation.certificate)
-        signer = x509.load_der_x509_certificate(attestation.signer)
-    except ValueError:
-        raise KeyNotAttested("the key attestation is not a pair of certificates") from None
-    for cert in (statement, signer):
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            raise KeyNotAttested("a key attestation certificate is outside its validity")
-    if not _issued_by(statement, signer):
-        raise KeyNotAttested("the key attestation is not signed by the card's attestation key")
-    root = next((ca for ca in roots if _issued_by(signer, ca)), None)
-    if root is None:
-        raise KeyNotAttested("the card's attestation key does not chain to a trusted maker CA")
-    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    if statement.public_key().public_bytes(*spki) != card_key.public_bytes(*spki):
-        raise KeyNotAttested("the attested key is not the card key sent for the credential")
-    names = statement.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    match = _ATTESTED_SLOT.search(str(names[0].value)) if names else None
-    if match is None or int(match.group(1), 16) != CARD_KEY_SLOT:
-        raise KeyNotAttested("the attested key is not in the card-authentication slot (9E)")
-    return root.subject.rfc4514_string()
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def attestation_roots(policy: IssuancePolicy) -> list[x509.Certificate] | None:
     """The trusted maker CAs, or None when the deployment does not ask for attestation."""
     if policy.attestation_ca_file is None:
@@ -127,22 +76,6 @@ def attestation_roots(policy: IssuancePolicy) -> list[x509.Certificate] | None:
     except (OSError, ValueError) as exc:
         # A centre told to check attestation must not quietly stop checking.
         raise KeyNotAttested(f"the attestation CA file cannot be read: {exc}") from None
-
-
-@dataclass(frozen=True)
-class PendingIssuance:
-    credential_id: str
-    employee_id: str
-    token: str
-    card_serial: str
-    card_uuid: str | None
-    card_certificate_der: bytes | None
-    holder: Holder
-    pending_until: datetime
-    issuer_code: str
-    # The printed Claim 169 QR of the same credential, so that a remote desk can print the
-    # card face without the issuer key (DESIGN step 3).
-    qr: PrintedQr
 
 
 def new_card_serial() -> str:
@@ -218,6 +151,22 @@ def eligible_servant(session: Session, employee_id: str) -> CivilServantRow:
     return servant
 
 
+def credential_expiry(servant: CivilServantRow, now: datetime, validity: timedelta) -> datetime:
+    """When a credential issued now expires: the policy's validity, and never after the last day
+    of the holder's contract (the day ends at midnight UTC). ``HolderNotEligible`` once that day
+    has passed: the sweep will end the person's employment, and a card must not wait for it."""
+    expires_at = now + validity
+    end = servant.contract_end
+    if end is None:
+        return expires_at
+    if end < now.date():
+        raise HolderNotEligible(
+            f"{servant.employee_id}'s contract ended on {end.isoformat()}: no credential can be "
+            "issued until HR records an extension"
+        )
+    return min(expires_at, datetime.combine(end + timedelta(days=1), time(), UTC))
+
+
 def begin_issuance(
     session: Session,
     *,
@@ -273,11 +222,11 @@ def _begin(
     """``begin_issuance``, also returning the pending row it added to the session."""
     attested_by = _check_attestation(policy, card_key, attestation, now=now)
     servant = eligible_servant(session, employee_id)
+    expires_at = credential_expiry(servant, now, policy.validity)
     _expire_stale_pending(session, employee_id, actor=actor, now=now)
     credential_id = str(uuid.uuid4())
     card_serial = new_card_serial()
     holder = holder_of(servant, card_serial)
-    expires_at = now + policy.validity
     cnf: dict[str, Any] | None = None
     cert_der: bytes | None = None
     if card_key is not None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from cardio.card_face import CardFace, CardRenderer
+from cardio.card_face import BatchItem, CardFace, CardRenderer
 from cardio.errors import PrintError
-from idsvc.credentials.card_faces import BatchItem
 from idsvc.desk_client.centre_client import RemoteCentre
 from idsvc.errors import CardFaceFailed, DeskError, IdsvcError, OperatorError
 

@@ -37,16 +37,15 @@ from datetime import datetime
 from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
-from cardio.images import ImageRefused, ImageRule, open_image
+from cardio.images import ImageRefused, open_image
 from idsvc.audit import chain as audit
 from idsvc.errors import PhotoMissing, PhotoRejected
 from idsvc.register import face_finder
 from idsvc.register import records as register
+from idsvc.register.photo_rule import PHOTO_RULE
 from idsvc.storage.db import Database
 from idsvc.storage.photo_tables import PhotoRow
 
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
-MAX_PHOTO_PIXELS = 40_000_000  # a 40-megapixel camera; a decoded RGB image of ~120 MB at most
 MIN_PHOTO_SIZE = (240, 300)  # a 20 x 25 mm face at 300 dpi
 FACE_SIZE = (420, 540)  # 35:45; ~480 dpi in the card's 22 x 28 mm photo box
 FACE_JPEG_QUALITY = 90
@@ -58,9 +57,6 @@ QR_PHOTO_MAX_BYTES = 2048  # Claim 169's limit for field 62
 QR_PHOTO_MEDIA_TYPE = "image/webp"
 VERIFIER_PICTURE_SIZE = (140, 180)  # 35:45, a third of the printed face
 VERIFIER_PICTURE_QUALITY = 70
-
-# The one rule for opening a person's image (cardio.images), with a photo's limits.
-PHOTO_RULE = ImageRule("photo", max_bytes=MAX_PHOTO_BYTES, max_pixels=MAX_PHOTO_PIXELS)
 
 
 @dataclass(frozen=True)
