@@ -8,12 +8,17 @@ these columns, in any order::
 
 and may have these (``OPTIONAL_COLUMNS``; a column left out counts as empty)::
 
-    office, ministry_local, position_local
+    office, ministry_local, position_local, contract_end, national_id
 
 ``office`` is the office (province) the person belongs to, in the format of operators' and
 desks' offices (``OFFICE_PATTERN``): operators act only for the people of their office.
 ``ministry_local`` and ``position_local`` are the ministry and position in the national script,
-for the card face. Any other column name is refused.
+for the card face. ``contract_end`` is the last day of a contract (``CONTRACT_CATEGORIES`` must
+have one where the column exists, a civil servant must not: a credential never outlives it, and
+past it the person is no longer paid). ``national_id`` is the national ID number, kept only to
+find one person recorded twice: it is normalised to capital letters and digits (spaces, hyphens
+and dots dropped) and, like every value, never appears in a reason. Any other column name is
+refused.
 
 A problem with the file as a whole (not UTF-8, missing or unknown columns, broken quoting)
 raises; a problem with one row rejects that row and the others still parse::
@@ -26,21 +31,15 @@ its script: no case folding, no transliteration). ``employee_id`` matches
 ``EMPLOYEE_ID_PATTERN``: a two-letter country code, an agency code of 1-12 capital letters or
 digits, and a serial of 4-12 digits, joined by hyphens (``LA-MOHA-000101``,
 ``KH-MOEYS-220931``). Dates are ``YYYY-MM-DD``, not in the future (relative to ``today``), and
-consistent (born before hired, hired at 15 or older, status change not before hiring). A field
+consistent (born before hired, hired at 15 or older, status change not before hiring); only
+``contract_end`` may lie ahead, at most ``MAX_CONTRACT_YEARS`` (a typo of a century must not
+keep someone paid), and not before hiring or the status date of an active person. A field
 that starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, CR) is refused, so the
 register can never hand one back to a spreadsheet. Characters that draw nothing, or draw
-unlike what is stored, are refused in every field (``unwanted_character``): controls (Cc, and
-the line and paragraph separators), bidirectional controls and marks (U+202A-U+202E,
-U+2066-U+2069, U+200E, U+200F, U+061C: Lao and Khmer are left-to-right and need none), every
-other format character (Cf: U+200B, U+2060, U+FEFF, U+00AD, tags ...), the other
-default-ignorable code points (the deprecated Khmer inherent vowels U+17B4/U+17B5, variation
-selectors, Hangul fillers ...), private-use characters and unpaired surrogates. The one
-exception is RFC 5892's CONTEXTJ rule: ZWNJ (U+200C) and ZWJ (U+200D) right after a virama
-(combining class 9, e.g. the Khmer coeng U+17D2), where they choose how a conjunct is drawn;
-anywhere else they only make two equal-looking names differ. A field over ``MAX_FIELD_CHARS``
-or a row over ``MAX_ROW_BYTES`` rejects that row only. The first row with an employee id wins;
-a later row with the same id is rejected, whatever state the first was in: the file
-contradicts itself and a person must fix it.
+unlike what is stored, are refused in every field (``idsvc.formats.text_rules``). A field
+over ``MAX_FIELD_CHARS`` or a row over ``MAX_ROW_BYTES`` rejects that row only. The first row
+with an employee id wins; a later row with the same id is rejected, whatever state the first
+was in: the file contradicts itself and a person must fix it.
 
 The same row rules serve every source (``HrRowRules``, ``check_rows``): ``read_hr_csv`` streams
 a file into rows, holding one record at a time, and refuses a file over ``max_file_bytes``
@@ -67,10 +66,14 @@ from datetime import date
 from enum import StrEnum
 from typing import BinaryIO, Final
 
+from idsvc.formats.text_rules import FORMULA_START, unwanted_character
+
 __all__ = [
     "COLUMNS",
+    "CONTRACT_CATEGORIES",
     "DEFAULT_MAX_FILE_BYTES",
     "EMPLOYEE_ID_PATTERN",
+    "MAX_CONTRACT_YEARS",
     "MAX_FIELD_CHARS",
     "MAX_ROW_BYTES",
     "OFFICE_PATTERN",
@@ -87,7 +90,6 @@ __all__ = [
     "check_rows",
     "parse_hr_csv",
     "read_hr_csv",
-    "unwanted_character",
 ]
 
 COLUMNS: Final = (
@@ -107,9 +109,13 @@ COLUMNS: Final = (
     "office",
     "ministry_local",
     "position_local",
+    "contract_end",
+    "national_id",
 )
 # Added after the first exports were written: a header may leave them out.
-OPTIONAL_COLUMNS: Final = frozenset({"office", "ministry_local", "position_local"})
+OPTIONAL_COLUMNS: Final = frozenset(
+    {"office", "ministry_local", "position_local", "contract_end", "national_id"}
+)
 REQUIRED_COLUMNS: Final = frozenset(
     {
         "employee_id",
@@ -145,36 +151,15 @@ _MAX_LENGTH: Final = {
     "ministry_local": 255,
     "position_local": 255,
 }
+# National ID numbers: letters and digits once spaces, hyphens and dots are dropped.
+_NATIONAL_ID_RE: Final = re.compile(r"[A-Z0-9]{4,32}", re.ASCII)
+_NATIONAL_ID_DROPPED: Final = str.maketrans("", "", " -.")
+MAX_CONTRACT_YEARS: Final = 10
 _DATE_COLUMNS: Final = ("date_of_birth", "status_date", "hire_date")
 _ID_RE: Final = re.compile(EMPLOYEE_ID_PATTERN, re.ASCII)
 # [0-9], not \d: \d would also take Lao and Khmer digits, which date() would then reject late.
 _ISO_DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
-_FORMULA_START: Final = frozenset("=+-@\t\r")
 _OFFICE_RE: Final = re.compile(OFFICE_PATTERN, re.ASCII)
-# Embeddings, overrides, isolates and the direction marks make a name display unlike what is
-# stored ("Trojan Source"); Lao and Khmer are left-to-right and need none of them.
-_BIDI: Final = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL: Final = "\x00-\x1f\x7f-\x9f\u2028\u2029"
-# General category Cf (Unicode 14/15) less the bidi ones above and the joiners, then the other
-# Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): characters that draw
-# nothing. Listed rather than computed so that importing this module costs nothing; a test
-# checks the list against the Unicode database of the running Python.
-_INVISIBLE: Final = (
-    "\u00ad\u034f\u0600-\u0605\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5"
-    "\u180b-\u180f\u200b\u2060-\u2065\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
-    "\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
-)
-_PRIVATE_OR_SURROGATE: Final = (
-    "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd\ud800-\udfff"
-)
-_UNWANTED_RE: Final = re.compile(
-    f"[{_CONTROL}{_BIDI}{_INVISIBLE}{_PRIVATE_OR_SURROGATE}\u200c\u200d]"
-)
-_JOINERS: Final = frozenset("\u200c\u200d")
-_VIRAMA_CLASS: Final = 9
-_BIDI_RE: Final = re.compile(f"[{_BIDI}]")
-_CONTROL_RE: Final = re.compile(f"[{_CONTROL}]")
 _COLUMN_SET: Final = frozenset(COLUMNS)
 # A row of the register is a few hundred bytes (names are at most 255 characters); a field of
 # more than this is not a name, and a row of more than MAX_ROW_BYTES is rejected on its own
@@ -193,6 +178,12 @@ class Category(StrEnum):
     CONTRACT_OFFICIAL = "contract_official"
     CONTRACT_TEACHER = "contract_teacher"
     TEMPORARY = "temporary"
+
+
+# Categories employed until a date: their rows must carry contract_end.
+CONTRACT_CATEGORIES: Final = frozenset(
+    {Category.CONTRACT_OFFICIAL, Category.CONTRACT_TEACHER, Category.TEMPORARY}
+)
 
 
 class EmploymentStatus(StrEnum):
@@ -229,6 +220,8 @@ class HrRecord:
     office: str = ""
     ministry_local: str = ""
     position_local: str = ""
+    contract_end: date | None = None
+    national_id: str = ""
 
     def content_hash(self) -> str:
         """SHA-256 (hex) of the normalised fields: equal exactly when the rows are equal.
@@ -236,12 +229,18 @@ class HrRecord:
         The encoding is a JSON array behind a version tag, so no choice of field values can
         make two different records collide by shifting text between fields. A record without
         the optional fields keeps its "hr-record/1" hash (what the register stored before they
-        existed: an unchanged export stays unchanged); one with any of them is "hr-record/2",
-        the same array with the three appended.
+        existed: an unchanged export stays unchanged); one with any of the first three is
+        "hr-record/2", the same array with the three appended; one with a contract end or a
+        national id is "hr-record/3", with all five appended.
         """
-        extra = [self.office, self.ministry_local, self.position_local]
+        extra: list[str | None] = [self.office, self.ministry_local, self.position_local]
+        tag = "hr-record/2" if any(extra) else "hr-record/1"
+        if self.contract_end is not None or self.national_id:
+            tag = "hr-record/3"
+            end = self.contract_end.isoformat() if self.contract_end else None
+            extra += [end, self.national_id]
         values = [
-            "hr-record/2" if any(extra) else "hr-record/1",
+            tag,
             self.employee_id,
             self.name_local,
             self.name_latin,
@@ -255,7 +254,7 @@ class HrRecord:
             self.status.value,
             self.status_date.isoformat(),
             self.hire_date.isoformat() if self.hire_date else None,
-            *(extra if any(extra) else []),
+            *(extra if tag != "hr-record/1" else []),
         ]
         encoded = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
@@ -298,7 +297,10 @@ def _check_header(header: list[str]) -> dict[str, int]:
     return {name: i for i, name in enumerate(names)}
 
 
-def _parse_date(values: dict[str, str], column: str, today: date) -> date | None:
+def _parse_date(
+    values: dict[str, str], column: str, today: date, *, latest: date | None = None
+) -> date | None:
+    """The column's date, or None when empty; refused after ``latest`` (default: today)."""
     text = values[column]
     if not text:
         return None
@@ -309,8 +311,19 @@ def _parse_date(values: dict[str, str], column: str, today: date) -> date | None
         value = date.fromisoformat(text)
     except ValueError:
         raise _Reject(f"{column} is not a valid date") from None
-    if value > today:
+    if latest is None and value > today:
         raise _Reject(f"{column} is in the future")
+    if latest is not None and value > latest:
+        raise _Reject(f"{column} more than {MAX_CONTRACT_YEARS} years ahead")
+    return value
+
+
+def _national_id(text: str) -> str:
+    if not text:
+        return ""
+    value = text.translate(_NATIONAL_ID_DROPPED).upper()
+    if _NATIONAL_ID_RE.fullmatch(value) is None:
+        raise _Reject("national_id must be 4-32 letters and digits (spaces, '-' and '.' allowed)")
     return value
 
 
@@ -321,7 +334,9 @@ def _add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
-def _record(values: dict[str, str], today: date) -> HrRecord:
+def _record(values: dict[str, str], today: date, given: Iterable[str]) -> HrRecord:
+    """``given``: the columns the source has. An export written before ``contract_end`` existed
+    has no such column, and its contract staff still import (with no end date known)."""
     for column in COLUMNS:
         if column in REQUIRED_COLUMNS and not values[column]:
             raise _Reject(f"missing {column}")
@@ -356,6 +371,18 @@ def _record(values: dict[str, str], today: date) -> HrRecord:
             raise _Reject(f"hire_date before age {MIN_AGE_AT_HIRE}")
         if status_date < hired:
             raise _Reject("status_date before hire_date")
+    contract_end = _parse_date(
+        values, "contract_end", today, latest=_add_years(today, MAX_CONTRACT_YEARS)
+    )
+    if contract_end is None and category in CONTRACT_CATEGORIES and "contract_end" in given:
+        raise _Reject(f"missing contract_end (required for category {category})")
+    if contract_end is not None:
+        if category not in CONTRACT_CATEGORIES:
+            raise _Reject(f"contract_end given for category {category}, which has no contract")
+        if hired is not None and contract_end < hired:
+            raise _Reject("contract_end before hire_date")
+        if contract_end < _add_years(born, MIN_AGE_AT_HIRE):
+            raise _Reject(f"contract_end before age {MIN_AGE_AT_HIRE}")
 
     return HrRecord(
         employee_id=values["employee_id"],
@@ -374,6 +401,8 @@ def _record(values: dict[str, str], today: date) -> HrRecord:
         office=values["office"],
         ministry_local=values["ministry_local"],
         position_local=values["position_local"],
+        contract_end=contract_end,
+        national_id=_national_id(values["national_id"]),
     )
 
 
@@ -391,37 +420,13 @@ def _clean(row: Mapping[str, object]) -> dict[str, str]:
         if len(raw) > MAX_FIELD_CHARS:
             raise _Reject(f"{column} longer than {MAX_FIELD_CHARS} characters")
         text = raw.strip()
-        if raw[:1] in _FORMULA_START or text[:1] in _FORMULA_START:
+        if raw[:1] in FORMULA_START or text[:1] in FORMULA_START:
             raise _Reject(f"formula-like text in column {column}")
         kind = unwanted_character(text)
         if kind is not None:
             raise _Reject(f"{kind} in column {column}")
         values[column] = unicodedata.normalize("NFC", text)
     return values
-
-
-def unwanted_character(text: str) -> str | None:
-    """What kind of character ``text`` must not hold (see the module's row rules), or None.
-
-    The answer names the code point of an invisible or private-use character (so a clerk can
-    find it: it cannot be seen), never the text around it."""
-    for found in _UNWANTED_RE.finditer(text):  # one scan; nearly every field has no match
-        char, at = found.group(), found.start()
-        if char in _JOINERS:
-            if at > 0 and unicodedata.combining(text[at - 1]) == _VIRAMA_CLASS:
-                continue  # a conjunct's shape after a virama (RFC 5892 CONTEXTJ)
-            return f"invisible character U+{ord(char):04X}"
-        if _BIDI_RE.match(char):
-            return "bidirectional control character"
-        if _CONTROL_RE.match(char):
-            return "control character"
-        category = unicodedata.category(char)
-        if category == "Cs":
-            return "unpaired surrogate"
-        if category == "Co":
-            return f"private-use character U+{ord(char):04X}"
-        return f"invisible character U+{ord(char):04X}"
-    return None
 
 
 HrRow = tuple[int, Mapping[str, object]]
@@ -456,7 +461,7 @@ class HrRowRules:
                 raise _Reject("missing employee_id")
             if employee_id is None:
                 raise _Reject("employee_id does not match the pattern AA-AGENCY-0000")
-            return _record(values, self._today)
+            return _record(values, self._today, row.keys())
         except _Reject as rej:
             return RowReject(position, employee_id, rej.reason)
 

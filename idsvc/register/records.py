@@ -36,8 +36,8 @@ from idsvc.formats.hr_csv import (
     RowReject,
     check_rows,
     read_hr_csv,
-    unwanted_character,
 )
+from idsvc.formats.text_rules import unwanted_character
 from idsvc.storage.errors import ConcurrentUpdate
 from idsvc.storage.person_locks import lock_servant, lock_servants
 from idsvc.storage.tables import CivilServantRow, StatusHistoryRow
@@ -79,6 +79,8 @@ def _columns(rec: HrRecord, digest: str, now: datetime) -> dict[str, Any]:
         "office": rec.office or None,
         "ministry_local": rec.ministry_local or None,
         "position_local": rec.position_local or None,
+        "contract_end": rec.contract_end,
+        "national_id": rec.national_id or None,
         "content_hash": digest,
         "updated_at": now,
     }
@@ -416,6 +418,8 @@ def _record_of(row: CivilServantRow) -> HrRecord:
         office=row.office or "",
         ministry_local=row.ministry_local or "",
         position_local=row.position_local or "",
+        contract_end=row.contract_end,
+        national_id=row.national_id or "",
     )
 
 

@@ -83,11 +83,16 @@ class CivilServantRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     status_date: Mapped[date] = mapped_column(Date)
     hire_date: Mapped[date | None] = mapped_column(Date, nullable=True)
-    # Migration 0013. The office operators must belong to (None: national operators only),
+    # Migration 0012. The office operators must belong to (None: national operators only),
     # and the ministry and position in the national script for the card face.
     office: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ministry_local: Mapped[str | None] = mapped_column(String(255), nullable=True)
     position_local: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Migration 0014 (payroll controls). The last day of a contract (the contract categories;
+    # None where HR has not said), and the national ID number, kept only to find one person
+    # recorded twice: personal data, never printed, answered or logged.
+    contract_end: Mapped[date | None] = mapped_column(Date, nullable=True)
+    national_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

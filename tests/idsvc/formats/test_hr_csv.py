@@ -20,8 +20,8 @@ from idsvc.formats.hr_csv import (
     HrRecord,
     RowReject,
     parse_hr_csv,
-    unwanted_character,
 )
+from idsvc.formats.text_rules import unwanted_character
 
 SAMPLE = (Path(__file__).parents[2] / "data" / "hr_sample.csv").read_bytes()
 TODAY = date(2026, 11, 23)
@@ -43,6 +43,8 @@ BASE = {
     "office": "Vientiane",
     "ministry_local": "ກະຊວງພາຍໃນ",
     "position_local": "ພະນັກງານ",
+    "contract_end": "",
+    "national_id": "",
 }
 
 
@@ -402,11 +404,11 @@ def test_too_long() -> None:
     assert reject_of(grade="G" * 33).reason == "grade longer than 32 characters"
 
 
-@pytest.mark.parametrize("count", [1, 15, 17])
+@pytest.mark.parametrize("count", [1, len(COLUMNS) - 1, len(COLUMNS) + 1])
 def test_wrong_number_of_fields(count: int) -> None:
     fields = ([BASE[c] for c in COLUMNS] + ["extra"])[:count]
     _, rejects = parse(",".join(fields))
-    assert rejects[0].reason == f"expected 16 fields, got {count}"  # as many as the header
+    assert rejects[0].reason == f"expected {len(COLUMNS)} fields, got {count}"  # as the header
     assert rejects[0].employee_id == BASE["employee_id"]
 
 
@@ -552,7 +554,12 @@ def test_content_hash_is_stable_and_sensitive() -> None:
     )
     assert len({r.content_hash() for r in records}) == 12
     first = dataclasses.replace(
-        records[0], office="Vientiane", ministry_local="ກະຊວງ", position_local="ຮອງ"
+        records[0],
+        office="Vientiane",
+        ministry_local="ກະຊວງ",
+        position_local="ຮອງ",
+        contract_end=date(2027, 6, 30),
+        national_id="123456789",
     )
     for f in dataclasses.fields(HrRecord):
         value = getattr(first, f.name)
@@ -573,9 +580,77 @@ def test_content_hash_is_stable_and_sensitive() -> None:
     right = dataclasses.replace(first, ministry_local="a", position_local="bc")
     assert left.content_hash() != right.content_hash()
     assert dataclasses.replace(records[0], office="X").content_hash() != (records[0].content_hash())
+    # A record without a contract end or national id keeps its hash: re-importing an unchanged
+    # export after this version changes nothing; either one of them changes it.
+    with_office = dataclasses.replace(records[0], office="X")
+    for extra in ({"contract_end": date(2027, 1, 1)}, {"national_id": "A1234"}):
+        assert dataclasses.replace(with_office, **extra).content_hash() != (  # type: ignore[arg-type]
+            with_office.content_hash()
+        )
 
 
 def test_records_are_frozen() -> None:
     record = parse_hr_csv(SAMPLE, today=TODAY).records[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.status = EmploymentStatus.RETIRED  # type: ignore[misc]
+
+
+# --- contract ends and national ids (issue 18) -----------------------------------------------
+
+
+def test_contract_staff_need_a_contract_end_where_the_column_exists() -> None:
+    for category in ("contract_official", "contract_teacher", "temporary"):
+        assert reject_of(category=category).reason == (
+            f"missing contract_end (required for category {category})"
+        )
+        records, rejects = parse(row(category=category, contract_end="2027-06-30"))
+        assert rejects == [] and records[0].contract_end == date(2027, 6, 30)
+    assert reject_of(contract_end="2027-06-30").reason == (
+        "contract_end given for category civil_servant, which has no contract"
+    )
+
+
+def test_an_export_without_the_column_still_imports_its_contract_staff() -> None:
+    old_columns = [c for c in COLUMNS if c not in {"contract_end", "national_id"}]
+    values = {**BASE, "category": "contract_teacher"}
+    data = ",".join(old_columns) + "\n" + ",".join(values[c] for c in old_columns) + "\n"
+    result = parse_hr_csv(data.encode("utf-8"), today=TODAY)
+    assert result.rejects == []
+    assert result.records[0].contract_end is None and result.records[0].national_id == ""
+
+
+@pytest.mark.parametrize(
+    ("contract_end", "reason"),
+    [
+        ("2027-13-01", "contract_end is not a valid date"),
+        ("30/06/2027", "contract_end is not a YYYY-MM-DD date"),
+        ("2036-11-24", "contract_end more than 10 years ahead"),
+        ("2005-09-30", "contract_end before hire_date"),
+    ],
+)
+def test_contract_end_rules(contract_end: str, reason: str) -> None:
+    rejected = reject_of(category="temporary", contract_end=contract_end)
+    assert rejected.reason == reason
+    assert contract_end not in rejected.reason
+
+
+def test_a_contract_may_end_in_the_past_or_ten_years_ahead() -> None:
+    for end in ("2020-01-31", "2036-11-23"):
+        records, rejects = parse(row(category="temporary", contract_end=end))
+        assert rejects == [] and records[0].contract_end == date.fromisoformat(end)
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [("123456789", "123456789"), ("1234 5678-9", "123456789"), ("ab.12.cd", "AB12CD"), ("", "")],
+)
+def test_national_ids_are_normalised(written: str, stored: str) -> None:
+    records, rejects = parse(row(national_id=written))
+    assert rejects == [] and records[0].national_id == stored
+
+
+@pytest.mark.parametrize("written", ["123", "ສອງ12345", "12/34/56", "1" * 33, "12_345"])
+def test_a_malformed_national_id_is_refused_without_echoing_it(written: str) -> None:
+    rejected = reject_of(national_id=written)
+    assert rejected.reason.startswith("national_id must be 4-32 letters and digits")
+    assert written not in rejected.reason
