@@ -47,7 +47,7 @@ MAY_USE: dict[str, set[str]] = {
     "formats": set(),  # and see test_formats_are_pure
     "data": set(),
     "storage": {"errors"},
-    "migrations": {"storage", "errors"},
+    "migrations": {"storage", "errors", "formats"},  # a data migration may use a pure codec
     "config": {"errors"},
     "audit": {"errors", "formats", "config", "storage"},
     **{feature: BASE | FEATURES for feature in FEATURES},

@@ -13,6 +13,7 @@ EMPLOYEE_EVENTS: Final = {
     "retired": "employee.retired",
     "deceased": "employee.deceased",
     "dismissed": "employee.dismissed",
+    "contract_ended": "employee.contract_ended",
     "suspended": "employee.suspended",
     "active": "employee.reinstated",
 }

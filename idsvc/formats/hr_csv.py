@@ -192,11 +192,19 @@ class EmploymentStatus(StrEnum):
     RETIRED = "retired"
     DISMISSED = "dismissed"
     DECEASED = "deceased"
+    # Set by the sweep the day after a contract's last day (idsvc.register.contracts); HR may
+    # send it too. Not final: an extension recorded in HR makes the person active again.
+    CONTRACT_ENDED = "contract_ended"
 
 
 # Employment that has ended for good: credentials are revoked, verification says HOLDER_INACTIVE.
 ENDED_STATUSES: frozenset[str] = frozenset(
-    {EmploymentStatus.RETIRED, EmploymentStatus.DISMISSED, EmploymentStatus.DECEASED}
+    {
+        EmploymentStatus.RETIRED,
+        EmploymentStatus.DISMISSED,
+        EmploymentStatus.DECEASED,
+        EmploymentStatus.CONTRACT_ENDED,
+    }
 )
 
 

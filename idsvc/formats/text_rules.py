@@ -69,3 +69,14 @@ def unwanted_character(text: str) -> str | None:
             return f"private-use character U+{ord(char):04X}"
         return f"invisible character U+{ord(char):04X}"
     return None
+
+
+_NAME_SEPARATORS: Final = re.compile(r"[-.\u2010-\u2015]")
+
+
+def name_key(name_latin: str) -> str:
+    """A Latin name as compared when looking for one person recorded twice: compatibility forms
+    folded (NFKC), case folded, accents kept (Ngô and Ngo are different names), and runs of
+    spaces, hyphens and dots as one space. "SOMPHONE  Keomany" and "Somphone Keomany" match."""
+    folded = unicodedata.normalize("NFKC", name_latin).casefold()
+    return " ".join(_NAME_SEPARATORS.sub(" ", folded).split())

@@ -37,7 +37,7 @@ from idsvc.formats.hr_csv import (
     check_rows,
     read_hr_csv,
 )
-from idsvc.formats.text_rules import unwanted_character
+from idsvc.formats.text_rules import name_key, unwanted_character
 from idsvc.storage.errors import ConcurrentUpdate
 from idsvc.storage.person_locks import lock_servant, lock_servants
 from idsvc.storage.tables import CivilServantRow, StatusHistoryRow
@@ -81,6 +81,7 @@ def _columns(rec: HrRecord, digest: str, now: datetime) -> dict[str, Any]:
         "position_local": rec.position_local or None,
         "contract_end": rec.contract_end,
         "national_id": rec.national_id or None,
+        "name_key": name_key(rec.name_latin),
         "content_hash": digest,
         "updated_at": now,
     }
@@ -113,7 +114,7 @@ def _refusal(rec: HrRecord, row: CivilServantRow) -> str | None:
     employment that is final (deceased, dismissed) is never undone by an import at all: only
     ``correct_status``, with a reason, in the audit log.
     """
-    if rec.status_date < row.status_date:
+    if rec.status_date < row.status_date and not _extends_ended_contract(rec, row):
         return (
             f"status_date {rec.status_date.isoformat()} is older than the register's "
             f"({row.status_date.isoformat()}): an older export? row not applied"
@@ -124,6 +125,18 @@ def _refusal(rec: HrRecord, row: CivilServantRow) -> str | None:
             "change that; row not applied"
         )
     return None
+
+
+def _extends_ended_contract(rec: HrRecord, row: CivilServantRow) -> bool:
+    """An export that gives a person whose contract the sweep ended a later contract end: the
+    contract was extended, so the row applies although its status date (the hiring, say) is
+    older than the sweep's. An older export still carries the old end date and stays refused."""
+    return (
+        row.status == EmploymentStatus.CONTRACT_ENDED
+        and rec.status == EmploymentStatus.ACTIVE
+        and rec.contract_end is not None
+        and (row.contract_end is None or rec.contract_end > row.contract_end)
+    )
 
 
 def _known_hashes(session: Session) -> dict[str, str]:
@@ -400,7 +413,8 @@ def lock_servant_or_raise(session: Session, employee_id: str) -> CivilServantRow
     return row
 
 
-def _record_of(row: CivilServantRow) -> HrRecord:
+def record_of(row: CivilServantRow) -> HrRecord:
+    """The register row as the HR record it was imported from (content hash included)."""
     return HrRecord(
         employee_id=row.employee_id,
         name_local=row.name_local,
@@ -467,7 +481,7 @@ def correct_status(
         )
     old = row.status
     row.status, row.status_date, row.updated_at = str(new), status_date, now
-    row.content_hash = _record_of(row).content_hash()
+    row.content_hash = record_of(row).content_hash()
     session.add(
         StatusHistoryRow(
             employee_id=employee_id,

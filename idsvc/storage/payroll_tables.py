@@ -115,6 +115,20 @@ class PayrollAccountRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class PayrollLastAccountRow(Base):
+    """The account a bank last paid each person into (keyed hash, per bank), and when it last
+    changed: a salary moved to another account shortly before a payday is how one is diverted.
+    Migration 0014."""
+
+    __tablename__ = "payroll_last_accounts"
+
+    client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    employee_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_hash: Mapped[str] = mapped_column(String(64))
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
 class IdempotencyRecordRow(Base):
     """The first answer to a request with an ``Idempotency-Key``, per client."""
 

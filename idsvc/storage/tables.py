@@ -93,9 +93,20 @@ class CivilServantRow(Base):
     # recorded twice: personal data, never printed, answered or logged.
     contract_end: Mapped[date | None] = mapped_column(Date, nullable=True)
     national_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # The Latin name as compared for duplicates (idsvc.formats.text_rules.name_key); with the
+    # date of birth and sex, the second way one person recorded twice is found.
+    name_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+Index(
+    "ix_civil_servants_identity",
+    CivilServantRow.name_key,
+    CivilServantRow.date_of_birth,
+    CivilServantRow.sex,
+)
 
 
 class StatusHistoryRow(Base):

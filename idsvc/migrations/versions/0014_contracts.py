@@ -1,4 +1,4 @@
-"""Contract ends and national ID numbers
+"""Payroll controls: contract ends, national ID numbers, identity keys, last accounts
 
 Revision ID: 0014
 Revises: 0013
@@ -9,12 +9,19 @@ Create Date: 2026-12-07
 - ``civil_servants.national_id``: the national ID number (normalised: capitals and digits),
   indexed so that the payroll check finds two employee records of one person with an index
   scan. Both nullable: rows imported before keep their content hash.
+- ``civil_servants.name_key``: the Latin name as compared for duplicates, filled here for the
+  rows already stored, with an index on (name_key, date_of_birth, sex).
+- ``payroll_last_accounts``: per bank and person, the keyed hash of the account last paid into
+  and when it changed (the ``ACCOUNT_CHANGED`` flag).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+# The rule as it stands when this revision runs; rows imported later get it from the import.
+from idsvc.formats.text_rules import name_key
 
 revision = "0014"
 down_revision = "0013"
@@ -27,10 +34,42 @@ def upgrade() -> None:
         batch.add_column(sa.Column("contract_end", sa.Date(), nullable=True))
         batch.add_column(sa.Column("national_id", sa.String(length=32), nullable=True))
         batch.create_index("ix_civil_servants_national_id", ["national_id"], unique=False)
+        batch.add_column(sa.Column("name_key", sa.String(length=255), nullable=True))
+    people = sa.table(
+        "civil_servants", sa.column("employee_id", sa.String), sa.column("name_latin", sa.String)
+    )
+    keyed = sa.table("civil_servants", sa.column("employee_id"), sa.column("name_key"))
+    connection = op.get_bind()
+    rows = connection.execute(sa.select(people.c.employee_id, people.c.name_latin)).all()
+    for start in range(0, len(rows), 5000):
+        connection.execute(
+            keyed.update()
+            .where(keyed.c.employee_id == sa.bindparam("id"))
+            .values(name_key=sa.bindparam("key")),
+            [{"id": e, "key": name_key(n)} for e, n in rows[start : start + 5000]],
+        )
+    op.create_index(
+        "ix_civil_servants_identity",
+        "civil_servants",
+        ["name_key", "date_of_birth", "sex"],
+        unique=False,
+    )
+    op.create_table(
+        "payroll_last_accounts",
+        sa.Column("client_id", sa.String(length=32), nullable=False),
+        sa.Column("employee_id", sa.String(length=64), nullable=False),
+        sa.Column("account_hash", sa.String(length=64), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+        sa.Column("changed_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("client_id", "employee_id", name=op.f("pk_payroll_last_accounts")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("payroll_last_accounts")
+    op.drop_index("ix_civil_servants_identity", table_name="civil_servants")
     with op.batch_alter_table("civil_servants") as batch:
+        batch.drop_column("name_key")
         batch.drop_index("ix_civil_servants_national_id")
         batch.drop_column("national_id")
         batch.drop_column("contract_end")
