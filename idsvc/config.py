@@ -23,6 +23,25 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from idsvc import DEFAULT_ISSUER as DEFAULT_ISSUER  # re-exported for callers
+from idsvc.formats.hr_csv import SEXES, Category
+
+
+def _parse_retirement_overrides(value: str) -> dict[str, int]:
+    sexes = sorted(SEXES - {""})
+    categories = [c.value for c in Category]
+    keys = {*sexes, *categories, *(f"{s}:{c}" for s in sexes for c in categories)}
+    ages: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, _, age = (s.strip() for s in item.partition("="))
+        if key not in keys:
+            raise ValueError(
+                f"{key[:40]!r} is not a sex ({', '.join(sexes)}), a category "
+                f"({', '.join(categories)}) or sex:category"
+            )
+        if not age.isdigit() or not 40 <= int(age) <= 80:
+            raise ValueError(f"the age for {key!r} must be a whole number from 40 to 80")
+        ages[key] = int(age)
+    return ages
 
 
 def _default_home() -> Path:
@@ -151,6 +170,22 @@ class Settings(BaseSettings):
     )
     payroll_account_window_days: int = Field(
         default=93, ge=1, le=3660, description="days an account seen in a payroll check counts"
+    )
+    # Payroll controls (idsvc.bank.payroll_controls).
+    retirement_age: int = Field(
+        default=60, ge=40, le=80, description="age at which PAST_RETIREMENT_AGE is flagged"
+    )
+    retirement_age_overrides: str = Field(
+        default="",
+        max_length=1024,
+        description="other retirement ages by sex, category or both, e.g. "
+        "'F=55,contract_teacher=65,M:temporary=62'",
+    )
+    enrolment_grace_days: int = Field(
+        default=90, ge=1, le=3660, description="days active before NO_CARD is flagged"
+    )
+    account_change_days: int = Field(
+        default=45, ge=1, le=3660, description="days a changed payroll account is flagged"
     )
     webhook_max_attempts: int = Field(
         default=20, ge=1, le=100, description="delivery attempts before a webhook is failed"
@@ -313,6 +348,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown action(s) {sorted(unknown)}; known: {', '.join(ACTIONS)}")
         return value
 
+    @field_validator("retirement_age_overrides")
+    @classmethod
+    def _retirement_overrides(cls, value: str) -> str:
+        _parse_retirement_overrides(value)
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: str) -> str:
@@ -325,6 +366,11 @@ class Settings(BaseSettings):
                         f"{item.strip()[:64]!r} is not an IP address or network (CIDR)"
                     ) from None
         return value
+
+    @property
+    def retirement_ages(self) -> dict[str, int]:
+        """IDSVC_RETIREMENT_AGE_OVERRIDES as ``{"F": 55, "F:contract_teacher": 60, ...}``."""
+        return _parse_retirement_overrides(self.retirement_age_overrides)
 
     @property
     def approval_actions(self) -> frozenset[str]:

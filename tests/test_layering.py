@@ -48,7 +48,7 @@ MAY_USE: dict[str, set[str]] = {
     "data": set(),
     "storage": {"errors"},
     "migrations": {"storage", "errors", "formats"},  # a data migration may use a pure codec
-    "config": {"errors"},
+    "config": {"errors", "formats"},
     "audit": {"errors", "formats", "config", "storage"},
     **{feature: BASE | FEATURES for feature in FEATURES},
     "desks": BASE | FEATURES,

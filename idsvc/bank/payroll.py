@@ -39,8 +39,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Final
 
@@ -48,12 +47,22 @@ from sqlalchemy.orm import Session
 
 from idsvc.audit.who_checked import CheckedBy, CheckRecord, record_check
 from idsvc.bank.change_feed import note_people_checked
+from idsvc.bank.payroll_controls import (
+    PayrollControls,
+    Person,
+    changed_accounts,
+    duplicate_identities,
+    never_enrolled,
+    people,
+    person_flags,
+)
+from idsvc.bank.payroll_reasons import PayrollReason
 from idsvc.errors import InvalidPayrollBatch
 from idsvc.formats.hr_csv import ENDED_STATUSES
 from idsvc.storage.bulk import rows_matching, upsert_rows
 from idsvc.storage.db import Database
 from idsvc.storage.payroll_tables import PayrollAccountRow
-from idsvc.storage.tables import CivilServantRow, CredentialRow
+from idsvc.storage.tables import CredentialRow
 from idsvc.verification.rules import Reason, VerificationResult
 
 MAX_ITEMS: Final = 10_000
@@ -66,18 +75,6 @@ _CARD_REASONS: Final = {
 }
 
 CredentialVerifier = Callable[[str, datetime], VerificationResult]
-
-
-class PayrollReason(StrEnum):
-    UNKNOWN_EMPLOYEE = "UNKNOWN_EMPLOYEE"
-    UNKNOWN_CARD = "UNKNOWN_CARD"
-    HOLDER_INACTIVE = "HOLDER_INACTIVE"
-    HOLDER_SUSPENDED = "HOLDER_SUSPENDED"
-    CARD_REVOKED = "CARD_REVOKED"
-    CARD_SUSPENDED = "CARD_SUSPENDED"
-    CARD_SUPERSEDED = "CARD_SUPERSEDED"
-    ACCOUNT_SHARED = "ACCOUNT_SHARED"
-    DUPLICATE_IN_BATCH = "DUPLICATE_IN_BATCH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,17 +195,6 @@ def validate_batch(items: Sequence[PayrollItem]) -> dict[int, str]:
     return accounts
 
 
-def _statuses(session: Session, employee_ids: set[str]) -> dict[str, str]:
-    return dict(
-        rows_matching(
-            session,
-            (CivilServantRow.employee_id, CivilServantRow.status),
-            CivilServantRow.employee_id,
-            sorted(employee_ids),
-        )
-    )
-
-
 def _cards(session: Session, serials: set[str]) -> dict[str, tuple[str, str, str]]:
     """card serial → (employee id, credential id, credential state) of cards that went live."""
     found: dict[str, tuple[str, str, str]] = {}
@@ -228,16 +214,22 @@ def _cards(session: Session, serials: set[str]) -> dict[str, tuple[str, str, str
     return found
 
 
-def _person(employee_id: str | None, status: str | None, extra: list[str]) -> PayrollResult:
-    if employee_id is None or status is None:
+def _person(
+    person: Person | None, extra: list[str], controls: PayrollControls, today: date
+) -> PayrollResult:
+    if person is None:
         reasons = extra or [PayrollReason.UNKNOWN_EMPLOYEE]
         return PayrollResult(None, "unknown", False, tuple(reasons))
+    status = person.status
     reasons = list(extra)
     if status in ENDED_STATUSES:
         reasons.insert(0, PayrollReason.HOLDER_INACTIVE)
     elif status == "suspended":
         reasons.insert(0, PayrollReason.HOLDER_SUSPENDED)
-    return PayrollResult(employee_id, status, status == "active", tuple(dict.fromkeys(reasons)))
+    flags = person_flags(person, controls, today)
+    reasons += flags
+    active = status == "active" and PayrollReason.CONTRACT_ENDED not in flags
+    return PayrollResult(person.employee_id, status, active, tuple(dict.fromkeys(reasons)))
 
 
 class PayrollChecks:
@@ -250,8 +242,10 @@ class PayrollChecks:
         account_key: bytes,
         account_window: timedelta,
         verify_credential: CredentialVerifier,
+        controls: PayrollControls | None = None,
     ) -> None:
         self._db = db
+        self._controls = controls or PayrollControls()
         self._account_key = hmac.new(account_key, digestmod=hashlib.sha256)
         self._window = account_window
         self._verify = verify_credential
@@ -266,11 +260,16 @@ class PayrollChecks:
             i: self._verify(item.credential, now) for i, item in enumerate(items) if item.credential
         }
         with self._db.transaction() as session:
-            results = self._lookup(session, items, verified)
-            shared = (
-                self._shared_accounts(session, accounts, results, by, now) if accounts else set()
-            )
-            results = _flagged(results, shared)
+            results, batch = self._lookup(session, items, verified, now.date())
+            client = by.client_id or ""
+            hashes: dict[int, str] = {
+                i: _keyed_hash(self._account_key, client, normal)
+                for i, normal in accounts.items()
+                if results[i].employee_id
+            }
+            flags = self._batch_flags(session, batch, results, hashes, client, now)
+            shared = self._shared_accounts(session, hashes, results, now) if hashes else set()
+            results = _flagged(results, shared, flags)
             record_check(
                 session,
                 (
@@ -289,7 +288,9 @@ class PayrollChecks:
         session: Session,
         items: Sequence[PayrollItem],
         verified: dict[int, VerificationResult],
-    ) -> list[PayrollResult]:
+        today: date,
+    ) -> tuple[list[PayrollResult], dict[str, Person]]:
+        """Each line's answer from the register, and the people it names."""
         subjects: dict[int, str] = {}
         for i, outcome in verified.items():
             sub = outcome.claims.get("sub")
@@ -299,11 +300,12 @@ class PayrollChecks:
         wanted = {item.employee_id for item in items if item.employee_id}
         wanted.update(subjects.values())
         wanted.update(employee_id for employee_id, _, _ in cards.values())
-        statuses = _statuses(session, wanted)
+        found = people(session, wanted)
+        controls = self._controls
         results: list[PayrollResult] = []
         for i, item in enumerate(items):
             if item.employee_id:
-                results.append(_person(item.employee_id, statuses.get(item.employee_id), []))
+                results.append(_person(found.get(item.employee_id), [], controls, today))
             elif item.card_serial:
                 card = cards.get(item.card_serial)
                 if card is None:
@@ -311,7 +313,7 @@ class PayrollChecks:
                     continue
                 employee_id, credential_id, state = card
                 extra = [_CARD_REASONS[state]] if state in _CARD_REASONS else []
-                person = _person(employee_id, statuses.get(employee_id), extra)
+                person = _person(found.get(employee_id), extra, controls, today)
                 results.append(_with_credential(person, credential_id))
             else:
                 outcome = verified[i]
@@ -320,26 +322,45 @@ class PayrollChecks:
                 if sub is None:
                     results.append(PayrollResult(None, "unknown", False, tuple(codes)))
                     continue
-                person = _person(sub, statuses.get(sub), codes)
+                person = _person(found.get(sub), codes, controls, today)
                 results.append(_with_credential(person, outcome.credential_id))
-        return results
+        return results, found
+
+    def _batch_flags(
+        self,
+        session: Session,
+        batch: dict[str, Person],
+        results: list[PayrollResult],
+        hashes: dict[int, str],
+        client: str,
+        now: datetime,
+    ) -> dict[str, list[str]]:
+        """Flags that compare a person with other records: per employee id, in code order."""
+        named = {r.employee_id for r in results if r.employee_id}
+        known = {e: p for e, p in batch.items() if e in named}
+        controls = self._controls
+        found: dict[str, list[str]] = defaultdict(list)
+        for employee_id in sorted(duplicate_identities(session, known)):
+            found[employee_id].append(PayrollReason.DUPLICATE_IDENTITY)
+        grace, today = controls.enrolment_grace, now.date()
+        for employee_id in sorted(never_enrolled(session, known, grace=grace, today=today)):
+            found[employee_id].append(PayrollReason.NO_CARD)
+        paid = {results[i].employee_id or "": digest for i, digest in hashes.items()}
+        window = controls.account_change
+        for employee_id in changed_accounts(session, client, paid, window=window, now=now):
+            found[employee_id].append(PayrollReason.ACCOUNT_CHANGED)
+        return found
 
     def _shared_accounts(
         self,
         session: Session,
-        accounts: dict[int, str],
+        hashes: dict[int, str],
         results: list[PayrollResult],
-        by: CheckedBy,
         now: datetime,
     ) -> set[int]:
-        """Positions of the items whose account goes with more than one person, in this batch
-        or in the bank's batches of the window; this batch's pairs are remembered."""
-        client = by.client_id or ""
-        hashes: dict[int, str] = {
-            i: _keyed_hash(self._account_key, client, normal)
-            for i, normal in accounts.items()
-            if results[i].employee_id
-        }
+        """Positions of the items whose account (``hashes``: position → this bank's keyed hash)
+        goes with more than one person, in this batch or in the bank's batches of the window;
+        this batch's pairs are remembered."""
         seen = {(digest, results[i].employee_id or "") for i, digest in hashes.items()}
         people: dict[str, set[str]] = defaultdict(set)
         for digest, employee_id in seen:
@@ -372,17 +393,20 @@ class PayrollChecks:
         )
 
 
-def _flagged(results: list[PayrollResult], shared: set[int]) -> list[PayrollResult]:
-    """``results`` with ``DUPLICATE_IN_BATCH`` on every line of a person named on several
-    lines (by employee id, card or credential alike) and ``ACCOUNT_SHARED`` on the ``shared``
-    positions. People the register does not know are not counted: they are refused already."""
+def _flagged(
+    results: list[PayrollResult], shared: set[int], flags: dict[str, list[str]]
+) -> list[PayrollResult]:
+    """``results`` with the batch ``flags`` of each person, ``DUPLICATE_IN_BATCH`` on every
+    line of a person named on several lines (by employee id, card or credential alike) and
+    ``ACCOUNT_SHARED`` on the ``shared`` positions. People the register does not know are not
+    counted: they are refused already."""
     lines = Counter(map(attrgetter("employee_id"), results))
     twice = {employee_id for employee_id, n in lines.items() if n > 1 and employee_id is not None}
-    if not twice and not shared:
+    if not twice and not shared and not flags:
         return results
     flagged = list(results)
     for i, r in enumerate(results):
-        extra: tuple[str, ...] = ()
+        extra: tuple[str, ...] = tuple(flags.get(r.employee_id or "", ()))
         if r.employee_id in twice:
             extra += (PayrollReason.DUPLICATE_IN_BATCH,)
         if i in shared:
