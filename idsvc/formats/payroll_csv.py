@@ -32,6 +32,8 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from idsvc.formats.text_rules import spreadsheet_safe
+
 REQUEST_COLUMNS: Final = ("employee_id", "card_serial", "credential", "account", "ref")
 ANSWER_COLUMNS: Final = (
     "item",
@@ -42,7 +44,6 @@ ANSWER_COLUMNS: Final = (
     "card_serial",
     "ref",
 )
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _MAX_CELL: Final = 8192
 
 
@@ -91,8 +92,7 @@ def parse_payroll_csv(data: bytes) -> list[dict[str, str]]:
 
 def _cell(value: object) -> str:
     """A cell the caller gave, never read as a formula by a spreadsheet."""
-    text = str(value) if value else ""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return spreadsheet_safe(str(value) if value else "")
 
 
 def write_payroll_csv(results: Iterable[Mapping[str, object]]) -> bytes:

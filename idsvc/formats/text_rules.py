@@ -80,3 +80,9 @@ def name_key(name_latin: str) -> str:
     spaces, hyphens and dots as one space. "SOMPHONE  Keomany" and "Somphone Keomany" match."""
     folded = unicodedata.normalize("NFKC", name_latin).casefold()
     return " ".join(_NAME_SEPARATORS.sub(" ", folded).split())
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A cell of a CSV the service writes, never read as a formula by a spreadsheet: text that
+    starts like one gets a leading apostrophe (OWASP's CSV injection advice)."""
+    return "'" + text if text[:1] in FORMULA_START else text

@@ -116,7 +116,8 @@ class StatusHistoryRow(Base):
     employee_id: Mapped[str] = mapped_column(ForeignKey("civil_servants.employee_id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
     status_date: Mapped[date] = mapped_column(Date)
-    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Indexed since 0014: the monthly controls report reads one period of changes.
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     source: Mapped[str] = mapped_column(String(128))
 
 

@@ -11,6 +11,7 @@ Create Date: 2026-12-07
   scan. Both nullable: rows imported before keep their content hash.
 - ``civil_servants.name_key``: the Latin name as compared for duplicates, filled here for the
   rows already stored, with an index on (name_key, date_of_birth, sex).
+- ``status_history.recorded_at`` indexed: the monthly controls report reads one period.
 - ``payroll_last_accounts``: per bank and person, the keyed hash of the account last paid into
   and when it changed (the ``ACCOUNT_CHANGED`` flag).
 """
@@ -54,6 +55,9 @@ def upgrade() -> None:
         ["name_key", "date_of_birth", "sex"],
         unique=False,
     )
+    op.create_index(
+        "ix_status_history_recorded_at", "status_history", ["recorded_at"], unique=False
+    )
     op.create_table(
         "payroll_last_accounts",
         sa.Column("client_id", sa.String(length=32), nullable=False),
@@ -67,6 +71,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("payroll_last_accounts")
+    op.drop_index("ix_status_history_recorded_at", table_name="status_history")
     op.drop_index("ix_civil_servants_identity", table_name="civil_servants")
     with op.batch_alter_table("civil_servants") as batch:
         batch.drop_column("name_key")

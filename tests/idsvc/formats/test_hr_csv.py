@@ -226,7 +226,7 @@ def test_bad_category(category: str) -> None:
 @pytest.mark.parametrize("status", ["Active", "on_leave", "ACTIVE"])
 def test_bad_status(status: str) -> None:
     assert reject_of(status=status).reason == (
-        "status must be one of active, suspended, retired, dismissed, deceased"
+        "status must be one of active, suspended, retired, dismissed, deceased, contract_ended"
     )
 
 

@@ -48,7 +48,10 @@ def test_0014_fills_identity_keys_and_goes_down_and_up(db_url: str) -> None:
             diff = [
                 d
                 for d in compare_metadata(MigrationContext.configure(conn), Base.metadata)
-                if any(n in repr(d) for n in ("civil_servants", "payroll_last_accounts"))
+                if any(
+                    n in repr(d)
+                    for n in ("civil_servants", "payroll_last_accounts", "status_history")
+                )
             ]
         assert keys == {
             "LA-MOHA-000101": "somphone keomany",
