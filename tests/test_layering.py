@@ -6,7 +6,7 @@ Four rules, each shown to catch a violation below:
    ``cardio``; ``mobile_api`` uses ``idsvc``, ``keys`` and ``cardio``.
 2. Inside ``idsvc``, each package uses only the ones its row of ``MAY_USE`` names: the base
    (errors, formats, config, storage, audit) uses no feature; features use the base and each
-   other; the centre's desk gateway and operations use features; the composition root uses
+   other; the desk gateway, operations and reports use features; the composition root uses
    everything below the CLI; nothing but the CLI uses the CLI.
 3. What runs on a desk PC (``idsvc.desk_client``), and ``cardio`` and ``keys``, never load
    ``idsvc.storage`` or SQLAlchemy, directly or through any chain of imports: a desk holds no
@@ -40,7 +40,7 @@ MAY_IMPORT = {
 # Rule 2: the packages (and top-level modules) of idsvc, by the name after ``idsvc.``.
 BASE = {"errors", "formats", "config", "storage", "migrations", "audit", "data"}
 FEATURES = {"register", "credentials", "verification", "staff", "bank", "clients"}
-CENTRE = {"desks", "operations"}
+CENTRE = {"desks", "operations", "reports"}
 MAY_USE: dict[str, set[str]] = {
     "": set(),  # idsvc/__init__.py: constants only
     "errors": set(),
@@ -53,6 +53,7 @@ MAY_USE: dict[str, set[str]] = {
     **{feature: BASE | FEATURES for feature in FEATURES},
     "desks": BASE | FEATURES,
     "operations": BASE | FEATURES,
+    "reports": BASE | FEATURES,
     "services": BASE | FEATURES | CENTRE,
     # A desk: the storage-free parts of credentials, register and verification (rule 3 checks
     # that what it reaches there stays free of the database).
