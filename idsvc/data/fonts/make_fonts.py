@@ -1,14 +1,15 @@
 """Cut the page's Lao and Khmer fonts down to their scripts, as WOFF2 (run once; the results
-are committed, with their hashes in ../VENDOR.md):
+are committed, with their hashes in mobile_api/static/verify/VENDOR.md):
 
     pip install --target /tmp/fonttools fonttools==4.68.0 brotli==1.2.1
-    PYTHONPATH=/tmp/fonttools .venv/bin/python mobile_api/static/verify/fonts/make_fonts.py
+    PYTHONPATH=/tmp/fonttools .venv/bin/python idsvc/data/fonts/make_fonts.py
 
 fonttools is not a project dependency: only this one-off step needs it. The source fonts are
 Debian's fonts-noto-core (OFL 1.1). Each subset keeps its script's whole Unicode block, the
 joiners and the dotted circle, and every OpenType layout feature, so that any name shapes as
 it does with the full font (Khmer subscripts and vowel signs are GSUB/GPOS work); Latin comes
-from the phone's own fonts.
+from the phone's own fonts. The web verifier serves these files and idsvc's HTML controls
+report embeds them (one copy of each).
 """
 
 from __future__ import annotations
