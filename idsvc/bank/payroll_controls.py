@@ -31,6 +31,7 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from idsvc.bank.payroll_reasons import PayrollReason
+from idsvc.config import Settings
 from idsvc.formats.hr_csv import ENDED_STATUSES, EmploymentStatus
 from idsvc.storage.bulk import rows_matching, upsert_rows
 from idsvc.storage.payroll_tables import PayrollLastAccountRow
@@ -62,6 +63,14 @@ class PayrollControls:
     retirement: RetirementAges = field(default_factory=RetirementAges)
     enrolment_grace: timedelta = timedelta(days=90)
     account_change: timedelta = timedelta(days=45)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PayrollControls:
+        return cls(
+            RetirementAges(settings.retirement_age, settings.retirement_ages),
+            timedelta(days=settings.enrolment_grace_days),
+            timedelta(days=settings.account_change_days),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,9 @@ def _ended_rows(session: Session, employee_ids: list[str], *, now: datetime) -> 
             continue
         values = _as_row(record_of(row))
         values["status"] = EmploymentStatus.CONTRACT_ENDED.value
-        values["status_date"] = (end + timedelta(days=1)).isoformat()
+        # The first day without a contract; or a later status date HR already gave the person
+        # (an export must never go back before what the register holds).
+        values["status_date"] = max(end + timedelta(days=1), row.status_date).isoformat()
         position += 1
         yield position, values
 

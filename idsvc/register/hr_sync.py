@@ -66,8 +66,12 @@ def as_rows(records: Sequence[Mapping[str, Any]]) -> list[HrRow]:
         if unknown:
             raise InvalidHrRecords(f"record {number}: unknown member {unknown[0][:40]!r}")
         values: dict[str, object] = {}
+        # Only the members the record has: as for a file's columns, a member an HR system does
+        # not send yet (``contract_end`` from before it existed) is unknown, not empty.
         for column in COLUMNS:
-            value = record.get(column)
+            if column not in record:
+                continue
+            value = record[column]
             if value is not None and not isinstance(value, str):
                 raise InvalidHrRecords(f"record {number}: {column} must be text or null")
             values[column] = value or ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.mobile_api.conftest import Api
+from tests.support.http import Api
 from tests.support.payroll import add_client
 
 DESK_TAG = "remote desks"  # signed with the desk's key (Desk-Proof), not a bearer secret
@@ -66,6 +66,7 @@ def test_each_operation_declares_the_scope_the_server_enforces(web: Api) -> None
         "get /v1/payroll/changes": "payroll",
         "post /v1/hr/records": "hr:write",
         "get /v1/holders/{employee_id}/checks": "admin",
+        "get /v1/reports/controls": "admin",
         "get /metrics": "admin",
     }
     # Open to anyone, a client may still authenticate there: nothing is declared as needed.

@@ -42,9 +42,8 @@ def test_0014_fills_identity_keys_and_goes_down_and_up(db_url: str) -> None:
                 )
         upgrade(engine)
         with engine.connect() as conn:
-            keys = dict(
-                conn.execute(text("SELECT employee_id, name_key FROM civil_servants")).tuples()
-            )
+            rows = conn.execute(text("SELECT employee_id, name_key FROM civil_servants"))
+            keys = {employee_id: key for employee_id, key in rows}
             diff = [
                 d
                 for d in compare_metadata(MigrationContext.configure(conn), Base.metadata)

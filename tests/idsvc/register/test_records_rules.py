@@ -26,12 +26,12 @@ from idsvc.formats.hr_csv import (
     read_hr_csv,
 )
 from idsvc.register.records import import_records
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.db import StorageReadOnly
 from idsvc.storage.tables import CivilServantRow, CredentialRow
 from idsvc.verification.rules import Reason
-from tests.conftest import NOW, make_service, make_settings
 from tests.support.cli_runner import Cli
+from tests.support.settings import NOW, make_service, make_settings
 
 PERSON = "LA-MOHA-000200"
 BASE = {
@@ -51,6 +51,8 @@ BASE = {
     "office": "Vientiane",
     "ministry_local": "",
     "position_local": "",
+    "contract_end": "",
+    "national_id": "",
 }
 
 
@@ -63,8 +65,8 @@ def csv_of(*rows: dict[str, str]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def status_of(service: IdService, employee_id: str = PERSON) -> str:
-    with service.db.transaction() as s:
+def status_of(service: Services, employee_id: str = PERSON) -> str:
+    with service.infra.db.transaction() as s:
         row = s.get(CivilServantRow, employee_id)
         assert row is not None
         return row.status
@@ -73,32 +75,35 @@ def status_of(service: IdService, employee_id: str = PERSON) -> str:
 # -- defect 3: a stale export -----------------------------------------------------------------
 
 
-def test_stale_export_cannot_bring_the_dead_back(service: IdService) -> None:
+def test_stale_export_cannot_bring_the_dead_back(service: Services) -> None:
     old = csv_of({"status": "active", "status_date": "2005-10-01"})
     death = csv_of({"status": "deceased", "status_date": "2026-01-01"})
-    service.import_hr(old, source_name="old.csv", actor="hr", now=NOW)
-    view = service.issue(PERSON, actor="desk", now=NOW)
-    service.import_hr(death, source_name="death.csv", actor="hr", now=NOW)
-    assert service.verify(view.token, now=NOW).reasons == (Reason.REVOKED, Reason.HOLDER_INACTIVE)
+    service.register.import_hr(old, source_name="old.csv", actor="hr", now=NOW)
+    view = service.credentials.issue(PERSON, actor="desk", now=NOW)
+    service.register.import_hr(death, source_name="death.csv", actor="hr", now=NOW)
+    assert service.verification.verify(view.token, now=NOW).reasons == (
+        Reason.REVOKED,
+        Reason.HOLDER_INACTIVE,
+    )
 
-    report = service.import_hr(old, source_name="old.csv", actor="hr", now=NOW)
+    report = service.register.import_hr(old, source_name="old.csv", actor="hr", now=NOW)
     assert status_of(service) == "deceased"
     assert [(r.line, r.employee_id) for r in report.rejects] == [(2, PERSON)]
     assert "older than the register" in report.rejects[0].reason
     with pytest.raises(HolderNotEligible):
-        service.issue(PERSON, actor="desk", now=NOW)
+        service.credentials.issue(PERSON, actor="desk", now=NOW)
 
 
-def test_newer_dated_row_cannot_leave_deceased_or_dismissed(service: IdService) -> None:
+def test_newer_dated_row_cannot_leave_deceased_or_dismissed(service: Services) -> None:
     for final in ("deceased", "dismissed"):
         person = {"employee_id": f"LA-MOHA-00030{len(final)}"}
-        service.import_hr(
+        service.register.import_hr(
             csv_of(person | {"status": final, "status_date": "2026-01-01"}),
             source_name="a.csv",
             actor="hr",
             now=NOW,
         )
-        report = service.import_hr(
+        report = service.register.import_hr(
             csv_of(person | {"status": "active", "status_date": "2026-06-01"}),
             source_name="b.csv",
             actor="hr",
@@ -108,9 +113,9 @@ def test_newer_dated_row_cannot_leave_deceased_or_dismissed(service: IdService) 
         assert status_of(service, person["employee_id"]) == final
 
 
-def test_a_newer_export_still_applies(service: IdService) -> None:
-    service.import_hr(csv_of({}), source_name="a.csv", actor="hr", now=NOW)
-    report = service.import_hr(
+def test_a_newer_export_still_applies(service: Services) -> None:
+    service.register.import_hr(csv_of({}), source_name="a.csv", actor="hr", now=NOW)
+    report = service.register.import_hr(
         csv_of({"status": "retired", "status_date": "2026-02-01"}),
         source_name="b.csv",
         actor="hr",
@@ -120,61 +125,61 @@ def test_a_newer_export_still_applies(service: IdService) -> None:
     assert status_of(service) == "retired"
 
 
-def test_correction_with_a_reason_is_the_way_out_and_is_audited(service: IdService) -> None:
-    service.import_hr(
+def test_correction_with_a_reason_is_the_way_out_and_is_audited(service: Services) -> None:
+    service.register.import_hr(
         csv_of({"status": "deceased", "status_date": "2026-01-01"}),
         source_name="d",
         actor="hr",
         now=NOW,
     )
     with pytest.raises(CorrectionRefused, match="reason"):
-        service.correct_status(
-            PERSON, "active", status_date=NOW.date(), reason=" ", actor="hr-chief", now=NOW
+        service.register.correct_status(
+            PERSON, status="active", status_date=NOW.date(), reason=" ", by=None, now=NOW
         )
     with pytest.raises(CorrectionRefused, match="future"):
-        service.correct_status(
+        service.register.correct_status(
             PERSON,
-            "active",
+            status="active",
             status_date=NOW.date() + timedelta(days=1),
             reason="death record was for a namesake",
-            actor="hr-chief",
+            by=None,
             now=NOW,
         )
     with pytest.raises(CorrectionRefused, match="older"):
-        service.correct_status(
+        service.register.correct_status(
             PERSON,
-            "active",
+            status="active",
             status_date=date(2025, 1, 1),
             reason="death record was for a namesake",
-            actor="hr-chief",
+            by=None,
             now=NOW,
         )
     assert status_of(service) == "deceased"
-    old, new = service.correct_status(
+    done = service.register.correct_status(
         PERSON,
-        "active",
+        status="active",
         status_date=NOW.date(),
         reason="death record was for a namesake",
-        actor="hr-chief",
+        by=None,
         now=NOW,
     )
-    assert (old, new) == ("deceased", "active")
-    assert service.issue(PERSON, actor="desk", now=NOW).state == "live"
+    assert done == f"{PERSON}: deceased -> active; credentials follow the new status"
+    assert service.credentials.issue(PERSON, actor="desk", now=NOW).state == "live"
     # The wrong file again: older than the correction, so refused as stale.
-    report = service.import_hr(
+    report = service.register.import_hr(
         csv_of({"status": "deceased", "status_date": "2026-01-01"}),
         source_name="d",
         actor="hr",
         now=NOW,
     )
     assert len(report.rejects) == 1 and status_of(service) == "active"
-    service.verify_audit()  # the correction is in the chain and the state agrees with it
+    service.audit.verify_chain()  # the correction is in the chain and the state agrees with it
 
 
 # -- the same use case for parsed records (the HR API) ------------------------------------------
 
 
-def test_import_records_applies_the_same_rules_with_positions(service: IdService) -> None:
+def test_import_records_applies_the_same_rules_with_positions(service: Services) -> None:
     rows: list[HrRow] = [
         (1, BASE | {"employee_id": "LA-MOHA-000401"}),
         (2, BASE | {"employee_id": "LA-MOHA-000402", "name_latin": "Evil\u202eName"}),
@@ -182,7 +187,7 @@ def test_import_records_applies_the_same_rules_with_positions(service: IdService
         (4, BASE | {"employee_id": "LA-MOHA-000403", "grade": 7}),
         (5, {k: v for k, v in BASE.items() if k != "status"} | {"employee_id": "LA-MOHA-000404"}),
     ]
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         report = import_records(
             session,
             rows,
@@ -217,14 +222,14 @@ def test_bidirectional_controls_are_rejected_in_hr_rows(char: str) -> None:
     assert checked[1][1].employee_id == "LA-MOHA-000201"  # type: ignore[index]
 
 
-def test_a_huge_field_rejects_its_row_only(service: IdService) -> None:
+def test_a_huge_field_rejects_its_row_only(service: Services) -> None:
     huge = "x" * (200 * 1024)
     data = csv_of(
         {"employee_id": "LA-MOHA-000501"},
         {"employee_id": "LA-MOHA-000502", "unit": huge},
         {"employee_id": "LA-MOHA-000503"},
     )
-    report = service.import_hr(data, source_name="big.csv", actor="hr", now=NOW)
+    report = service.register.import_hr(data, source_name="big.csv", actor="hr", now=NOW)
     assert report.created == 2
     assert [(r.line, r.reason) for r in report.rejects] == [
         (3, f"row longer than {MAX_ROW_BYTES} bytes")
@@ -235,15 +240,15 @@ def test_file_over_the_cap_is_refused_whole_and_nothing_lands(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     svc = make_service(make_settings(tmp_path / "home", sqlite_url, hr_max_file_mb=1))
-    svc.init(now=NOW, actor="admin")
+    svc.credentials.init(now=NOW, actor="admin")
     rows = [{"employee_id": f"LA-MOHA-{i:06d}"} for i in range(1, 7000)]
     data = csv_of(*rows)
     assert len(data) > 1024 * 1024
     with pytest.raises(HrFileError, match="larger than 1 MiB"):
-        svc.import_hr(io.BytesIO(data), source_name="huge.csv", actor="hr", now=NOW)
-    with svc.db.transaction() as s:
+        svc.register.import_hr(io.BytesIO(data), source_name="huge.csv", actor="hr", now=NOW)
+    with svc.infra.db.transaction() as s:
         assert s.execute(select(CivilServantRow)).first() is None
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def _generated(rows: int) -> Iterator[bytes]:
@@ -273,40 +278,42 @@ def test_reading_streams_memory_does_not_grow_with_the_file(tmp_path: Path) -> N
 # -- the audit chain vouches for state ------------------------------------------------------------
 
 
-def test_audit_verify_names_a_credential_edited_in_the_database(service: IdService) -> None:
-    view = service.issue("LA-MOHA-000101", actor="desk", now=NOW)
-    service.change_state(view.id, "revoke", reason="card stolen", actor="hr", now=NOW)
-    service.verify_audit()
-    with service.db.transaction() as s:
+def test_audit_verify_names_a_credential_edited_in_the_database(service: Services) -> None:
+    view = service.credentials.issue("LA-MOHA-000101", actor="desk", now=NOW)
+    service.credentials.revoke(view.id, reason="card stolen", by=None, now=NOW)
+    service.audit.verify_chain()
+    with service.infra.db.transaction() as s:
         # an edit made in the database itself, not through the service's session
         s.connection().execute(
             update(CredentialRow).where(CredentialRow.id == view.id).values(state="live")
         )
-    assert service.verify(view.token, now=NOW).valid  # the tampering fools verification...
+    assert service.verification.verify(
+        view.token, now=NOW
+    ).valid  # the tampering fools verification...
     with pytest.raises(AuditStateMismatch) as info:
-        service.verify_audit()  # ...but not the audit
+        service.audit.verify_chain()  # ...but not the audit
     assert f"credential {view.id}" in str(info.value) and "'revoked'" in str(info.value)
 
 
-def test_audit_verify_names_a_person_edited_in_the_database(service: IdService) -> None:
-    service.import_hr(
+def test_audit_verify_names_a_person_edited_in_the_database(service: Services) -> None:
+    service.register.import_hr(
         csv_of({"status": "deceased", "status_date": "2026-01-01"}),
         source_name="d",
         actor="hr",
         now=NOW,
     )
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         s.execute(
             update(CivilServantRow)
             .where(CivilServantRow.employee_id == PERSON)
             .values(status="active")
         )
     with pytest.raises(AuditStateMismatch, match=f"person {PERSON} is stored as 'active'"):
-        service.verify_audit()
+        service.audit.verify_chain()
 
 
-def test_audit_verify_names_a_forged_status_history(service: IdService) -> None:
-    with service.db.transaction() as s:
+def test_audit_verify_names_a_forged_status_history(service: Services) -> None:
+    with service.infra.db.transaction() as s:
         s.execute(
             text("UPDATE status_history SET status = 'active' WHERE employee_id = 'LA-MOF-002210'")
         )
@@ -316,20 +323,20 @@ def test_audit_verify_names_a_forged_status_history(service: IdService) -> None:
             .values(status="active")
         )
     with pytest.raises(AuditStateMismatch, match="status history of import"):
-        service.verify_audit()
+        service.audit.verify_chain()
 
 
 def test_cli_audit_verify_exits_16_for_tampered_state(tmp_path: Path, sqlite_url: str) -> None:
     settings = make_settings(tmp_path / "home", sqlite_url)
     svc = make_service(settings)
-    svc.init(now=NOW, actor="admin")
-    svc.import_hr(csv_of({}), source_name="a", actor="hr", now=NOW)
-    view = svc.issue(PERSON, actor="desk", now=NOW)
-    with svc.db.transaction() as s:
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.register.import_hr(csv_of({}), source_name="a", actor="hr", now=NOW)
+    view = svc.credentials.issue(PERSON, actor="desk", now=NOW)
+    with svc.infra.db.transaction() as s:
         s.connection().execute(
             update(CredentialRow).where(CredentialRow.id == view.id).values(state="suspended")
         )
-    svc.db.dispose()
+    svc.infra.db.dispose()
     r = Cli(tmp_path / "home", sqlite_url)("audit", "verify")
     assert r.returncode == 16, r.stderr
     assert view.id in r.stderr
@@ -342,8 +349,8 @@ def test_read_only_command_on_a_mistyped_path_creates_nothing(tmp_path: Path) ->
     missing = tmp_path / "typo" / "idsvc.sqlite3"
     svc = make_service(make_settings(tmp_path / "home", f"sqlite:///{missing}"))
     with pytest.raises(Exception, match="run `idsvc init`"):
-        svc.credentials_of(PERSON)
-    svc.db.dispose()
+        svc.credentials.credentials_of(PERSON)
+    svc.infra.db.dispose()
     assert not missing.parent.exists()
     r = Cli(tmp_path / "home", f"sqlite:///{missing}")("credentials", PERSON)
     assert r.returncode == 3, r.stderr
@@ -352,9 +359,9 @@ def test_read_only_command_on_a_mistyped_path_creates_nothing(tmp_path: Path) ->
 
 def test_read_only_database_is_named_and_data_stays(tmp_path: Path, db_url: str) -> None:
     svc = make_service(make_settings(tmp_path / "home", db_url))
-    svc.init(now=NOW, actor="admin")
-    svc.import_hr(csv_of({}), source_name="a", actor="hr", now=NOW)
-    svc.db.dispose()
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.register.import_hr(csv_of({}), source_name="a", actor="hr", now=NOW)
+    svc.infra.db.dispose()
     if db_url.startswith("sqlite"):
         path = db_url.removeprefix("sqlite:///")
         ro_url = f"sqlite:///file:{path}?mode=ro&uri=true"
@@ -362,19 +369,19 @@ def test_read_only_database_is_named_and_data_stays(tmp_path: Path, db_url: str)
         ro_url = db_url + "%20-cdefault_transaction_read_only%3Don"
     ro = make_service(make_settings(tmp_path / "home", ro_url))
     with pytest.raises(StorageReadOnly, match="read-only"):
-        ro.issue(PERSON, actor="desk", now=NOW)
-    ro.db.dispose()
+        ro.credentials.issue(PERSON, actor="desk", now=NOW)
+    ro.infra.db.dispose()
     again = make_service(make_settings(tmp_path / "home", db_url))
-    assert again.credentials_of(PERSON) == []
+    assert again.credentials.credentials_of(PERSON) == []
     assert status_of(again) == "active"
-    again.db.dispose()
+    again.infra.db.dispose()
 
 
 # -- offices and the local-script fields (issue 16) ---------------------------------------------
 
 
-def _person(service: IdService, employee_id: str = PERSON) -> CivilServantRow:
-    with service.db.transaction() as s:
+def _person(service: Services, employee_id: str = PERSON) -> CivilServantRow:
+    with service.infra.db.transaction() as s:
         row = s.get(CivilServantRow, employee_id)
         assert row is not None
         s.expunge(row)
@@ -382,10 +389,10 @@ def _person(service: IdService, employee_id: str = PERSON) -> CivilServantRow:
 
 
 def test_office_and_local_fields_are_stored_and_a_change_of_office_is_imported(
-    service: IdService,
+    service: Services,
 ) -> None:
     fields = {"ministry_local": "ກະຊວງພາຍໃນ", "position_local": "ພະນັກງານ"}
-    first = service.import_hr(csv_of(fields), source_name="hr.csv", actor="hr", now=NOW)
+    first = service.register.import_hr(csv_of(fields), source_name="hr.csv", actor="hr", now=NOW)
     assert first.created == 1
     row = _person(service)
     assert (row.office, row.ministry_local, row.position_local) == (
@@ -393,13 +400,13 @@ def test_office_and_local_fields_are_stored_and_a_change_of_office_is_imported(
         "ກະຊວງພາຍໃນ",
         "ພະນັກງານ",
     )
-    again = service.import_hr(csv_of(fields), source_name="hr.csv", actor="hr", now=NOW)
+    again = service.register.import_hr(csv_of(fields), source_name="hr.csv", actor="hr", now=NOW)
     assert again.unchanged == 1 and again.updated == 0
-    moved = service.import_hr(
+    moved = service.register.import_hr(
         csv_of(fields | {"office": "Savannakhet"}), source_name="hr.csv", actor="hr", now=NOW
     )
     assert moved.updated == 1 and _person(service).office == "Savannakhet"
-    renamed = service.import_hr(
+    renamed = service.register.import_hr(
         csv_of(fields | {"office": "Savannakhet", "position_local": "ຫົວໜ້າ"}),
         source_name="hr.csv",
         actor="hr",
@@ -408,7 +415,7 @@ def test_office_and_local_fields_are_stored_and_a_change_of_office_is_imported(
     assert renamed.updated == 1 and _person(service).position_local == "ຫົວໜ້າ"
 
 
-def test_an_export_without_the_new_columns_keeps_importing_unchanged(service: IdService) -> None:
+def test_an_export_without_the_new_columns_keeps_importing_unchanged(service: Services) -> None:
     """A file with the 13 columns of before imports as it did; its people have no office
     recorded (None, not ""), and a second import of it changes nothing."""
     old_header = [c for c in COLUMNS if c not in OPTIONAL_COLUMNS]
@@ -416,15 +423,17 @@ def test_an_export_without_the_new_columns_keeps_importing_unchanged(service: Id
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows([old_header, [person[c] for c in old_header]])
     data = out.getvalue().encode()
-    created = service.import_hr(data, source_name="old.csv", actor="hr", now=NOW)
+    created = service.register.import_hr(data, source_name="old.csv", actor="hr", now=NOW)
     assert created.created == 1 and created.rejects == []
     row = _person(service, "LA-MOHA-000209")
     assert (row.office, row.ministry_local, row.position_local) == (None, None, None)
-    assert service.import_hr(data, source_name="old.csv", actor="hr", now=NOW).unchanged == 1
+    assert (
+        service.register.import_hr(data, source_name="old.csv", actor="hr", now=NOW).unchanged == 1
+    )
 
 
 def test_json_records_carry_the_office_and_refuse_invisible_characters(
-    service: IdService,
+    service: Services,
 ) -> None:
     rows = [
         (1, BASE | {"employee_id": "LA-MOHA-000501", "office": "Luang Prabang"}),
@@ -433,7 +442,7 @@ def test_json_records_carry_the_office_and_refuse_invisible_characters(
         (4, BASE | {"employee_id": "LA-MOHA-000504", "office": "*"}),
         (5, {k: v for k, v in BASE.items() if k != "office"} | {"employee_id": "LA-MOHA-000505"}),
     ]
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         report = import_records(
             session, rows, source_id="api-batch-2", source_name="api", actor="hr", now=NOW
         )
