@@ -4,7 +4,7 @@
 
 Starts pcscd if none answers (and stops it at the end only then), inserts a virtual PIV card
 (``cardio.virtual``) into a vpcd reader, all under the machine-wide card-bench lock, and runs
-against a throw-away ``IdService`` (temp home, SQLite, the sample HR file):
+against a throw-away ``Services`` (temp home, SQLite, the sample HR file):
 
 - the bare APDU round-trip (SELECT of the PIV application), to show the vpcd latency trap
   (~45 ms per APDU with delayed ACKs) is avoided;
@@ -13,7 +13,7 @@ against a throw-away ``IdService`` (temp home, SQLite, the sample HR file):
   timed per step, with time on the wire and time at the centre (sign, confirm) split out;
 - ``idsvc.desk_client.cards.inspect_card(challenge=True)`` (``idsvc card verify``): the card part
   (APDUs)
-  and the whole check (connect, APDUs, chain and challenge checks, ``IdService.verify``).
+  and the whole check (connect, APDUs, chain and challenge checks, ``Services.verify``).
 
 Goals: a personalisation in at most 40 commands (``commands_sent``: chaining frames and GET
 RESPONSE not counted) and under 2 s; a challenge check in at most 4 APDUs and under 50 ms.
@@ -45,7 +45,8 @@ from cardio.pcsc import PcscTransport
 from cardio.piv import PIV_AID, ManagementKeyType
 from cardio.virtual import bench as card_bench
 from idsvc.config import Settings
-from idsvc.credentials.issuance import PendingIssuance
+from idsvc.credentials.handover import KeyAttestation, PendingIssuance
+from idsvc.credentials.views import CredentialView
 from idsvc.desk_client.cards import (
     DEFAULT_PIN,
     DEFAULT_PUK,
@@ -55,7 +56,7 @@ from idsvc.desk_client.cards import (
     inspect_card,
     personalise_card,
 )
-from idsvc.service import CredentialView, IdService
+from idsvc.services import Services
 from idsvc.verification.rules import VerificationResult
 
 PASSPHRASE = "bench passphrase, not a secret"
@@ -103,9 +104,10 @@ class TimedTransport:
 
 
 class TimedCentre:
-    """The in-process centre (as ``idsvc.cli.card_commands._Centre``), timing each call."""
+    """The in-process centre (the local credentials feature, an ``IssuanceCentre``), timing
+    each call."""
 
-    def __init__(self, svc: IdService) -> None:
+    def __init__(self, svc: Services) -> None:
         self.svc = svc
         self.seconds = 0.0
 
@@ -119,7 +121,7 @@ class TimedCentre:
 
     def check_eligible(self, employee_id: str) -> None:
         with self._timed():
-            self.svc.check_eligible(employee_id)
+            self.svc.credentials.check_eligible(employee_id)
 
     def begin_card_issuance(
         self,
@@ -129,21 +131,29 @@ class TimedCentre:
         card_uuid: Any,
         actor: str,
         now: datetime,
+        attestation: KeyAttestation | None = None,
     ) -> PendingIssuance:
         with self._timed():
-            return self.svc.begin_card_issuance(
-                employee_id, card_key=card_key, card_uuid=card_uuid, actor=actor, now=now
+            return self.svc.credentials.begin_card_issuance(
+                employee_id,
+                card_key=card_key,
+                card_uuid=card_uuid,
+                actor=actor,
+                now=now,
+                attestation=attestation,
             )
 
     def confirm_issuance(self, credential_id: str, *, actor: str, now: datetime) -> CredentialView:
         with self._timed():
-            return self.svc.confirm_issuance(credential_id, actor=actor, now=now)
+            return self.svc.credentials.confirm_issuance(credential_id, actor=actor, now=now)
 
     def abandon_issuance(
         self, credential_id: str, *, reason: str, actor: str, now: datetime
     ) -> None:
         with self._timed():
-            self.svc.abandon_issuance(credential_id, reason=reason, actor=actor, now=now)
+            self.svc.credentials.abandon_issuance(
+                credential_id, reason=reason, actor=actor, now=now
+            )
 
 
 @dataclass
@@ -190,10 +200,10 @@ def bare_round_trip(reader: str, calls: int) -> Samples:
 
 
 def personalise_once(
-    svc: IdService, reader: str, secrets: CardSecrets, samples: Samples, *, short_apdus: bool
+    svc: Services, reader: str, secrets: CardSecrets, samples: Samples, *, short_apdus: bool
 ) -> IssuedCard:
     centre = TimedCentre(svc)
-    ca = svc.ca_certificate()  # the CLI reads it before connecting to the card
+    ca = svc.credentials.ca_certificate()  # the CLI reads it before connecting to the card
     marks: list[tuple[str, float]] = []
 
     def progress(step: str) -> None:
@@ -230,7 +240,7 @@ def personalise_once(
 
 
 def check_once(
-    svc: IdService, reader: str, samples: Samples, *, short_apdus: bool
+    svc: Services, reader: str, samples: Samples, *, short_apdus: bool
 ) -> tuple[int, int, VerificationResult, bool]:
     verify_seconds = 0.0
 
@@ -238,11 +248,11 @@ def check_once(
         nonlocal verify_seconds
         begin = time.perf_counter()
         try:
-            return svc.verify(token, now=now(), card_key=key)
+            return svc.verification.verify(token, now=now(), card_key=key)
         finally:
             verify_seconds += time.perf_counter() - begin
 
-    cas = svc.ca_certificates()  # loaded once per desk session, not per card
+    cas = svc.credentials.ca_certificates()  # loaded once per desk session, not per card
     start = time.perf_counter()
     with ExitStack() as stack:
         transport = TimedTransport(PcscTransport.open(reader), short_apdus=short_apdus)
@@ -255,7 +265,7 @@ def check_once(
     samples.add("whole check (connect to disconnect)", end - start)
     samples.add("  connect (open transport)", opened - start)
     samples.add("  card part (APDUs on the wire)", transport.seconds)
-    samples.add("  token check (IdService.verify)", verify_seconds)
+    samples.add("  token check (Services.verify)", verify_seconds)
     samples.add(
         "  host work (chain, challenge, parse)",
         end - opened - transport.seconds - verify_seconds,
@@ -288,9 +298,9 @@ def main() -> None:
             issuer="https://id.mcs.gov.kh/issuers/default",
             public_url="https://id.mcs.gov.kh",
         )
-        svc = IdService.from_settings(settings, lambda: PASSPHRASE.encode())
-        svc.init(now=now(), actor="bench-admin")
-        svc.import_hr(
+        svc = Services.from_settings(settings, lambda: PASSPHRASE.encode())
+        svc.credentials.init(now=now(), actor="bench-admin")
+        svc.register.import_hr(
             SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="bench", now=now()
         )
         try:
@@ -299,10 +309,10 @@ def main() -> None:
         except card_bench.BenchError as exc:
             sys.exit(f"card bench unavailable: {exc}")
         finally:
-            svc.db.dispose()
+            svc.infra.db.dispose()
 
 
-def with_card(args: argparse.Namespace, svc: IdService, state_file: Path) -> None:
+def with_card(args: argparse.Namespace, svc: Services, state_file: Path) -> None:
     name = card_bench.reader_name(args.reader)
     pcscd = card_bench.ensure_pcscd()
     try:
@@ -322,7 +332,7 @@ def with_card(args: argparse.Namespace, svc: IdService, state_file: Path) -> Non
         card_bench.stop_pcscd(pcscd)
 
 
-def run(args: argparse.Namespace, svc: IdService, reader: str) -> None:
+def run(args: argparse.Namespace, svc: Services, reader: str) -> None:
     # A desk that hands the card over sets the holder's own PIN and PUK: that is the full
     # personalisation. Setting the defaults again keeps the card reusable across rounds.
     secrets = CardSecrets(
@@ -379,7 +389,7 @@ def run(args: argparse.Namespace, svc: IdService, reader: str) -> None:
             "whole check (connect to disconnect)",
             "  connect (open transport)",
             "  card part (APDUs on the wire)",
-            "  token check (IdService.verify)",
+            "  token check (Services.verify)",
             "  host work (chain, challenge, parse)",
             "check without token verify",
         ],

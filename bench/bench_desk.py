@@ -5,9 +5,9 @@
 Both desks write the same virtual PIV card in-process (no pcscd: the card costs the same on
 both sides) and run the whole protocol of ``idsvc.desk_client.cards.personalise_card``: check, card
 key,
-begin, write, read back, challenge, confirm. The in-process desk calls ``IdService``; the
-remote desk calls ``RemoteCentre`` → real HTTP on loopback → uvicorn (in a thread) →
-``DeskCentre``, each request signed with the desk key and checked (proof, nonce, session) at
+begin, write, read back, challenge, confirm. The in-process desk calls ``Services``; the
+remote desk calls ``CentreClient`` → real HTTP on loopback → uvicorn (in a thread) →
+``DeskGateway``, each request signed with the desk key and checked (proof, nonce, session) at
 the centre. Same SQLite database type, fresh temporary folders. Prints cards/min for each, the
 ratio, and what the network path adds per card. Rounds alternate, so drift in machine load
 hits both. Not a test: nothing here asserts.
@@ -27,15 +27,13 @@ sys.path.insert(0, str(ROOT))
 
 from cardio.piv import ManagementKeyType  # noqa: E402
 from cardio.virtual import CardState, VirtualCard  # noqa: E402
-from idsvc.centre import Centre  # noqa: E402
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY  # noqa: E402
 from idsvc.desk_client.cards import CardSecrets, IssuanceCentre, personalise_card  # noqa: E402
-from idsvc.desk_client.centre_client import RemoteCentre  # noqa: E402
+from idsvc.desk_client.centre_client import CentreClient  # noqa: E402
 from idsvc.desk_client.identity import DeskIdentity, desk_check_time  # noqa: E402
-from idsvc.desks.gateway import DeskCentre  # noqa: E402
 from idsvc.staff.operators import Enrolment  # noqa: E402
 from mobile_api.app import create_app  # noqa: E402
-from tests.mobile_api.conftest import live_server  # noqa: E402
+from tests.support.http import live_server  # noqa: E402
 from tests.support.operator_people import PASSWORD, code, make_centre, secret_of  # noqa: E402
 
 EMPLOYEE = "LA-MOHA-000101"
@@ -80,34 +78,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         centre = make_centre(home / "centre", f"sqlite:///{home / 'idsvc.sqlite3'}")
-        added = centre.add_operator(
+        added = centre.staff.add_operator(
             "bench", role="issuer", office="Vientiane", password=PASSWORD, by=None,
             now=datetime.now(UTC),
         )  # fmt: skip
         assert isinstance(added, Enrolment)
         secret = secret_of(added.otpauth_uri)
-        desks = DeskCentre(Centre(centre.service))
+        desks = centre.desks
         _, enrol_code = desks.add_desk("bench", office="Vientiane", by=None, now=datetime.now(UTC))
-        local_ca = centre.service.ca_certificate()
-        with live_server(create_app(centre.service)) as url:
-            remote = RemoteCentre(
+        local_ca = centre.credentials.ca_certificate()
+        with live_server(create_app(centre)) as url:
+            remote = CentreClient(
                 DeskIdentity(home / "desk"), clock=lambda: datetime.now(UTC), centre_url=url
             )
             remote.enrol(enrol_code)
             remote.login("bench", PASSWORD, code(secret, datetime.now(UTC)))
             remote_ca = remote.identity.ca_certificate()
-            run(centre.service, local_ca, 2, 1)  # warm both paths
+            run(centre.credentials, local_ca, 2, 1)  # warm both paths
             run(remote, remote_ca, 2, 3)
             local_s = remote_s = 0.0
             serial = 100
             calls_before = remote.calls
             for _ in range(args.rounds):
-                local_s += run(centre.service, local_ca, args.cards, serial)
+                local_s += run(centre.credentials, local_ca, args.cards, serial)
                 serial += args.cards
                 remote_s += run(remote, remote_ca, args.cards, serial)
                 serial += args.cards
             calls = (remote.calls - calls_before) / (args.cards * args.rounds)
-        centre.service.db.dispose()
+        centre.infra.db.dispose()
     n = args.cards * args.rounds
     local_rate = 60 * n / local_s
     remote_rate = 60 * n / remote_s

@@ -45,7 +45,7 @@ from load_rig import hr_record  # noqa: E402
 
 from idsvc.clients.api_clients import ApiClients  # noqa: E402
 from idsvc.config import Settings  # noqa: E402
-from idsvc.service import IdService  # noqa: E402
+from idsvc.services import Services  # noqa: E402
 
 PASSPHRASE = "bench passphrase for hr sync"
 
@@ -65,17 +65,17 @@ def run(kind: str, people: int, requests: int) -> list[str]:
         with database(kind, home) as url:
             now = datetime.now(UTC)
             settings = Settings(home=home, database_url=url, key_passphrase=SecretStr(PASSPHRASE))
-            service = IdService.from_settings(settings, lambda: PASSPHRASE.encode())
-            service.init(now=now, actor="bench")
+            service = Services.from_settings(settings, lambda: PASSPHRASE.encode())
+            service.credentials.init(now=now, actor="bench")
             fill_register(service, people, now)
-            _, secret = ApiClients(service.db).add("Bench HR", ["hr:write"], now)
+            _, secret = ApiClients(service.infra.db).add("Bench HR", ["hr:write"], now)
             env = {k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")} | {
                 "IDSVC_HOME": str(home),
                 "IDSVC_DATABASE_URL": url,
                 "IDSVC_KEY_PASSPHRASE": PASSPHRASE,
                 "IDSVC_RATE_LIMIT_CLIENT": "0",
             }
-            engine = service.db.engine
+            engine = service.infra.db.engine
             with engine.connect() as conn:
 
                 def select_1(_: int) -> None:
@@ -111,7 +111,7 @@ def run(kind: str, people: int, requests: int) -> list[str]:
                 one(requests)  # warm-up: the worker's first request opens connections
                 one_ms = median_ms(one, requests)
                 hundred_ms = median_ms(hundred, requests)
-            service.db.dispose()
+            service.infra.db.dispose()
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return [

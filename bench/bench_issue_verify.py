@@ -3,7 +3,7 @@
     python bench/bench_issue_verify.py [--seconds N] [--rounds N] [--db sqlite|postgres]
                                        [--people N] [--profile]
 
-A throw-away ``IdService`` (temp home, SQLite file or a fresh PostgreSQL schema) is initialised
+A throw-away ``Services`` (temp home, SQLite file or a fresh PostgreSQL schema) is initialised
 and fed a synthetic HR export of ``--people`` active civil servants with Lao and Khmer names.
 Then, interleaved over several rounds (the median round is reported, and each cost ratio is
 taken within a round against the baseline measured next to it, so a burst of noise on a
@@ -11,12 +11,12 @@ shared machine hits every contender alike):
 
 - raw ``cryptography`` ES256 sign and verify of a real credential's signing input;
 - the pure signing layer (``idsvc.formats.jws.sign_compact`` with the issuer's signer) and the full
-  ``IdService.issue`` use case (transaction, status index, audit events, supersession);
+  ``Services.issue`` use case (transaction, status index, audit events, supersession);
 - offline verification, as a phone or a bank does it: ``verify_credential`` with an in-memory
   trust store (kid → (iss, key)), an in-memory status list decoded from the signed
   ``statuslist+jwt``, and no HR register (``holders=None``); for a credential without a card
   and for a card-bound one (``cnf``); plus the JWS layer alone (``verify_compact``);
-- the DB-backed ``IdService.verify``, for reference.
+- the DB-backed ``Services.verify``, for reference.
 
 Goal: offline verification costs at most 1.2 times the raw ES256 verify (issue 20). Not a
 test: nothing asserts. PostgreSQL comes from ``IDSVC_BENCH_POSTGRES_URL`` (else
@@ -59,7 +59,7 @@ from idsvc.formats.credentials import CREDENTIAL_TYP
 from idsvc.formats.hr_csv import COLUMNS
 from idsvc.formats.jws import PublicKey, sign_compact, verify_compact
 from idsvc.formats.status_list import STATUSLIST_TYP, StatusList, parse_status_list_claims
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.verification.online import OnlineVerifier
 from idsvc.verification.rules import StatusUnavailable, verify_credential
 from keys.algorithms import es256_der_from_raw
@@ -252,36 +252,36 @@ def run(args: argparse.Namespace, home: Path, url: str) -> None:
         issuer=ISSUER,
         public_url=PUBLIC_URL,
     )
-    svc = IdService.from_settings(settings, lambda: PASSPHRASE.encode())
+    svc = Services.from_settings(settings, lambda: PASSPHRASE.encode())
     try:
         bench(args, svc)
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
 
 
-def bench(args: argparse.Namespace, svc: IdService) -> None:
+def bench(args: argparse.Namespace, svc: Services) -> None:
     setup_start = time.perf_counter()
-    svc.init(now=NOW, actor="bench-admin")
+    svc.credentials.init(now=NOW, actor="bench-admin")
     data, people = synthetic_hr_csv(args.people)
-    report = svc.import_hr(data, source_name="bench.csv", actor="bench-hr", now=NOW)
+    report = svc.register.import_hr(data, source_name="bench.csv", actor="bench-hr", now=NOW)
     if report.rejects:
         sys.exit(f"synthetic HR file rejected: {report.rejects[:3]}")
     # One credential per person first, so issuance below supersedes as it does in production.
     for employee_id in people:
-        svc.issue(employee_id, actor="bench-issuer", now=NOW)
+        svc.credentials.issue(employee_id, actor="bench-issuer", now=NOW)
 
     # A card-bound credential (cnf), as the desk makes it, minus the card.
     card_key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    pending = svc.begin_card_issuance(
+    pending = svc.credentials.begin_card_issuance(
         people[0], card_key=card_key, card_uuid=uuid.uuid4(), actor="bench-desk", now=NOW
     )
-    svc.confirm_issuance(pending.credential_id, actor="bench-desk", now=NOW)
+    svc.credentials.confirm_issuance(pending.credential_id, actor="bench-desk", now=NOW)
     card_token = pending.token
-    plain_token = svc.issue(people[1], actor="bench-issuer", now=NOW).token
+    plain_token = svc.credentials.issue(people[1], actor="bench-issuer", now=NOW).token
 
-    with svc.db.transaction() as session:
-        issuer = svc.issuer(session)
-    signer = svc.signer(issuer)
+    with svc.infra.db.transaction() as session:
+        issuer = svc.infra.issuer(session)
+    signer = svc.infra.signer(issuer)
     trust = MemoryTrust({kid: (issuer.iss, key) for kid, key in issuer.ring.public_keys().items()})
 
     # The offline status: fetch the signed list once, verify it, decode it, keep it in memory.
@@ -289,7 +289,7 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
         plain_token, key_for=lambda h: trust.key_for(h["kid"])[1], expected_typ=CREDENTIAL_TYP
     ).payload
     uri = plain["status"]["status_list"]["uri"]
-    list_token = svc.status_list_token(uri.rsplit("/", 1)[-1], now=NOW)
+    list_token = svc.credentials.status_list_token(uri.rsplit("/", 1)[-1], now=NOW)
     list_claims = verify_compact(
         list_token, key_for=lambda h: trust.key_for(h["kid"])[1], expected_typ=STATUSLIST_TYP
     ).payload
@@ -303,7 +303,7 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
     for token in (plain_token, card_token):
         result = verify_credential(token, trust=trust, status=status, holders=None, now=NOW)
         assert result.valid, result.reasons
-        assert svc.verify(token, now=NOW).valid
+        assert svc.verification.verify(token, now=NOW).valid
 
     issuer_key = trust.key_for(signer.kid)[1]
     signing_input = plain_token.rsplit(".", 1)[0].encode("ascii")
@@ -317,9 +317,9 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
 
     # The API's verification path (mobile_api): per-worker caches with a ttl bound, plus the
     # who-checked row each verification writes, and the anonymous rate-limit counter.
-    online = OnlineVerifier(svc, check_log=CheckLog(svc.db), ttl=2.0)
+    online = OnlineVerifier(svc.infra, check_log=CheckLog(svc.infra.db), ttl=2.0)
     by = CheckedBy(None, None, "192.0.2.1")
-    limits = RateLimits(svc.db)
+    limits = RateLimits(svc.infra.db)
     limit = Limit(10**9)
     assert online.verify(plain_token, by=by, now=NOW).valid
 
@@ -327,7 +327,9 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
         "raw ES256 sign": lambda: private.sign(signing_input, ECDSA),
         "raw ES256 verify": lambda: issuer_key.verify(der, signing_input, ECDSA),
         "sign_compact (issuer signer)": lambda: sign_compact(plain, signer, typ=CREDENTIAL_TYP),
-        "svc.issue (full use case)": lambda: svc.issue(next(cycle), actor="bench-issuer", now=NOW),
+        "svc.issue (full use case)": lambda: svc.credentials.issue(
+            next(cycle), actor="bench-issuer", now=NOW
+        ),
         "verify_compact (JWS layer)": lambda: verify_compact(
             plain_token, key_for=key_for, expected_typ=CREDENTIAL_TYP
         ),
@@ -337,7 +339,7 @@ def bench(args: argparse.Namespace, svc: IdService) -> None:
         "offline verify (card-bound)": lambda: verify_credential(
             card_token, trust=trust, status=status, holders=None, now=NOW
         ),
-        "svc.verify (DB-backed)": lambda: svc.verify(plain_token, now=NOW),
+        "svc.verify (DB-backed)": lambda: svc.verification.verify(plain_token, now=NOW),
         "API verify, cached (no log)": lambda: online.check(plain_token, now=NOW),
         "API verify, cached + check log": lambda: online.verify(plain_token, by=by, now=NOW),
         "rate-limit hit (1 s sync)": lambda: limits.hit("addr:192.0.2.1", limit, NOW),

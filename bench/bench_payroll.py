@@ -61,7 +61,7 @@ from bench_api_verify import server_cpu_seconds  # noqa: E402 (a sibling script)
 from idsvc.bank.change_feed import Change, read_changes, record_changes  # noqa: E402
 from idsvc.clients.api_clients import ApiClients  # noqa: E402
 from idsvc.config import Settings  # noqa: E402
-from idsvc.service import IdService  # noqa: E402
+from idsvc.services import Services  # noqa: E402
 from idsvc.storage.tables import CivilServantRow  # noqa: E402
 
 PASSPHRASE = "bench passphrase for payroll"
@@ -142,7 +142,7 @@ def status_of(i: int) -> str:
     return "retired" if i % 100 == 7 else "suspended" if i % 100 == 42 else "active"
 
 
-def fill_register(service: IdService, people: int, now: datetime) -> None:
+def fill_register(service: Services, people: int, now: datetime) -> None:
     rows = [
         {
             "employee_id": employee_id(i),
@@ -164,18 +164,18 @@ def fill_register(service: IdService, people: int, now: datetime) -> None:
         }
         for i in range(people)
     ]
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         for start in range(0, people, 5000):
             s.execute(insert(CivilServantRow), rows[start : start + 5000])
-    if service.db.engine.dialect.name == "postgresql":
-        with service.db.engine.connect() as conn:
+    if service.infra.db.engine.dialect.name == "postgresql":
+        with service.infra.db.engine.connect() as conn:
             conn.execute(sqlalchemy.text("ANALYZE civil_servants"))
             conn.commit()
 
 
-def fill_feed(service: IdService, events: int, now: datetime) -> None:
+def fill_feed(service: Services, events: int, now: datetime) -> None:
     for start in range(0, events, 10_000):
-        with service.db.transaction() as s:
+        with service.infra.db.transaction() as s:
             record_changes(
                 s,
                 [
@@ -278,10 +278,10 @@ def check_payroll(base: str, secret: str, people: int, batch: int, senders: int)
     return elapsed
 
 
-def raw_lookup(service: IdService, people: int) -> float:
+def raw_lookup(service: Services, people: int) -> float:
     ids = [employee_id(i) for i in range(people)]
     started = time.perf_counter()
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         found = 0
         for start in range(0, people, 1000):
             chunk = ids[start : start + 1000]
@@ -318,12 +318,12 @@ def page_feed(base: str, secret: str, events: int, page: int) -> float:
     return elapsed
 
 
-def page_in_process(service: IdService, events: int, page: int) -> float:
+def page_in_process(service: Services, events: int, page: int) -> float:
     seen = 0
     cursor: str | None = None
     started = time.perf_counter()
     while True:
-        with service.db.transaction() as s:
+        with service.infra.db.transaction() as s:
             result = read_changes(s, cursor, limit=page)
         payload = [e.as_dict() for e in result.events]
         seen += len(payload)
@@ -340,12 +340,12 @@ def run(kind: str, args: argparse.Namespace) -> Figures:
         with database(kind, home) as url:
             now = datetime.now(UTC)
             settings = Settings(home=home, database_url=url, key_passphrase=SecretStr(PASSPHRASE))
-            service = IdService.from_settings(settings, lambda: PASSPHRASE.encode())
-            service.init(now=now, actor="bench")
+            service = Services.from_settings(settings, lambda: PASSPHRASE.encode())
+            service.credentials.init(now=now, actor="bench")
             print(f"[{kind}] setup: {args.people:,} people, {args.events:,} events…", flush=True)
             fill_register(service, args.people, now)
             fill_feed(service, args.events, now)
-            _, secret = ApiClients(service.db).add("Bench Bank", ["payroll"], now)
+            _, secret = ApiClients(service.infra.db).add("Bench Bank", ["payroll"], now)
             env = {k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")} | {
                 "IDSVC_HOME": str(home),
                 "IDSVC_DATABASE_URL": url,
@@ -361,7 +361,7 @@ def run(kind: str, args: argparse.Namespace) -> Figures:
                 payroll_s = check_payroll(base, secret, args.people, args.batch, args.senders)
                 cpu, client = server_cpu_seconds(session) - cpu, time.process_time() - client
                 feed_s = page_feed(base, secret, args.events, args.page)
-            service.db.dispose()
+            service.infra.db.dispose()
             return Figures(
                 kind,
                 args.people,

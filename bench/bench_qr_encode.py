@@ -54,7 +54,7 @@ def register_payloads() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     store needs a face it can detect)."""
     from idsvc.config import Settings
     from idsvc.register.photos import Photos
-    from idsvc.service import IdService
+    from idsvc.services import Services
     from tests.support.card_print import portrait_bytes
 
     now = datetime.now(UTC)
@@ -66,22 +66,22 @@ def register_payloads() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
             database_url=f"sqlite:///{home}/bench.sqlite3",
             key_passphrase="bench passphrase, not secret",
         )
-        svc = IdService.from_settings(settings, lambda: b"bench passphrase, not secret")
-        svc.init(now=now, actor="bench")
-        svc.import_hr(SAMPLE.read_bytes(), source_name=SAMPLE.name, actor="bench", now=now)
+        svc = Services.from_settings(settings, lambda: b"bench passphrase, not secret")
+        svc.credentials.init(now=now, actor="bench")
+        svc.register.import_hr(SAMPLE.read_bytes(), source_name=SAMPLE.name, actor="bench", now=now)
         portrait = portrait_bytes(size=(600, 800))
         for line in SAMPLE.read_text(encoding="utf-8").splitlines()[1:]:
             employee_id, status = line.split(",")[0], line.split(",")[10]
             if status != "active":
                 continue
-            view = svc.issue(employee_id, actor="bench", now=now)
+            view = svc.credentials.issue(employee_id, actor="bench", now=now)
             assert view.qr_text
             plain.append((employee_id, view.qr_text))
-            Photos(svc.db).store(employee_id, portrait, actor="bench", now=now)
-            view = svc.issue(employee_id, actor="bench", now=now, qr_photo=True)
+            Photos(svc.infra.db).store(employee_id, portrait, actor="bench", now=now)
+            view = svc.credentials.issue(employee_id, actor="bench", now=now, qr_photo=True)
             assert view.qr_text
             with_photo.append((employee_id, view.qr_text))
-        svc.db.dispose()
+        svc.infra.db.dispose()
     return plain, with_photo
 
 

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from idsvc.verification.offline import CachedStatus, CachedStatusList, JwksTrust  # noqa: E402
 from idsvc.verification.rules import verify_credential  # noqa: E402
 from mobile_api.app import create_app  # noqa: E402
-from tests.conftest import SAMPLE_CSV, make_service, make_settings  # noqa: E402
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE  # noqa: E402
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, PHONE  # noqa: E402
+from tests.support.settings import SAMPLE_CSV, make_service, make_settings  # noqa: E402
 
 IN_PAGE = """
 async ([texts, runs]) => {
@@ -113,10 +113,12 @@ def main() -> None:
         svc = make_service(make_settings(tmp / "home", f"sqlite:///{tmp / 'b.sqlite3'}"))
         svc.settings.public_url = base
         now = datetime.now(UTC)
-        svc.init(now=now, actor="bench")
-        svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="bench", now=now)
-        khmer = svc.issue("KH-MCS-010002", actor="bench", now=now)
-        lao = svc.issue("LA-MOHA-000101", actor="bench", now=now)
+        svc.credentials.init(now=now, actor="bench")
+        svc.register.import_hr(
+            SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="bench", now=now
+        )
+        khmer = svc.credentials.issue("KH-MCS-010002", actor="bench", now=now)
+        lao = svc.credentials.issue("LA-MOHA-000101", actor="bench", now=now)
         assert khmer.qr_text is not None
         texts = {"JWT ES256": khmer.token, "Claim 169 QR": khmer.qr_text, "JWT (Lao)": lao.token}
 
@@ -159,7 +161,7 @@ def main() -> None:
             thread.join(10)
 
         issuer = svc.settings.issuer
-        jwks = svc.jwks()
+        jwks = svc.credentials.jwks()
         trust = JwksTrust({issuer: jwks})
         lists = {
             uri: CachedStatusList(text, datetime.fromtimestamp(at, tz=UTC))
@@ -190,7 +192,7 @@ def main() -> None:
         print(
             f"  later visit (revalidated with ETags)     : {cached[0]:>9,} B, {cached[1]} requests"
         )
-        svc.db.dispose()
+        svc.infra.db.dispose()
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from idsvc.clients.api_clients import ApiClients  # noqa: E402
 from idsvc.config import Settings  # noqa: E402
 from idsvc.formats.hr_csv import COLUMNS  # noqa: E402
 from idsvc.register.hr_sync import request_hash  # noqa: E402
-from idsvc.service import IdService  # noqa: E402
+from idsvc.services import Services  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -160,8 +160,8 @@ class Prepared:
     hr_secret: str
     payroll_ids: list[str]
 
-    def service(self) -> IdService:
-        return IdService.from_settings(self.settings, lambda: self.passphrase.encode())
+    def service(self) -> Services:
+        return Services.from_settings(self.settings, lambda: self.passphrase.encode())
 
 
 def prepare(
@@ -180,14 +180,18 @@ def prepare(
         **(extra_env or {}),
     }
     settings = Settings(home=home, database_url=db_url, key_passphrase=SecretStr(passphrase))
-    svc = IdService.from_settings(settings, lambda: passphrase.encode())
+    svc = Services.from_settings(settings, lambda: passphrase.encode())
     now = datetime.now(UTC)
     try:
-        svc.init(now=now, actor="load-rig")
-        svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="load", now=now)
-        svc.import_hr(synthetic_csv(people), source_name="payroll.csv", actor="load", now=now)
-        cred = svc.issue(HOLDER, actor="load-rig", now=now)
-        clients = ApiClients(svc.db)
+        svc.credentials.init(now=now, actor="load-rig")
+        svc.register.import_hr(
+            SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="load", now=now
+        )
+        svc.register.import_hr(
+            synthetic_csv(people), source_name="payroll.csv", actor="load", now=now
+        )
+        cred = svc.credentials.issue(HOLDER, actor="load-rig", now=now)
+        clients = ApiClients(svc.infra.db)
         secrets_ = [
             clients.add(name, [scope], now)[1]
             for name, scope in (
@@ -197,7 +201,7 @@ def prepare(
             )
         ]
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
     payload = json.loads(urlsafe_b64decode(cred.token.split(".")[1] + "=="))
     status_uri: str = payload["status"]["status_list"]["uri"]
     assert cred.qr_text is not None
@@ -225,9 +229,9 @@ def serve_idsvc(prep: Prepared, log: Path, workers: int = 2) -> Served:
 def serve_bare(prep: Prepared, tmp: Path, workers: int = 2) -> Served:
     svc = prep.service()
     try:
-        jwks = svc.jwks()
+        jwks = svc.credentials.jwks()
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
     return load_server.serve_bare(prep.env, jwks, tmp, workers)
 
 
@@ -478,7 +482,7 @@ def stored_ids(prep: Prepared, prefix: str) -> set[str]:
 
     svc = prep.service()
     try:
-        with svc.db.transaction() as session:
+        with svc.infra.db.transaction() as session:
             return set(
                 session.execute(
                     select(CivilServantRow.employee_id).where(
@@ -487,7 +491,7 @@ def stored_ids(prep: Prepared, prefix: str) -> set[str]:
                 ).scalars()
             )
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
 
 
 def stored(prep: Prepared, phase: str) -> Stored:
@@ -502,7 +506,7 @@ def stored(prep: Prepared, phase: str) -> Stored:
     people = stored_ids(prep, hr_prefix(phase))
     svc = prep.service()
     try:
-        with svc.db.transaction() as session:
+        with svc.infra.db.transaction() as session:
             audited = Counter(
                 session.execute(
                     select(AuditEventRow.target_id).where(
@@ -512,11 +516,11 @@ def stored(prep: Prepared, phase: str) -> Stored:
                 ).scalars()
             )
         try:
-            check = svc.verify_audit()
+            check = svc.audit.verify_chain()
         except AuditError as exc:
             return Stored(people, audited, str(exc), False)
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
     return Stored(people, audited, f"audit chain intact: {check.events} events", True)
 
 

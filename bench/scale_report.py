@@ -7,7 +7,7 @@ the query plans of the hot paths.
 On a fresh schema of `IDSVC_BENCH_POSTGRES_URL` (else `IDSVC_TEST_POSTGRES_URL`, else
 `postgresql+psycopg://postgres@127.0.0.1:5432/test`), dropped at the end:
 
-1. **HR import**: `--people` rows through the real use case (`IdService.import_hr`: parse,
+1. **HR import**: `--people` rows through the real use case (`Services.import_hr`: parse,
    validate, upsert, audit, change feed). Baseline in the same run: parsing the same file alone
    (`parse_hr_csv`), the floor for any import.
 2. **Seed** (set-based, `INSERT ... SELECT`): a live credential per person (copies of one real
@@ -52,7 +52,7 @@ from idsvc.bank.payroll import MAX_ITEMS, PayrollChecks, PayrollItem
 from idsvc.bank.server_secret import ServerKeys
 from idsvc.config import Settings
 from idsvc.formats.hr_csv import parse_hr_csv
-from idsvc.service import IdService
+from idsvc.services import Services
 from tests.support.query_plans import (
     employee_id,
     hot_path_statements,
@@ -117,8 +117,8 @@ def main() -> int:
                 public_url="https://id.mcs.gov.kh",
                 status_list_size=1 << 20,
             )
-            service = IdService.from_settings(settings, lambda: PASSPHRASE.encode())
-            service.init(now=NOW, actor="scale")
+            service = Services.from_settings(settings, lambda: PASSPHRASE.encode())
+            service.credentials.init(now=NOW, actor="scale")
             data = hr_csv(args.people)
             print(f"HR import, {args.people:,} people ({_mb(len(data))} CSV)")
             parse_s, _ = _timed(
@@ -126,7 +126,9 @@ def main() -> int:
             )
             import_s, report = _timed(
                 "import_hr (real use case)",
-                lambda: service.import_hr(data, source_name="scale.csv", actor="scale", now=NOW),
+                lambda: service.register.import_hr(
+                    data, source_name="scale.csv", actor="scale", now=NOW
+                ),
             )
             print(f"  {report}")
             print(f"  ratio import / parse: {import_s / parse_s:.1f}x")
@@ -151,10 +153,10 @@ def main() -> int:
 
             keys = ServerKeys.from_secret(bytes(32))
             payroll = PayrollChecks(
-                service.db,
+                service.infra.db,
                 account_key=keys.account_key,
                 account_window=timedelta(days=90),
-                verify_credential=lambda t, n: service.verify(t, now=n),
+                verify_credential=lambda t, n: service.verification.verify(t, now=n),
             )
             bank = CheckedBy(seeded.client_id, "scale-bank", "127.0.0.1")
             ids = [employee_id(n) for n in range(args.people)]
@@ -162,7 +164,7 @@ def main() -> int:
 
             def bare() -> int:
                 found = 0
-                with service.db.engine.connect() as conn:
+                with service.infra.db.engine.connect() as conn:
                     for batch in batches:
                         found += len(
                             conn.execute(
@@ -194,7 +196,7 @@ def main() -> int:
             figures |= {"payroll_s": payroll_s, "payroll_bare_s": bare_s, "active": active}
 
             print("Database size (pg_total_relation_size)")
-            with service.db.engine.connect() as conn:
+            with service.infra.db.engine.connect() as conn:
                 sizes = conn.execute(
                     text(
                         "SELECT c.relname, pg_total_relation_size(c.oid), c.reltuples::bigint "
@@ -220,7 +222,7 @@ def main() -> int:
             print("Hot paths: EXPLAIN (ANALYZE, BUFFERS)")
             statements = hot_path_statements(service, seeded, NOW)
             seen: set[tuple[str, str]] = set()
-            with service.db.engine.connect() as conn:
+            with service.infra.db.engine.connect() as conn:
                 for stmt in statements:
                     if (stmt.path, stmt.sql) in seen:
                         continue  # the outbox re-reads each claimed row: one plan is enough
@@ -246,7 +248,7 @@ def main() -> int:
                         + (f"  SEQ SCAN ON {bad}" if bad else "")
                     )
                 conn.rollback()
-            service.db.dispose()
+            service.infra.db.dispose()
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))

@@ -1,7 +1,7 @@
 """idsvc: the register of civil servants, their signed credentials, cards and verification."""
 
 # The issuer slug commands and use cases act for when none is named. It lives here, not in
-# idsvc.config or idsvc.service, so that the command line can offer it as a default without
+# idsvc.config or idsvc.services, so that the command line can offer it as a default without
 # importing pydantic or the database layer (``idsvc --help`` imports neither).
 DEFAULT_ISSUER = "default"
 

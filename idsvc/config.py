@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     enrolment_grace_days: int = Field(
         default=90, ge=1, le=3660, description="days active before NO_CARD is flagged"
     )
+    pay_period_days: int = Field(
+        default=14, ge=1, le=31, description="days between paydays (pay periods at risk)"
+    )
     account_change_days: int = Field(
         default=45, ge=1, le=3660, description="days a changed payroll account is flagged"
     )

@@ -1,57 +1,68 @@
-"""Domain errors of idsvc. Each carries a stable ``code`` and the CLI exit status it maps to.
+"""Domain errors of idsvc. Each carries a stable ``code`` (its name on the wire and in logs).
+
+What an error means to a caller is decided at the edge, once each: the CLI's exit status in
+``idsvc.cli.errors`` and the HTTP answer in ``mobile_api.problems``. A test checks that both
+tables place every class below.
 
     IdsvcError
-    ├── UnknownEmployee          (4)  no such employee id in the register
-    ├── HolderNotEligible        (5)  the person may not get a credential (not active)
-    ├── UnknownCredential        (6)  no such credential id
-    ├── InvalidTransition        (7)  e.g. reinstating a revoked credential
-    ├── NotInitialised           (3)  no database schema or no issuer key: run `idsvc init`
-    ├── UnknownIssuer            (3)  no issuer with that slug
-    ├── ConfigurationInvalid     (3)  a setting (IDSVC_*) is malformed or out of range; each
+    ├── UnknownEmployee               no such employee id in the register
+    ├── HolderNotEligible             the person may not get a credential (not active)
+    ├── UnknownCredential             no such credential id
+    ├── InvalidTransition             e.g. reinstating a revoked credential
+    ├── NotInitialised                no database schema or no issuer key: run `idsvc init`
+    ├── UnknownIssuer                 no issuer with that slug
+    ├── ConfigurationInvalid          a setting (IDSVC_*) is malformed or out of range; each
     │                                 bad variable is named with what it accepts
-    ├── CorrectionRefused        (19) an HR status correction without a reason, with the same
+    ├── CorrectionRefused             an HR status correction without a reason, with the same
     │                                 status, or with a status date that cannot be right
-    ├── IssuanceNotPending       (7)  confirming something that is not awaiting confirmation
-    ├── CardIssuanceFailed       (11) the card step failed; nothing went live
-    ├── CardNotIssued            (15) the card holds no credential (blank or wiped)
-    ├── PrintedQrError           (18) the printed Claim 169 QR (docs/claim169.md)
+    ├── IssuanceNotPending            confirming something that is not awaiting confirmation
+    ├── CardIssuanceFailed            the card step failed; nothing went live
+    │   └── KeyNotAttested            the card key has no valid proof it was made on a card
+    ├── CardNotIssued                 the card holds no credential (blank or wiped)
+    ├── PrintedQrError                the printed Claim 169 QR (docs/claim169.md)
     │   ├── QrPayloadTooLarge         the credential would need QR version 25 or more
     │   └── QrImageUnreadable         not a PNG/JPEG, file too big, or no QR code found in it
-    ├── PrintRefused             (20) a photo or a card face cannot be made (idsvc.register.photos,
+    ├── PrintRefused                  a photo or a card face cannot be made (idsvc.register.photos,
     │   │                             idsvc.credentials.card_faces); nothing was stored
     │   ├── PhotoRejected             not an image, not JPEG/PNG, too large, too small, a bomb
     │   ├── PhotoMissing              the person has no photo yet (`idsvc photo`)
     │   └── CardFaceFailed            the face cannot be drawn (no live credential, no font)
-    ├── FaceDetectorUnavailable  (27) the installed OpenCV cannot detect faces (OpenCV 5, none):
+    ├── FaceDetectorUnavailable       the installed OpenCV cannot detect faces (OpenCV 5, none):
     │                                 a photo cannot be stored until OpenCV 4 is installed
-    ├── ApiClientError           (21) API clients (idsvc.clients.api_clients)
+    ├── ApiClientError                API clients (idsvc.clients.api_clients)
     │   ├── UnknownApiClient          no client with that name or id
     │   ├── ApiClientExists           the name is taken
     │   ├── InvalidScope              a scope that is not verify, payroll, hr:write, admin
     │   └── AuthenticationFailed      missing, unknown, rotated-out secret or disabled client
-    ├── RateLimited              (21) too many requests in the current window (retry_after s)
-    ├── OperationRefused         (23) an operations command (idsvc.operations) cannot proceed
+    ├── RateLimited                   too many requests in the current window (retry_after s)
+    ├── OperationRefused              an operations command (idsvc.operations) cannot proceed
     │   ├── DowngradeRefused          the database is newer than this idsvc, or a target is older
     │   ├── RestoreRefused            the target database is not empty (use --force)
     │   ├── BackupInvalid             not an idsvc backup, damaged, or from an unknown format
-    │   └── ToolMissing               pg_dump/pg_restore for the server's version not found
-    ├── OperatorError            (24) operators and their sessions (idsvc.staff.operators)
+    │   ├── ToolMissing               pg_dump/pg_restore for the server's version not found
+    │   └── ReportRefused             a report asked for a day in the future (idsvc.reports)
+    ├── OperatorError                 operators and their sessions (idsvc.staff.operators)
     │   ├── UnknownOperator, OperatorExists, InvalidOperator (a rule the input breaks)
     │   ├── LoginRefused              wrong name, password or one-time code (one message)
     │   │   └── OperatorLocked        too many failed logins: locked for a while
     │   ├── SessionInvalid            unknown, ended, idle-expired or expired session
     │   └── NotPermitted              the role, office or desk does not allow the action
-    ├── ApprovalError            (25) maker-checker (idsvc.staff.approvals)
+    ├── ApprovalError                 maker-checker (idsvc.staff.approvals)
     │   ├── UnknownApproval, ApprovalNotPending (decided or expired)
     │   └── SelfApproval              the requester cannot approve their own request
-    ├── BankApiError             (22) the bank side: payroll, change feed, webhooks, HR sync
+    ├── BankApiError                  the bank side: payroll, change feed, webhooks, HR sync
     │   ├── PayrollError → InvalidPayrollBatch   empty, > 10,000 items, not one identifier
     │   ├── ChangeFeedError           bad page size or event pattern
     │   │   └── InvalidCursor         a cursor this feed did not hand out
     │   ├── WebhookError → InvalidWebhook (URL, events, client, scope), UnknownWebhook
     │   ├── HrSyncError → InvalidHrRecords, IdempotencyConflict (same key, other body)
     │   └── ServerSecretError         server secret file missing, readable by others, malformed
-    └── DeskError                (26) remote issuance desks (idsvc.desks.registry)
+    ├── CentreProblem                 (at a desk) a centre answer the desk has no class of its
+    │   │                             own for: it keeps the centre's code and text (it may
+    │   │                             concern one person: not a DeskError, a batch goes on)
+    │   ├── CentreNotFound            the centre has no such thing (an ``UNKNOWN_…`` code)
+    │   └── CentreUnavailable         the centre cannot serve now (HTTP 503)
+    └── DeskError                     remote issuance desks (idsvc.desks.registry)
         ├── UnknownDesk, DeskExists
         ├── EnrolmentRefused          wrong, used or expired enrolment code
         ├── DeskRefused               unknown key, disabled or not enrolled desk
@@ -59,7 +70,7 @@
         └── CentreUnreachable         (at the desk) no answer from the centre, or a dropped link
 
 Errors from other layers keep their own trees (``keys.errors``, ``cardio.errors``,
-``idsvc.storage.db``, ``idsvc.formats.hr_csv``); the CLI maps each to its own exit status.
+``idsvc.storage.errors``, ``idsvc.formats.hr_csv``); the same two tables map them.
 """
 
 from __future__ import annotations
@@ -67,12 +78,10 @@ from __future__ import annotations
 
 class IdsvcError(Exception):
     code = "ERROR"
-    exit_code = 1
 
 
 class UnknownEmployee(IdsvcError):
     code = "UNKNOWN_EMPLOYEE"
-    exit_code = 4
 
     def __init__(self, employee_id: str) -> None:
         super().__init__(f"no employee {employee_id!r} in the register")
@@ -80,12 +89,10 @@ class UnknownEmployee(IdsvcError):
 
 class HolderNotEligible(IdsvcError):
     code = "HOLDER_NOT_ELIGIBLE"
-    exit_code = 5
 
 
 class UnknownCredential(IdsvcError):
     code = "UNKNOWN_CREDENTIAL"
-    exit_code = 6
 
     def __init__(self, credential_id: str) -> None:
         super().__init__(f"no credential {credential_id!r}")
@@ -93,22 +100,18 @@ class UnknownCredential(IdsvcError):
 
 class InvalidTransition(IdsvcError):
     code = "INVALID_TRANSITION"
-    exit_code = 7
 
 
 class IssuanceNotPending(IdsvcError):
     code = "ISSUANCE_NOT_PENDING"
-    exit_code = 7
 
 
 class NotInitialised(IdsvcError):
     code = "NOT_INITIALISED"
-    exit_code = 3
 
 
 class UnknownIssuer(IdsvcError):
     code = "UNKNOWN_ISSUER"
-    exit_code = 3
 
     def __init__(self, slug: str) -> None:
         super().__init__(f"no issuer {slug!r} (see `idsvc init --issuer`)")
@@ -116,7 +119,6 @@ class UnknownIssuer(IdsvcError):
 
 class CardIssuanceFailed(IdsvcError):
     code = "CARD_ISSUANCE_FAILED"
-    exit_code = 11
 
 
 class KeyNotAttested(CardIssuanceFailed):
@@ -127,12 +129,10 @@ class KeyNotAttested(CardIssuanceFailed):
 
 class CardNotIssued(IdsvcError):
     code = "CARD_NOT_ISSUED"
-    exit_code = 15
 
 
 class PrintedQrError(IdsvcError):
     code = "PRINTED_QR_ERROR"
-    exit_code = 18
 
 
 class QrPayloadTooLarge(PrintedQrError):
@@ -145,7 +145,6 @@ class QrImageUnreadable(PrintedQrError):
 
 class PrintRefused(IdsvcError):
     code = "PRINT_REFUSED"
-    exit_code = 20
 
 
 class PhotoRejected(PrintRefused):
@@ -167,12 +166,10 @@ class FaceDetectorUnavailable(IdsvcError):
     """The installed OpenCV cannot find faces (OpenCV 5 has no Haar cascades): fix the install."""
 
     code = "FACE_DETECTOR_UNAVAILABLE"
-    exit_code = 27
 
 
 class ApiClientError(IdsvcError):
     code = "API_CLIENT_ERROR"
-    exit_code = 21
 
 
 class UnknownApiClient(ApiClientError):
@@ -205,7 +202,6 @@ class AuthenticationFailed(ApiClientError):
 
 class RateLimited(IdsvcError):
     code = "RATE_LIMITED"
-    exit_code = 21
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"rate limit reached; retry after {retry_after} s")
@@ -214,7 +210,6 @@ class RateLimited(IdsvcError):
 
 class OperationRefused(IdsvcError):
     code = "OPERATION_REFUSED"
-    exit_code = 23
 
 
 class DowngradeRefused(OperationRefused):
@@ -233,9 +228,12 @@ class ToolMissing(OperationRefused):
     code = "TOOL_MISSING"
 
 
+class ReportRefused(OperationRefused):
+    code = "REPORT_REFUSED"
+
+
 class OperatorError(IdsvcError):
     code = "OPERATOR_ERROR"
-    exit_code = 24
 
 
 class UnknownOperator(OperatorError):
@@ -275,7 +273,6 @@ class NotPermitted(OperatorError):
 
 class ApprovalError(IdsvcError):
     code = "APPROVAL_ERROR"
-    exit_code = 25
 
 
 class UnknownApproval(ApprovalError):
@@ -297,17 +294,14 @@ class ConfigurationInvalid(IdsvcError):
     """One or more settings are unusable; the message names each variable, never its value."""
 
     code = "CONFIGURATION_INVALID"
-    exit_code = 3
 
 
 class CorrectionRefused(IdsvcError):
     code = "CORRECTION_REFUSED"
-    exit_code = 19
 
 
 class DeskError(IdsvcError):
     code = "DESK_ERROR"
-    exit_code = 26
 
 
 class UnknownDesk(DeskError):
@@ -343,9 +337,28 @@ class CentreUnreachable(DeskError):
     code = "CENTRE_UNREACHABLE"
 
 
+class CentreProblem(IdsvcError):
+    """(At a desk.) A problem answer from the centre whose code the desk has no class of its
+    own for: the error keeps the centre's code and text, so the desk reports what the centre
+    said. Not a ``DeskError``: it may concern one person only, and a desk's batch goes on."""
+
+    code = "CENTRE_PROBLEM"
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+class CentreNotFound(CentreProblem):
+    """The centre has no such thing (its code is ``UNKNOWN_…``)."""
+
+
+class CentreUnavailable(CentreProblem):
+    """The centre cannot serve now (HTTP 503: its database, issuer key or settings)."""
+
+
 class BankApiError(IdsvcError):
     code = "BANK_API_ERROR"
-    exit_code = 22
 
 
 class PayrollError(BankApiError):

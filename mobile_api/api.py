@@ -12,13 +12,14 @@ from mobile_api.routes import (
     desk,
     desk_actions,
     health,
-    holder_checks,
     hr,
     payroll,
     public_keys,
+    reports,
     system,
     verifications,
     verifier_page,
+    who_checked,
 )
 
 api_router = APIRouter()
@@ -28,7 +29,8 @@ api_router.include_router(system.router)
 api_router.include_router(health.router)  # /healthz, /readyz, /metrics (operations)
 api_router.include_router(public_keys.router)
 api_router.include_router(card_challenges.router)
-api_router.include_router(holder_checks.router)
+api_router.include_router(who_checked.router)  # the who-checked log of a person
+api_router.include_router(reports.router)  # the monthly payroll-controls report
 api_router.include_router(payroll.router)
 api_router.include_router(hr.router)
 api_router.include_router(desk.router)  # remote issuance desks (signed requests)

@@ -139,7 +139,7 @@ def _proxied_certificate(request: Request) -> str | None:
     value = request.headers.get(CERT_HEADER)
     if not value:
         return None
-    networks = _networks(request.app.state.service.settings.trusted_proxies)
+    networks = _networks(request.app.state.services.settings.trusted_proxies)
     try:
         peer = ipaddress.ip_address(_address(request))
     except ValueError:
@@ -175,7 +175,7 @@ def _client_caller(
             raise AuthenticationFailed()
     except AuthenticationFailed as exc:
         raise Unauthenticated("invalid or disabled client credentials", "invalid_token") from exc
-    limit = Limit(request.app.state.service.settings.rate_limit_client)
+    limit = Limit(request.app.state.services.settings.rate_limit_client)
     _count(request, f"client:{client.id}", limit, now)
     return Caller(client.id, client.name, client.scopes, _address(request))
 
@@ -189,7 +189,7 @@ def require_scope(
         raise ValueError(f"unknown scope {scope!r}")
 
     def dependency(request: Request, now: datetime, secret: str | None) -> Caller:
-        if waived is not None and waived(request.app.state.service.settings):
+        if waived is not None and waived(request.app.state.services.settings):
             return Caller(None, None, frozenset(), _address(request))
         cert = _proxied_certificate(request)
         if secret is None and cert is None:
@@ -232,7 +232,7 @@ async def optional_caller(request: Request, now: Annotated[datetime, Depends(get
         return await run_in_threadpool(_client_caller, request, secret, cert, now)
     address = _address(request)
     key = f"addr:{address}"
-    limit = Limit(request.app.state.service.settings.rate_limit_anonymous)
+    limit = Limit(request.app.state.services.settings.rate_limit_anonymous)
     limits: RateLimits = request.app.state.rate_limits
     if limits.needs_database(key, limit, now):
         await run_in_threadpool(_count, request, key, limit, now)

@@ -40,10 +40,10 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from idsvc.audit.who_checked import CheckedBy, CheckLog, CheckRecord
+from idsvc.audit.who_checked import CheckRecord
+from idsvc.credentials.infrastructure import Infrastructure
 from idsvc.operations.activity import ActivityTotals, activity_totals
 from idsvc.operations.readiness import published_lists
-from idsvc.service import IdService
 from idsvc.storage.db import StorageError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -122,30 +122,27 @@ def count_payroll(statuses: Iterable[str]) -> None:
         PAYROLL_ITEMS.labels(status).inc(n)
 
 
-class CountingCheckLog(CheckLog):
-    """The who-checked log that also counts each check by kind, result and reason."""
-
-    def record(self, records: Iterable[CheckRecord], *, by: CheckedBy, now: datetime) -> None:
-        records = list(records)
-        for r in records:
-            kind, result = _bounded(r.kind, _RESULT), _bounded(r.result, _RESULT)
-            for reason in r.reasons or ("NONE",):
-                CHECKS.labels(kind, result, _bounded(reason, _REASON)).inc()
-        super().record(records, by=by, now=now)
+def count_checks(records: list[CheckRecord]) -> None:
+    """Count each check by kind, result and reason (a listener of the who-checked log,
+    ``CheckLog.listen``: every check the log records is counted, whoever built it)."""
+    for r in records:
+        kind, result = _bounded(r.kind, _RESULT), _bounded(r.result, _RESULT)
+        for reason in r.reasons or ("NONE",):
+            CHECKS.labels(kind, result, _bounded(reason, _REASON)).inc()
 
 
-def watch_pool(service: IdService) -> None:
+def watch_pool(infra: Infrastructure) -> None:
     """Keep the pool gauges of this worker current (checkout/checkin events)."""
     from idsvc.operations.activity import watch_pool as watch
 
-    DB_POOL_CAPACITY.set(watch(service.db, DB_POOL_IN_USE.inc, DB_POOL_IN_USE.dec))
+    DB_POOL_CAPACITY.set(watch(infra.db, DB_POOL_IN_USE.inc, DB_POOL_IN_USE.dec))
 
 
 class DatabaseCollector(Collector):
     """Database-derived totals, re-read at most every ``DB_TOTALS_CACHE`` seconds."""
 
-    def __init__(self, service: IdService) -> None:
-        self._service = service
+    def __init__(self, infra: Infrastructure) -> None:
+        self._infra = infra
         self._lock = threading.Lock()
         self._at = -DB_TOTALS_CACHE
         self._totals: ActivityTotals | None = None
@@ -154,7 +151,7 @@ class DatabaseCollector(Collector):
         with self._lock:
             if time.monotonic() - self._at >= DB_TOTALS_CACHE:
                 try:
-                    self._totals = activity_totals(self._service.db)
+                    self._totals = activity_totals(self._infra.db)
                 except StorageError:
                     self._totals = None  # reported as idsvc_database_totals_up 0
                 self._at = time.monotonic()
@@ -197,7 +194,7 @@ class DatabaseCollector(Collector):
         yield from self._status_lists()
 
     def _status_lists(self) -> Iterator[Metric]:
-        settings = self._service.settings
+        settings = self._infra.settings
         if settings.published_dir is None:
             return
         age = GaugeMetricFamily(

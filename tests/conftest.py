@@ -1,4 +1,6 @@
-"""Shared fixtures: a database on SQLite and on PostgreSQL, settings in a temp home, a service.
+"""Shared fixtures: a database on SQLite and on PostgreSQL, settings in a temp home, a service,
+and ``idsvc serve --workers 2`` processes over it. The helpers they use live in
+``tests/support/``.
 
 PostgreSQL comes from ``IDSVC_TEST_POSTGRES_URL`` (``scripts/test`` sets it after making sure
 the server is up). If it cannot be reached the PostgreSQL tests FAIL, naming the URL: a run
@@ -10,33 +12,25 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy
 from playwright.sync_api import Playwright, sync_playwright
 
 from idsvc.config import Settings
-from idsvc.service import IdService
+from idsvc.services import Services
+from tests.support.serve import Launch, Served, launching, serving_workers
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 pytest_plugins = ["tests.support.pcsc", "tests.support.softhsm", "tests.support.private_postgres"]
 
-DATA = Path(__file__).parent / "data"
-SAMPLE_CSV = Path(__file__).resolve().parent.parent / "idsvc" / "data" / "hr_sample.csv"
-NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-PASSPHRASE = "correct horse battery staple"
-POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def postgres_url() -> str:
-    return os.environ.get("IDSVC_TEST_POSTGRES_URL", POSTGRES_DEFAULT)
+_POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
-    url = postgres_url()
+    url = os.environ.get("IDSVC_TEST_POSTGRES_URL", _POSTGRES_DEFAULT)
     try:
         engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
         engine.connect().close()
@@ -78,37 +72,20 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'idsvc.sqlite3'}"
 
 
-def make_settings(home: Path, url: str, **extra: Any) -> Settings:
-    # Through keyword arguments, so the environment still applies under them (as in production);
-    # pydantic validates (and converts) each value, hence ``Any``.
-    values: dict[str, Any] = {
-        "home": home,
-        "database_url": url,
-        "key_passphrase": PASSPHRASE,
-        "issuer": "https://id.mcs.gov.kh/issuers/default",
-        "public_url": "https://id.mcs.gov.kh",
-        "status_list_size": 1024,
-        **extra,
-    }
-    return Settings(**values)
-
-
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     return make_settings(tmp_path / "home", db_url)
 
 
-def make_service(settings: Settings) -> IdService:
-    return IdService.from_settings(settings, lambda: PASSPHRASE.encode())
-
-
 @pytest.fixture
-def service(settings: Settings) -> Iterator[IdService]:
+def service(settings: Settings) -> Iterator[Services]:
     svc = make_service(settings)
-    svc.init(now=NOW, actor="test-admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test-hr", now=NOW)
+    svc.credentials.init(now=NOW, actor="test-admin")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test-hr", now=NOW
+    )
     yield svc
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -127,3 +104,18 @@ def playwright_session() -> Iterator[Playwright]:
     under pytest-xdist one worker may run both the web tests and the API's docs test."""
     with sync_playwright() as p:
         yield p
+
+
+@pytest.fixture
+def served(service: Services) -> Iterator[Served]:
+    """``idsvc serve --workers 2`` over ``service``'s database (``tests.support.serve``)."""
+    with serving_workers(service) as s:
+        yield s
+
+
+@pytest.fixture
+def start(service: Services) -> Iterator[Launch]:
+    """``start(**env)`` launches ``idsvc serve --workers 2`` over ``service``'s database; every
+    server started is stopped after the test."""
+    with launching(service) as run:
+        yield run

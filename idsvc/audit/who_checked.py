@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -158,6 +158,7 @@ class CheckLog:
     def __init__(self, db: Database, *, flush_interval: float = 1.0) -> None:
         self._db = db
         self._interval = flush_interval
+        self._listeners: list[Callable[[list[CheckRecord]], None]] = []
         self._lock = threading.Lock()
         self._pending: list[tuple[CheckRecord, CheckedBy, datetime]] = []
         self._wake = threading.Event()
@@ -169,7 +170,17 @@ class CheckLog:
         """Whether ``record`` only appends to memory (write-behind), never waiting on I/O."""
         return self._interval > 0
 
+    def listen(self, listener: Callable[[list[CheckRecord]], None]) -> None:
+        """Also hand every recorded batch to ``listener`` (the API's metrics count checks);
+        adding the same listener again changes nothing."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
     def record(self, records: Iterable[CheckRecord], *, by: CheckedBy, now: datetime) -> None:
+        if self._listeners:
+            records = list(records)
+            for listener in self._listeners:
+                listener(records)
         if self._interval <= 0:
             with self._db.transaction() as session:
                 record_check(session, records, by=by, now=now)

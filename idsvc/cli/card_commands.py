@@ -2,44 +2,43 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from idsvc import DEFAULT_ISSUER
+from idsvc.cli.app import app
+from idsvc.cli.common import (
+    DefaultKeyOpt,
+    JsonOpt,
+    console,
+    err_console,
+    now,
+    print_json,
+    print_verdict,
+    services,
+)
 from idsvc.cli.errors import EXIT_INVALID, reported
 from idsvc.errors import NotInitialised
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
+    from cardio.pcsc import PcscTransport
     from idsvc.config import Settings
     from idsvc.desk_client.cards import CardSecrets
-    from idsvc.service import IdService
+    from idsvc.services import Services
 
 # The PIV test management key every blank card ships with (SP 800-73 test cards, YubiKey).
 PIV_TEST_MANAGEMENT_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")
 
-console = Console(highlight=False, soft_wrap=True)
 card_app = typer.Typer(help="Read, verify and wipe cards.", no_args_is_help=True)
 virtual_app = typer.Typer(help="The virtual PIV card for training and tests.", no_args_is_help=True)
+app.add_typer(card_app, name="card")
+app.add_typer(virtual_app, name="virtual-card")
 
 ReaderOpt = Annotated[str, typer.Option("--reader", help="reader name (or a unique part of it)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-DefaultKeyOpt = Annotated[
-    bool,
-    typer.Option(
-        "--default-management-key", help="use the PIV test management key (training cards only)"
-    ),
-]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def card_secrets(
@@ -68,14 +67,15 @@ def card_secrets(
     return CardSecrets(key, key_type, new_pin=new_pin, new_puk=new_puk)
 
 
-def _open(reader: str):  # type: ignore[no-untyped-def]
+def open_reader(reader: str) -> PcscTransport:
+    """The card in this PC/SC reader (a context manager: the card is released at its end)."""
     from cardio.pcsc import PcscTransport  # pyscard only where a reader is used
 
     return PcscTransport.open(reader)
 
 
 def issue_to_card(
-    svc: IdService,
+    svc: Services,
     employee_id: str,
     *,
     reader: str,
@@ -91,7 +91,7 @@ def issue_to_card(
         new_pin=new_pin,
         new_puk=new_puk,
     )
-    ca = svc.ca_certificate(issuer)
+    ca = svc.credentials.ca_certificate(issuer)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -99,7 +99,7 @@ def issue_to_card(
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=err_console,
         transient=True,
     ) as bar:
         from idsvc.desk_client.cards import ISSUE_STEPS, personalise_card
@@ -109,21 +109,21 @@ def issue_to_card(
         def step(name: str) -> None:
             bar.update(task, description=name, completed=ISSUE_STEPS.index(name))
 
-        with _open(reader) as transport:
+        with open_reader(reader) as transport:
             issued = personalise_card(
                 transport,
-                _Centre(svc, issuer),
+                svc.credentials.for_card_issuer(issuer),
                 employee_id=employee_id,
                 card_secrets=secrets,
                 ca_certificate=ca,
                 verify_url_base=svc.settings.resolved_verify_url,
                 actor=svc.settings.operator,
-                now=_now(),
+                now=now(),
                 progress=step,
             )
         bar.update(task, completed=len(ISSUE_STEPS))
     if json_out:
-        print(json.dumps(issued.__dict__, ensure_ascii=False))
+        print_json(issued.__dict__)
     else:
         console.print(
             f"card [bold]{issued.card_serial}[/] issued: credential {issued.credential_id}, "
@@ -136,42 +136,7 @@ def issue_to_card(
         console.print(f"  printed QR: version {size.version} (ECC M), {size.payload_bytes} bytes")
 
 
-class _Centre:
-    """The in-process centre for the embedded deployment (same protocol as a remote one)."""
-
-    def __init__(self, svc: IdService, issuer: str) -> None:
-        self._svc = svc
-        self._issuer = issuer
-
-    def check_eligible(self, employee_id: str) -> None:
-        self._svc.check_eligible(employee_id)
-
-    def begin_card_issuance(  # type: ignore[no-untyped-def]
-        self, employee_id, *, card_key, card_uuid, actor, now, attestation=None
-    ):
-        return self._svc.begin_card_issuance(
-            employee_id,
-            card_key=card_key,
-            card_uuid=card_uuid,
-            actor=actor,
-            now=now,
-            issuer_slug=self._issuer,
-            attestation=attestation,
-        )
-
-    def confirm_issuance(self, credential_id, *, actor, now):  # type: ignore[no-untyped-def]
-        return self._svc.confirm_issuance(credential_id, actor=actor, now=now)
-
-    def abandon_issuance(self, credential_id, *, reason, actor, now):  # type: ignore[no-untyped-def]
-        self._svc.abandon_issuance(credential_id, reason=reason, actor=actor, now=now)
-
-
-def _service() -> IdService:
-    from idsvc.cli.main import service
-
-    return service()
-
-
+@app.command("readers")
 def readers(json_out: JsonOpt = False) -> None:
     """List PC/SC readers, whether a card is present, and whether it answers as PIV."""
     with reported():
@@ -200,7 +165,7 @@ def readers(json_out: JsonOpt = False) -> None:
                 }
             )
         if json_out:
-            print(json.dumps(rows))
+            print_json(rows)
             return
         table = Table("reader", "card", "ATR", "application")
         for r in rows:
@@ -221,13 +186,9 @@ def _report(report, json_out: bool, *, challenged: bool) -> None:  # type: ignor
         "commands_sent": report.commands_sent,
     }
     if json_out:
-        print(json.dumps(out, ensure_ascii=False))
+        print_json(out)
     else:
-        colour = "green" if report.result.valid else "red"
-        console.print(f"[bold {colour}]{report.result.status.upper()}[/]", end="")
-        if report.result.reasons:
-            console.print(" (" + ", ".join(report.result.reasons) + ")", end="")
-        console.print()
+        print_verdict(report.result)
         console.print(f"  card: {report.card_uuid or '-'}")
         console.print(f"  certificate: {escape(report.certificate_subject or '-')}")
         # `card read` does not challenge the card: say so, rather than "not passed" (a failure).
@@ -255,14 +216,16 @@ def _inspect(reader: str, *, challenge: bool, json_out: bool) -> None:
     with reported():
         from idsvc.desk_client.cards import inspect_card
 
-        svc = _service()
-        cas = svc.ca_certificates()
-        with _open(reader) as transport:
+        svc = services()
+        cas = svc.credentials.ca_certificates()
+        with open_reader(reader) as transport:
             report = inspect_card(
                 transport,
                 ca_certificates=cas,
-                check_token=lambda token, key: svc.verify(token, now=_now(), card_key=key),
-                now=_now(),
+                check_token=lambda token, key: svc.verification.verify(
+                    token, now=now(), card_key=key
+                ),
+                now=now(),
                 challenge=challenge,
             )
     _report(report, json_out, challenged=challenge)
@@ -319,7 +282,7 @@ def card_wipe(
         from idsvc.cli.desk_card_commands import wipe_away_from_register
 
         done = wipe_away_from_register(
-            lambda: _open(reader),
+            lambda: open_reader(reader),
             secrets=secrets,
             revoke_reason=revoke_reason,
             offline=offline,
@@ -340,50 +303,45 @@ def card_wipe(
             )
 
 
-def _register() -> IdService | None:
+def _register() -> Services | None:
     """The register on this machine, or None when there is none (no database, or one that
     was never initialised): a wipe then needs the centre or --offline."""
     from idsvc.storage.errors import DatabaseMissing
 
-    svc = _service()
+    svc = services()
     try:
-        svc.health()
+        svc.operations.health()
     except (DatabaseMissing, NotInitialised):
         return None
     return svc
 
 
 def _wipe_at_centre(
-    svc: IdService, reader: str, secrets: CardSecrets, revoke_reason: str | None
+    svc: Services, reader: str, secrets: CardSecrets, revoke_reason: str | None
 ) -> list[str]:
-    """At the centre: revoke first if asked, and audit the wipe, once the card's management
-    key has been accepted and before anything on the card is deleted."""
+    """At the centre: revoke first if asked (the one revocation: refused here when it needs a
+    second person's approval), and audit the wipe, once the card's management key has been
+    accepted and before anything on the card is deleted."""
     from idsvc.desk_client.cards import CardOnHand, wipe_card
     from idsvc.desks.gateway import record_wipe
 
     def decide(card: CardOnHand) -> None:
-        result = None if card.token is None else svc.verify(card.token, now=_now())
+        result = None if card.token is None else svc.verification.verify(card.token, now=now())
         credential_id = None if result is None else result.credential_id
         if revoke_reason and result and credential_id and "REVOKED" not in result.reasons:
-            svc.change_state(
-                credential_id,
-                "revoke",
-                reason=revoke_reason,
-                actor=svc.settings.operator,
-                now=_now(),
-            )
+            svc.credentials.revoke(credential_id, reason=revoke_reason, by=None, now=now())
             console.print(f"credential {credential_id} revoked")
-        with svc.db.transaction() as session:
+        with svc.infra.db.transaction() as session:
             record_wipe(
                 session,
                 actor=svc.settings.operator,
                 card_uuid=card.card_uuid,
                 credential_id=credential_id,
                 desk=None,
-                now=_now(),
+                now=now(),
             )
 
-    with _open(reader) as transport:
+    with open_reader(reader) as transport:
         return wipe_card(transport, secrets, before=decide)
 
 
@@ -427,10 +385,4 @@ def virtual_status(reader: VReaderOpt = 0, state: StateOpt = None) -> None:
     _virtual("status", reader, state)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("readers")(readers)
-    app.add_typer(card_app, name="card")
-    app.add_typer(virtual_app, name="virtual-card")
-
-
-__all__ = ["DEFAULT_ISSUER", "issue_to_card", "register"]
+__all__ = ["DEFAULT_ISSUER", "issue_to_card"]

@@ -7,31 +7,35 @@ everything else goes to stderr. It cannot be shown again: lost secrets are rotat
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from idsvc import SCOPES
+from idsvc.cli.app import app, audit_app
+from idsvc.cli.common import (
+    EmployeeArg,
+    JsonOpt,
+    console,
+    err_console,
+    now,
+    print_json,
+    services,
+)
 from idsvc.cli.errors import reported
 from idsvc.errors import ApiClientError
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
     from idsvc.clients.api_clients import ApiClients, ApiClientView
-    from idsvc.service import IdService
 
-console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 clients_app = typer.Typer(
     help="API clients (banks, HR systems, verifier apps).", no_args_is_help=True
 )
+app.add_typer(clients_app, name="clients")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 ScopeOpt = Annotated[
     list[str],
     typer.Option("--scope", help="scope to grant, repeatable: " + ", ".join(sorted(SCOPES))),
@@ -68,29 +72,18 @@ def _cert_sha256(cert: Path | None, fingerprint: str | None) -> str | None:
     return fingerprint_of_certificate(data)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _service() -> IdService:
-    from idsvc.config import load_settings
-    from idsvc.service import IdService
-
-    return IdService.from_settings(load_settings())
-
-
 def _clients() -> tuple[ApiClients, str]:
     from idsvc.clients.api_clients import ApiClients
 
-    service = _service()
-    return ApiClients(service.db), service.settings.operator
+    svc = services()
+    return ApiClients(svc.infra.db), svc.settings.operator
 
 
 def _show_secret(view: ApiClientView, secret: str, json_out: bool, what: str) -> None:
     if json_out:
-        print(json.dumps({**view.as_dict(), "secret": secret}))
+        print_json({**view.as_dict(), "secret": secret})
         return
-    err.print(
+    err_console.print(
         f"{what} client {escape(view.name)} ({view.id}), scopes: {' '.join(sorted(view.scopes))}."
         "\nIts secret follows; it is shown only this once (send it as "
         "Authorization: Bearer <secret>):"
@@ -98,6 +91,7 @@ def _show_secret(view: ApiClientView, secret: str, json_out: bool, what: str) ->
     print(secret)
 
 
+@clients_app.command("add")
 def add(
     name: str,
     scope: ScopeOpt,
@@ -111,17 +105,18 @@ def add(
     with reported():
         cert_sha256 = _cert_sha256(cert, cert_fingerprint)
         clients, operator = _clients()
-        view, secret = clients.add(name, scope, _now(), actor=operator, cert_sha256=cert_sha256)
+        view, secret = clients.add(name, scope, now(), actor=operator, cert_sha256=cert_sha256)
         _show_secret(view, secret, json_out, "Created")
 
 
+@clients_app.command("list")
 def list_clients(json_out: JsonOpt = False) -> None:
     """List API clients (never their secrets)."""
     with reported():
-        clients, _ = _clients()
+        clients = _clients()[0]
         views = clients.list()
         if json_out:
-            print(json.dumps([v.as_dict() for v in views]))
+            print_json([v.as_dict() for v in views])
             return
         table = Table("name", "id", "scopes", "enabled", "secret since", "certificate")
         for v in views:
@@ -136,30 +131,34 @@ def list_clients(json_out: JsonOpt = False) -> None:
         console.print(table)
 
 
+@clients_app.command("disable")
 def disable(name: str) -> None:
     """Refuse the client from its next request on (every worker)."""
     with reported():
         clients, operator = _clients()
-        clients.disable(name, _now(), actor=operator)
-        err.print(f"client {escape(name)} disabled")
+        clients.disable(name, now(), actor=operator)
+        err_console.print(f"client {escape(name)} disabled")
 
 
+@clients_app.command("enable")
 def enable(name: str) -> None:
     """Let a disabled client in again."""
     with reported():
         clients, operator = _clients()
-        clients.enable(name, _now(), actor=operator)
-        err.print(f"client {escape(name)} enabled")
+        clients.enable(name, now(), actor=operator)
+        err_console.print(f"client {escape(name)} enabled")
 
 
+@clients_app.command("rotate-secret")
 def rotate_secret(name: str, json_out: JsonOpt = False) -> None:
     """Give the client a new secret; the old one is refused from the next request on."""
     with reported():
         clients, operator = _clients()
-        view, secret = clients.rotate_secret(name, _now(), actor=operator)
+        view, secret = clients.rotate_secret(name, now(), actor=operator)
         _show_secret(view, secret, json_out, "New secret for")
 
 
+@clients_app.command("cert")
 def certificate(
     name: str,
     cert: CertFileOpt = None,
@@ -173,17 +172,22 @@ def certificate(
         if clear == (cert_sha256 is not None):
             raise ApiClientError("give --cert or --cert-fingerprint, or --clear")
         clients, operator = _clients()
-        view = clients.set_certificate(name, cert_sha256, _now(), actor=operator)
+        view = clients.set_certificate(name, cert_sha256, now(), actor=operator)
         if json_out:
-            print(json.dumps(view.as_dict()))
+            print_json(view.as_dict())
         elif view.cert_sha256:
-            err.print(f"client {escape(name)} bound to certificate SHA-256 {view.cert_sha256}")
+            err_console.print(
+                f"client {escape(name)} bound to certificate SHA-256 {view.cert_sha256}"
+            )
         else:
-            err.print(f"client {escape(name)} has no certificate: its secret alone authenticates")
+            err_console.print(
+                f"client {escape(name)} has no certificate: its secret alone authenticates"
+            )
 
 
+@audit_app.command("who-checked")
 def who_checked(
-    employee_id: str,
+    employee_id: EmployeeArg,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="newest N checks")] = 100,
     json_out: JsonOpt = False,
 ) -> None:
@@ -191,9 +195,9 @@ def who_checked(
     with reported():
         from idsvc.audit.who_checked import CheckLog
 
-        checks = CheckLog(_service().db).of_holder(employee_id, limit=limit)
+        checks = CheckLog(services().infra.db).of_holder(employee_id, limit=limit)
         if json_out:
-            print(json.dumps([c.as_dict() for c in checks], ensure_ascii=False))
+            print_json([c.as_dict() for c in checks])
             return
         table = Table("when", "kind", "by", "result", "reasons", "credential")
         for c in checks:
@@ -207,29 +211,16 @@ def who_checked(
                 c.credential_id or "",
             )
         console.print(table)
-        err.print(f"{len(checks)} check(s)")
+        err_console.print(f"{len(checks)} check(s)")
 
 
+@audit_app.command("purge-checks")
 def purge_checks() -> None:
     """Delete checks older than IDSVC_CHECK_RETENTION_DAYS."""
     with reported():
-        service = _service()
-        days = service.settings.check_retention_days
+        svc = services()
+        days = svc.settings.check_retention_days
         from idsvc.audit.who_checked import CheckLog
 
-        removed = CheckLog(service.db).purge(now=_now(), retention_days=days)
-        err.print(f"{removed} check(s) older than {days} days deleted")
-
-
-def register(app: typer.Typer) -> None:
-    clients_app.command("add")(add)
-    clients_app.command("list")(list_clients)
-    clients_app.command("disable")(disable)
-    clients_app.command("enable")(enable)
-    clients_app.command("rotate-secret")(rotate_secret)
-    clients_app.command("cert")(certificate)
-    app.add_typer(clients_app, name="clients")
-    from idsvc.cli.main import audit_app  # defined before main registers this module
-
-    audit_app.command("who-checked")(who_checked)
-    audit_app.command("purge-checks")(purge_checks)
+        removed = CheckLog(svc.infra.db).purge(now=now(), retention_days=days)
+        err_console.print(f"{removed} check(s) older than {days} days deleted")

@@ -24,37 +24,33 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cardio.card_face import CardRenderer
 from cardio.transport import Transport
-from idsvc.cli.desk_commands import remote_centre
+from idsvc.cli import common
+from idsvc.cli.card_commands import open_reader
+from idsvc.cli.desk_commands import centre_client
 from idsvc.desk_client.cards import CardOnHand, CardReport, CardSecrets, inspect_card, wipe_card
-from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.centre_client import CentreClient
 from idsvc.desk_client.identity import DeskIdentity, desk_check_time, desk_folder
 from idsvc.desk_client.printing import RemoteCardFaces
 from idsvc.errors import CentreUnreachable, DeskRefused
 from idsvc.register.photos import PhotoInfo
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def inspect_through_centre(reader: str, *, challenge: bool) -> CardReport:
-    from idsvc.cli.card_commands import _open
-
-    remote = remote_centre()
+    remote = centre_client()
     ca = remote.identity.ca_certificate()
-    remote.identity.session(now=_now())  # not signed in: say so before touching the card
-    with _open(reader) as transport:
+    remote.identity.session(now=common.now())  # not signed in: say so before touching the card
+    with open_reader(reader) as transport:
         return inspect_card(
             transport,
             ca_certificates=[ca],
             check_token=remote.verify_card,
-            now=desk_check_time(_now()),
+            now=desk_check_time(common.now()),
             challenge=challenge,
         )
 
@@ -87,8 +83,8 @@ def wipe_away_from_register(
     revoke_reason: str | None,
     offline: bool,
     home: Path,
-    now: Callable[[], datetime] = _now,
-    remote: RemoteCentre | None = None,
+    now: Callable[[], datetime] = common.now,
+    remote: CentreClient | None = None,
 ) -> WipeDone:
     """``card wipe`` where there is no register: through the centre at an enrolled desk
     (``remote``, by default this desk's client of it); without a centre to ask, only with
@@ -97,7 +93,7 @@ def wipe_away_from_register(
     if identity.enrolled():
         try:
             return _wipe_through_centre(
-                remote or remote_centre(), open_card, secrets, revoke_reason, now
+                remote or centre_client(), open_card, secrets, revoke_reason, now
             )
         except CentreUnreachable as exc:
             if not offline:
@@ -136,7 +132,7 @@ def wipe_away_from_register(
 
 
 def _wipe_through_centre(
-    remote: RemoteCentre,
+    remote: CentreClient,
     open_card: OpenCard,
     secrets: CardSecrets,
     revoke_reason: str | None,
@@ -165,13 +161,13 @@ def _wipe_through_centre(
 
 
 def remote_card_faces(dpi: int) -> RemoteCardFaces:
-    remote = remote_centre()
-    remote.identity.session(now=_now())
+    remote = centre_client()
+    remote.identity.session(now=common.now())
     return RemoteCardFaces(remote, CardRenderer(dpi=dpi))
 
 
 def photo_through_centre(employee_id: str, data: bytes) -> PhotoInfo:
-    a = remote_centre().store_photo(employee_id, data)
+    a = centre_client().store_photo(employee_id, data)
     return PhotoInfo(
         employee_id=a["employee_id"],
         width=a["width"],
@@ -180,5 +176,5 @@ def photo_through_centre(employee_id: str, data: bytes) -> PhotoInfo:
         qr_bytes=a["qr_photo_bytes"],
         qr_media_type=a["qr_photo_type"],
         sha256=a["sha256"],
-        updated_at=_now(),
+        updated_at=common.now(),
     )

@@ -10,40 +10,45 @@ issuer key, the database or the register.
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from idsvc.cli.errors import err_console, reported
-from idsvc.cli.operator_commands import (
+from idsvc.cli.app import app
+from idsvc.cli.common import (
+    CredentialArg,
+    DefaultKeyOpt,
+    EmployeeArg,
+    JsonOpt,
+    NewPinOpt,
+    NewPukOpt,
     OperatorOpt,
     OtpOpt,
-    StdinOpt,
-    acting,
-    centre,
-    read_secret,
+    PasswordStdinOpt,
+    ReasonOpt,
+    console,
+    err_console,
+    now,
+    print_json,
+    services,
 )
+from idsvc.cli.errors import reported
+from idsvc.cli.operator_commands import acting, read_secret
 from idsvc.errors import CentreUnreachable, DeskRefused, InvalidOperator, IssuanceNotPending
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
-    from idsvc.desk_client.centre_client import RemoteCentre
+    from idsvc.desk_client.centre_client import CentreClient
     from idsvc.desk_client.identity import DeskIdentity
-    from idsvc.desks.gateway import DeskCentre
+    from idsvc.desks.gateway import DeskGateway
 
-console = Console(highlight=False, soft_wrap=True)
 desks_app = typer.Typer(help="Issuance desks registered at this centre.", no_args_is_help=True)
 desk_app = typer.Typer(help="This machine as a remote issuance desk.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+app.add_typer(desks_app, name="desks")
+app.add_typer(desk_app, name="desk")
 
 
 def _identity() -> DeskIdentity:
@@ -54,18 +59,16 @@ def _identity() -> DeskIdentity:
     return DeskIdentity(Settings().home)
 
 
-def _desks() -> DeskCentre:
-    from idsvc.desks.gateway import DeskCentre
-
-    return DeskCentre(centre())
+def _desks() -> DeskGateway:
+    return services().desks
 
 
-def remote_centre() -> RemoteCentre:
+def centre_client() -> CentreClient:
     """This desk's client of its centre (``$IDSVC_HOME/desk``); what it reports on the way
     (offline wipes sent to the centre) goes to stderr."""
-    from idsvc.desk_client.centre_client import RemoteCentre
+    from idsvc.desk_client.centre_client import CentreClient
 
-    return RemoteCentre(_identity(), clock=_now, notice=_notice)
+    return CentreClient(_identity(), clock=now, notice=_notice)
 
 
 # -- at the centre ---------------------------------------------------------------------------
@@ -73,32 +76,35 @@ def remote_centre() -> RemoteCentre:
 def desks_add(
     name: str,
     office: Annotated[str, typer.Option(help="the office (province) the desk belongs to")],
-    password_stdin: StdinOpt = False,
+    password_stdin: PasswordStdinOpt = False,
     operator: OperatorOpt = None,
     otp: OtpOpt = None,
 ) -> None:
     """Register a desk; prints its one-time enrolment code (shown once, expires)."""
     with reported():
         d = _desks()
-        by = acting(d.centre, operator, otp, password_stdin)
-        view, code = d.add_desk(name, office=office, by=by, now=_now())
+        by = acting(d.staff, operator, otp, password_stdin)
+        view, code = d.add_desk(name, office=office, by=by, now=now())
         console.print(f"desk [bold]{view.name}[/] registered for office {escape(view.office)}.")
         console.print(
             f"On the desk machine, before {view.enrol_code_expires_at:%Y-%m-%d %H:%M}Z, run:"
         )
-        print(f"idsvc desk enrol --centre {d.service.settings.public_url} --code {code}")
+        print(f"idsvc desk enrol --centre {d.settings.public_url} --code {code}")
 
 
 @desks_app.command("new-code")
 def desks_new_code(
-    name: str, password_stdin: StdinOpt = False, operator: OperatorOpt = None, otp: OtpOpt = None
+    name: str,
+    password_stdin: PasswordStdinOpt = False,
+    operator: OperatorOpt = None,
+    otp: OtpOpt = None,
 ) -> None:
     """A new enrolment code (replaced machine); the desk's current key stops working now."""
     with reported():
         d = _desks()
-        by = acting(d.centre, operator, otp, password_stdin)
-        code = d.new_enrolment_code(name, by=by, now=_now())
-        print(f"idsvc desk enrol --centre {d.service.settings.public_url} --code {code}")
+        by = acting(d.staff, operator, otp, password_stdin)
+        code = d.new_enrolment_code(name, by=by, now=now())
+        print(f"idsvc desk enrol --centre {d.settings.public_url} --code {code}")
 
 
 @desks_app.command("list")
@@ -107,7 +113,7 @@ def desks_list(json_out: JsonOpt = False) -> None:
     with reported():
         views = _desks().list_desks()
         if json_out:
-            print(json.dumps([v.as_dict() for v in views], ensure_ascii=False))
+            print_json([v.as_dict() for v in views])
             return
         table = Table("desk", "office", "enabled", "enrolled", "key")
         for v in views:
@@ -124,14 +130,17 @@ def desks_list(json_out: JsonOpt = False) -> None:
 def _toggle(name: str, enabled: bool, operator: str | None, otp: str | None, stdin: bool) -> None:
     with reported():
         d = _desks()
-        by = acting(d.centre, operator, otp, stdin)
-        d.set_desk_enabled(name, enabled=enabled, by=by, now=_now())
+        by = acting(d.staff, operator, otp, stdin)
+        d.set_desk_enabled(name, enabled=enabled, by=by, now=now())
         console.print(f"desk {name} {'enabled' if enabled else 'disabled (its sessions ended)'}")
 
 
 @desks_app.command("disable")
 def desks_disable(
-    name: str, password_stdin: StdinOpt = False, operator: OperatorOpt = None, otp: OtpOpt = None
+    name: str,
+    password_stdin: PasswordStdinOpt = False,
+    operator: OperatorOpt = None,
+    otp: OtpOpt = None,
 ) -> None:
     """Disable a desk: its next request is refused."""
     _toggle(name, False, operator, otp, password_stdin)
@@ -139,7 +148,10 @@ def desks_disable(
 
 @desks_app.command("enable")
 def desks_enable(
-    name: str, password_stdin: StdinOpt = False, operator: OperatorOpt = None, otp: OtpOpt = None
+    name: str,
+    password_stdin: PasswordStdinOpt = False,
+    operator: OperatorOpt = None,
+    otp: OtpOpt = None,
 ) -> None:
     """Enable a desk again."""
     _toggle(name, True, operator, otp, password_stdin)
@@ -169,9 +181,9 @@ def desk_enrol(
         identity.check_may_enrol(re_enrol=re_enrol)  # before asking for anything
         if code is None:
             code = read_secret("enrolment code", from_stdin=not sys.stdin.isatty())
-        from idsvc.desk_client.centre_client import RemoteCentre
+        from idsvc.desk_client.centre_client import CentreClient
 
-        remote = RemoteCentre(identity, clock=_now, centre_url=centre_url, notice=_notice)
+        remote = CentreClient(identity, clock=now, centre_url=centre_url, notice=_notice)
         answer = remote.enrol(code, re_enrol=re_enrol)
         console.print(
             f"this machine is desk [bold]{answer['name']}[/] of office {escape(answer['office'])}"
@@ -182,7 +194,7 @@ def desk_enrol(
 @desk_app.command("login")
 def desk_login(
     operator: Annotated[str, typer.Option("--operator", help="your operator name")],
-    password_stdin: StdinOpt = False,
+    password_stdin: PasswordStdinOpt = False,
     otp: OtpOpt = None,
 ) -> None:
     """Sign in at this desk (password and one-time code); the session is kept 0600 here."""
@@ -192,7 +204,7 @@ def desk_login(
             if not sys.stdin.isatty():
                 raise InvalidOperator("--otp CODE is required without a terminal")
             otp = str(typer.prompt("One-time code"))
-        answer = remote_centre().login(operator, password, otp)
+        answer = centre_client().login(operator, password, otp)
         console.print(
             f"signed in as {answer['operator']} ({answer['role']}) at desk {answer['desk']}; "
             f"the session ends after {answer['idle_minutes']} idle minutes or at "
@@ -204,7 +216,7 @@ def desk_login(
 def desk_logout() -> None:
     """End the operator's session at the centre and here."""
     with reported():
-        remote_centre().logout()
+        centre_client().logout()
         console.print("signed out")
 
 
@@ -216,7 +228,7 @@ def desk_status() -> None:
     the centre, nobody signed in, or the centre cannot be reached: then the last known state
     kept here is shown)."""
     with reported():
-        remote = remote_centre()
+        remote = centre_client()
         config = remote.identity.config()
         console.print(f"desk {config['desk']} (office {escape(config['office'])})")
         console.print(f"centre {config['centre']}, key {config['key_thumbprint']}")
@@ -237,7 +249,7 @@ def desk_status() -> None:
             said = "" if state["session"] == "none" else f" ({state['session']})"
             console.print(f"nobody signed in{escape(said)}: `idsvc desk login --operator NAME`")
             raise typer.Exit(26)
-        session = remote.identity.session(now=_now())
+        session = remote.identity.session(now=now())
         console.print(
             f"signed in: {state['operator']} ({state['role']}) until "
             f"{session.expires_at:%H:%M}Z, confirmed by the centre"
@@ -246,7 +258,7 @@ def desk_status() -> None:
 
 def _last_known(identity: DeskIdentity) -> str:
     try:
-        session = identity.session(now=_now())
+        session = identity.session(now=now())
     except DeskRefused:
         return "nobody signed in here"
     return f"{session.operator} signed in here until {session.expires_at:%H:%M}Z"
@@ -287,22 +299,22 @@ def issue_through_centre(
                 "--qr and --qr-photo do not go with --reader: the desk prints the card's face "
                 "with `idsvc card-face EMPLOYEE -o FILE`"
             )
-        from idsvc.cli.card_commands import _open, card_secrets
+        from idsvc.cli.card_commands import card_secrets, open_reader
         from idsvc.config import Settings
         from idsvc.desk_client.cards import personalise_card
         from idsvc.desk_client.identity import desk_check_time
 
         settings = Settings()
-        remote = remote_centre()
+        remote = centre_client()
         secrets = card_secrets(
             settings,
             default_management_key=default_management_key,
             new_pin=new_pin,
             new_puk=new_puk,
         )
-        session = remote.identity.session(now=_now())
+        session = remote.identity.session(now=now())
         actor = f"{session.operator}@{remote.identity.config()['desk']}"
-        with _open(reader) as transport:
+        with open_reader(reader) as transport:
             issued = personalise_card(
                 transport,
                 remote,
@@ -311,10 +323,10 @@ def issue_through_centre(
                 ca_certificate=remote.identity.ca_certificate(),
                 verify_url_base=settings.resolved_verify_url,
                 actor=actor,
-                now=desk_check_time(_now()),
+                now=desk_check_time(now()),
             )
         if json_out:
-            print(json.dumps(issued.__dict__, ensure_ascii=False))
+            print_json(issued.__dict__)
         else:
             console.print(
                 f"card [bold]{issued.card_serial}[/] issued through the centre: credential "
@@ -324,17 +336,11 @@ def issue_through_centre(
 
 @desk_app.command("issue")
 def desk_issue(
-    employee_id: str,
+    employee_id: EmployeeArg,
     reader: Annotated[str, typer.Option(help="personalise the card in this PC/SC reader")],
-    default_management_key: Annotated[
-        bool,
-        typer.Option(
-            "--default-management-key",
-            help="use the PIV test management key (training cards only)",
-        ),
-    ] = False,
-    new_pin: Annotated[str | None, typer.Option(help="set this card PIN")] = None,
-    new_puk: Annotated[str | None, typer.Option(help="set this card PUK")] = None,
+    default_management_key: DefaultKeyOpt = False,
+    new_pin: NewPinOpt = None,
+    new_puk: NewPukOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Issue a card through the centre: the centre signs, this desk writes and confirms.
@@ -354,14 +360,14 @@ def desk_issue(
 def desk_retry() -> None:
     """After a dropped link: finish the last issuance, or say to start it again (safe)."""
     with reported():
-        remote = remote_centre()
+        remote = centre_client()
         pending = remote.identity.pending()
         if pending is None:
             console.print("nothing to resume: the last issuance finished or never began")
             return
         if pending["stage"] != "confirming":
             remote.abandon_issuance(
-                pending["credential_id"], reason="link dropped", actor="", now=_now()
+                pending["credential_id"], reason="link dropped", actor="", now=now()
             )
             console.print(
                 "the card was not finished when the link dropped; nothing went live. "
@@ -369,7 +375,7 @@ def desk_retry() -> None:
             )
             return
         try:
-            remote.confirm_issuance(pending["credential_id"], actor="", now=_now())
+            remote.confirm_issuance(pending["credential_id"], actor="", now=now())
         except IssuanceNotPending as exc:
             remote.identity.clear_pending()
             raise IssuanceNotPending(f"{exc}; issue the card again") from exc
@@ -379,7 +385,7 @@ def desk_retry() -> None:
 # -- sensitive actions from the desk (the centre applies maker-checker) -----------------------
 def _report_action(answer: dict[str, Any], json_out: bool) -> None:
     if json_out:
-        print(json.dumps(answer, ensure_ascii=False))
+        print_json(answer)
         return
     if answer["state"] == "pending_approval":
         approval = answer["approval"]
@@ -394,26 +400,25 @@ def _report_action(answer: dict[str, Any], json_out: bool) -> None:
         console.print(escape(str(answer.get("outcome") or "done")))
 
 
-ReasonOpt = Annotated[str, typer.Option("--reason", help="why (goes into the audit)")]
-
-
 @desk_app.command("revoke")
-def desk_revoke(credential_id: str, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
+def desk_revoke(credential_id: CredentialArg, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
     """Revoke a credential (issuer or supervisor); may wait for a second person's approval."""
     with reported():
-        _report_action(remote_centre().revoke(credential_id, reason=reason), json_out)
+        _report_action(centre_client().revoke(credential_id, reason=reason), json_out)
 
 
 @desk_app.command("declare-lost")
-def desk_declare_lost(employee_id: str, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
+def desk_declare_lost(
+    employee_id: EmployeeArg, reason: ReasonOpt, json_out: JsonOpt = False
+) -> None:
     """Re-issue after loss: revoke the person's live card as lost so a new one can be issued."""
     with reported():
-        _report_action(remote_centre().declare_lost(employee_id, reason=reason), json_out)
+        _report_action(centre_client().declare_lost(employee_id, reason=reason), json_out)
 
 
 @desk_app.command("correct-status")
 def desk_correct_status(
-    employee_id: str,
+    employee_id: EmployeeArg,
     status: Annotated[str, typer.Option("--status", help="active, suspended, retired, ...")],
     reason: ReasonOpt,
     status_date: Annotated[
@@ -424,7 +429,7 @@ def desk_correct_status(
 ) -> None:
     """An HR status correction (registrar); may wait for a second person's approval."""
     with reported():
-        answer = remote_centre().correct_status(
+        answer = centre_client().correct_status(
             employee_id,
             status=status,
             reason=reason,
@@ -450,9 +455,9 @@ def desk_approvals_list(
             raise DeskRefused(
                 f"a desk lists pending approvals only; {state!r} ones are listed at the centre"
             )
-        listed = remote_centre().approvals()
+        listed = centre_client().approvals()
         if json_out:
-            print(json.dumps(listed, ensure_ascii=False))
+            print_json(listed)
             return
         table = Table("id", "action", "target", "asked by", "desk", "until")
         for a in listed:
@@ -471,9 +476,9 @@ def desk_approvals_list(
 def desk_approvals_approve(approval_id: str, json_out: JsonOpt = False) -> None:
     """Approve (not your own request): the action is done now."""
     with reported():
-        done = remote_centre().approve(approval_id)
+        done = centre_client().approve(approval_id)
         if json_out:
-            print(json.dumps(done, ensure_ascii=False))
+            print_json(done)
             return
         console.print(f"approved: {escape(str(done.get('outcome') or ''))}")
         if done.get("otpauth_uri"):
@@ -484,13 +489,8 @@ def desk_approvals_approve(approval_id: str, json_out: JsonOpt = False) -> None:
 def desk_approvals_reject(approval_id: str, reason: ReasonOpt, json_out: JsonOpt = False) -> None:
     """Reject (not your own request)."""
     with reported():
-        done = remote_centre().reject(approval_id, reason=reason)
+        done = centre_client().reject(approval_id, reason=reason)
         if json_out:
-            print(json.dumps(done, ensure_ascii=False))
+            print_json(done)
             return
         console.print(f"rejected {done['approval_id']}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(desks_app, name="desks")
-    app.add_typer(desk_app, name="desk")

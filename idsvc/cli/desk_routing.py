@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from typer import _click
+from typer import _click  # Typer's own Click, named in the signature overridden below
 from typer.core import TyperGroup
 
 from idsvc.cli.errors import reported
@@ -96,6 +96,7 @@ DESK_ROUTES: dict[Path, Route] = {
     ("operators",): Centre("an operator signs in at this desk with `idsvc desk login`"),
     ("webhooks",): Centre(),
     ("clients",): Centre(),
+    ("report",): Centre(),
     ("desks",): Centre("this desk's own state: `idsvc desk status`"),
 }
 

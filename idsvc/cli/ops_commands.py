@@ -7,28 +7,27 @@ rest as for every command (10 database unavailable or full, 16 audit chain broke
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from idsvc.cli.errors import err_console, reported
+from idsvc.cli.app import app
+from idsvc.cli.common import JsonOpt, actor, console, err_console, now, print_json, services
+from idsvc.cli.errors import reported
 from idsvc.storage.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
     from idsvc.operations.use_cases import Operations
 
-console = Console(highlight=False, soft_wrap=True)
 db_app = typer.Typer(help="Database schema: status and safe upgrades.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 EXIT_SCHEMA_PENDING = 3
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 PgBindirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -37,21 +36,14 @@ PgBindirOpt = Annotated[
 ]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _operations() -> Operations:
-    from idsvc.cli.main import service
-    from idsvc.operations.use_cases import Operations
-
-    return Operations(service())
+    return services().operations
 
 
 def _sleep_until_next(every: float, due: datetime | None) -> None:
     wait = every
     if due is not None:
-        wait = min(wait, max(1.0, (due - _now()).total_seconds()))
+        wait = min(wait, max(1.0, (due - now()).total_seconds()))
     time.sleep(wait)
 
 
@@ -72,7 +64,7 @@ def db_status(
                 "up_to_date": state.up_to_date,
                 "pending": [{"revision": r.id, "title": r.title} for r in state.pending],
             }
-            print(json.dumps(doc))
+            print_json(doc)
         else:
             console.print(
                 f"schema at {state.current or 'nothing (empty database)'}, "
@@ -98,14 +90,12 @@ def db_upgrade(
     with reported():
         result = _operations().db_upgrade(to)
         if json_out:
-            print(
-                json.dumps(
-                    {
-                        "from": result.from_revision,
-                        "to": result.to_revision,
-                        "applied": [r.id for r in result.applied],
-                    }
-                )
+            print_json(
+                {
+                    "from": result.from_revision,
+                    "to": result.to_revision,
+                    "applied": [r.id for r in result.applied],
+                }
             )
         elif result.applied:
             console.print(
@@ -116,6 +106,7 @@ def db_upgrade(
             console.print(f"already at {result.to_revision}: nothing to do")
 
 
+@app.command("backup")
 def backup(
     file: Annotated[Path, typer.Argument(help="backup file to write (e.g. idsvc-DATE.tar.gz)")],
     pg_bindir: PgBindirOpt = None,
@@ -123,21 +114,19 @@ def backup(
 ) -> None:
     """Back up the whole database and the key rings' public part into one file (0600)."""
     with reported():
-        report = _operations().backup(file, now=_now(), pg_bindir=pg_bindir)
+        report = _operations().backup(file, now=now(), pg_bindir=pg_bindir)
         if json_out:
-            print(
-                json.dumps(
-                    {
-                        "file": str(report.path),
-                        "dialect": report.dialect,
-                        "revision": report.revision,
-                        "size": report.size,
-                        "tables": report.tables,
-                        "audit_events": report.audit_events,
-                        "audit_head": report.audit_head,
-                        "key_files": report.key_files,
-                    }
-                )
+            print_json(
+                {
+                    "file": str(report.path),
+                    "dialect": report.dialect,
+                    "revision": report.revision,
+                    "size": report.size,
+                    "tables": report.tables,
+                    "audit_events": report.audit_events,
+                    "audit_head": report.audit_head,
+                    "key_files": report.key_files,
+                }
             )
             return
         console.print(
@@ -148,6 +137,7 @@ def backup(
         )
 
 
+@app.command("restore")
 def restore(
     file: Annotated[Path, typer.Argument(help="backup file written by `idsvc backup`")],
     force: Annotated[
@@ -161,19 +151,17 @@ def restore(
         outcome = _operations().restore(file, force=force, pg_bindir=pg_bindir)
         report = outcome.report
         if json_out:
-            print(
-                json.dumps(
-                    {
-                        "dialect": report.dialect,
-                        "revision": report.revision,
-                        "tables": report.tables,
-                        "audit_events": outcome.audit.events,
-                        "audit_head": outcome.audit.head_hash,
-                        "key_files_written": report.key_files_written,
-                        "missing_private_keys": report.missing_private_keys,
-                        "schema_up_to_date": outcome.schema.up_to_date,
-                    }
-                )
+            print_json(
+                {
+                    "dialect": report.dialect,
+                    "revision": report.revision,
+                    "tables": report.tables,
+                    "audit_events": outcome.audit.events,
+                    "audit_head": outcome.audit.head_hash,
+                    "key_files_written": report.key_files_written,
+                    "missing_private_keys": report.missing_private_keys,
+                    "schema_up_to_date": outcome.schema.up_to_date,
+                }
             )
             return
         console.print(
@@ -196,25 +184,27 @@ def restore(
             )
 
 
+@app.command("sweep")
 def sweep(
     every: Annotated[
         float | None,
         typer.Option("--every", help="keep running, sweeping every SECONDS", min=1),
     ] = None,
 ) -> None:
-    """Expire issuances begun but never confirmed, and approvals not decided in time.
+    """Expire issuances begun but never confirmed and approvals not decided in time, and end
+    the contracts whose last day has passed.
 
-    Both are audited ('expired unconfirmed', 'approval.expire')."""
+    All are audited ('expired unconfirmed', 'approval.expire', 'hr.import' from the sweep)."""
     with reported():
-        from idsvc.cli.main import actor
-
         ops = _operations()
         while True:
             try:
-                closed = ops.sweep(actor=actor(ops.service.settings), now=_now())
+                closed = ops.sweep(actor=actor(ops.infra.settings), now=now())
                 console.print(f"{closed} unconfirmed issuance(s) expired")
-                lapsed = ops.expire_approvals(actor=actor(ops.service.settings), now=_now())
+                lapsed = ops.expire_approvals(actor=actor(ops.infra.settings), now=now())
                 console.print(f"{lapsed} pending approval(s) expired")
+                ended = ops.end_contracts(actor=actor(ops.infra.settings), now=now())
+                console.print(f"{ended} contract(s) ended")
             except DatabaseUnavailable as exc:
                 if every is None:
                     raise
@@ -224,6 +214,7 @@ def sweep(
             time.sleep(every)
 
 
+@app.command("publish")
 def publish(
     out: Annotated[Path, typer.Option("--out", help="folder a CDN or app bundle serves")],
     watch: Annotated[
@@ -238,7 +229,7 @@ def publish(
         ops = _operations()
         while True:
             try:
-                report = ops.publish(out, now=_now())
+                report = ops.publish(out, now=now())
                 console.print(
                     f"published to {report.out}: {len(report.written)} written, "
                     f"{len(report.unchanged)} unchanged"
@@ -256,11 +247,3 @@ def publish(
             if not watch:
                 return
             _sleep_until_next(every, report.next_due if report else None)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(db_app, name="db")
-    app.command("backup")(backup)
-    app.command("restore")(restore)
-    app.command("sweep")(sweep)
-    app.command("publish")(publish)

@@ -7,59 +7,54 @@ was refused so that a script notices.
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from idsvc.cli.errors import reported
+from idsvc.cli.app import app
+from idsvc.cli.common import (
+    EmployeeArg,
+    JsonOpt,
+    actor,
+    console,
+    now,
+    print_json,
+    progress_bar,
+    services,
+)
+from idsvc.cli.errors import exit_code_of, reported
 from idsvc.errors import CardFaceFailed, PhotoRejected, PrintRefused
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
-    from idsvc.config import Settings
     from idsvc.credentials.card_faces import CardFaces
     from idsvc.desk_client.printing import RemoteCardFaces
-    from idsvc.service import IdService
+    from idsvc.services import Services
 
-EXIT_PRINT_REFUSED = PrintRefused.exit_code
 # cardio.card_face.MIN_DPI, written out: the `--dpi` default is needed to build the command
 # line, and importing cardio (Pillow, cryptography) would slow every `idsvc` run down
 # (tests/idsvc/cli/test_imports.py checks the two agree).
 MIN_DPI = 300
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-
-def _service() -> IdService:
-    from idsvc.cli.main import service
-
-    svc = service()
-    svc.health()  # schema current (else "run idsvc init"), database reachable
+def _services() -> Services:
+    svc = services()
+    svc.operations.health()  # schema current (else "run idsvc init"), database reachable
     return svc
 
 
-def _actor(settings: Settings) -> str:
-    return settings.operator
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
+@app.command("photo")
 def photo(
-    employee_id: Annotated[str, typer.Argument(help="employee id in the register")],
+    employee_id: EmployeeArg,
     file: Annotated[Path, typer.Argument(help="the photo: JPEG or PNG, head and shoulders")],
-    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Store a holder's photo (cropped to 35:45 for the card; replaces any earlier photo)."""
     from cardio.images import ImageRefused
-    from idsvc.register.photos import PHOTO_RULE, Photos
+    from idsvc.register.photo_rule import PHOTO_RULE
+    from idsvc.register.photos import Photos
 
     with reported():
         try:
@@ -76,10 +71,12 @@ def photo(
 
             info = photo_through_centre(employee_id, data)
         else:
-            svc = _service()
-            info = Photos(svc.db).store(employee_id, data, actor=_actor(svc.settings), now=_now())
+            svc = _services()
+            info = Photos(svc.infra.db).store(
+                employee_id, data, actor=actor(svc.settings), now=now()
+            )
         if json_out:
-            print(json.dumps(info.as_dict()))
+            print_json(info.as_dict())
         else:
             console.print(
                 f"photo stored for {escape(info.employee_id)}: {info.width}x{info.height} JPEG "
@@ -88,6 +85,7 @@ def photo(
             )
 
 
+@app.command("card-face")
 def card_face(
     employee_id: Annotated[
         str | None, typer.Argument(help="employee id (or use --batch)", show_default=False)
@@ -117,7 +115,7 @@ def card_face(
             raise CardFaceFailed("-o must end in .png or .pdf")
         faces, actor = _faces(dpi)
         assert employee_id is not None
-        face = faces.render(employee_id, actor=actor, now=_now())
+        face = faces.render(employee_id, actor=actor, now=now())
         partial = _partial(output)
         from cardio.card_face import save_pdf, save_png
 
@@ -146,11 +144,11 @@ def _faces(dpi: int) -> tuple[CardFaces | RemoteCardFaces, str]:
     from cardio.card_face import CardRenderer
     from idsvc.credentials.card_faces import CardFaces
 
-    svc = _service()
+    svc = _services()
     faces = CardFaces(
-        svc.db, CardRenderer(dpi=dpi), issuer_name_local=svc.settings.issuer_name_local
+        svc.infra.db, CardRenderer(dpi=dpi), issuer_name_local=svc.settings.issuer_name_local
     )
-    return faces, _actor(svc.settings)
+    return faces, actor(svc.settings)
 
 
 def _partial(output: Path) -> Path:
@@ -159,14 +157,6 @@ def _partial(output: Path) -> Path:
 
 
 def _batch(batch: Path, output: Path, dpi: int) -> None:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from idsvc.credentials.card_faces import read_batch_file
 
     try:
@@ -185,18 +175,11 @@ def _batch(batch: Path, output: Path, dpi: int) -> None:
     writer = SheetWriter(partial, dpi)
     refused: list[tuple[str, str]] = []
     printed = 0
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
+    progress = progress_bar()
     try:
         with progress:
             task = progress.add_task("card faces", total=len(ids))
-            for item in faces.render_batch(ids, actor=actor, now=_now()):
+            for item in faces.render_batch(ids, actor=actor, now=now()):
                 if item.face is None:
                     reason = item.refused or "refused"
                     refused.append((item.employee_id, reason))
@@ -222,9 +205,4 @@ def _batch(batch: Path, output: Path, dpi: int) -> None:
     if refused:
         if not printed:
             raise CardFaceFailed(f"no card could be drawn; nothing written to {output}")
-        raise typer.Exit(EXIT_PRINT_REFUSED)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("photo")(photo)
-    app.command("card-face")(card_face)
+        raise typer.Exit(exit_code_of(PrintRefused))  # some skipped: a refusal

@@ -9,17 +9,17 @@ unavailable). ``deliver`` records a receiver's failure against its subscription 
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from idsvc.bank.change_events import EVENT_TYPES
+from idsvc.cli.app import app
+from idsvc.cli.common import JsonOpt, console, now, print_json
 from idsvc.cli.errors import reported
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
@@ -28,16 +28,11 @@ if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it
     from idsvc.config import Settings
     from idsvc.storage.db import Database
 
-console = Console(highlight=False, soft_wrap=True)
 webhooks_app = typer.Typer(
     help="Webhooks: change-feed events pushed to banks, signed (Standard Webhooks 1.0).",
     no_args_is_help=True,
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _open() -> tuple[Settings, Database, ServerKeys]:
@@ -88,7 +83,7 @@ def add(
             client_name=client,
             events=patterns,
             use_hmac=use_hmac,
-            now=_now(),
+            now=now(),
             actor=settings.operator,
         )
         db.dispose()
@@ -96,7 +91,7 @@ def add(
             body = new.view.as_dict() | {"public_key": new.public_key}
             if new.hmac_secret:
                 body["secret"] = new.hmac_secret
-            console.print_json(json.dumps(body))
+            print_json(body)
             return
         console.print(f"webhook [bold]{new.view.id}[/] → {escape(new.view.url)}")
         console.print(f"events: {', '.join(new.view.events)}; scheme {new.view.scheme}")
@@ -114,7 +109,7 @@ def list_webhooks(json_out: JsonOpt = False) -> None:
         views = _webhooks(settings, db, keys).list()
         db.dispose()
         if json_out:
-            console.print_json(json.dumps([v.as_dict() for v in views]))
+            print_json([v.as_dict() for v in views])
             return
         table = Table(
             "id",
@@ -150,7 +145,7 @@ def _set_enabled(subscription_id: str, enabled: bool) -> None:
     with reported():
         settings, db, keys = _open()
         view = _webhooks(settings, db, keys).set_enabled(
-            subscription_id, enabled, now=_now(), actor=settings.operator
+            subscription_id, enabled, now=now(), actor=settings.operator
         )
         db.dispose()
         console.print(f"webhook {view.id} {'enabled' if view.enabled else 'disabled'}")
@@ -186,14 +181,14 @@ def rotate_secret(
     with reported():
         settings, db, keys = _open()
         new = _webhooks(settings, db, keys).rotate_secret(
-            subscription_id, overlap=timedelta(hours=overlap), now=_now(), actor=settings.operator
+            subscription_id, overlap=timedelta(hours=overlap), now=now(), actor=settings.operator
         )
         db.dispose()
         if json_out:
             body = new.view.as_dict()
             if new.hmac_secret:
                 body["secret"] = new.hmac_secret
-            console.print_json(json.dumps(body))
+            print_json(body)
             return
         until = new.view.previous_until
         console.print(
@@ -260,14 +255,14 @@ def deliver(
 
         if once:
             try:
-                show(deliverer.run_once(_now()))
+                show(deliverer.run_once(now()))
             finally:
                 db.dispose()
             return
         loop = DeliveryLoop(deliverer)
         try:
             while True:
-                report = loop.step(_now())
+                report = loop.step(now())
                 if report.delivered or report.retrying or report.failed:
                     show(report)
                 time.sleep(interval if not loop.in_flight else min(interval, 0.2))
@@ -276,7 +271,3 @@ def deliver(
         finally:
             loop.close()
             db.dispose()
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(webhooks_app, name="webhooks")

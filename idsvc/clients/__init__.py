@@ -1,3 +1,7 @@
-"""TODO map."""
-# api_clients (was idsvc/clients/api_clients.py)
-# rate_limits (was idsvc/clients/rate_limits.py)
+"""The API's callers: clients and their secrets, and rate limits.
+
+Modules, one job each:
+
+- ``api_clients``  API clients (banks, HR systems, verifier apps): scopes, secrets
+- ``rate_limits``  rate limits shared by every worker, counted in the database
+"""

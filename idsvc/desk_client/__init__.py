@@ -1,5 +1,10 @@
-"""TODO map."""
-# identity (was idsvc/desk_client/identity.py)
-# centre_client (was idsvc/desk_client/centre_client.py)
-# printing (was idsvc/desk_client/printing.py)
-# cards (was idsvc/desk_client/cards.py)
+"""What runs on a desk PC. No database, no register, no issuer key: this package never
+loads ``idsvc.storage`` (tests/test_layering.py).
+
+Modules, one job each:
+
+- ``identity``       what the desk keeps on disk: its key, enrolment, session
+- ``centre_client``  the desk's HTTP client of the centre, every request signed
+- ``cards``          personalise, read, verify and wipe a PIV card
+- ``printing``       draw a card face from what the centre hands over
+"""

@@ -2,10 +2,10 @@
 
 The desk talks to a card through ``cardio`` and to the centre through ``IssuanceCentre`` (the
 begin/confirm protocol of ``idsvc.credentials.issuance``). In the embedded deployment the centre is
-the local
-``IdService``; a remote desk gives an HTTP client with the same three methods. Either way the
-desk never sees the issuer's private key, and nothing is live until the card has been written,
-read back and has answered a challenge with the key the credential names.
+the local credentials feature (``idsvc.credentials.use_cases.Credentials``); a remote desk gives
+its HTTP client (``idsvc.desk_client.centre_client.CentreClient``). Both satisfy the Protocol.
+Either way the desk never sees the issuer's private key, and nothing is live until the card has
+been written, read back and has answered a challenge with the key the credential names.
 
 If the card is pulled or the reader fails at any step, the pending issuance is abandoned (or, if
 even that cannot be recorded, it expires unconfirmed) and ``CardIssuanceFailed`` says to
@@ -45,7 +45,7 @@ from cardio.piv import (
     Slot,
 )
 from cardio.transport import Transport
-from idsvc.credentials.issuance import KeyAttestation, PendingIssuance
+from idsvc.credentials.handover import KeyAttestation, PendingIssuance
 from idsvc.errors import CardIssuanceFailed, CardNotIssued
 from idsvc.formats.claim169 import fragment_of
 from idsvc.verification.rules import Reason, VerificationResult

@@ -27,12 +27,12 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cardio.card_face import CardFaceData
 from cardio.images import ImageRefused
 from idsvc import errors
-from idsvc.credentials.issuance import KeyAttestation, PendingIssuance
+from idsvc.credentials.handover import KeyAttestation, PendingIssuance
 from idsvc.credentials.printed_qr import PrintedQr
 from idsvc.desk_client.identity import DeskIdentity, DeskKeySigner, DeskSession
 from idsvc.formats.credentials import Holder
 from idsvc.formats.desk_proof import HEADER, sign_proof
-from idsvc.register.photos import PHOTO_RULE
+from idsvc.register.photo_rule import PHOTO_RULE
 from idsvc.verification.rules import Reason, VerificationResult
 from keys.jwk import public_jwk
 
@@ -64,16 +64,8 @@ _ERRORS: dict[str, type[errors.IdsvcError]] = {
 }
 
 
-class _Plain(errors.IdsvcError):
-    """A centre answer with a code the desk has no class for (keeps the code and text)."""
-
-    def __init__(self, code: str, text: str, exit_code: int) -> None:
-        super().__init__(text)
-        self.code = code
-        self.exit_code = exit_code
-
-
-def _error(status: int, body: bytes) -> errors.IdsvcError:
+def error_from_problem(status: int, body: bytes) -> errors.IdsvcError:
+    """The domain error a centre's error answer (problem+json, or anything else) stands for."""
     try:
         problem = json.loads(body)
         code = str(problem.get("code", "HTTP_ERROR"))
@@ -85,10 +77,17 @@ def _error(status: int, body: bytes) -> errors.IdsvcError:
         error = kind.__new__(kind)
         errors.IdsvcError.__init__(error, text)
         return error
+    # A code the desk has no class for keeps the centre's code and text; its class says what
+    # kind of answer it was, which is all the CLI's exit-code table needs.
+    if code == errors.UnknownEmployee.code:
+        unknown = errors.UnknownEmployee.__new__(errors.UnknownEmployee)
+        errors.IdsvcError.__init__(unknown, f"centre: {text}")
+        return unknown
     if code.startswith("UNKNOWN_"):
-        return _Plain(code, f"centre: {text}", 4 if code == "UNKNOWN_EMPLOYEE" else 6)
-    exit_code = 10 if status == 503 else 26
-    return _Plain(code, f"centre: {text} ({code})", exit_code)
+        return errors.CentreNotFound(code, f"centre: {text}")
+    if status == 503:
+        return errors.CentreUnavailable(code, f"centre: {text} ({code})")
+    return errors.CentreProblem(code, f"centre: {text} ({code})")
 
 
 WIPE_REPORTS_PATH = "/v1/desk/card-wipe-reports"
@@ -120,7 +119,7 @@ def _approval(approval_id: str) -> str:
         raise errors.UnknownApproval(approval_id[:40]) from None
 
 
-class RemoteCentre:
+class CentreClient:
     def __init__(
         self,
         identity: DeskIdentity,
@@ -182,7 +181,7 @@ class RemoteCentre:
                 raw = response.read()
             return json.loads(raw) if raw else None
         except urllib.error.HTTPError as exc:
-            raise _error(exc.code, exc.read()) from None
+            raise error_from_problem(exc.code, exc.read()) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
             raise errors.CentreUnreachable(
                 f"no answer from the centre at {self.url} ({type(exc).__name__}). Nothing went "

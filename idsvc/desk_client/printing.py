@@ -15,7 +15,7 @@ from datetime import datetime
 
 from cardio.card_face import BatchItem, CardFace, CardRenderer
 from cardio.errors import PrintError
-from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.centre_client import CentreClient
 from idsvc.errors import CardFaceFailed, DeskError, IdsvcError, OperatorError
 
 
@@ -23,7 +23,7 @@ class RemoteCardFaces:
     """``CardFaces`` for a remote desk (same two methods); ``actor`` is the signed-in
     operator, whom the centre knows from the session, so it is not sent."""
 
-    def __init__(self, remote: RemoteCentre, renderer: CardRenderer | None = None) -> None:
+    def __init__(self, remote: CentreClient, renderer: CardRenderer | None = None) -> None:
         self._remote = remote
         self.renderer = renderer or CardRenderer()
 

@@ -11,8 +11,9 @@ confirm or abandon only what was begun from that same desk; confirming twice ans
 Beyond issuing, a desk checks a card's credential (any signed-in operator), gets what a card
 face shows and is allowed to wipe a card (``issuer``; both audited here, as the desk keeps no
 log), stores photos (``registrar``), and asks for the actions maker-checker may hold
-(revocation, re-issue after loss, HR correction) through the ``Centre`` facade, exactly as at
-the console, with ``name@desk`` as the actor.
+(revocation, re-issue after loss, HR correction) through the same use cases as the console
+(``idsvc.credentials.use_cases``, ``idsvc.register.use_cases``), which ask the maker-checker gate
+themselves, with ``name@desk`` as the actor.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from sqlalchemy.orm import Session
 
 from cardio.card_face import CardFaceData
 from idsvc.audit import chain as audit
-from idsvc.centre import Centre, Pending
 from idsvc.credentials import card_faces
-from idsvc.credentials.issuance import KeyAttestation, PendingIssuance
+from idsvc.credentials.handover import KeyAttestation, PendingIssuance
+from idsvc.credentials.infrastructure import Infrastructure
+from idsvc.credentials.use_cases import Credentials
+from idsvc.credentials.views import CredentialView
 from idsvc.desks import registry as desks
 from idsvc.desks.registry import DeskRequest, DeskView
 from idsvc.errors import (
@@ -46,13 +49,16 @@ from idsvc.errors import (
 from idsvc.formats.jws import sign_compact
 from idsvc.register import photos
 from idsvc.register.photos import PhotoInfo
-from idsvc.service import CredentialView
+from idsvc.register.use_cases import Register
 from idsvc.staff import operators
 from idsvc.staff.approvals import ApprovalView
+from idsvc.staff.maker_checker import MakerChecker, Pending
 from idsvc.staff.operators import Actor, LoginSession
+from idsvc.staff.use_cases import Staff
 from idsvc.storage.desk_tables import DeskRow
 from idsvc.storage.tables import LIVE_STATES, CredentialRow
 from idsvc.verification.rules import VerificationResult
+from idsvc.verification.use_cases import Verification
 from keys.errors import KeysError
 from keys.jwk import public_key_from_jwk
 
@@ -110,61 +116,75 @@ class Enrolled:
     ca_certificate_der: bytes  # the issuer CA, to check card certificates before confirming
 
 
-class DeskCentre:
-    def __init__(self, centre: Centre) -> None:
-        self.centre = centre
-        self.service = centre.service
+class DeskGateway:
+    def __init__(
+        self,
+        infra: Infrastructure,
+        *,
+        gate: MakerChecker,
+        staff: Staff,
+        credentials: Credentials,
+        register: Register,
+        verification: Verification,
+    ) -> None:
+        self.infra = infra
+        self.settings = infra.settings
+        self.gate = gate
+        self.staff = staff
+        self.credentials = credentials
+        self.register = register
+        self.verification = verification
 
     # -- administration (centre console or an admin) ----------------------------------------
     def _admin(self, by: Actor | None) -> str:
         if by is None:
-            return self.service.settings.operator
+            return self.settings.operator
         operators.require_role(by, frozenset({"admin"}), "manage desks")
         return by.audit_name
 
     @property
     def _enrol_ttl(self) -> timedelta:
-        return timedelta(hours=self.service.settings.desk_enrol_hours)
+        return timedelta(hours=self.settings.desk_enrol_hours)
 
     def add_desk(
         self, name: str, *, office: str, by: Actor | None, now: datetime
     ) -> tuple[DeskView, str]:
         actor = self._admin(by)
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             return desks.add_desk(
                 session, name=name, office=office, ttl=self._enrol_ttl, actor=actor, now=now
             )
 
     def new_enrolment_code(self, name: str, *, by: Actor | None, now: datetime) -> str:
         actor = self._admin(by)
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             return desks.new_enrolment_code(
                 session, name, ttl=self._enrol_ttl, actor=actor, now=now
             )
 
     def list_desks(self) -> list[DeskView]:
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             return desks.list_desks(session)
 
     def set_desk_enabled(
         self, name: str, *, enabled: bool, by: Actor | None, now: datetime
     ) -> DeskView:
         actor = self._admin(by)
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             return desks.set_enabled(session, name, enabled=enabled, actor=actor, now=now)
 
     # -- the desk's calls -------------------------------------------------------------------
     def enrol(
         self, *, code: str, jwk: dict[str, Any], request: DeskRequest, now: datetime
     ) -> Enrolled:
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             view = desks.enrol(session, code=code, jwk=jwk, request=request, now=now)
-            issuer = self.service.issuer(session)
+            issuer = self.infra.issuer(session)
             receipt = sign_compact(
                 {
                     "iss": issuer.iss,
@@ -173,7 +193,7 @@ class DeskCentre:
                     "jkt": view.key_thumbprint,
                     "iat": int(now.timestamp()),
                 },
-                self.service.signer(issuer),
+                self.infra.signer(issuer),
                 typ=RECEIPT_TYP,
             )
             ca = issuer.ring.ca_certificate().public_bytes(Encoding.DER)
@@ -182,28 +202,28 @@ class DeskCentre:
     def _desk(self, request: DeskRequest, now: datetime) -> DeskRow:
         """The desk that signed ``request``. Its own transaction: the request id is spent even
         when a later check (session, role) refuses the request, so it cannot be replayed."""
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             return desks.desk_of_request(session, request, now=now)
 
     def login(
         self, request: DeskRequest, *, name: str, password: str, otp: str, now: datetime
     ) -> LoginSession:
         desk = self._desk(request, now)
-        return self.centre.login(name, password, otp, now=now, desk=desk)
+        return self.staff.login(name, password, otp, now=now, desk=desk)
 
     def operator_actor(self, request: DeskRequest, token: str, *, now: datetime) -> Actor:
         """The operator signed in at the desk that signed ``request`` (session bound to it).
 
         One transaction (one commit per request): a refused session is raised only after the
         commit, so the request id is spent either way and cannot be replayed."""
-        self.service._ready()
+        self.infra.require_ready()
         refusal: OperatorError | None = None
-        with self.service.db.transaction() as session:
+        with self.infra.db.transaction() as session:
             desk = desks.desk_of_request(session, request, now=now)
             try:
                 actor = operators.actor_of_session(
-                    session, token, desk=desk, policy=self.centre.policy, now=now
+                    session, token, desk=desk, policy=self.staff.policy, now=now
                 )
             except OperatorError as exc:
                 refusal = exc
@@ -222,21 +242,21 @@ class DeskCentre:
 
     def logout(self, request: DeskRequest, token: str, *, now: datetime) -> None:
         self._desk(request, now)
-        with self.service.db.transaction() as session:
+        with self.infra.db.transaction() as session:
             operators.end_session(session, token, now=now)
 
     def check_eligible(
         self, request: DeskRequest, token: str, employee_id: str, *, now: datetime
     ) -> None:
         actor = self.issuer_actor(request, token, now=now)
-        self.centre.require_office(actor, "issue", employee_id, now=now)
-        self.service.check_eligible(employee_id)
+        self.gate.require_office(actor, "issue", employee_id, now=now)
+        self.credentials.check_eligible(employee_id)
         self._refuse_reissue_without_approval(employee_id)
 
     def _refuse_reissue_without_approval(self, employee_id: str) -> None:
-        if not self.centre.needs_approval("reissue_after_loss"):
+        if not self.gate.needs_approval("reissue_after_loss"):
             return
-        with self.service.db.transaction() as session:
+        with self.infra.db.transaction() as session:
             live = session.execute(
                 select(CredentialRow.id).where(
                     CredentialRow.employee_id == employee_id,
@@ -261,7 +281,7 @@ class DeskCentre:
         attestation: KeyAttestation | None = None,
     ) -> RemoteIssuance:
         actor = self.issuer_actor(request, token, now=now)
-        self.centre.require_office(actor, "issue", employee_id, now=now)
+        self.gate.require_office(actor, "issue", employee_id, now=now)
         try:
             card_key = public_key_from_jwk(card_jwk)
         except KeysError as exc:
@@ -269,7 +289,7 @@ class DeskCentre:
         if not isinstance(card_key, EllipticCurvePublicKey):
             raise NotPermitted("the card key must be EC P-256 (PIV slot 9E)")
         self._refuse_reissue_without_approval(employee_id)
-        pending = self.service.begin_card_issuance(
+        pending = self.credentials.begin_card_issuance(
             employee_id,
             card_key=card_key,
             card_uuid=card_uuid,
@@ -279,8 +299,8 @@ class DeskCentre:
         )
         return RemoteIssuance(
             pending,
-            self.service.ca_certificate().public_bytes(Encoding.DER),
-            self.service.settings.resolved_verify_url,
+            self.credentials.ca_certificate().public_bytes(Encoding.DER),
+            self.settings.resolved_verify_url,
         )
 
     def _own(self, session: Session, credential_id: str, actor: Actor) -> CredentialRow:
@@ -295,7 +315,7 @@ class DeskCentre:
         self, request: DeskRequest, token: str, credential_id: str, *, now: datetime
     ) -> CredentialView:
         actor = self.issuer_actor(request, token, now=now)
-        with self.service.db.transaction() as session:
+        with self.infra.db.transaction() as session:
             row = self._own(session, credential_id, actor)
             if row.state in LIVE_STATES:
                 return CredentialView.of(row)  # confirmed before: the same answer again
@@ -303,15 +323,15 @@ class DeskCentre:
                 raise IssuanceNotPending(
                     f"issuance {credential_id} is {row.state}: nothing is live; start again"
                 )
-        return self.service.confirm_issuance(credential_id, actor=actor.audit_name, now=now)
+        return self.credentials.confirm_issuance(credential_id, actor=actor.audit_name, now=now)
 
     def abandon(
         self, request: DeskRequest, token: str, credential_id: str, *, reason: str, now: datetime
     ) -> None:
         actor = self.issuer_actor(request, token, now=now)
-        with self.service.db.transaction() as session:
+        with self.infra.db.transaction() as session:
             self._own(session, credential_id, actor)
-        self.service.abandon_issuance(
+        self.credentials.abandon_issuance(
             credential_id, reason=reason[:200], actor=actor.audit_name, now=now
         )
 
@@ -334,7 +354,7 @@ class DeskCentre:
                 card_key = public_key_from_jwk(card_jwk)
             except KeysError as exc:
                 raise NotPermitted(f"the card key is not a usable public JWK ({exc})") from exc
-        return self.service.verify(credential, now=now, card_key=card_key)
+        return self.verification.verify(credential, now=now, card_key=card_key)
 
     def card_face(
         self, request: DeskRequest, token: str, employee_id: str, *, now: datetime
@@ -342,14 +362,14 @@ class DeskCentre:
         """What one printed card shows, for the desk to draw. Refused as at the centre (no live
         credential, no photo ...); audited here, since the desk keeps no log of its own."""
         actor = self.issuer_actor(request, token, now=now, what="print cards")
-        self.centre.require_office(actor, "print", employee_id, now=now)
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.gate.require_office(actor, "print", employee_id, now=now)
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             data = card_faces.face_data(
                 session,
                 employee_id,
                 now=now,
-                issuer_name_local=self.service.settings.issuer_name_local,
+                issuer_name_local=self.settings.issuer_name_local,
             )
             audit.record(
                 session,
@@ -379,9 +399,11 @@ class DeskCentre:
         if revoke_reason is not None:
             if credential_id is None:
                 raise NotPermitted("the card holds no credential to revoke")
-            if self.service.credential(credential_id).state in LIVE_STATES:
-                outcome = self.centre.revoke(credential_id, reason=revoke_reason, by=actor, now=now)
-        with self.service.db.transaction() as session:
+            if self.credentials.credential(credential_id).state in LIVE_STATES:
+                outcome = self.credentials.revoke(
+                    credential_id, reason=revoke_reason, by=actor, now=now
+                )
+        with self.infra.db.transaction() as session:
             record_wipe(
                 session,
                 actor=actor.audit_name,
@@ -401,7 +423,7 @@ class DeskCentre:
         revoke it; nothing is revoked here."""
         desk = self._desk(request, now)
         found: list[dict[str, Any]] = []
-        with self.service.db.transaction() as session:
+        with self.infra.db.transaction() as session:
             for r in reports:
                 row = (
                     None if r.credential_id is None else session.get(CredentialRow, r.credential_id)
@@ -443,8 +465,8 @@ class DeskCentre:
     ) -> dict[str, Any]:
         """This desk as the centre sees it (a disabled desk is refused as in every call) and
         the operator whose session ``token`` is, if it is still valid here."""
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             desk = desks.desk_of_request(session, request, now=now)
             state: dict[str, Any] = {
                 "desk": desk.name,
@@ -455,7 +477,7 @@ class DeskCentre:
             if token is not None:
                 try:
                     actor = operators.actor_of_session(
-                        session, token, desk=desk, policy=self.centre.policy, now=now
+                        session, token, desk=desk, policy=self.staff.policy, now=now
                     )
                 except OperatorError as exc:
                     state["session"] = str(exc)
@@ -468,13 +490,13 @@ class DeskCentre:
         self, request: DeskRequest, token: str, credential_id: str, *, reason: str, now: datetime
     ) -> CredentialView | Pending:
         actor = self.operator_actor(request, token, now=now)
-        return self.centre.revoke(credential_id, reason=reason, by=actor, now=now)
+        return self.credentials.revoke(credential_id, reason=reason, by=actor, now=now)
 
     def declare_lost(
         self, request: DeskRequest, token: str, employee_id: str, *, reason: str, now: datetime
     ) -> str | Pending:
         actor = self.operator_actor(request, token, now=now)
-        return self.centre.reissue_after_loss(employee_id, reason=reason, by=actor, now=now)
+        return self.credentials.declare_lost(employee_id, reason=reason, by=actor, now=now)
 
     def correct_status(
         self,
@@ -488,7 +510,7 @@ class DeskCentre:
         now: datetime,
     ) -> str | Pending:
         actor = self.operator_actor(request, token, now=now)
-        return self.centre.correct_status(
+        return self.register.correct_status(
             employee_id, status=status, reason=reason, status_date=status_date, by=actor, now=now
         )
 
@@ -499,28 +521,28 @@ class DeskCentre:
         known: nothing of an unauthenticated body is decoded."""
         actor = self.operator_actor(request, token, now=now)
         operators.require_role(actor, PHOTO_ROLES, "store photos")
-        self.centre.require_office(actor, "photo", employee_id, now=now)
+        self.gate.require_office(actor, "photo", employee_id, now=now)
         try:
             data = base64.b64decode(photo_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise PhotoRejected("the photo is not valid base64") from exc
-        self.service._ready()
-        with self.service.db.transaction() as session:
+        self.infra.require_ready()
+        with self.infra.db.transaction() as session:
             return photos.store_photo(session, employee_id, data, actor=actor.audit_name, now=now)
 
     # -- approvals from a desk ----------------------------------------------------------------
     def approvals(self, request: DeskRequest, token: str, *, now: datetime) -> list[ApprovalView]:
         actor = self.operator_actor(request, token, now=now)
-        return self.centre.list_approvals(by=actor, state="pending", now=now)
+        return self.staff.list_approvals(by=actor, state="pending", now=now)
 
     def approve(
         self, request: DeskRequest, token: str, approval_id: str, *, now: datetime
     ) -> tuple[ApprovalView, str]:
         actor = self.operator_actor(request, token, now=now)
-        return self.centre.approve(approval_id, by=actor, now=now)
+        return self.staff.approve(approval_id, by=actor, now=now)
 
     def reject(
         self, request: DeskRequest, token: str, approval_id: str, *, reason: str, now: datetime
     ) -> ApprovalView:
         actor = self.operator_actor(request, token, now=now)
-        return self.centre.reject(approval_id, by=actor, reason=reason, now=now)
+        return self.staff.reject(approval_id, by=actor, reason=reason, now=now)

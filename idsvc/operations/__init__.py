@@ -1,8 +1,12 @@
-"""Operating a deployment: schema upgrades, backup and restore, static publication, sweeping.
+"""Operating a deployment: upgrades, backup and restore, publication, sweeping, health.
 
-Each module does one job and takes ``now`` and settings as parameters; ``use_cases`` binds
-them to an ``IdService`` for the CLI (``idsvc/cli/ops_commands.py``).
+Modules, one job each:
 
-Errors come from ``idsvc.errors`` (``OperationRefused`` and its subclasses, exit 23) and from
-``idsvc.storage.db``.
+- ``use_cases``  ``Operations``, the feature: one method per operations command
+- ``backup``     ``idsvc backup`` / ``idsvc restore``: database and public key rings
+- ``pg_tools``   PostgreSQL's own ``pg_dump`` / ``pg_restore``, of the right version
+- ``publish``    ``idsvc publish``: JWKS and status lists as static files
+- ``sweeper``    closing issuances never confirmed and approvals never decided
+- ``readiness``  ``GET /readyz``: may this process take traffic?
+- ``activity``   totals for the metrics, read from the database
 """

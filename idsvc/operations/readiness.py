@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from idsvc.credentials import issuers
-from idsvc.service import IdService
+from idsvc.credentials.infrastructure import Infrastructure
 from idsvc.storage.db import (
     SchemaOutdated,
     StorageError,
@@ -97,10 +97,10 @@ def published_lists(folder: Path, *, lifetime: timedelta) -> list[PublishedList]
 
 
 class Readiness:
-    """The readiness use case over one ``IdService``; one instance per worker."""
+    """The readiness use case over the shared infrastructure; one instance per worker."""
 
-    def __init__(self, service: IdService, *, cache_seconds: float = 5.0) -> None:
-        self._service = service
+    def __init__(self, infra: Infrastructure, *, cache_seconds: float = 5.0) -> None:
+        self._infra = infra
         self._cache = timedelta(seconds=cache_seconds)
         self._lock = threading.Lock()
         self._last: ReadinessReport | None = None
@@ -127,7 +127,7 @@ class Readiness:
         return (database, self._migrations(), self._signing_key(), self._status_lists(now))
 
     def _database(self) -> Check:
-        engine = self._service.db.engine
+        engine = self._infra.db.engine
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             path = Path(str(engine.url.database).removeprefix("file:"))
             if not path.is_file():
@@ -139,7 +139,7 @@ class Readiness:
         return Check("database", True, engine.dialect.name)
 
     def _migrations(self) -> Check:
-        engine = self._service.db.engine
+        engine = self._infra.db.engine
         try:
             require_current_schema(engine)  # reads the scripts (~4 ms): fine once per period
         except SchemaOutdated as exc:
@@ -149,14 +149,14 @@ class Readiness:
         return Check("migrations", True, f"at {current_revision(engine)}")
 
     def _signing_key(self) -> Check:
-        service = self._service
+        infra = self._infra
         try:
-            with service.db.transaction() as session:
-                all_issuers = issuers.load_issuers(session, service.rings)
+            with infra.db.transaction() as session:
+                all_issuers = issuers.load_issuers(session, infra.rings)
             if not all_issuers:
                 return Check("signing_key", False, "no issuer: run `idsvc init`")
             for issuer in all_issuers:
-                signer = service.signer(issuer)
+                signer = infra.signer(issuer)
                 verify_signature(signer.public_key(), signer.alg, PROBE, signer.sign(PROBE))
         except (KeysError, StorageError) as exc:
             return Check("signing_key", False, type(exc).__name__)
@@ -165,7 +165,7 @@ class Readiness:
         return Check("signing_key", True, f"{len(all_issuers)} issuer(s) sign")
 
     def _status_lists(self, now: datetime) -> Check:
-        settings = self._service.settings
+        settings = self._infra.settings
         folder = settings.published_dir
         if folder is None:
             return Check("status_lists", True, "signed on request (no IDSVC_PUBLISHED_DIR)")

@@ -1,6 +1,12 @@
-"""TODO map."""
-# operators (was idsvc/staff/operators.py)
-# secrets (was idsvc/staff/secrets.py)
-# totp (was idsvc/staff/totp.py)
-# approvals (was idsvc/staff/approvals.py)
-# offices (was idsvc/staff/offices.py)
+"""Staff: the operators who work the desks, and maker-checker.
+
+Modules, one job each:
+
+- ``use_cases``      ``Staff``, the feature: operators, logins, approvals
+- ``operators``      operators: roles, offices, second factor, lockout, sessions
+- ``secrets``        how passwords (scrypt) and TOTP secrets (sealed) are kept
+- ``totp``           one-time codes (RFC 6238), written from the RFC
+- ``offices``        which people an operator may act for
+- ``approvals``      approval requests: asked, approved or rejected, expired
+- ``maker_checker``  the one gate every sensitive action goes through
+"""

@@ -7,8 +7,9 @@ action then runs in the same transaction and is audited with both identities, or
 nothing changes (the approval stays pending, so it can be approved again once the cause is
 fixed, until it expires). A rejection or an expiry closes it for good.
 
-The action itself is performed by the caller's ``Performer`` (the centre facade), which knows
-keys and settings; this module owns only the rules of the two-person check. Offices are the
+The action itself is performed by the caller's ``Performer`` (``idsvc.staff.maker_checker``,
+through the performers table of ``idsvc.services``); this module owns only the rules of the
+two-person check. Offices are the
 centre's rule too (``idsvc.staff.offices``): it refuses a requester or an approver who is not of the
 office of the person the action concerns, and lists to an approver only their offices' requests.
 """

@@ -10,7 +10,7 @@
 - Session tokens and enrolment codes are random (≥ 128 bits), so a plain SHA-256 at rest is
   enough: a database reader cannot turn the hash back into a usable token.
 
-    OperatorSecretsError (an IdsvcError, exit 3: configuration)
+    OperatorSecretsError (an IdsvcError: configuration)
     ├── SealKeyProblem      the key file is missing, readable by others, or malformed
     └── SealBroken          a sealed secret does not open with this key (wrong key, edited row)
 """
@@ -42,10 +42,9 @@ _SEAL_LABEL = b"idsvc operator totp v1|"
 
 
 class OperatorSecretsError(IdsvcError):
-    """Base of errors about stored operator secrets: configuration, so exit 3 like the others."""
+    """Base of errors about stored operator secrets: a configuration problem at the centre."""
 
     code = "OPERATOR_SECRETS"
-    exit_code = 3
 
 
 class SealKeyProblem(OperatorSecretsError):

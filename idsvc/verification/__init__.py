@@ -1,6 +1,11 @@
-"""TODO map."""
-# rules (was idsvc/verification/rules.py)
-# online (was idsvc/verification/online.py)
-# offline (was idsvc/verification/offline.py)
-# sources (was idsvc/verification/sources.py)
-# card_challenges (was idsvc/verification/card_challenges.py)
+"""Verification: the one set of rules, and where its trust data comes from.
+
+Modules, one job each:
+
+- ``use_cases``        ``Verification``, the feature: verify against this register
+- ``rules``            ``verify_credential``: the pure rules and stable reason codes
+- ``online``           the API's verifier: the same rules over per-worker caches
+- ``offline``          verifying from an offline copy of the keys and status lists
+- ``sources``          what an offline verifier downloads: issuers, key sets, lists
+- ``card_challenges``  card challenges: prove a card is the genuine one
+"""

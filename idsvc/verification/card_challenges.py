@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from sqlalchemy import delete, update
 
 from idsvc.audit.who_checked import CheckedBy
-from idsvc.service import IdService
+from idsvc.credentials import issuers
+from idsvc.credentials.infrastructure import Infrastructure
 from idsvc.storage.client_tables import CardChallengeRow
 from idsvc.verification.online import OnlineVerifier
 from idsvc.verification.rules import Reason, VerificationResult
@@ -57,14 +58,14 @@ def _not_genuine(result: VerificationResult) -> VerificationResult:
 
 
 class CardChallenges:
-    def __init__(self, service: IdService, verifier: OnlineVerifier) -> None:
-        self._service = service
+    def __init__(self, infra: Infrastructure, verifier: OnlineVerifier) -> None:
+        self._infra = infra
         self._verifier = verifier
 
     def create(self, now: datetime) -> Challenge:
-        ttl = timedelta(seconds=self._service.settings.card_challenge_ttl)
+        ttl = timedelta(seconds=self._infra.settings.card_challenge_ttl)
         challenge = Challenge(secrets.token_hex(16), secrets.token_bytes(NONCE_BYTES), now + ttl)
-        with self._service.db.transaction() as session:
+        with self._infra.db.transaction() as session:
             session.add(
                 CardChallengeRow(
                     id=challenge.id,
@@ -83,7 +84,7 @@ class CardChallenges:
         return challenge
 
     def _consume(self, challenge_id: str, now: datetime) -> bytes | None:
-        with self._service.db.transaction() as session:
+        with self._infra.db.transaction() as session:
             nonce = session.execute(
                 update(CardChallengeRow)
                 .where(
@@ -95,6 +96,13 @@ class CardChallenges:
                 .returning(CardChallengeRow.nonce)
             ).scalar_one_or_none()
         return None if nonce is None else bytes.fromhex(nonce)
+
+    def _ca_certificates(self) -> list[x509.Certificate]:
+        self._infra.require_ready()
+        with self._infra.db.transaction() as session:
+            return [
+                i.ring.ca_certificate() for i in issuers.load_issuers(session, self._infra.rings)
+            ]
 
     def _card_key(
         self, certificate: bytes, nonce: bytes, signature: bytes, now: datetime
@@ -108,7 +116,7 @@ class CardChallenges:
         key = cert.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey):
             return None
-        for ca in self._service.ca_certificates():
+        for ca in self._ca_certificates():
             try:
                 verify_card_certificate(ca, cert, now=now)
                 break

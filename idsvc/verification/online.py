@@ -1,4 +1,4 @@
-"""Verification for the API: the same rules as ``IdService.verify``, served from short-lived
+"""Verification for the API: the same rules as ``Verification.verify``, served from short-lived
 per-worker caches, with every check written to the who-checked log.
 
 Why caches: reading the key rings, the status-list entry and the holder's HR status costs three
@@ -45,9 +45,10 @@ from sqlalchemy import select
 
 from idsvc.audit.who_checked import CheckedBy, CheckLog, CheckRecord
 from idsvc.credentials import issuers
+from idsvc.credentials.infrastructure import Infrastructure
+from idsvc.credentials.state import get_credential
 from idsvc.errors import UnknownCredential
 from idsvc.register.photos import verifier_picture
-from idsvc.service import DbStatus, IdService, LocalTrust
 from idsvc.storage.photo_tables import PhotoRow
 from idsvc.storage.tables import CivilServantRow
 from idsvc.verification.rules import (
@@ -56,6 +57,7 @@ from idsvc.verification.rules import (
     VerificationResult,
     verify_credential,
 )
+from idsvc.verification.use_cases import DbStatus, LocalTrust
 from keys.jwk import PublicKey
 
 log = logging.getLogger(__name__)
@@ -191,12 +193,12 @@ class CachedTrust:
 
     def __init__(
         self,
-        service: IdService,
+        infra: Infrastructure,
         ttl: float,
         monotonic: Monotonic,
         refresher: Refresher | None = None,
     ) -> None:
-        self._service = service
+        self._infra = infra
         self._ttl = ttl
         self._clock = monotonic
         self._refresher = refresher
@@ -205,8 +207,8 @@ class CachedTrust:
         self._loaded_at = float("-inf")
 
     def load(self) -> LocalTrust:
-        with self._service.db.transaction() as session:
-            trust = LocalTrust(issuers.load_issuers(session, self._service.rings))
+        with self._infra.db.transaction() as session:
+            trust = LocalTrust(issuers.load_issuers(session, self._infra.rings))
         with self._lock:
             self._trust, self._loaded_at = trust, self._clock()
         return trust
@@ -232,14 +234,14 @@ class CachedTrust:
 
 
 class CachedStatus:
-    def __init__(self, service: IdService, cache: TtlCache[Any, Any], *, may_load: bool) -> None:
-        self._service = service
+    def __init__(self, infra: Infrastructure, cache: TtlCache[Any, Any], *, may_load: bool) -> None:
+        self._infra = infra
         self._cache = cache
         self._may_load = may_load
 
     def status_of(self, uri: str, idx: int, *, iss: str, now: datetime) -> int:
         def load() -> object:
-            with self._service.db.transaction() as session:
+            with self._infra.db.transaction() as session:
                 try:
                     return DbStatus(session).status_of(uri, idx, iss=iss, now=now)
                 except StatusUnavailable:
@@ -255,14 +257,14 @@ class CachedStatus:
 class CachedHolders:
     """Each holder's HR status and the hash of their photo (None: no photo), read together."""
 
-    def __init__(self, service: IdService, cache: TtlCache[Any, Any], *, may_load: bool) -> None:
-        self._service = service
+    def __init__(self, infra: Infrastructure, cache: TtlCache[Any, Any], *, may_load: bool) -> None:
+        self._infra = infra
         self._cache = cache
         self._may_load = may_load
 
     def _entry(self, employee_id: str) -> tuple[str | None, str | None]:
         def load() -> tuple[str | None, str | None]:
-            with self._service.db.transaction() as session:
+            with self._infra.db.transaction() as session:
                 row = session.execute(
                     select(CivilServantRow.status, PhotoRow.sha256)
                     .outerjoin(PhotoRow, PhotoRow.employee_id == CivilServantRow.employee_id)
@@ -286,13 +288,13 @@ class CachedPictures:
     """The verifier's picture of each photo, by the photo's hash: a hash never changes its
     picture, so entries need no expiry, only a size bound (a few KB each)."""
 
-    def __init__(self, service: IdService, max_entries: int = 2000) -> None:
-        self._service = service
+    def __init__(self, infra: Infrastructure, max_entries: int = 2000) -> None:
+        self._infra = infra
         self._cache: TtlCache[str, str | None] = TtlCache(float("inf"), max_entries, time.monotonic)
 
     def data_uri(self, employee_id: str, sha256: str, *, may_load: bool) -> str | None:
         def load() -> str | None:
-            with self._service.db.transaction() as session:
+            with self._infra.db.transaction() as session:
                 row = session.get(PhotoRow, employee_id)
                 face = row.face_jpeg if row is not None and row.sha256 == sha256 else None
             if face is None:
@@ -310,26 +312,26 @@ class OnlineVerifier:
 
     def __init__(
         self,
-        service: IdService,
+        infra: Infrastructure,
         *,
         check_log: CheckLog | None = None,
         ttl: float | None = None,
         max_entries: int = 100_000,
         monotonic: Monotonic = time.monotonic,
     ) -> None:
-        self._service = service
-        self._log = check_log or CheckLog(service.db, flush_interval=0)
-        ttl = service.settings.verify_cache_ttl if ttl is None else ttl
+        self._infra = infra
+        self._log = check_log or CheckLog(infra.db, flush_interval=0)
+        ttl = infra.settings.verify_cache_ttl if ttl is None else ttl
         self.ttl = ttl
         refresher = Refresher()
         cache: TtlCache[Any, Any] = TtlCache(ttl, max_entries, monotonic, refresher)
-        self._trust = CachedTrust(service, ttl, monotonic, refresher)
+        self._trust = CachedTrust(infra, ttl, monotonic, refresher)
         # Two views of one cache: one may read the database, the other only says it would.
-        self._status = CachedStatus(service, cache, may_load=True)
-        self._holders = CachedHolders(service, cache, may_load=True)
-        self._cached_status = CachedStatus(service, cache, may_load=False)
-        self._cached_holders = CachedHolders(service, cache, may_load=False)
-        self._pictures = CachedPictures(service)
+        self._status = CachedStatus(infra, cache, may_load=True)
+        self._holders = CachedHolders(infra, cache, may_load=True)
+        self._cached_status = CachedStatus(infra, cache, may_load=False)
+        self._cached_holders = CachedHolders(infra, cache, may_load=False)
+        self._pictures = CachedPictures(infra)
 
     def check(
         self, text: str, *, now: datetime, card_key: PublicKey | None = None
@@ -401,7 +403,10 @@ class OnlineVerifier:
         # Ids are UUIDs: anything else (NUL, a megabyte) is unknown without a query.
         if not CREDENTIAL_ID.fullmatch(credential_id):
             raise UnknownCredential(credential_id)
-        result = self.check(self._service.credential(credential_id).token, now=now)
+        self._infra.require_ready()
+        with self._infra.db.transaction() as session:
+            token = get_credential(session, credential_id).token
+        result = self.check(token, now=now)
         self.record(result, kind="verification", by=by, now=now)
         return result
 

@@ -17,12 +17,12 @@ from mobile_api import problems
 from mobile_api.auth import Anyone
 from mobile_api.deps import Challenges, JsonBody, Now
 from mobile_api.json_body import StrictJsonRoute
-from mobile_api.routes.verifications import answer, checked_by
-from mobile_api.schemas import (
+from mobile_api.schemas.verification import (
     CardChallengeResponse,
     CardVerificationRequest,
     VerificationResponse,
 )
+from mobile_api.verdicts import checked_by, verdict
 
 router = APIRouter(tags=["card challenges"], route_class=StrictJsonRoute)
 
@@ -67,4 +67,4 @@ def create_card_verification(
         by=checked_by(caller),
         now=now,
     )
-    return answer(result, caller, now)
+    return verdict(result, caller, now)

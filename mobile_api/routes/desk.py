@@ -3,149 +3,37 @@
 Every request carries ``Desk-Proof`` (a JWT signed with the desk's enrolled key over method,
 path, body hash, time and a single-use id; see ``idsvc.formats.desk_proof``); past login it
 also carries ``Desk-Session`` (the operator's session token, bound to that desk). Each route
-calls one ``DeskCentre`` use case. Answers for desk and operator errors are problem+json:
+calls one ``DeskGateway`` use case. Answers for desk and operator errors are problem+json:
 401 not signed in / bad proof, 403 refused (role, office, disabled desk), 423 locked.
 """
 
 from __future__ import annotations
 
 import base64
-import logging
-import uuid
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter
+from fastapi.responses import Response
 
-from idsvc.centre import Centre
-from idsvc.credentials.issuance import KeyAttestation
-from idsvc.desks.gateway import DeskCentre
-from idsvc.desks.registry import DeskRequest
-from idsvc.errors import (
-    ApprovalError,
-    DeskError,
-    DeskRefused,
-    DeskRequestInvalid,
-    EnrolmentRefused,
-    KeyNotAttested,
-    LoginRefused,
-    OperatorError,
-    OperatorLocked,
-    SessionInvalid,
-    UnknownApproval,
-    UnknownDesk,
-)
-from idsvc.formats.desk_proof import HEADER
-from idsvc.staff.secrets import OperatorSecretsError
-from mobile_api import problems
-from mobile_api.deps import JsonBody, Now
+from idsvc.credentials.handover import KeyAttestation
+from idsvc.errors import KeyNotAttested
+from mobile_api.deps import Desks, JsonBody, Now
+from mobile_api.desk_requests import ERRORS, MaybeSession, SessionToken, Signed, answer
 from mobile_api.json_body import StrictJsonRoute
+from mobile_api.schemas.desk import (
+    AbandonmentRequest,
+    AttestationCertificates,
+    EligibilityRequest,
+    EnrolmentRequest,
+    IssuanceRequest,
+    LoginRequest,
+    RejectionRequest,
+)
 
 router = APIRouter(tags=["remote desks"], route_class=StrictJsonRoute)
-log = logging.getLogger("mobile_api")
 
 
-def get_desk_centre(request: Request) -> DeskCentre:
-    found: DeskCentre | None = getattr(request.app.state, "desk_centre", None)
-    if found is None:
-        found = request.app.state.desk_centre = DeskCentre(Centre(request.app.state.service))
-    return found
-
-
-async def desk_request(request: Request) -> DeskRequest:
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return DeskRequest(
-        proof=request.headers.get(HEADER),
-        method=request.method,
-        path=path,
-        body=await request.body(),
-    )
-
-
-Desks = Annotated[DeskCentre, Depends(get_desk_centre)]
-Signed = Annotated[DeskRequest, Depends(desk_request)]
-SessionToken = Annotated[str, Header(alias="Desk-Session", description="operator session token")]
-MaybeSession = Annotated[
-    str | None, Header(alias="Desk-Session", description="operator session token, if any")
-]
-
-
-def _status(exc: Exception) -> int:
-    if isinstance(exc, OperatorLocked):
-        return 423
-    if isinstance(exc, LoginRefused | SessionInvalid | DeskRequestInvalid):
-        return 401
-    if isinstance(exc, UnknownDesk | UnknownApproval):
-        return 404
-    if isinstance(exc, DeskRefused | EnrolmentRefused):
-        return 403
-    if isinstance(exc, ApprovalError):
-        return 409
-    return 403
-
-
-def answer(call: Callable[[], Any], status: int = 200) -> Response:
-    """Run one use case; map the desk, operator and approval errors (others go to the app)."""
-    try:
-        result = call()
-    except OperatorSecretsError as exc:
-        # Its message names a file on the centre: the log gets the code, the desk a fixed text.
-        log.error("operator secrets unusable: %s", exc.code)
-        return problems.problem(503, exc.code, "operator sign-in is not configured at the centre")
-    except (OperatorError, DeskError, ApprovalError) as exc:
-        code = _status(exc)
-        title = {401: "not authenticated", 404: "not found", 423: "locked"}.get(code, "refused")
-        return problems.problem(code, exc.code, title, str(exc))
-    if result is None:
-        return Response(status_code=204)
-    return JSONResponse(result, status_code=status)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EnrolBody(Strict):
-    code: str = Field(max_length=64)
-    public_jwk: dict[str, str]
-
-
-class LoginBody(Strict):
-    operator: str = Field(max_length=64)
-    password: str = Field(max_length=1024)
-    otp: str = Field(max_length=16)
-
-
-class EligibilityBody(Strict):
-    employee_id: str = Field(max_length=64)
-
-
-class AttestationBody(Strict):
-    certificate: str = Field(max_length=16384)  # base64 DER: ATTEST on the card key's slot
-    signer: str = Field(max_length=16384)  # base64 DER: the card's F9 attestation certificate
-
-
-class BeginBody(Strict):
-    employee_id: str = Field(max_length=64)
-    card_jwk: dict[str, str]
-    card_uuid: uuid.UUID
-    key_attestation: AttestationBody | None = None  # the proof that the key was made on the card
-
-
-class AbandonBody(Strict):
-    reason: str = Field(max_length=200)
-
-
-class RejectBody(Strict):
-    reason: str = Field(max_length=255)
-
-
-ERRORS = problems.responses(401, 403, 404, 409, 422, 423, 503)
-
-
-def _attestation(body: AttestationBody | None) -> KeyAttestation | None:
+def _attestation(body: AttestationCertificates | None) -> KeyAttestation | None:
     if body is None:
         return None
     try:
@@ -162,7 +50,7 @@ def _b64(data: bytes) -> str:
 
 
 @router.post("/v1/desk/enrolment", dependencies=[JsonBody], responses=ERRORS, status_code=201)
-def enrol(body: EnrolBody, signed: Signed, desks: Desks, now: Now) -> Response:
+def enrol(body: EnrolmentRequest, signed: Signed, desks: Desks, now: Now) -> Response:
     """Enrol this desk's key with its one-time code (the request is signed with that key)."""
 
     def call() -> dict[str, Any]:
@@ -176,7 +64,7 @@ def enrol(body: EnrolBody, signed: Signed, desks: Desks, now: Now) -> Response:
 
 
 @router.post("/v1/desk/sessions", dependencies=[JsonBody], responses=ERRORS, status_code=201)
-def login(body: LoginBody, signed: Signed, desks: Desks, now: Now) -> Response:
+def login(body: LoginRequest, signed: Signed, desks: Desks, now: Now) -> Response:
     """An operator signs in at this desk (password and one-time code)."""
 
     def call() -> dict[str, Any]:
@@ -208,7 +96,7 @@ def state(signed: Signed, desks: Desks, now: Now, session: MaybeSession = None) 
 
 @router.post("/v1/desk/eligibility", dependencies=[JsonBody], responses=ERRORS, status_code=204)
 def eligibility(
-    body: EligibilityBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: EligibilityRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     """204 if the register lets this person have a card now (asked before the card is touched)."""
     return answer(lambda: desks.check_eligible(signed, session, body.employee_id, now=now))
@@ -216,7 +104,7 @@ def eligibility(
 
 @router.post("/v1/desk/issuances", dependencies=[JsonBody], responses=ERRORS, status_code=201)
 def begin(
-    body: BeginBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: IssuanceRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     """Sign the card certificate and the credential for the card key; nothing is live yet."""
 
@@ -274,7 +162,7 @@ def confirm(
 )
 def abandon(
     credential_id: str,
-    body: AbandonBody,
+    body: AbandonmentRequest,
     signed: Signed,
     session: SessionToken,
     desks: Desks,
@@ -314,7 +202,7 @@ def approve(
 )
 def reject(
     approval_id: str,
-    body: RejectBody,
+    body: RejectionRequest,
     signed: Signed,
     session: SessionToken,
     desks: Desks,

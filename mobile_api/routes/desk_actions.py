@@ -3,88 +3,45 @@ face, wipe a card, and the registrar's and issuer's sensitive actions (revocatio
 after loss, HR status correction, a holder's photo).
 
 Signed and authenticated as in ``mobile_api.routes.desk`` (``Desk-Proof`` + ``Desk-Session``);
-each route calls one ``DeskCentre`` use case. An action held for a second person's approval
+each route calls one ``DeskGateway`` use case. An action held for a second person's approval
 answers 202 with the pending approval; done at once, 200.
 """
 
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Callable
-from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import Field
 
-from idsvc.centre import Pending
+from idsvc.credentials.views import CredentialView
 from idsvc.desks.gateway import ReportedWipe
-from idsvc.register.photos import MAX_PHOTO_BYTES
-from idsvc.service import CredentialView
+from idsvc.staff.maker_checker import Pending
 from mobile_api import problems
-from mobile_api.deps import JsonBody, Now
+from mobile_api.deps import Desks, JsonBody, Now
+from mobile_api.desk_requests import ERRORS, SessionToken, Signed, answer
 from mobile_api.json_body import StrictJsonRoute
 from mobile_api.limits import PATH_LIMITS
-from mobile_api.routes.desk import ERRORS, Desks, SessionToken, Signed, Strict, answer
+from mobile_api.schemas.desk import (
+    PHOTO_B64_MAX,
+    CardCheckRequest,
+    CardFaceRequest,
+    CardWipeRequest,
+    CorrectionRequest,
+    LossRequest,
+    PhotoRequest,
+    RevocationRequest,
+    WipeReportsRequest,
+)
 
 router = APIRouter(tags=["remote desks"], route_class=StrictJsonRoute)
 HELD = ERRORS | {202: {"description": "Held: waiting for a second person's approval"}}
 
 PHOTO_PATH = "/v1/desk/photos"
-_PHOTO_B64 = (MAX_PHOTO_BYTES + 2) // 3 * 4
 # The photo is the one desk body larger than the global limit: a camera's original, base64.
-PATH_LIMITS[PHOTO_PATH] = _PHOTO_B64 + 4096
-
-
-class CardCheckBody(Strict):
-    credential: str = Field(max_length=8192)
-    card_jwk: dict[str, str] | None = None
-
-
-class EmployeeBody(Strict):
-    employee_id: str = Field(max_length=64)
-
-
-class WipeBody(Strict):
-    credential_id: str | None = Field(default=None, max_length=64)
-    card_uuid: str | None = Field(default=None, max_length=64)
-    revoke_reason: str | None = Field(default=None, min_length=1, max_length=255)
-
-
-class WipeReportBody(Strict):
-    report_id: uuid.UUID
-    card_uuid: str | None = Field(default=None, max_length=64)
-    credential_id: str | None = Field(default=None, max_length=64)
-    wiped_at: datetime
-    operator: str | None = Field(default=None, max_length=64)
-
-
-class WipeReportsBody(Strict):
-    reports: list[WipeReportBody] = Field(min_length=1, max_length=100)
-
-
-class RevokeBody(Strict):
-    credential_id: str = Field(max_length=64)
-    reason: str = Field(min_length=1, max_length=255)
-
-
-class LossBody(Strict):
-    employee_id: str = Field(max_length=64)
-    reason: str = Field(min_length=1, max_length=255)
-
-
-class CorrectionBody(Strict):
-    employee_id: str = Field(max_length=64)
-    status: str = Field(max_length=32)
-    reason: str = Field(max_length=255)
-    status_date: date | None = None
-
-
-class PhotoBody(Strict):
-    employee_id: str = Field(max_length=64)
-    photo: str = Field(max_length=_PHOTO_B64, description="JPEG or PNG, base64")
+PATH_LIMITS[PHOTO_PATH] = PHOTO_B64_MAX + 4096
 
 
 def _credential(view: CredentialView) -> dict[str, Any]:
@@ -113,7 +70,7 @@ def _held_or_done(call: Callable[[], object]) -> Response:
 
 @router.post("/v1/desk/verifications", dependencies=[JsonBody], responses=ERRORS)
 def verify_card(
-    body: CardCheckBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: CardCheckRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     """Check the credential read from a card, bound to the card's key when it is given."""
     return answer(
@@ -125,7 +82,7 @@ def verify_card(
 
 @router.post("/v1/desk/card-faces", dependencies=[JsonBody], responses=ERRORS)
 def card_face(
-    body: EmployeeBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: CardFaceRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     """What the printed card shows (the desk draws it); refused if it must not be printed."""
 
@@ -153,7 +110,7 @@ def card_face(
 
 @router.post("/v1/desk/card-wipes", dependencies=[JsonBody], responses=HELD)
 def card_wipe(
-    body: WipeBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: CardWipeRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     """Allow (and audit) a wipe before the desk touches the card; revoke first if asked."""
     return _held_or_done(
@@ -169,7 +126,7 @@ def card_wipe(
 
 
 @router.post("/v1/desk/card-wipe-reports", dependencies=[JsonBody], responses=ERRORS)
-def card_wipe_reports(body: WipeReportsBody, signed: Signed, desks: Desks, now: Now) -> Response:
+def card_wipe_reports(body: WipeReportsRequest, signed: Signed, desks: Desks, now: Now) -> Response:
     """Wipes the desk did without the centre (``card wipe --offline``), sent at its next
     request: audited, and a credential still live is named for a registrar (not revoked)."""
     reports = [
@@ -187,7 +144,7 @@ def card_wipe_reports(body: WipeReportsBody, signed: Signed, desks: Desks, now: 
 
 @router.post("/v1/desk/revocations", dependencies=[JsonBody], responses=HELD)
 def revoke(
-    body: RevokeBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: RevocationRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     return _held_or_done(
         lambda: desks.revoke(signed, session, body.credential_id, reason=body.reason, now=now)
@@ -196,7 +153,7 @@ def revoke(
 
 @router.post("/v1/desk/losses", dependencies=[JsonBody], responses=HELD)
 def declare_lost(
-    body: LossBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: LossRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     """Re-issue after loss: the live card is revoked as lost so a new one can be issued."""
     return _held_or_done(
@@ -206,7 +163,7 @@ def declare_lost(
 
 @router.post("/v1/desk/corrections", dependencies=[JsonBody], responses=HELD)
 def correct_status(
-    body: CorrectionBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: CorrectionRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     """An HR status correction by a registrar (the register's rules: reason, dates, feed)."""
     return _held_or_done(
@@ -224,7 +181,7 @@ def correct_status(
 
 @router.post(PHOTO_PATH, dependencies=[JsonBody], responses=ERRORS | problems.responses(413))
 def store_photo(
-    body: PhotoBody, signed: Signed, session: SessionToken, desks: Desks, now: Now
+    body: PhotoRequest, signed: Signed, session: SessionToken, desks: Desks, now: Now
 ) -> Response:
     """Store a holder's photo (registrar); checked and normalised as at the centre."""
 

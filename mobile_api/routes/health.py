@@ -11,47 +11,26 @@ credentials_file``), with ``open`` anyone who reaches the port.
 
 from __future__ import annotations
 
-import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.operations.readiness import Readiness
 from mobile_api import problems
 from mobile_api.auth import require_scope
-from mobile_api.deps import Now
+from mobile_api.deps import Now, Operations
 from mobile_api.metrics import CONTENT_TYPE, DatabaseCollector, exposition
 
 router = APIRouter(tags=["system"])
 
 RETRY_AFTER = "5"
-_LOCK = threading.Lock()
 # /metrics needs the admin scope unless IDSVC_METRICS_ACCESS=open (declared in /openapi.json).
 _metrics_reader = require_scope("admin", waived=lambda s: s.metrics_access == "open")
 
 
-def _per_app(request: Request, name: str, make: Any) -> Any:
-    state = request.app.state
-    with _LOCK:
-        made = getattr(state, name, None)
-        if made is None:
-            made = make(state.service)
-            setattr(state, name, made)
-    return made
-
-
-def get_readiness(request: Request) -> Readiness:
-    def make(service: Any) -> Readiness:
-        return Readiness(service, cache_seconds=service.settings.readiness_cache)
-
-    readiness: Readiness = _per_app(request, "readiness", make)
-    return readiness
-
-
-def get_database_collector(request: Request) -> DatabaseCollector:
-    collector: DatabaseCollector = _per_app(request, "metrics_database", DatabaseCollector)
+async def get_database_metrics(request: Request) -> DatabaseCollector:
+    collector: DatabaseCollector = request.app.state.database_metrics  # made by create_app
     return collector
 
 
@@ -66,8 +45,8 @@ def healthz() -> dict[str, str]:
     summary="Database, migrations, signing key and status lists are usable",
     responses={503: {"description": "not ready: the failing checks are named"}},
 )
-def readyz(readiness: Annotated[Readiness, Depends(get_readiness)], now: Now) -> JSONResponse:
-    report = readiness.report(now=now)
+def readyz(operations: Operations, now: Now) -> JSONResponse:
+    report = operations.readiness.report(now=now)
     if report.ready:
         return JSONResponse(report.as_dict())
     return JSONResponse(report.as_dict(), status_code=503, headers={"Retry-After": RETRY_AFTER})
@@ -82,7 +61,7 @@ def readyz(readiness: Annotated[Readiness, Depends(get_readiness)], now: Now) ->
     responses={200: {"content": {CONTENT_TYPE: {}}}, **problems.responses(401, 403, 429)},
 )
 async def metrics(
-    database: Annotated[DatabaseCollector, Depends(get_database_collector)],
+    database: Annotated[DatabaseCollector, Depends(get_database_metrics)],
 ) -> Response:
     # Reading the workers' files and the database totals blocks: off the event loop.
     body = await run_in_threadpool(exposition, database)

@@ -15,14 +15,12 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.errors import HrSyncError
 from mobile_api import problems
 from mobile_api.auth import Caller, require_scope
-from mobile_api.bank_deps import Bank
-from mobile_api.bank_schemas import HrRecordsRequest, HrRecordsResponse
-from mobile_api.deps import JsonBody, Now
+from mobile_api.deps import JsonBody, Now, Register
 from mobile_api.json_body import StrictJsonRoute
 from mobile_api.limits import PATH_LIMITS
+from mobile_api.schemas.hr import HrRecordsRequest, HrRecordsResponse
 
 HR_MAX_BODY = 8 * 1024 * 1024
 RECORDS_PATH = "/v1/hr/records"
@@ -50,23 +48,21 @@ router = APIRouter(tags=["hr"], route_class=StrictJsonRoute)
 async def upsert_hr_records(
     body: HrRecordsRequest,
     caller: HrWriter,
-    bank: Bank,
+    register: Register,
     now: Now,
     idempotency_key: Annotated[
         str | None,
         Header(max_length=255, description="replays the first answer for the same key"),
     ] = None,
 ) -> Any:
-    try:
-        answer = await run_in_threadpool(
-            bank.hr_sync.upsert,
-            body.records,
-            client_id=caller.client_id or "",
-            client_name=caller.client_name or "",
-            idempotency_key=idempotency_key,
-            now=now,
-        )
-    except HrSyncError as exc:
-        return problems.problem(422, exc.code, "HR records refused", str(exc))
+    # Refused records (HrSyncError) answer by mobile_api.problems' table: 422.
+    answer = await run_in_threadpool(
+        register.hr_sync.upsert,
+        body.records,
+        client_id=caller.client_id or "",
+        client_name=caller.client_name or "",
+        idempotency_key=idempotency_key,
+        now=now,
+    )
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return JSONResponse(answer.body, headers=headers)

@@ -16,24 +16,23 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.audit.who_checked import CheckedBy
 from idsvc.bank.change_feed import MAX_PAGE, sees_everyone
 from idsvc.bank.payroll import PayrollItem
-from idsvc.errors import ChangeFeedError, PayrollError
 from idsvc.formats.payroll_csv import PayrollCsvError, parse_payroll_csv, write_payroll_csv
 from mobile_api import problems
 from mobile_api.auth import Caller, require_scope
 from mobile_api.bank_deps import Bank
-from mobile_api.bank_schemas import (
-    ChangePageOut,
-    PayrollCheckRequest,
-    PayrollCheckResponse,
-    WebhookKeyOut,
-)
 from mobile_api.deps import Now
 from mobile_api.json_body import StrictJsonRoute
 from mobile_api.limits import PATH_LIMITS
 from mobile_api.metrics import count_payroll
+from mobile_api.schemas.payroll import (
+    PayrollChangesResponse,
+    PayrollCheckRequest,
+    PayrollCheckResponse,
+)
+from mobile_api.schemas.webhooks import WebhookPublicKeyResponse
+from mobile_api.verdicts import checked_by
 
 PAYROLL_MAX_BODY = 16 * 1024 * 1024
 CHECKS_PATH = "/v1/payroll/checks"
@@ -152,11 +151,9 @@ async def check_payroll(request: Request, caller: Payroll, bank: Bank, now: Now)
     items = _items(request.headers.get("content-type", ""), await request.body())
     if isinstance(items, Response):
         return items
-    by = CheckedBy(caller.client_id, caller.client_name, caller.address)
-    try:
-        results = await run_in_threadpool(bank.payroll.check, items, by=by, now=now)
-    except PayrollError as exc:
-        return problems.problem(422, exc.code, "payroll batch invalid", str(exc))
+    by = checked_by(caller)
+    # A refused batch (PayrollError) answers by mobile_api.problems' table: 422.
+    results = await run_in_threadpool(bank.payroll.check, items, by=by, now=now)
     answers = [r.as_dict(item) for r, item in zip(results, items, strict=True)]
     count_payroll(str(a["status"]) for a in answers)  # mobile_api.metrics
     if _prefers_csv(request.headers.get("accept", "")):
@@ -172,7 +169,7 @@ _CHANGES_400 = problems.responses(400)[400] | {
 
 @router.get(
     "/v1/payroll/changes",
-    response_model=ChangePageOut,
+    response_model=PayrollChangesResponse,
     responses={400: _CHANGES_400, **problems.responses(401, 403, 422, 429, 503)},
     operation_id="listPayrollChanges",
     summary="Status changes since a cursor, oldest first",
@@ -193,16 +190,14 @@ def list_payroll_changes(
 ) -> Any:
     # An admin client reads everyone's events; a bank, those of the people it checked.
     reader = None if sees_everyone(caller.scopes) else (caller.client_id or "")
-    try:
-        page = bank.changes.page(since, limit=limit, reader=reader)
-    except ChangeFeedError as exc:
-        return problems.problem(400, exc.code, "bad change-feed request", str(exc))
+    # A bad cursor or limit (ChangeFeedError) answers by mobile_api.problems' table: 400.
+    page = bank.changes.page(since, limit=limit, reader=reader)
     return {"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor}
 
 
 @router.get(
     "/v1/webhooks/public-key",
-    response_model=WebhookKeyOut,
+    response_model=WebhookPublicKeyResponse,
     responses=problems.responses(503),
     operation_id="getWebhookPublicKey",
     summary="The Ed25519 key that verifies this service's webhook signatures (scheme v1a)",

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 
 from idsvc.credentials.publication import Published
 from mobile_api import problems
-from mobile_api.deps import Now, Service
+from mobile_api.deps import Credentials, Now
 
 router = APIRouter(tags=["keys and status"])
 
@@ -62,8 +62,8 @@ def _jwks(request: Request, document: Published) -> Response:
     operation_id="getJwks",
     summary="Public keys of every issuer key (current and retired)",
 )
-def jwks(request: Request, service: Service) -> Response:
-    return _jwks(request, service.jwks_document())
+def jwks(request: Request, credentials: Credentials) -> Response:
+    return _jwks(request, credentials.jwks_document())
 
 
 @router.get(
@@ -72,8 +72,8 @@ def jwks(request: Request, service: Service) -> Response:
     operation_id="getIssuerJwks",
     summary="Public keys of one issuer",
 )
-def issuer_jwks(slug: str, request: Request, service: Service) -> Response:
-    return _jwks(request, service.jwks_document(slug))
+def issuer_jwks(slug: str, request: Request, credentials: Credentials) -> Response:
+    return _jwks(request, credentials.jwks_document(slug))
 
 
 @router.get(
@@ -87,14 +87,14 @@ def issuer_jwks(slug: str, request: Request, service: Service) -> Response:
     operation_id="getStatusList",
     summary="A signed Token Status List (statuslist+jwt)",
 )
-def status_list(name: str, request: Request, service: Service, now: Now) -> Response:
-    document = service.status_list_document(name, now=now.replace(second=0, microsecond=0))
+def status_list(name: str, request: Request, credentials: Credentials, now: Now) -> Response:
+    document = credentials.status_list_document(name, now=now.replace(second=0, microsecond=0))
     response = Response(document.body, media_type="application/statuslist+jwt")
     return _cacheable(
         request,
         response,
         f'W/"{document.tag}"',
-        f"public, max-age={service.settings.status_list_ttl}",
+        f"public, max-age={credentials.settings.status_list_ttl}",
     )
 
 

@@ -14,37 +14,22 @@ same per-address budget.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from idsvc.audit.who_checked import CheckedBy
-from idsvc.verification.online import holder_for
-from idsvc.verification.rules import VerificationResult
 from mobile_api import problems
-from mobile_api.auth import Anyone, Caller
+from mobile_api.auth import Anyone
 from mobile_api.deps import JsonBody, Now, Verifier
 from mobile_api.json_body import StrictJsonRoute
-from mobile_api.schemas import VerificationRequest, VerificationResponse
+from mobile_api.schemas.verification import VerificationRequest, VerificationResponse
+from mobile_api.verdicts import checked_by, verdict
 
 router = APIRouter(tags=["verification"], route_class=StrictJsonRoute)
 
 ERRORS = problems.responses(401, 413, 415, 422, 429, 503)
-
-
-def checked_by(caller: Caller) -> CheckedBy:
-    return CheckedBy(caller.client_id, caller.client_name, caller.address)
-
-
-def answer(result: VerificationResult, caller: Caller, now: datetime) -> dict[str, Any]:
-    """The result as the caller may see it."""
-    body = result.as_dict()
-    body["holder"] = holder_for(result, caller.scopes)
-    body["checked_at"] = now.isoformat()
-    return body
 
 
 @router.post(
@@ -70,7 +55,7 @@ async def create_verification(
         result = await run_in_threadpool(verifier.verify, body.credential, by=by, now=now)
     # A ready response: the body is built by our own code from a fixed shape, so FastAPI's
     # second validation against response_model (kept for the schema) is skipped.
-    return JSONResponse(answer(result, caller, now))
+    return JSONResponse(verdict(result, caller, now))
 
 
 @router.get(
@@ -96,7 +81,7 @@ async def get_credential_verification(
         verifier.verify_by_id, credential_id, by=checked_by(caller), now=now
     )
     # Every caller gets the anonymous view: an id is no proof of holding the card.
-    return JSONResponse(answer(result, dataclasses.replace(caller, scopes=frozenset()), now))
+    return JSONResponse(verdict(result, dataclasses.replace(caller, scopes=frozenset()), now))
 
 
 @router.post(

@@ -1,7 +1,8 @@
 """The officials' web verifier (a Progressive Web App) at ``/verify/``.
 
-Static files come from ``mobile_api/static/verify/`` (plain ES modules, no build step), read
-once at start-up with their ETags. ``/verify/config.json`` tells the page what to download for
+Static files come from ``mobile_api/static/verify/`` (plain ES modules, no build step) and the
+Lao and Khmer fonts from ``idsvc/data/fonts/`` (served as ``fonts/``), read once at start-up
+with their ETags. ``/verify/config.json`` tells the page what to download for
 offline use (issuers, key sets, status lists) and the ministry's hard limit on data age.
 ``/v/{credential_id}`` serves the same page: it is the card's NFC tap URL, whose fragment
 carries the signed QR payload (docs/claim169.md), so a tap verifies on the phone.
@@ -23,10 +24,15 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+import idsvc
+from idsvc.config import Settings
 from idsvc.verification.offline import TTL_CEILING, TTL_FLOOR
-from mobile_api.deps import Service
+from mobile_api.deps import AppSettings, Verification
 
 STATIC: Final = Path(__file__).resolve().parent.parent / "static" / "verify"
+# The Lao and Khmer fonts live with idsvc, whose HTML reports embed the same files; the page
+# still finds them at fonts/ (app.css, sw.js).
+FONTS: Final = Path(idsvc.__file__).resolve().parent / "data" / "fonts"
 PAGE: Final = "index.html"
 # Revalidate every time (cheap with the ETag); the service worker is what keeps a copy offline.
 CACHE: Final = "no-cache"
@@ -62,7 +68,7 @@ def _load(root: Path) -> dict[str, Asset]:
     return assets
 
 
-ASSETS: Final = _load(STATIC)
+ASSETS: Final = _load(STATIC) | {f"fonts/{n}": a for n, a in _load(FONTS).items()}
 
 
 def content_security_policy(public_url: str) -> str:
@@ -78,15 +84,15 @@ def content_security_policy(public_url: str) -> str:
     )
 
 
-def _headers(service: Service, extra: dict[str, str] | None = None) -> dict[str, str]:
+def _headers(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(service.settings.public_url),
+        "Content-Security-Policy": content_security_policy(settings.public_url),
         "Cache-Control": CACHE,
         **(extra or {}),
     }
 
 
-def _asset(name: str, request: Request, service: Service) -> Response:
+def _asset(name: str, request: Request, settings: Settings) -> Response:
     asset = ASSETS.get(name)
     if asset is None:
         raise HTTPException(404, "no such file")
@@ -94,7 +100,7 @@ def _asset(name: str, request: Request, service: Service) -> Response:
     if name == "sw.js":
         # One worker script controls both /verify/ and the tap URLs under /v/.
         extra["Service-Worker-Allowed"] = "/"
-    headers = _headers(service, extra)
+    headers = _headers(settings, extra)
     if request.headers.get("if-none-match") == asset.etag:
         return Response(status_code=304, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)
@@ -111,20 +117,20 @@ def verify_root(request: Request) -> RedirectResponse:
 
 
 @router.get("/verify/")
-def verify_page(request: Request, service: Service) -> Response:
-    return _asset(PAGE, request, service)
+def verify_page(request: Request, settings: AppSettings) -> Response:
+    return _asset(PAGE, request, settings)
 
 
 @router.get("/v/{credential_id}")
-def tap_page(credential_id: str, request: Request, service: Service) -> Response:
-    return _asset(PAGE, request, service)
+def tap_page(credential_id: str, request: Request, settings: AppSettings) -> Response:
+    return _asset(PAGE, request, settings)
 
 
 @router.get("/verify/config.json")
-def verifier_config(service: Service) -> JSONResponse:
-    sources = service.verifier_sources()
+def verifier_config(verification: Verification, settings: AppSettings) -> JSONResponse:
+    sources = verification.verifier_sources()
     body = {
-        "hard_limit_seconds": service.settings.verifier_hard_limit_days * 86_400,
+        "hard_limit_seconds": settings.verifier_hard_limit_days * 86_400,
         "ttl_floor": TTL_FLOOR,
         "ttl_ceiling": TTL_CEILING,
         "issuers": [
@@ -137,9 +143,9 @@ def verifier_config(service: Service) -> JSONResponse:
         ],
         "verify_api": ["/v1/verifications", "/v1/verify"],
     }
-    return JSONResponse(body, headers=_headers(service))
+    return JSONResponse(body, headers=_headers(settings))
 
 
 @router.get("/verify/{name:path}")
-def verify_asset(name: str, request: Request, service: Service) -> Response:
-    return _asset(name, request, service)
+def verify_asset(name: str, request: Request, settings: AppSettings) -> Response:
+    return _asset(name, request, settings)

@@ -4,7 +4,6 @@ with cut marks and duplex-mirrored backs; texts that cannot be drawn are refused
 
 from __future__ import annotations
 
-import random
 import re
 import shutil
 import subprocess
@@ -34,21 +33,16 @@ from tests.support.card_print import (
     QR_ONLY,
     phone_photo_of_worn_card,
     portrait_bytes,
+    qr_text,
     zbarimg_texts,
     zxing_texts,
 )
 
-BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 NAMES = {
     "lao": ("ສົມພອນ ແກ້ວມະນີ", "Somphone Keomany"),
     "khmer-coeng": ("ព្រុំ សុខា", "Prum Sokha"),
     "khmer-tone": ("ម៉ៅ សុវណ្ណ", "Mao Sovann"),
 }
-
-
-def qr_text(length: int = 440, seed: int = 1) -> str:
-    rng = random.Random(seed)
-    return "".join(rng.choice(BASE45) for _ in range(length))
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,8 @@ from cardio.card_face import (
 from cardio.card_text import TextDoesNotFit, cluster_breaks, fit_lines, word_breaks
 from cardio.fonts import script_of
 from idsvc.register.photos import normalise_photo
-from tests.cardio.test_card_face import qr_text
-from tests.cardio.test_card_face_shaping import coverage, harfbuzz_line
-from tests.support.card_print import portrait_bytes
+from tests.support.card_print import portrait_bytes, qr_text
+from tests.support.shaping import coverage, harfbuzz_line
 
 LONG_POSITION = "Deputy Director General, Department of Civil Service Management and Training"
 LAO_POSITION = "ຮອງຫົວໜ້າກົມຄຸ້ມຄອງລັດຖະກອນ ແລະ ຝຶກອົບຮົມ ກະຊວງພາຍໃນ ນະຄອນຫຼວງວຽງຈັນ"

@@ -16,8 +16,8 @@ from yubikit.piv import PivSession as YkPivSession
 from cardio.piv import KeyType, ManagementKeyType, PivSession, Slot
 from cardio.virtual import CardState, VirtualCard
 from cardio.virtual.attestation import OID_DEVICE_SERIAL, AttestationCa
-from tests.mobile_api.test_card_challenges import DirectTransport
 from tests.support.pcsc import DEFAULT_MGMT_KEY
+from tests.support.virtual_card import DirectTransport
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SPKI = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)

@@ -13,8 +13,8 @@ from idsvc.cli.errors import exit_code_for
 from idsvc.config import PassphraseMissing, Settings, key_passphrase, load_settings
 from idsvc.errors import ConfigurationInvalid
 from keys.errors import InsecureKeyFile
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.support.cli_runner import Cli
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 BAD_VALUES = [
     ("IDSVC_CREDENTIAL_DAYS", "abc"),
@@ -52,7 +52,7 @@ def test_bad_setting_is_named_and_its_value_is_not_echoed(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationInvalid) as info:
         load_settings()
-    assert info.value.exit_code == 3
+    assert exit_code_for(info.value)[0] == 3
     assert name in str(info.value)
     if len(value) > 4:  # short numbers occur in the limits themselves
         assert value not in str(info.value)
@@ -117,41 +117,41 @@ def test_rotate_uses_the_configured_algorithm_or_keeps_the_current_one(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     svc = make_service(make_settings(tmp_path / "home", sqlite_url))
-    svc.init(now=NOW, actor="admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
-    assert [e.alg for e in svc.key_entries() if e.purpose == "credential"] == ["ES256"]
-    svc.db.dispose()
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    assert [e.alg for e in svc.credentials.key_entries() if e.purpose == "credential"] == ["ES256"]
+    svc.infra.db.dispose()
     eddsa = make_service(make_settings(tmp_path / "home", sqlite_url, key_alg="EdDSA"))
-    eddsa.rotate_key(actor="admin", now=NOW)
+    eddsa.credentials.rotate_key(by=None, now=NOW)
     unset = make_service(make_settings(tmp_path / "home", sqlite_url))
-    unset.rotate_key(actor="admin", now=NOW)  # IDSVC_KEY_ALG unset: keep EdDSA
-    algs = [e.alg for e in unset.key_entries() if e.purpose == "credential"]
+    unset.credentials.rotate_key(by=None, now=NOW)  # IDSVC_KEY_ALG unset: keep EdDSA
+    algs = [e.alg for e in unset.credentials.key_entries() if e.purpose == "credential"]
     assert algs == ["ES256", "EdDSA", "EdDSA"]
-    view = unset.issue("LA-MOHA-000101", actor="desk", now=NOW)
-    assert unset.verify(view.token, now=NOW).valid
+    view = unset.credentials.issue("LA-MOHA-000101", actor="desk", now=NOW)
+    assert unset.verification.verify(view.token, now=NOW).valid
     for svc_ in (eddsa, unset):
-        svc_.db.dispose()
+        svc_.infra.db.dispose()
 
 
 def test_cli_rotate_with_eddsa(tmp_path: Path, sqlite_url: str) -> None:
     settings = make_settings(tmp_path / "home", sqlite_url)
     svc = make_service(settings)
-    svc.init(now=NOW, actor="admin")
+    svc.credentials.init(now=NOW, actor="admin")
     cli = Cli(tmp_path / "home", sqlite_url)
     r = cli("keys", "rotate", env={"IDSVC_KEY_ALG": "EdDSA", "IDSVC_ISSUER": settings.issuer})
     assert r.returncode == 0, r.stderr
-    assert svc.key_entries()[-1].alg == "EdDSA"
+    assert svc.credentials.key_entries()[-1].alg == "EdDSA"
     assert cli("keys", "rotate", env={"IDSVC_KEY_ALG": "bogus"}).returncode == 3
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def test_symlinked_key_file_is_refused_with_advice_that_leaves_the_target_alone(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     svc = make_service(make_settings(tmp_path / "home", sqlite_url))
-    svc.init(now=NOW, actor="admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
-    svc.db.dispose()
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    svc.infra.db.dispose()
     links = sorted((tmp_path / "home" / "keys").rglob("private/*.pem"))
     assert links
     for i, key in enumerate(links):
@@ -161,8 +161,8 @@ def test_symlinked_key_file_is_refused_with_advice_that_leaves_the_target_alone(
         target.chmod(0o644)
     fresh = make_service(make_settings(tmp_path / "home", sqlite_url))
     with pytest.raises(InsecureKeyFile) as info:
-        fresh.issue("LA-MOHA-000101", actor="desk", now=NOW)
-    fresh.db.dispose()
+        fresh.credentials.issue("LA-MOHA-000101", actor="desk", now=NOW)
+    fresh.infra.db.dispose()
     message = str(info.value)
     assert "symbolic link" in message
     assert "chmod 600" not in message.split("then")[0]

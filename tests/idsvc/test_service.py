@@ -13,10 +13,10 @@ from sqlalchemy import select, text, update
 
 from idsvc.errors import HolderNotEligible, InvalidTransition, UnknownCredential, UnknownEmployee
 from idsvc.formats.status_list import StatusList, parse_status_list_claims
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.tables import AuditEventRow, CivilServantRow, CredentialRow
 from idsvc.verification.rules import Reason
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 ACTIVE = "LA-MOHA-000101"
 
@@ -26,9 +26,9 @@ def _payload(token: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
-def test_issue_then_verify_is_valid_with_holder(service: IdService) -> None:
-    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
-    result = service.verify(view.token, now=NOW + timedelta(minutes=5))
+def test_issue_then_verify_is_valid_with_holder(service: Services) -> None:
+    view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    result = service.verification.verify(view.token, now=NOW + timedelta(minutes=5))
     assert result.valid, result.reasons
     assert result.status == "valid"
     assert result.holder is not None
@@ -42,56 +42,56 @@ def test_issue_then_verify_is_valid_with_holder(service: IdService) -> None:
     assert "ສົມພອນ".encode() in raw
 
 
-def test_revoke_suspend_reinstate(service: IdService) -> None:
-    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
-    service.change_state(view.id, "suspend", reason="inquiry", actor="hr-1", now=NOW)
-    r = service.verify(view.token, now=NOW)
+def test_revoke_suspend_reinstate(service: Services) -> None:
+    view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    service.credentials.change_state(view.id, "suspend", reason="inquiry", actor="hr-1", now=NOW)
+    r = service.verification.verify(view.token, now=NOW)
     assert (r.valid, r.status, r.reasons) == (False, "suspended", (Reason.SUSPENDED,))
-    service.change_state(view.id, "reinstate", reason="cleared", actor="hr-1", now=NOW)
-    assert service.verify(view.token, now=NOW).valid
-    service.change_state(view.id, "revoke", reason="lost card", actor="hr-1", now=NOW)
-    r = service.verify(view.token, now=NOW)
+    service.credentials.change_state(view.id, "reinstate", reason="cleared", actor="hr-1", now=NOW)
+    assert service.verification.verify(view.token, now=NOW).valid
+    service.credentials.revoke(view.id, reason="lost card", by=None, now=NOW)
+    r = service.verification.verify(view.token, now=NOW)
     assert r.reasons == (Reason.REVOKED,) and r.status == "revoked"
     with pytest.raises(InvalidTransition):
-        service.change_state(view.id, "reinstate", reason="oops", actor="hr-1", now=NOW)
+        service.credentials.change_state(view.id, "reinstate", reason="oops", actor="hr-1", now=NOW)
     with pytest.raises(UnknownCredential):
-        service.change_state("nope", "revoke", reason="x", actor="hr-1", now=NOW)
+        service.credentials.revoke("nope", reason="x", by=None, now=NOW)
 
 
-def test_reissue_supersedes_previous(service: IdService) -> None:
-    first = service.issue(ACTIVE, actor="desk-1", now=NOW)
-    second = service.issue(ACTIVE, actor="desk-1", now=NOW + timedelta(seconds=1))
-    assert service.verify(second.token, now=NOW).valid
-    old = service.verify(first.token, now=NOW)
+def test_reissue_supersedes_previous(service: Services) -> None:
+    first = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    second = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW + timedelta(seconds=1))
+    assert service.verification.verify(second.token, now=NOW).valid
+    old = service.verification.verify(first.token, now=NOW)
     assert old.reasons == (Reason.REVOKED,)
-    states = [c.state for c in service.credentials_of(ACTIVE)]
+    states = [c.state for c in service.credentials.credentials_of(ACTIVE)]
     assert states == ["superseded", "live"]
 
 
-def test_inactive_and_unknown_people_get_no_credential(service: IdService) -> None:
+def test_inactive_and_unknown_people_get_no_credential(service: Services) -> None:
     with pytest.raises(HolderNotEligible, match="retired"):
-        service.issue("LA-MOF-002210", actor="desk-1", now=NOW)
+        service.credentials.issue("LA-MOF-002210", actor="desk-1", now=NOW)
     with pytest.raises(HolderNotEligible, match="suspended"):
-        service.issue("KH-MEF-120077", actor="desk-1", now=NOW)
+        service.credentials.issue("KH-MEF-120077", actor="desk-1", now=NOW)
     with pytest.raises(UnknownEmployee):
-        service.issue("KH-XXX-999999", actor="desk-1", now=NOW)
-    with service.db.transaction() as s:
+        service.credentials.issue("KH-XXX-999999", actor="desk-1", now=NOW)
+    with service.infra.db.transaction() as s:
         assert s.execute(select(CredentialRow)).first() is None
 
 
-def test_hr_status_change_reaches_live_credentials(service: IdService) -> None:
-    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+def test_hr_status_change_reaches_live_credentials(service: Services) -> None:
+    view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
     lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
     header, rows = lines[0], lines[1:]
     suspended = [
         r.replace(",active,2010-09-01,", ",suspended,2026-11-01,") if r.startswith(ACTIVE) else r
         for r in rows
     ]
-    report = service.import_hr(
+    report = service.register.import_hr(
         ("\n".join([header, *suspended]) + "\n").encode(), source_name="s.csv", actor="hr", now=NOW
     )
     assert (report.updated, report.status_changes, report.credentials_changed) == (1, 1, 1)
-    assert service.verify(view.token, now=NOW).reasons == (Reason.SUSPENDED,)
+    assert service.verification.verify(view.token, now=NOW).reasons == (Reason.SUSPENDED,)
     # active again: the HR suspension is lifted, the credential comes back (a later status
     # date: an export older than the suspension would be refused as stale)
     active_again = [
@@ -99,23 +99,23 @@ def test_hr_status_change_reaches_live_credentials(service: IdService) -> None:
         for r in rows
     ]
     data = ("\n".join([header, *active_again]) + "\n").encode()
-    service.import_hr(data, source_name="a.csv", actor="hr", now=NOW)
-    assert service.verify(view.token, now=NOW).valid
+    service.register.import_hr(data, source_name="a.csv", actor="hr", now=NOW)
+    assert service.verification.verify(view.token, now=NOW).valid
     retired = [
         r.replace(",active,2010-09-01,", ",retired,2026-11-20,") if r.startswith(ACTIVE) else r
         for r in rows
     ]
-    service.import_hr(
+    service.register.import_hr(
         ("\n".join([header, *retired]) + "\n").encode(), source_name="r.csv", actor="hr", now=NOW
     )
-    r = service.verify(view.token, now=NOW)
+    r = service.verification.verify(view.token, now=NOW)
     assert r.status == "revoked"
     assert set(r.reasons) == {Reason.REVOKED, Reason.HOLDER_INACTIVE}
-    assert service.credential(view.id).state_reason == "hr: retired"
+    assert service.credentials.credential(view.id).state_reason == "hr: retired"
 
 
-def _register_rows(service: IdService) -> list[tuple[object, ...]]:
-    with service.db.transaction() as s:
+def _register_rows(service: Services) -> list[tuple[object, ...]]:
+    with service.infra.db.transaction() as s:
         rows = s.execute(
             select(
                 CivilServantRow.employee_id,
@@ -126,9 +126,9 @@ def _register_rows(service: IdService) -> list[tuple[object, ...]]:
         return [tuple(r) for r in rows]
 
 
-def test_import_is_idempotent(service: IdService) -> None:
+def test_import_is_idempotent(service: Services) -> None:
     before = _register_rows(service)
-    report = service.import_hr(
+    report = service.register.import_hr(
         SAMPLE_CSV.read_bytes(), source_name="again.csv", actor="hr", now=NOW + timedelta(days=1)
     )
     assert (report.created, report.updated, report.unchanged, len(report.rejects)) == (0, 0, 12, 0)
@@ -136,70 +136,74 @@ def test_import_is_idempotent(service: IdService) -> None:
     assert before == after
 
 
-def test_expiry_and_not_yet_valid(service: IdService) -> None:
-    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
-    assert service.verify(view.token, now=view.expires_at + timedelta(seconds=30)).valid  # leeway
-    late = service.verify(view.token, now=view.expires_at + timedelta(minutes=5))
+def test_expiry_and_not_yet_valid(service: Services) -> None:
+    view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    assert service.verification.verify(
+        view.token, now=view.expires_at + timedelta(seconds=30)
+    ).valid  # leeway
+    late = service.verification.verify(view.token, now=view.expires_at + timedelta(minutes=5))
     assert late.reasons == (Reason.EXPIRED,) and late.status == "expired"
-    early = service.verify(view.token, now=NOW - timedelta(minutes=5))
+    early = service.verification.verify(view.token, now=NOW - timedelta(minutes=5))
     assert early.reasons == (Reason.NOT_YET_VALID,)
 
 
-def test_tampered_and_garbage_tokens(service: IdService) -> None:
-    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
+def test_tampered_and_garbage_tokens(service: Services) -> None:
+    view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
     h, p, s = view.token.split(".")
     claims = _payload(view.token)
     claims["grade"] = "K9"
     forged_p = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    assert service.verify(f"{h}.{forged_p}.{s}", now=NOW).reasons == (Reason.BAD_SIGNATURE,)
+    assert service.verification.verify(f"{h}.{forged_p}.{s}", now=NOW).reasons == (
+        Reason.BAD_SIGNATURE,
+    )
     for junk in ["", "abc", "a.b.c", view.token + "x", "ey.ey.ey", f"{h}.{p}"]:
-        assert service.verify(junk, now=NOW).reasons == (Reason.MALFORMED,), junk
+        assert service.verification.verify(junk, now=NOW).reasons == (Reason.MALFORMED,), junk
     none_header = (
         base64.urlsafe_b64encode(b'{"alg":"none","typ":"civil-servant-credential+jwt"}')
         .rstrip(b"=")
         .decode()
     )
-    assert service.verify(f"{none_header}.{p}.", now=NOW).valid is False
+    assert service.verification.verify(f"{none_header}.{p}.", now=NOW).valid is False
 
 
-def test_status_unavailable_is_never_revoked(service: IdService) -> None:
-    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
-    with service.db.transaction() as s:
+def test_status_unavailable_is_never_revoked(service: Services) -> None:
+    view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    with service.infra.db.transaction() as s:
         s.execute(text("UPDATE status_lists SET uri = 'https://elsewhere/status-lists/x'"))
-    r = service.verify(view.token, now=NOW)
+    r = service.verification.verify(view.token, now=NOW)
     assert r.reasons == (Reason.STATUS_UNAVAILABLE,)
     assert r.status == "unknown"
 
 
-def test_rotation_old_key_still_verifies(service: IdService) -> None:
-    before = service.issue(ACTIVE, actor="desk-1", now=NOW)
-    old_kid, new_kid = service.rotate_key(actor="admin", now=NOW)
+def test_rotation_old_key_still_verifies(service: Services) -> None:
+    before = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    old_kid, new_kid = service.credentials.rotate_key(by=None, now=NOW)
     assert old_kid != new_kid
-    after = service.issue("LA-MOHA-000102", actor="desk-1", now=NOW)
+    after = service.credentials.issue("LA-MOHA-000102", actor="desk-1", now=NOW)
     assert json.loads(base64.urlsafe_b64decode(after.token.split(".")[0] + "=="))["kid"] == new_kid
-    assert service.verify(before.token, now=NOW).valid
-    assert service.verify(after.token, now=NOW).valid
-    kids = {k["kid"] for k in service.jwks()["keys"]}
+    assert service.verification.verify(before.token, now=NOW).valid
+    assert service.verification.verify(after.token, now=NOW).valid
+    kids = {k["kid"] for k in service.credentials.jwks()["keys"]}
     assert {old_kid, new_kid} <= kids
 
 
-def test_independent_jose_library_verifies_from_jwks(service: IdService) -> None:
-    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
-    keyset = KeySet.import_key_set(service.jwks())
+def test_independent_jose_library_verifies_from_jwks(service: Services) -> None:
+    view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    keyset = KeySet.import_key_set(service.credentials.jwks())
     obj = jose_jws.deserialize_compact(view.token, keyset, algorithms=["ES256", "EdDSA"])
     assert json.loads(obj.payload)["sub"] == ACTIVE
     assert obj.protected["typ"] == "civil-servant-credential+jwt"
 
 
-def test_status_list_token_reflects_states(service: IdService) -> None:
-    a = service.issue(ACTIVE, actor="d", now=NOW)
-    b = service.issue("LA-MOHA-000102", actor="d", now=NOW)
-    service.change_state(b.id, "suspend", reason="x", actor="d", now=NOW)
+def test_status_list_token_reflects_states(service: Services) -> None:
+    a = service.credentials.issue(ACTIVE, actor="d", now=NOW)
+    b = service.credentials.issue("LA-MOHA-000102", actor="d", now=NOW)
+    service.credentials.change_state(b.id, "suspend", reason="x", actor="d", now=NOW)
     ref_a = _payload(a.token)["status"]["status_list"]
     ref_b = _payload(b.token)["status"]["status_list"]
     name = ref_a["uri"].rsplit("/", 1)[-1]
-    token = service.status_list_token(name, now=NOW)
-    keyset = KeySet.import_key_set(service.jwks())
+    token = service.credentials.status_list_token(name, now=NOW)
+    keyset = KeySet.import_key_set(service.credentials.jwks())
     obj = jose_jws.deserialize_compact(token, keyset, algorithms=["ES256", "EdDSA"])
     assert obj.protected["typ"] == "statuslist+jwt"
     lst: StatusList = parse_status_list_claims(
@@ -210,61 +214,61 @@ def test_status_list_token_reflects_states(service: IdService) -> None:
     assert ref_a["idx"] != ref_b["idx"]
 
 
-def test_other_issuer_key_never_vouches(service: IdService, tmp_path) -> None:
+def test_other_issuer_key_never_vouches(service: Services, tmp_path) -> None:
     """A second issuer in the same deployment: tokens keep to their own issuer."""
-    service.init(now=NOW, actor="admin", slug="lao-moha", iss="https://id.moha.gov.la")
+    service.credentials.init(now=NOW, actor="admin", slug="lao-moha", iss="https://id.moha.gov.la")
     from idsvc.credentials.issuance import issue_credential
 
-    with service.db.transaction() as s:
-        issuer = service.issuer(s, "lao-moha")
+    with service.infra.db.transaction() as s:
+        issuer = service.infra.issuer(s, "lao-moha")
         row = issue_credential(
             s,
             employee_id="LA-MOHA-000103",
             issuer=issuer,
-            signer=service.signer(issuer),
-            policy=service.policy,
+            signer=service.infra.signer(issuer),
+            policy=service.credentials.policy,
             actor="d",
             now=NOW,
         )
         token = row.token
-    assert service.verify(token, now=NOW).valid
+    assert service.verification.verify(token, now=NOW).valid
     # Re-sign the same claims with the Lao issuer key but claiming the default issuer
     from idsvc.formats.jws import sign_compact
 
     claims = _payload(token)
     claims["iss"] = "https://id.mcs.gov.kh/issuers/default"
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         forged = sign_compact(
             claims,
-            service.signer(service.issuer(s, "lao-moha")),
+            service.infra.signer(service.infra.issuer(s, "lao-moha")),
             typ="civil-servant-credential+jwt",
         )
-    assert service.verify(forged, now=NOW).reasons == (Reason.UNKNOWN_KEY,)
+    assert service.verification.verify(forged, now=NOW).reasons == (Reason.UNKNOWN_KEY,)
 
 
-def test_audit_chain_detects_edit_and_delete(service: IdService) -> None:
-    view = service.issue(ACTIVE, actor="desk-1", now=NOW)
-    service.change_state(view.id, "revoke", reason="test", actor="hr", now=NOW)
-    check = service.verify_audit()
+def test_audit_chain_detects_edit_and_delete(service: Services) -> None:
+    view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    service.credentials.revoke(view.id, reason="test", by=None, now=NOW)
+    check = service.audit.verify_chain()
     assert check.events >= 4
     from idsvc.audit.chain import AuditChainBroken
 
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         s.execute(update(AuditEventRow).where(AuditEventRow.seq == 2).values(actor="mallory"))
     with pytest.raises(AuditChainBroken) as info:
-        service.verify_audit()
+        service.audit.verify_chain()
     assert info.value.seq == 2
 
 
-def test_audit_detects_deleted_newest_event(service: IdService) -> None:
-    service.issue(ACTIVE, actor="desk-1", now=NOW)
-    check = service.verify_audit()
+def test_audit_detects_deleted_newest_event(service: Services) -> None:
+    service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
+    check = service.audit.verify_chain()
     from idsvc.audit.chain import AuditChainBroken
 
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         s.execute(text(f"DELETE FROM audit_events WHERE seq = {check.events}"))
     with pytest.raises(AuditChainBroken, match="missing"):
-        service.verify_audit()
+        service.audit.verify_chain()
 
 
 def test_dead_database_is_a_clear_error(tmp_path) -> None:
@@ -274,7 +278,7 @@ def test_dead_database_is_a_clear_error(tmp_path) -> None:
     settings = make_settings(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none")
     svc = make_service(settings)
     with pytest.raises((DatabaseUnavailable, IdsvcError)) as info:
-        svc.issue(ACTIVE, actor="d", now=NOW)
+        svc.credentials.issue(ACTIVE, actor="d", now=NOW)
     assert "127.0.0.1" in str(info.value) or "database" in str(info.value)
 
 
@@ -282,58 +286,62 @@ def test_status_indices_are_random_unique_and_lists_roll_over(tmp_path, sqlite_u
     settings = make_settings(tmp_path / "home", sqlite_url)
     settings.status_list_size = 16
     svc = make_service(settings)
-    svc.init(now=NOW, actor="admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
-    views = [svc.issue(ACTIVE, actor="d", now=NOW + timedelta(seconds=i)) for i in range(20)]
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    views = [
+        svc.credentials.issue(ACTIVE, actor="d", now=NOW + timedelta(seconds=i)) for i in range(20)
+    ]
     refs = [_payload(v.token)["status"]["status_list"] for v in views]
     slots = {(r["uri"], r["idx"]) for r in refs}
     assert len(slots) == 20, "an index was reused"
     assert len({r["uri"] for r in refs}) >= 2, "a full list must roll over to a new one"
     first_list = [r["idx"] for r in refs if r["uri"] == refs[0]["uri"]]
     assert first_list != sorted(first_list), "indices must not follow issuance order"
-    assert svc.verify(views[-1].token, now=NOW).valid
-    assert svc.verify(views[0].token, now=NOW).reasons == (Reason.REVOKED,)
+    assert svc.verification.verify(views[-1].token, now=NOW).valid
+    assert svc.verification.verify(views[0].token, now=NOW).reasons == (Reason.REVOKED,)
 
 
 def test_a_new_public_url_opens_a_new_list_and_the_old_one_stays_served(
     tmp_path, sqlite_url
 ) -> None:
     first = make_service(make_settings(tmp_path / "home", sqlite_url))
-    first.init(now=NOW, actor="admin")
-    first.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
-    old = first.issue(ACTIVE, actor="d", now=NOW)
+    first.credentials.init(now=NOW, actor="admin")
+    first.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    old = first.credentials.issue(ACTIVE, actor="d", now=NOW)
     moved = make_service(
         make_settings(tmp_path / "home", sqlite_url, public_url="https://idsvc.moha.gov.la")
     )
-    new = moved.issue("KH-MCS-010002", actor="d", now=NOW + timedelta(seconds=1))
+    new = moved.credentials.issue("KH-MCS-010002", actor="d", now=NOW + timedelta(seconds=1))
     old_uri = _payload(old.token)["status"]["status_list"]["uri"]
     new_uri = _payload(new.token)["status"]["status_list"]["uri"]
     assert old_uri.startswith("https://id.mcs.gov.kh/status-lists/")
     assert new_uri.startswith("https://idsvc.moha.gov.la/status-lists/")
-    assert moved.verify(new.token, now=NOW).valid
-    assert moved.verify(old.token, now=NOW).valid  # the old list is still there, by its name
-    again = moved.issue(ACTIVE, actor="d", now=NOW + timedelta(seconds=2))
+    assert moved.verification.verify(new.token, now=NOW).valid
+    assert moved.verification.verify(
+        old.token, now=NOW
+    ).valid  # the old list is still there, by its name
+    again = moved.credentials.issue(ACTIVE, actor="d", now=NOW + timedelta(seconds=2))
     assert _payload(again.token)["status"]["status_list"]["uri"] == new_uri  # reused, not a third
-    assert moved.verify(old.token, now=NOW).reasons == (Reason.REVOKED,)
+    assert moved.verification.verify(old.token, now=NOW).reasons == (Reason.REVOKED,)
 
 
 def test_eddsa_issuer_end_to_end(tmp_path, sqlite_url) -> None:
     settings = make_settings(tmp_path / "home", sqlite_url, key_alg="EdDSA")
     svc = make_service(settings)
-    svc.init(now=NOW, actor="admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
-    view = svc.issue(ACTIVE, actor="d", now=NOW)
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    view = svc.credentials.issue(ACTIVE, actor="d", now=NOW)
     header = json.loads(base64.urlsafe_b64decode(view.token.split(".")[0] + "=="))
     assert header["alg"] == "EdDSA"
-    assert svc.verify(view.token, now=NOW).valid
-    keyset = KeySet.import_key_set(svc.jwks())
+    assert svc.verification.verify(view.token, now=NOW).valid
+    keyset = KeySet.import_key_set(svc.credentials.jwks())
     obj = jose_jws.deserialize_compact(view.token, keyset, algorithms=["EdDSA"])
     assert json.loads(obj.payload)["jti"] == view.id
 
 
-def test_one_import_changes_many_people_at_once(service: IdService) -> None:
+def test_one_import_changes_many_people_at_once(service: Services) -> None:
     people = ["LA-MOHA-000101", "LA-MOHA-000102", "KH-MCS-010002"]
-    views = {p: service.issue(p, actor="d", now=NOW) for p in people}
+    views = {p: service.credentials.issue(p, actor="d", now=NOW) for p in people}
     lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
     out = [lines[0]]
     for row in lines[1:]:
@@ -343,18 +351,18 @@ def test_one_import_changes_many_people_at_once(service: IdService) -> None:
         elif fields[0] == people[2]:
             fields[10], fields[11] = "suspended", "2026-11-01"
         out.append(",".join(fields))
-    report = service.import_hr(
+    report = service.register.import_hr(
         ("\n".join(out) + "\n").encode(), source_name="m", actor="hr", now=NOW
     )
     assert (report.updated, report.status_changes, report.credentials_changed) == (3, 3, 3)
-    assert [service.credential(views[p].id).state for p in people] == [
+    assert [service.credentials.credential(views[p].id).state for p in people] == [
         "revoked",
         "revoked",
         "suspended",
     ]
 
 
-def test_unconfirmed_issuance_expires(service: IdService) -> None:
+def test_unconfirmed_issuance_expires(service: Services) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from idsvc.errors import IssuanceNotPending
@@ -362,36 +370,40 @@ def test_unconfirmed_issuance_expires(service: IdService) -> None:
     card_key = ec.generate_private_key(ec.SECP256R1()).public_key()
     import uuid
 
-    pending = service.begin_card_issuance(
+    pending = service.credentials.begin_card_issuance(
         ACTIVE, card_key=card_key, card_uuid=uuid.uuid4(), actor="desk", now=NOW
     )
-    assert service.verify(pending.token, now=NOW).reasons == (Reason.REVOKED,)  # not live yet
+    assert service.verification.verify(pending.token, now=NOW).reasons == (
+        Reason.REVOKED,
+    )  # not live yet
     later = NOW + timedelta(minutes=16)
     with pytest.raises(IssuanceNotPending, match="expired unconfirmed"):
-        service.confirm_issuance(pending.credential_id, actor="desk", now=later)
-    service.issue(ACTIVE, actor="desk", now=later)
-    assert [c.state for c in service.credentials_of(ACTIVE)] == ["abandoned", "live"]
-    assert service.credential(pending.credential_id).state_reason == "expired unconfirmed"
+        service.credentials.confirm_issuance(pending.credential_id, actor="desk", now=later)
+    service.credentials.issue(ACTIVE, actor="desk", now=later)
+    assert [c.state for c in service.credentials.credentials_of(ACTIVE)] == ["abandoned", "live"]
+    assert (
+        service.credentials.credential(pending.credential_id).state_reason == "expired unconfirmed"
+    )
 
 
-def test_one_issuance_costs_a_bounded_number_of_statements(service: IdService) -> None:
+def test_one_issuance_costs_a_bounded_number_of_statements(service: Services) -> None:
     """Issuing is one transaction of a fixed, short list of statements (issue 20): the holder is
     read and locked once, the fresh pending row is not read back to confirm it, the status list
     is not counted while its first draw lands on a free index, and the three audit events and
     the supersession still happen."""
     from sqlalchemy import event
 
-    service.issue(ACTIVE, actor="desk-1", now=NOW)  # so that the next one supersedes
+    service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)  # so that the next one supersedes
     statements: list[str] = []
 
     def seen(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
         statements.append(" ".join(statement.split()))
 
-    event.listen(service.db.engine, "before_cursor_execute", seen)
+    event.listen(service.infra.db.engine, "before_cursor_execute", seen)
     try:
-        view = service.issue(ACTIVE, actor="desk-1", now=NOW + timedelta(seconds=1))
+        view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW + timedelta(seconds=1))
     finally:
-        event.remove(service.db.engine, "before_cursor_execute", seen)
+        event.remove(service.infra.db.engine, "before_cursor_execute", seen)
     servant_reads = [s for s in statements if s.startswith("SELECT civil_servants.")]
     assert len(servant_reads) == 1, servant_reads
     assert not [s for s in statements if "count(" in s.lower()], "the status list was counted"
@@ -399,10 +411,10 @@ def test_one_issuance_costs_a_bounded_number_of_statements(service: IdService) -
     assert len([s for s in statements if s.startswith("INSERT INTO audit_events")]) == 3
     # 28 on SQLite before issue 20's changes (31 on PostgreSQL, which adds the slot's savepoint,
     # a status-version bump when it is released, and the change feed's lock on the audit head).
-    budget = 23 if service.db.engine.dialect.name == "sqlite" else 26
+    budget = 23 if service.infra.db.engine.dialect.name == "sqlite" else 26
     assert len(statements) <= budget, "\n".join(statements)
-    assert service.verify(view.token, now=NOW + timedelta(seconds=2)).valid
-    with service.db.transaction() as session:
+    assert service.verification.verify(view.token, now=NOW + timedelta(seconds=2)).valid
+    with service.infra.db.transaction() as session:
         states = dict(session.execute(select(CredentialRow.id, CredentialRow.state)).all())
     assert states[view.id] == "live"
     assert sorted(states.values()) == ["live", "superseded"]

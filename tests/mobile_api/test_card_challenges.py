@@ -20,57 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from cardio.piv import ManagementKeyType, ObjectId, PivSession, Slot
-from cardio.virtual import CardState, VirtualCard
-from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
-from idsvc.desk_client.cards import CardSecrets, personalise_card
-from idsvc.service import IdService
+from idsvc.services import Services
 from mobile_api.app import create_app
-from tests.conftest import NOW
-from tests.mobile_api.conftest import ACTIVE_EMPLOYEE, OTHER_ACTIVE_EMPLOYEE, live_server
-
-
-class DirectTransport:
-    """``cardio.transport.Transport`` over an in-process virtual card (no pcscd)."""
-
-    extended_length = False
-
-    def __init__(self, card: VirtualCard) -> None:
-        self.card = card
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-        response = self.card.process(apdu)
-        return response[:-2], int.from_bytes(response[-2:], "big")
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class Card:
-    piv: PivSession
-    certificate: bytes
-    credential: str
-
-    def sign(self, nonce: bytes) -> bytes:
-        return self.piv.sign_challenge(Slot.CARD_AUTH, nonce)
-
-
-def issue_card(service: IdService, employee_id: str, serial: int) -> Card:
-    transport = DirectTransport(VirtualCard(CardState.blank(serial=serial)))
-    personalise_card(
-        transport,
-        service,
-        employee_id=employee_id,
-        card_secrets=CardSecrets(PIV_TEST_MANAGEMENT_KEY, ManagementKeyType.TDES),
-        ca_certificate=service.ca_certificate(),
-        verify_url_base="https://id.mcs.gov.kh/v",
-        actor="test-desk",
-        now=NOW,
-    )
-    piv = PivSession(transport)
-    cert = piv.get_certificate(Slot.CARD_AUTH).public_bytes(Encoding.DER)
-    return Card(piv, cert, piv.get_object(ObjectId.CREDENTIAL).decode())
+from tests.support.http import live_server
+from tests.support.settings import ACTIVE_EMPLOYEE, NOW, OTHER_ACTIVE_EMPLOYEE
+from tests.support.virtual_card import Card, issue_card
 
 
 @dataclass
@@ -107,7 +61,7 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal(service: IdService) -> Iterator[Terminal]:
+def terminal(service: Services) -> Iterator[Terminal]:
     clock = [NOW]
     with (
         live_server(create_app(service, clock=lambda: clock[0])) as base_url,
@@ -116,7 +70,7 @@ def terminal(service: IdService) -> Iterator[Terminal]:
         yield Terminal(http, clock)
 
 
-def test_genuine_card_verifies_once(service: IdService, terminal: Terminal) -> None:
+def test_genuine_card_verifies_once(service: Services, terminal: Terminal) -> None:
     card = issue_card(service, ACTIVE_EMPLOYEE, 10000001)
     ch = terminal.challenge()
     assert len(base64.b64decode(ch["nonce"])) == 32
@@ -131,7 +85,7 @@ def test_genuine_card_verifies_once(service: IdService, terminal: Terminal) -> N
     assert again["reasons"] == ["CHALLENGE_INVALID"]
 
 
-def test_unknown_and_expired_challenges_are_invalid(service: IdService, terminal: Terminal) -> None:
+def test_unknown_and_expired_challenges_are_invalid(service: Services, terminal: Terminal) -> None:
     card = issue_card(service, ACTIVE_EMPLOYEE, 10000002)
     unknown = terminal.answer("0" * 32, card.certificate, card.credential, card.sign(bytes(32)))
     assert unknown["reasons"] == ["CHALLENGE_INVALID"]
@@ -147,7 +101,7 @@ def test_unknown_and_expired_challenges_are_invalid(service: IdService, terminal
 
 
 def test_cloned_certificate_and_credential_are_not_genuine(
-    service: IdService, terminal: Terminal
+    service: Services, terminal: Terminal
 ) -> None:
     genuine = issue_card(service, ACTIVE_EMPLOYEE, 10000003)
     clone = issue_card(service, OTHER_ACTIVE_EMPLOYEE, 10000004)
@@ -170,7 +124,7 @@ def test_cloned_certificate_and_credential_are_not_genuine(
     assert result["reasons"] == ["CARD_NOT_GENUINE"]
 
 
-def test_certificate_from_another_ca_is_not_genuine(service: IdService, terminal: Terminal) -> None:
+def test_certificate_from_another_ca_is_not_genuine(service: Services, terminal: Terminal) -> None:
     card = issue_card(service, ACTIVE_EMPLOYEE, 10000005)
     # A self-made certificate for the card's key does not chain to the issuer CA.
     real = x509.load_der_x509_certificate(card.certificate)

@@ -8,9 +8,9 @@ import base64
 from datetime import UTC, datetime
 
 from idsvc.clients.api_clients import ApiClients
-from idsvc.service import IdService
-from tests.mobile_api.test_workers import Served, served  # noqa: F401  (the two-worker server)
+from idsvc.services import Services
 from tests.support.payroll import set_status
+from tests.support.serve import Served
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
@@ -25,11 +25,11 @@ def _cursor(position: int) -> str:
 
 
 def test_feed_scope_and_cursor_checks_over_http(
-    service: IdService,
-    served: Served,  # noqa: F811
+    service: Services,
+    served: Served,
 ) -> None:
     now = datetime.now(UTC)
-    clients = ApiClients(service.db)
+    clients = ApiClients(service.infra.db)
     _, bank_a = clients.add("Bank A", ["payroll"], now)
     _, bank_b = clients.add("Bank B", ["payroll"], now)
     _, ministry = clients.add("Ministry", ["payroll", "admin"], now)

@@ -23,10 +23,10 @@ from pydantic import ValidationError
 from idsvc.clients.api_clients import ApiClients, fingerprint_of_certificate
 from idsvc.config import Settings
 from idsvc.errors import ApiClientError, AuthenticationFailed
-from idsvc.service import IdService
-from tests.conftest import NOW, make_service, make_settings
-from tests.mobile_api.conftest import Api, api_for
+from idsvc.services import Services
 from tests.support.cli_runner import Cli
+from tests.support.http import Api, api_for
+from tests.support.settings import NOW, make_service, make_settings
 
 FEED = "/v1/payroll/changes"  # needs the payroll scope
 
@@ -66,7 +66,7 @@ def _as_nginx_sends(pem: bytes) -> str:
 
 
 @pytest.fixture
-def bank_api(service: IdService) -> Iterator[Api]:
+def bank_api(service: Services) -> Iterator[Api]:
     with api_for(service) as api:
         yield api
 
@@ -92,9 +92,9 @@ def _get(
 
 
 def test_certificate_authenticates_its_client_through_the_trusted_proxy(
-    service: IdService, bank_api: Api
+    service: Services, bank_api: Api
 ) -> None:
-    clients = ApiClients(service.db)
+    clients = ApiClients(service.infra.db)
     bank_pem, other_pem = _certificate("Bank A"), _certificate("Bank B")
     bank, bank_secret = clients.add(
         "Bank A", ["payroll"], NOW, cert_sha256=_sha256(bank_pem).upper()
@@ -129,9 +129,9 @@ def test_certificate_authenticates_its_client_through_the_trusted_proxy(
 
 
 def test_certificate_header_from_an_untrusted_address_is_ignored(
-    service: IdService, bank_api: Api
+    service: Services, bank_api: Api
 ) -> None:
-    clients = ApiClients(service.db)
+    clients = ApiClients(service.infra.db)
     pem = _certificate("Bank A")
     _, secret = clients.add("Bank A", ["payroll"], NOW, cert_sha256=_sha256(pem))
     _, plain_secret = clients.add("Bank B", ["payroll"], NOW)
@@ -145,8 +145,8 @@ def test_certificate_header_from_an_untrusted_address_is_ignored(
     assert _get(bank_api, cert=pem, secret=secret, source="127.0.0.2").status_code == 401
 
 
-def test_one_certificate_names_one_client(service: IdService) -> None:
-    clients = ApiClients(service.db)
+def test_one_certificate_names_one_client(service: Services) -> None:
+    clients = ApiClients(service.infra.db)
     pem = _certificate("Bank A")
     clients.add("Bank A", ["payroll"], NOW, cert_sha256=_sha256(pem))
     with pytest.raises(ApiClientError, match="registered for client 'Bank A'"):
@@ -187,8 +187,8 @@ def test_clients_cert_command(tmp_path: Path, sqlite_url: str) -> None:
     # line adds (reading the file, spellings of the fingerprint, errors) is run here.
     cli = Cli(tmp_path / "home", sqlite_url)
     svc = make_service(make_settings(cli.home, sqlite_url))
-    svc.init(now=NOW, actor="test")
-    svc.db.dispose()
+    svc.credentials.init(now=NOW, actor="test")
+    svc.infra.db.dispose()
     pem = _certificate("Bank A")
     (tmp_path / "bank.pem").write_bytes(pem)
 

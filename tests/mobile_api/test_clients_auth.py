@@ -18,12 +18,13 @@ import sqlalchemy
 from fastapi import APIRouter, Depends
 
 from idsvc.clients.api_clients import ApiClients
+from idsvc.credentials.views import CredentialView
 from idsvc.errors import ApiClientExists, AuthenticationFailed, InvalidScope, UnknownApiClient
-from idsvc.service import CredentialView, IdService
+from idsvc.services import Services
 from mobile_api.app import create_app
 from mobile_api.auth import Caller, optional_caller, require_scope
-from tests.conftest import NOW, make_service, make_settings
-from tests.mobile_api.conftest import ACTIVE_EMPLOYEE, assert_problem, live_server
+from tests.support.http import assert_problem, live_server
+from tests.support.settings import ACTIVE_EMPLOYEE, NOW, make_service, make_settings
 
 probe = APIRouter()
 
@@ -41,7 +42,7 @@ def anyone_probe(caller: Annotated[Caller, Depends(optional_caller)]) -> dict[st
 @dataclass
 class Site:
     http: httpx.Client
-    service: IdService
+    service: Services
     clients: ApiClients
     clock: list[datetime]
 
@@ -49,23 +50,23 @@ class Site:
         return {"authorization": f"Bearer {secret}"}
 
 
-def site_for(service: IdService) -> Iterator[Site]:
+def site_for(service: Services) -> Iterator[Site]:
     clock = [NOW]
     app = create_app(service, clock=lambda: clock[0])
     app.include_router(probe)
     with live_server(app) as base, httpx.Client(base_url=base, timeout=10.0) as http:
-        yield Site(http, service, ApiClients(service.db), clock)
+        yield Site(http, service, ApiClients(service.infra.db), clock)
 
 
 @pytest.fixture
-def site(service: IdService) -> Iterator[Site]:
+def site(service: Services) -> Iterator[Site]:
     yield from site_for(service)
 
 
 def test_secret_is_stored_only_as_its_hash(site: Site) -> None:
     view, secret = site.clients.add("Acme Bank", ["payroll"], NOW)
     assert secret.startswith(f"idsvc_{view.id}_") and len(secret) >= 60
-    engine = site.service.db.engine
+    engine = site.service.infra.db.engine
     with engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(sqlalchemy.text("SELECT * FROM api_clients"))]
     assert len(rows) == 1
@@ -140,7 +141,7 @@ def test_rate_limits_per_client_and_per_address(tmp_path, sqlite_url: str) -> No
         tmp_path / "home", sqlite_url, rate_limit_client=3, rate_limit_anonymous=2
     )
     service = make_service(settings)
-    service.init(now=NOW, actor="test")
+    service.credentials.init(now=NOW, actor="test")
     for site in site_for(service):
         _, a = site.clients.add("A", ["payroll"], NOW)
         _, b = site.clients.add("B", ["payroll"], NOW)
@@ -158,7 +159,7 @@ def test_rate_limits_per_client_and_per_address(tmp_path, sqlite_url: str) -> No
         site.clock[0] = NOW + timedelta(seconds=61)
         assert site.http.get("/test/payroll", headers=site.bearer(a)).status_code == 200
         assert site.http.get("/test/anyone").status_code == 200
-    service.db.dispose()
+    service.infra.db.dispose()
 
 
 def test_holder_view_by_caller_and_who_checked(site: Site, credential: CredentialView) -> None:
@@ -186,6 +187,6 @@ def test_holder_view_by_caller_and_who_checked(site: Site, credential: Credentia
     r = site.http.get("/v1/holders/NOBODY-1/checks", headers=site.bearer(admin))
     assert_problem(r, 404, "UNKNOWN_EMPLOYEE")
     # The presented token is never stored.
-    with site.service.db.engine.connect() as conn:
+    with site.service.infra.db.engine.connect() as conn:
         dump = repr(conn.execute(sqlalchemy.text("SELECT * FROM holder_checks")).all())
     assert credential.token.split(".")[2] not in dump and "eyJ" not in dump

@@ -9,8 +9,8 @@ from pathlib import Path
 from idsvc.audit.who_checked import CheckedBy, CheckLog, CheckRecord
 from idsvc.clients.api_clients import ApiClients
 from idsvc.storage.db import Database
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.support.cli_runner import Cli
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 EMPLOYEE = "LA-MOHA-000101"
 
@@ -20,9 +20,11 @@ def test_clients_lifecycle_and_who_checked(tmp_path: Path, sqlite_url: str) -> N
     # run the console script only for what is under test.
     cli = Cli(tmp_path / "home", sqlite_url)
     svc = make_service(make_settings(cli.home, sqlite_url))
-    svc.init(now=NOW, actor="test")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW)
-    svc.db.dispose()
+    svc.credentials.init(now=NOW, actor="test")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW
+    )
+    svc.infra.db.dispose()
 
     added = cli("clients", "add", "Bank of Laos", "--scope", "payroll", "--scope", "verify")
     assert added.returncode == 0, added.stderr

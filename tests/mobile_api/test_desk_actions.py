@@ -16,7 +16,7 @@ from cardio.piv import ManagementKeyType
 from cardio.virtual import CardState, VirtualCard
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
 from idsvc.desk_client.cards import CardSecrets, inspect_card, wipe_card
-from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.centre_client import CentreClient
 from idsvc.desk_client.identity import desk_check_time
 from idsvc.desk_client.printing import RemoteCardFaces
 from idsvc.errors import (
@@ -29,18 +29,18 @@ from idsvc.errors import (
     PhotoRejected,
     SelfApproval,
 )
-from idsvc.operations.use_cases import Operations
 from idsvc.storage.tables import AuditEventRow
 from mobile_api.routes.desk_actions import PHOTO_PATH
-from tests.mobile_api.test_desk_http import EMPLOYEE, ReaderTransport, World, issue, make_world
 from tests.support.card_print import FACES, portrait_bytes, zxing_texts
+from tests.support.desk_world import EMPLOYEE, World, issue, make_world
+from tests.support.virtual_card import ReaderTransport
 
 OTHER = "LA-MOHA-000102"
 SECRETS = CardSecrets(PIV_TEST_MANAGEMENT_KEY, ManagementKeyType.TDES)
 
 
 def _audit(world: World, action: str) -> list[AuditEventRow]:
-    with world.centre.service.db.transaction() as session:
+    with world.centre.infra.db.transaction() as session:
         return list(
             session.execute(
                 select(AuditEventRow)
@@ -50,7 +50,7 @@ def _audit(world: World, action: str) -> list[AuditEventRow]:
         )
 
 
-def _check(world: World, remote: RemoteCentre, card: VirtualCard, *, challenge: bool):  # type: ignore[no-untyped-def]
+def _check(world: World, remote: CentreClient, card: VirtualCard, *, challenge: bool):  # type: ignore[no-untyped-def]
     return inspect_card(
         ReaderTransport(card),
         ca_certificates=[remote.identity.ca_certificate()],
@@ -100,7 +100,7 @@ def test_photo_check_print_and_wipe_through_the_centre(world: World) -> None:
     assert read.result.holder is not None and read.result.holder["employee_id"] == EMPLOYEE
 
     face = RemoteCardFaces(remote).render(EMPLOYEE, actor="", now=world.clock())
-    qr_text = world.centre.service.credential(credential_id).qr_text
+    qr_text = world.centre.credentials.credential(credential_id).qr_text
     assert qr_text and zxing_texts(face.front) + zxing_texts(face.back) == [qr_text]
     (printed,) = _audit(world, "card_face.render")
     assert printed.actor == "somphone@vte-01" and printed.target_id == EMPLOYEE
@@ -121,14 +121,14 @@ def test_photo_check_print_and_wipe_through_the_centre(world: World) -> None:
     assert revoked.actor == "somphone@vte-01"
     with pytest.raises(CardFaceFailed, match="no live credential"):  # never print a dead card
         remote.card_face_data(EMPLOYEE)
-    assert world.centre.service.verify_audit().events > 0
+    assert world.centre.audit.verify_chain().events > 0
 
 
 def test_desk_requests_wait_for_a_second_person(tmp_path: Path, db_url: str) -> None:
     held = "revoke,hr_correction,reissue_after_loss"
     with make_world(tmp_path, db_url, approval_required=held) as world:
         world.people.add("vong", "registrar", "Vientiane")
-        live = world.centre.service.issue(EMPLOYEE, actor="test", now=world.clock())
+        live = world.centre.credentials.issue(EMPLOYEE, actor="test", now=world.clock())
         remote = world.remote()
         remote.enrol(world.code)
 
@@ -145,7 +145,7 @@ def test_desk_requests_wait_for_a_second_person(tmp_path: Path, db_url: str) -> 
         revoke = remote.revoke(live.id, reason="card stolen")
         lost = remote.declare_lost(EMPLOYEE, reason="lost at the market")
         assert revoke["state"] == lost["state"] == "pending_approval"
-        assert world.centre.service.credential(live.id).state == "live"  # nothing happened yet
+        assert world.centre.credentials.credential(live.id).state == "live"  # nothing happened yet
 
         world.login(remote, "khamla")  # the supervisor, at the same desk
         listed = {a["approval_id"] for a in remote.approvals()}
@@ -157,13 +157,13 @@ def test_desk_requests_wait_for_a_second_person(tmp_path: Path, db_url: str) -> 
         remote.reject(revoke["approval"]["approval_id"], reason="card found")
         approved = remote.approve(fix_id)
         assert approved["state"] == "done" and approved["decided_by"] == "khamla"
-        assert world.centre.service.credential(live.id).state == "suspended"
+        assert world.centre.credentials.credential(live.id).state == "suspended"
         (change,) = _audit(world, "hr.correct")
         assert change.actor == "vong@vte-01 approved by khamla@vte-01"
 
         # Nobody decides the loss in time: the sweeper closes it, and it can't be approved.
         world.clock.tick(25 * 3600)
-        ops = Operations(world.centre.service)
+        ops = world.centre.operations
         assert ops.expire_approvals(actor="sweeper", now=world.clock()) == 1
         assert ops.expire_approvals(actor="sweeper", now=world.clock()) == 0
         (lapsed,) = _audit(world, "approval.expire")
@@ -172,7 +172,7 @@ def test_desk_requests_wait_for_a_second_person(tmp_path: Path, db_url: str) -> 
         with pytest.raises(ApprovalNotPending, match="expired"):
             remote.approve(lost["approval"]["approval_id"])
         assert remote.approvals() == []
-        assert world.centre.service.verify_audit().events > 0
+        assert world.centre.audit.verify_chain().events > 0
 
 
 def test_photo_refused_before_anything_is_stored(world: World) -> None:

@@ -14,17 +14,16 @@ from sqlalchemy import select
 
 from cardio.pcsc import PcscTransport
 from cardio.piv import ObjectId, PivSession
-from idsvc.desks.gateway import DeskCentre
 from idsvc.register.photos import Photos
 from idsvc.staff.operators import Enrolment
 from idsvc.storage.tables import AuditEventRow, CredentialRow
 from mobile_api.app import create_app
-from tests.conftest import NOW
-from tests.mobile_api.conftest import live_server
 from tests.support.card_print import portrait_bytes, zbarimg_texts
 from tests.support.cli_runner import Cli
+from tests.support.http import live_server
 from tests.support.operator_people import PASSWORD, code, make_centre, secret_of
 from tests.support.pcsc import VirtualCardFactory
+from tests.support.settings import NOW
 
 pytestmark = [pytest.mark.pcsc]
 
@@ -41,17 +40,17 @@ def test_remote_desk_issues_through_pcscd(
         f"sqlite:///{tmp_path / 'centre.sqlite3'}",
         attestation_ca_file=attestation_ca / "ca.pem",
     )
-    added = centre.add_operator(
+    added = centre.staff.add_operator(
         "somphone", role="issuer", office="Vientiane", password=PASSWORD, by=None, now=NOW
     )
     assert isinstance(added, Enrolment)
-    _, enrol_code = DeskCentre(centre).add_desk(
+    _, enrol_code = centre.desks.add_desk(
         "vte-01", office="Vientiane", by=None, now=datetime.now(UTC)
     )
     desk = Cli(tmp_path / "desk", "sqlite:///nowhere-the-desk-has-no-database")
     for name in ("IDSVC_KEY_PASSPHRASE", "IDSVC_DATABASE_URL"):
         desk.env.pop(name)
-    with live_server(create_app(centre.service)) as url:
+    with live_server(create_app(centre)) as url:
         assert desk("desk", "enrol", "--centre", url, "--code", enrol_code).returncode == 0
         login = desk(
             "desk", "login", "--operator", "somphone", "--password-stdin",
@@ -64,7 +63,7 @@ def test_remote_desk_issues_through_pcscd(
         failed = desk("desk", "issue", EMPLOYEE, "--reader", READER0, "--default-management-key")
         assert failed.returncode in (11, 17), failed.stderr
         assert "retry" in failed.stderr.lower()
-        assert [v.state for v in centre.service.credentials_of(EMPLOYEE)] == ["abandoned"]
+        assert [v.state for v in centre.credentials.credentials_of(EMPLOYEE)] == ["abandoned"]
         pulled.wait_pulled()
 
         virtual_card(state_file=tmp_path / "card.json")  # the same card, re-inserted
@@ -72,10 +71,10 @@ def test_remote_desk_issues_through_pcscd(
         done = desk("issue", EMPLOYEE, "--reader", READER0, "--default-management-key", "--json")
         assert done.returncode == 0, done.stderr
         issued = json.loads(done.stdout)
-        views = centre.service.credentials_of(EMPLOYEE)
+        views = centre.credentials.credentials_of(EMPLOYEE)
         assert [v.state for v in views] == ["abandoned", "live"]
         assert views[1].id == issued["credential_id"]
-        with centre.service.db.transaction() as session:
+        with centre.infra.db.transaction() as session:
             row = session.get(CredentialRow, issued["credential_id"])
             assert row is not None and row.key_attestation == "piv-attest"
         with PcscTransport.open(READER0) as transport:
@@ -91,7 +90,7 @@ def test_remote_desk_issues_through_pcscd(
         assert out["card_uuid"] == issued["card_uuid"]
         read = desk("card", "read", "--reader", READER0, "--json")
         assert read.returncode == 0 and json.loads(read.stdout)["challenge_checked"] is False
-        Photos(centre.service.db).store(
+        Photos(centre.infra.db).store(
             EMPLOYEE, portrait_bytes(), actor="test", now=datetime.now(UTC)
         )
         face = tmp_path / "face.png"
@@ -103,15 +102,15 @@ def test_remote_desk_issues_through_pcscd(
         )  # fmt: skip
         assert wiped.returncode == 0, wiped.stderr
         assert "revoked" in wiped.stdout and "wiped: credential" in wiped.stdout
-        assert centre.service.credential(issued["credential_id"]).state == "revoked"
+        assert centre.credentials.credential(issued["credential_id"]).state == "revoked"
         blank = desk("card", "read", "--reader", READER0)
         assert blank.returncode == 15 and "blank or was wiped" in blank.stderr
-    with centre.service.db.transaction() as session:
+    with centre.infra.db.transaction() as session:
         wipe = session.execute(
             select(AuditEventRow).where(AuditEventRow.action == "card.wipe")
         ).scalar_one()
     assert wipe.actor == "somphone@vte-01" and wipe.target_id == issued["card_uuid"]
-    centre.service.db.dispose()
+    centre.infra.db.dispose()
     # After issuing, checking, printing and wiping: the desk's own key, the public CA, its
     # config and the session; no issuer key, no database, no register.
     home = tmp_path / "desk"

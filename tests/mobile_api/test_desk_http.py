@@ -5,11 +5,6 @@ centre, including dropped links, refusals and retries."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,15 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from cardio.errors import CardRemoved
-from cardio.piv import ManagementKeyType
-from cardio.virtual import CardPulled, CardState, VirtualCard
-from idsvc.centre import Centre
-from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
-from idsvc.desk_client.cards import CardSecrets, personalise_card
-from idsvc.desk_client.centre_client import RemoteCentre
-from idsvc.desk_client.identity import DeskIdentity, desk_check_time
-from idsvc.desks.gateway import DeskCentre
+from cardio.virtual import CardState, VirtualCard
+from idsvc.desk_client.centre_client import CentreClient
 from idsvc.errors import (
     CardIssuanceFailed,
     CentreUnreachable,
@@ -37,106 +25,14 @@ from idsvc.errors import (
     SelfApproval,
 )
 from idsvc.formats.desk_proof import sign_proof
-from idsvc.storage.tables import AuditEventRow, CredentialRow
+from idsvc.storage.tables import AuditEventRow
 from mobile_api.app import create_app
-from tests.conftest import NOW
-from tests.mobile_api.conftest import live_server
-from tests.mobile_api.test_card_challenges import DirectTransport
-from tests.support.operator_people import PASSWORD, People, code, make_centre
+from tests.support.desk_world import EMPLOYEE, Clock, DroppingProxy, World, issue, make_world
+from tests.support.http import live_server
+from tests.support.operator_people import PASSWORD, People, make_centre
+from tests.support.settings import NOW
 
-EMPLOYEE = "LA-MOHA-000101"
 RETIRED = "LA-MOF-002210"
-
-
-class Clock:
-    """The one clock of centre and desk (proof times and TOTP steps follow it)."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float = 31) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
-@dataclass
-class World:
-    centre: Centre
-    desks: DeskCentre
-    people: People
-    clock: Clock
-    url: str
-    code: str
-    desk_home: Path
-
-    def remote(self, url: str | None = None, home: Path | None = None) -> RemoteCentre:
-        identity = DeskIdentity(home or self.desk_home)
-        return RemoteCentre(identity, clock=self.clock, centre_url=url or self.url, timeout=5)
-
-    def login(self, remote: RemoteCentre, name: str) -> None:
-        at = self.clock.tick()
-        remote.login(name, PASSWORD, code(self.people.secrets[name], at))
-
-    def states(self, employee: str = EMPLOYEE) -> list[str]:
-        with self.centre.service.db.transaction() as session:
-            return list(
-                session.execute(
-                    select(CredentialRow.state)
-                    .where(CredentialRow.employee_id == employee)
-                    .order_by(CredentialRow.issued_at)
-                ).scalars()
-            )
-
-
-@contextmanager
-def make_world(tmp_path: Path, db_url: str, *, approval_required: str = "") -> Iterator[World]:
-    centre = make_centre(tmp_path / "centre", db_url, approval_required=approval_required)
-    people = People(centre)
-    people.add("somphone", "issuer", "Vientiane")
-    people.add("khamla", "supervisor", "Vientiane")
-    people.add("dara", "issuer", "Savannakhet")
-    desks = DeskCentre(centre)
-    _, enrol_code = desks.add_desk("vte-01", office="Vientiane", by=None, now=NOW)
-    clock = Clock()
-    with live_server(create_app(centre.service, clock=clock)) as url:
-        yield World(centre, desks, people, clock, url, enrol_code, tmp_path / "desk")
-    centre.service.db.dispose()
-
-
-@pytest.fixture
-def world(tmp_path: Path, db_url: str) -> Iterator[World]:
-    with make_world(tmp_path, db_url) as w:
-        yield w
-
-
-class ReaderTransport(DirectTransport):
-    """The in-process card, with a pulled card reported as the PC/SC transport reports it."""
-
-    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
-        try:
-            return super().transmit(apdu)
-        except CardPulled as exc:
-            raise CardRemoved() from exc
-
-    def close(self) -> None:
-        return None
-
-
-def issue(world: World, remote: RemoteCentre, card: VirtualCard, employee: str = EMPLOYEE) -> str:
-    issued = personalise_card(
-        ReaderTransport(card),
-        remote,
-        employee_id=employee,
-        card_secrets=CardSecrets(PIV_TEST_MANAGEMENT_KEY, ManagementKeyType.TDES),
-        ca_certificate=remote.identity.ca_certificate(),
-        verify_url_base="https://id.example/v",
-        actor="desk",
-        now=desk_check_time(world.clock()),
-    )
-    return issued.credential_id
 
 
 def test_enrol_login_issue_and_audit(world: World) -> None:
@@ -157,12 +53,12 @@ def test_enrol_login_issue_and_audit(world: World) -> None:
 
     credential_id = issue(world, remote, VirtualCard(CardState.blank(serial=1)))
     assert world.states() == ["live"]
-    assert world.centre.service.credential(credential_id).state == "live"
+    assert world.centre.credentials.credential(credential_id).state == "live"
     # Confirm again (a desk that lost the answer): the same answer, nothing changes.
     again = remote.confirm_issuance(credential_id, actor="", now=world.clock())
     assert again["state"] == "live" and "token" not in again
 
-    with world.centre.service.db.transaction() as session:
+    with world.centre.infra.db.transaction() as session:
         actors = {
             e.action: e.actor
             for e in session.execute(select(AuditEventRow)).scalars()
@@ -243,59 +139,6 @@ def test_proofs_are_bound_to_request_and_used_once(world: World) -> None:
     assert missing.status_code == 401 and "missing" in missing.json()["detail"]
 
 
-class DroppingProxy:
-    """A TCP proxy to the centre that cuts the connection for requests whose first line
-    contains ``cut``: before forwarding (``when="request"``) or after the centre answered
-    (``when="answer"``: the centre did the work, the desk never hears of it)."""
-
-    def __init__(self, target: str) -> None:
-        host, port = target.removeprefix("http://").split(":")
-        self.target = (host, int(port))
-        self.cut = "\x00"
-        self.when = "request"
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(client,), daemon=True).start()
-
-    def _one(self, client: socket.socket) -> None:
-        with client:
-            data = client.recv(65536)
-            head, _, rest = data.partition(b"\r\n\r\n")
-            length = next(
-                (
-                    int(h.split(b":")[1])
-                    for h in head.split(b"\r\n")
-                    if h.lower().startswith(b"content-length")
-                ),
-                0,
-            )
-            while len(rest) < length:
-                rest += client.recv(65536)
-            if self.cut.encode() in head.split(b"\r\n")[0] and self.when == "request":
-                return
-            with socket.create_connection(self.target) as upstream:
-                upstream.sendall(head + b"\r\n\r\n" + rest)  # urllib asks Connection: close
-                answer = b""
-                while chunk := upstream.recv(65536):
-                    answer += chunk
-            if self.cut.encode() in head.split(b"\r\n")[0] and self.when == "answer":
-                return
-            client.sendall(answer)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.mark.parametrize(
     ("step", "backend"),
     [
@@ -372,10 +215,10 @@ def test_reissue_after_loss_needs_approval_from_a_desk(tmp_path: Path, db_url: s
     people = People(centre)
     people.add("somphone", "issuer")
     people.add("khamla", "supervisor")
-    desks = DeskCentre(centre)
+    desks = centre.desks
     _, enrol_code = desks.add_desk("vte-02", office="Vientiane", by=None, now=NOW)
     clock = Clock()
-    with live_server(create_app(centre.service, clock=clock)) as url:
+    with live_server(create_app(centre, clock=clock)) as url:
         w = World(centre, desks, people, clock, url, enrol_code, tmp_path / "desk")
         remote = w.remote()
         remote.enrol(enrol_code)
@@ -383,7 +226,7 @@ def test_reissue_after_loss_needs_approval_from_a_desk(tmp_path: Path, db_url: s
         issue(w, remote, VirtualCard(CardState.blank(serial=5)))
         with pytest.raises(NotPermitted, match="re-issue after loss"):
             issue(w, remote, VirtualCard(CardState.blank(serial=6)))
-        lost = centre.reissue_after_loss(
+        lost = centre.credentials.declare_lost(
             EMPLOYEE, reason="stolen", by=people.actor("somphone"), now=clock()
         )
         assert not isinstance(lost, str)
@@ -396,10 +239,10 @@ def test_reissue_after_loss_needs_approval_from_a_desk(tmp_path: Path, db_url: s
         w.login(remote, "somphone")
         issue(w, remote, VirtualCard(CardState.blank(serial=6)))
         assert w.states() == ["revoked", "live"]
-    centre.service.db.dispose()
+    centre.infra.db.dispose()
 
 
-def remote_approve(remote: RemoteCentre, approval_id: str) -> dict[str, object]:
+def remote_approve(remote: CentreClient, approval_id: str) -> dict[str, object]:
     listed = remote._call("GET", "/v1/desk/approvals", session=remote._session())
     assert [a["approval_id"] for a in listed] == [approval_id]
     done = remote._call(

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.centre_client import CentreClient
 from idsvc.errors import DeskRefused, LoginRefused
-from tests.mobile_api.test_desk_http import World, world  # noqa: F401  (the fixture)
+from tests.support.desk_world import World
 
 
-def _refused(remote: RemoteCentre, name: str) -> tuple[type, str]:
+def _refused(remote: CentreClient, name: str) -> tuple[type, str]:
     with pytest.raises(LoginRefused) as info:
         remote.login(name, "wrong password!", "000000")
     return type(info.value), str(info.value)
 
 
-def test_answers_alike_and_a_rogue_desk_locks_itself(world: World, tmp_path: Path) -> None:  # noqa: F811
+def test_answers_alike_and_a_rogue_desk_locks_itself(world: World, tmp_path: Path) -> None:
     rogue = world.remote()
     rogue.enrol(world.code)
     _, second_code = world.desks.add_desk("vte-02", office="Vientiane", by=None, now=world.clock())
@@ -37,7 +37,7 @@ def test_answers_alike_and_a_rogue_desk_locks_itself(world: World, tmp_path: Pat
     at = world.clock()
     for _ in range(5):
         with pytest.raises(LoginRefused):
-            world.centre.login("somphone", "wrong password!", "000000", now=at)
+            world.centre.staff.login("somphone", "wrong password!", "000000", now=at)
     # (The desk's client turns the problem's code into the exception's type: equal types and
     # messages mean equal status codes and bodies.)
     assert _refused(honest, "somphone") == _refused(honest, "nobody") == next(iter(answers))

@@ -14,17 +14,16 @@ from pathlib import Path
 import pytest
 
 from cardio.virtual import CardState, VirtualCard
-from idsvc.centre import Centre
-from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.centre_client import CentreClient
 from idsvc.desk_client.identity import DeskIdentity, desk_check_time
-from idsvc.desks.gateway import DeskCentre
 from idsvc.errors import CentreUnreachable, DeskRefused
+from idsvc.services import Services
 from idsvc.staff.operators import Enrolment
-from tests.conftest import NOW
-from tests.mobile_api.test_desk_http import ReaderTransport
-from tests.mobile_api.test_serve import free_port, wait_healthy
 from tests.support.cli_runner import IDSVC, Cli
 from tests.support.operator_people import PASSWORD, code, make_centre, secret_of
+from tests.support.serve import free_port, wait_healthy
+from tests.support.settings import NOW
+from tests.support.virtual_card import ReaderTransport
 
 EMPLOYEE = "LA-MOHA-000101"
 
@@ -58,12 +57,12 @@ def test_centre_and_desk_in_two_processes(tmp_path: Path) -> None:
     # The centre's data is prepared through its use cases (the CLI's own tests cover the
     # commands); the centre then runs as `idsvc serve` over the same folder and database.
     admin = make_centre(home, db_url)
-    added = admin.add_operator(
+    added = admin.staff.add_operator(
         "somphone", role="issuer", office="Vientiane", password=PASSWORD, by=None, now=NOW
     )
     assert isinstance(added, Enrolment)
     secret = secret_of(added.otpauth_uri)
-    desks = DeskCentre(admin)
+    desks = admin.desks
     _, enrol_code = desks.add_desk("vte-01", office="Vientiane", by=None, now=datetime.now(UTC))
     centre = Cli(home, db_url)
 
@@ -81,7 +80,7 @@ def test_centre_and_desk_in_two_processes(tmp_path: Path) -> None:
             "--otp", code(secret, datetime.now(UTC)), input=PASSWORD + "\n",
         )  # fmt: skip
         assert login.returncode == 0, login.stderr
-        remote = RemoteCentre(DeskIdentity(desk_home), clock=lambda: datetime.now(UTC))
+        remote = CentreClient(DeskIdentity(desk_home), clock=lambda: datetime.now(UTC))
         first = _issue(remote, VirtualCard(CardState.blank(serial=11)))
         assert _states(admin) == {first: "live"}
     # The centre is down: the desk says so in plain words, nothing went live.
@@ -99,7 +98,7 @@ def test_centre_and_desk_in_two_processes(tmp_path: Path) -> None:
         assert refused.returncode == 0
         with pytest.raises(DeskRefused, match="disabled"):
             remote.check_eligible(EMPLOYEE)
-    admin.service.db.dispose()
+    admin.infra.db.dispose()
     # The desk's folder: its key, the public CA, its config and the session; no issuer key,
     # no database, no register.
     files = sorted(p.relative_to(desk_home).as_posix() for p in desk_home.rglob("*") if p.is_file())
@@ -111,11 +110,11 @@ def test_centre_and_desk_in_two_processes(tmp_path: Path) -> None:
     ]
 
 
-def _states(centre: Centre) -> dict[str, str]:
-    return {v.id: v.state for v in centre.service.credentials_of(EMPLOYEE)}
+def _states(centre: Services) -> dict[str, str]:
+    return {v.id: v.state for v in centre.credentials.credentials_of(EMPLOYEE)}
 
 
-def _issue(remote: RemoteCentre, card: VirtualCard) -> str:
+def _issue(remote: CentreClient, card: VirtualCard) -> str:
     from cardio.piv import ManagementKeyType
     from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
     from idsvc.desk_client.cards import CardSecrets, personalise_card

@@ -32,21 +32,20 @@ from typer.core import TyperGroup
 
 from cardio.piv import ManagementKeyType
 from cardio.virtual import CardState, VirtualCard
-from idsvc.centre import Centre
 from idsvc.cli import desk_routing
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
 from idsvc.cli.desk_routing import DESK_ROUTES, LOCAL, Through, route_of
 from idsvc.cli.main import app
 from idsvc.desk_client.cards import CardSecrets, inspect_card, personalise_card
-from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.centre_client import CentreClient
 from idsvc.desk_client.identity import DeskIdentity, desk_check_time
-from idsvc.desks.gateway import DeskCentre
 from idsvc.errors import HolderNotEligible
-from tests.mobile_api.test_desk_http import ReaderTransport
-from tests.mobile_api.test_serve import free_port, wait_healthy
+from idsvc.services import Services
 from tests.support.card_print import portrait_bytes, zbarimg_texts
 from tests.support.cli_runner import IDSVC, Cli
 from tests.support.operator_people import PASSWORD, People, code, make_centre
+from tests.support.serve import free_port, wait_healthy
+from tests.support.virtual_card import ReaderTransport
 
 EMPLOYEE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
@@ -54,7 +53,7 @@ OTHER = "LA-MOHA-000102"
 
 @dataclass
 class Site:
-    admin: Centre
+    admin: Services
     people: People
     desk: Cli
     desk_home: Path
@@ -84,7 +83,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Iter
     people = People(admin)
     for name, role in (("somphone", "issuer"), ("khamla", "supervisor"), ("vong", "registrar")):
         people.add(name, role, "Vientiane")
-    _, enrol_code = DeskCentre(admin).add_desk(
+    _, enrol_code = admin.desks.add_desk(
         "vte-01", office="Vientiane", by=None, now=datetime.now(UTC)
     )
     centre = Cli(home, db_url)
@@ -117,7 +116,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Iter
             proc.kill()
             proc.wait()
         log.close()
-        admin.service.db.dispose()
+        admin.infra.db.dispose()
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
@@ -163,7 +162,7 @@ def test_registrar_photo_and_correction_held(site: Site) -> None:
     site.approvals["correction"] = answer["approval"]["approval_id"]
     own = site.desk("desk", "approvals", "approve", site.approvals["correction"])
     assert own.returncode == 25 and "second person" in own.stderr
-    site.admin.service.check_eligible(OTHER)  # still active: nothing happened yet
+    site.admin.credentials.check_eligible(OTHER)  # still active: nothing happened yet
 
 
 def test_supervisor_approves_from_the_desk(site: Site) -> None:
@@ -177,7 +176,7 @@ def test_supervisor_approves_from_the_desk(site: Site) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["state"] == "done"
     with pytest.raises(HolderNotEligible, match="suspended"):
-        site.admin.service.check_eligible(OTHER)
+        site.admin.credentials.check_eligible(OTHER)
 
 
 def snapshot(home: Path) -> dict[str, str]:
@@ -276,7 +275,7 @@ def test_every_command_on_an_enrolled_desk(site: Site) -> None:
 
 def test_issue_check_print_then_disabled_and_the_folder(site: Site) -> None:
     site.login("somphone")
-    remote = RemoteCentre(DeskIdentity(site.desk_home), clock=lambda: datetime.now(UTC))
+    remote = CentreClient(DeskIdentity(site.desk_home), clock=lambda: datetime.now(UTC))
     card = VirtualCard(CardState.blank(serial=31))
     issued = personalise_card(
         ReaderTransport(card),
@@ -288,7 +287,7 @@ def test_issue_check_print_then_disabled_and_the_folder(site: Site) -> None:
         actor="somphone@vte-01",
         now=desk_check_time(datetime.now(UTC)),
     )
-    view = site.admin.service.credential(issued.credential_id)
+    view = site.admin.credentials.credential(issued.credential_id)
     assert view.state == "live"
     checked = inspect_card(
         ReaderTransport(card),
@@ -314,9 +313,9 @@ def test_issue_check_print_then_disabled_and_the_folder(site: Site) -> None:
     lost = site.desk("desk", "declare-lost", EMPLOYEE, "--reason", "lost at the market")
     assert lost.returncode == 0, lost.stderr
     assert "1 credential(s)" in lost.stdout and "revoked as lost" in lost.stdout
-    assert site.admin.service.credential(issued.credential_id).state == "revoked"
+    assert site.admin.credentials.credential(issued.credential_id).state == "revoked"
 
-    DeskCentre(site.admin).set_desk_enabled("vte-01", enabled=False, by=None, now=datetime.now(UTC))
+    site.admin.desks.set_desk_enabled("vte-01", enabled=False, by=None, now=datetime.now(UTC))
     refused = site.desk("card-face", EMPLOYEE, "-o", str(site.folder / "again.png"))
     assert refused.returncode == 26 and "disabled" in refused.stderr
     status = site.desk("desk", "status")

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.payroll_tables import ChangeEventRow
 from idsvc.storage.tables import CivilServantRow, StatusHistoryRow
-from tests.mobile_api.test_workers import Served, served  # noqa: F401  (the two-worker server)
 from tests.support.payroll import add_client, sample_records
+from tests.support.serve import Served
 
 BURST = 6
 DAY = "2026-11-20"
@@ -53,8 +53,8 @@ def _burst(port: int, secret: str, bodies: list[dict[str, Any]]) -> list[httpx.R
     return [a for a in answers if a is not None]
 
 
-def _assert_register_rules(service: IdService, people: list[str]) -> None:
-    with service.db.transaction() as session:
+def _assert_register_rules(service: Services, people: list[str]) -> None:
+    with service.infra.db.transaction() as session:
         status = dict(
             session.execute(
                 select(CivilServantRow.employee_id, CivilServantRow.status).where(
@@ -92,8 +92,8 @@ def _event(status: str) -> str:
 
 
 def test_concurrent_deceased_and_active_never_revive(
-    service: IdService,
-    served: Served,  # noqa: F811
+    service: Services,
+    served: Served,
 ) -> None:
     records = sample_records()
     people = [r for r in records if r["status"] == "active"][:10]
@@ -111,7 +111,7 @@ def test_concurrent_deceased_and_active_never_revive(
                 assert answer.json()["code"] == "CONCURRENT_UPDATE"
     ids = [p["employee_id"] for p in people]
     _assert_register_rules(service, ids)
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         dead = session.scalars(
             select(CivilServantRow.employee_id).where(
                 CivilServantRow.status == "deceased", CivilServantRow.employee_id.in_(ids)
@@ -123,8 +123,8 @@ def test_concurrent_deceased_and_active_never_revive(
 
 
 def test_concurrent_new_person_is_created_once(
-    service: IdService,
-    served: Served,  # noqa: F811
+    service: Services,
+    served: Served,
 ) -> None:
     base = sample_records()[0]
     _, secret = add_client(service, "MoHA HR", "hr:write")

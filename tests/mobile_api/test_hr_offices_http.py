@@ -6,15 +6,14 @@ unknown member is still refused."""
 from __future__ import annotations
 
 from idsvc.storage.tables import CivilServantRow
-from tests.mobile_api.conftest import Api
-from tests.mobile_api.test_hr_sync import RECORDS, hr
-from tests.support.payroll import sample_records
+from tests.support.http import Api
+from tests.support.payroll import RECORDS, hr, sample_records
 
 PERSON = "LA-MOHA-000102"
 
 
 def _office(api: Api) -> tuple[str | None, str | None, str | None]:
-    with api.service.db.transaction() as session:
+    with api.service.infra.db.transaction() as session:
         row = session.get(CivilServantRow, PERSON)
         assert row is not None
         return row.office, row.ministry_local, row.position_local

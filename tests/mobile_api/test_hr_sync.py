@@ -5,18 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idsvc.service import IdService
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
-from tests.mobile_api.conftest import Api, assert_problem
-from tests.support.payroll import add_client, csv_of, sample_records
+from idsvc.services import Services
+from tests.support.http import Api, assert_problem
+from tests.support.payroll import RECORDS, add_client, csv_of, hr, sample_records
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
-RECORDS = "/v1/hr/records"
 ACTIVE = "LA-MOHA-000101"
-
-
-def hr(api: Api, name: str = "MoEYS HR") -> dict[str, str]:
-    _, secret = add_client(api.service, name, "hr:write")
-    return {"authorization": f"Bearer {secret}"}
 
 
 def messy_records() -> list[dict[str, str]]:
@@ -39,10 +33,12 @@ def test_same_rows_and_reasons_as_import_hr(api: Api, tmp_path: Path) -> None:
 
     # The reference: the CSV importer on a second, identical register.
     other = make_service(make_settings(tmp_path / "ref", f"sqlite:///{tmp_path / 'ref.sqlite3'}"))
-    other.init(now=NOW, actor="t")
-    other.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="t", now=NOW)
-    report = other.import_hr(csv_of(records), source_name="x.csv", actor="t", now=NOW)
-    other.db.dispose()
+    other.credentials.init(now=NOW, actor="t")
+    other.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="t", now=NOW
+    )
+    report = other.register.import_hr(csv_of(records), source_name="x.csv", actor="t", now=NOW)
+    other.infra.db.dispose()
     counts = ("created", "updated", "unchanged", "status_changes")
     assert [answer[k] for k in counts] == [getattr(report, k) for k in counts]
     # Same reasons; a position inside a reason is the record number here, the file's line there
@@ -54,7 +50,9 @@ def test_same_rows_and_reasons_as_import_hr(api: Api, tmp_path: Path) -> None:
     assert "first on line 5" in answer["rejected"][3]["reason"]
     # Record numbers point into the request (1-based), not into a file.
     assert [x["record"] for x in answer["rejected"]] == [2, 3, 4, len(records) - 1, len(records)]
-    assert api.service.credentials_of(ACTIVE) == []  # no credential, but the register moved:
+    assert (
+        api.service.credentials.credentials_of(ACTIVE) == []
+    )  # no credential, but the register moved:
     checks = api.http.post(
         "/v1/payroll/checks",
         json={"items": [{"employee_id": ACTIVE}]},
@@ -84,7 +82,7 @@ def test_idempotency_key_replays_and_refuses_another_body(api: Api) -> None:
     assert other.status_code == 200 and other.json()["updated"] == 1
 
 
-def test_scope_and_shape(api: Api, service: IdService) -> None:
+def test_scope_and_shape(api: Api, service: Services) -> None:
     records = sample_records()
     _, bank_secret = add_client(service, "Bank", "payroll")
     r = api.http.post(

@@ -21,12 +21,13 @@ from joserfc.jwk import ECKey, KeySet
 from PIL import Image
 
 from idsvc.clients.api_clients import ApiClients
+from idsvc.credentials.views import CredentialView
 from idsvc.formats.status_list import STATUSLIST_TYP, Status, parse_status_list_claims
 from idsvc.register.photos import VERIFIER_PICTURE_SIZE, Photos
-from idsvc.service import CredentialView, IdService
-from tests.conftest import NOW
-from tests.mobile_api.conftest import OTHER_ACTIVE_EMPLOYEE, PROBLEM, Api, assert_problem
+from idsvc.services import Services
 from tests.support.card_print import portrait_bytes
+from tests.support.http import PROBLEM, Api, assert_problem
+from tests.support.settings import NOW, OTHER_ACTIVE_EMPLOYEE
 
 LIMIT = 64 * 1024
 
@@ -111,18 +112,18 @@ def fetch_status(api: Api, keyset: KeySet, token: str) -> int:
 
 
 def test_status_list_bits_of_revoked_and_valid_credentials(
-    api: Api, service: IdService, credential: CredentialView
+    api: Api, service: Services, credential: CredentialView
 ) -> None:
-    other = service.issue(OTHER_ACTIVE_EMPLOYEE, actor="test-desk", now=NOW)
+    other = service.credentials.issue(OTHER_ACTIVE_EMPLOYEE, actor="test-desk", now=NOW)
     keyset = fetch_keyset(api)
     assert fetch_status(api, keyset, credential.token) == Status.VALID
     assert fetch_status(api, keyset, other.token) == Status.VALID
 
-    service.change_state(credential.id, "revoke", reason="card lost", actor="test", now=NOW)
+    service.credentials.revoke(credential.id, reason="card lost", by=None, now=NOW)
     assert fetch_status(api, keyset, credential.token) == Status.INVALID
     assert fetch_status(api, keyset, other.token) == Status.VALID
 
-    service.change_state(other.id, "suspend", reason="inquiry", actor="test", now=NOW)
+    service.credentials.change_state(other.id, "suspend", reason="inquiry", actor="test", now=NOW)
     assert fetch_status(api, keyset, other.token) == Status.SUSPENDED
 
 
@@ -161,8 +162,8 @@ def test_verify_valid(api: Api, credential: CredentialView) -> None:
     assert body["checked_at"] == NOW.isoformat()
 
 
-def test_verify_revoked(api: Api, service: IdService, credential: CredentialView) -> None:
-    service.change_state(credential.id, "revoke", reason="card lost", actor="test", now=NOW)
+def test_verify_revoked(api: Api, service: Services, credential: CredentialView) -> None:
+    service.credentials.revoke(credential.id, reason="card lost", by=None, now=NOW)
     r = verify(api, credential.token)
     assert r.status_code == 200
     body = r.json()
@@ -184,9 +185,9 @@ def test_verify_tampered(api: Api, credential: CredentialView) -> None:
 
 
 def test_holder_photo_comes_only_with_a_verified_credential(
-    api: Api, service: IdService, credential: CredentialView
+    api: Api, service: Services, credential: CredentialView
 ) -> None:
-    Photos(service.db).store(credential.employee_id, portrait_bytes(), actor="test", now=NOW)
+    Photos(service.infra.db).store(credential.employee_id, portrait_bytes(), actor="test", now=NOW)
     body = verify(api, credential.token).json()
     assert set(body["holder"]) == {"name", "name_latin", "ministry", "position", "photo"}
     prefix, _, data = body["holder"]["photo"].partition(",")
@@ -197,7 +198,7 @@ def test_holder_photo_comes_only_with_a_verified_credential(
     assert image.size == VERIFIER_PICTURE_SIZE
     # It is this person's stored portrait, scaled down: the face (skin: red over blue) where
     # the crop puts it, between the eyes, not the background or the hair above it.
-    stored = Image.open(io.BytesIO(Photos(service.db).face_image(credential.employee_id)))
+    stored = Image.open(io.BytesIO(Photos(service.infra.db).face_image(credential.employee_id)))
     face = image.convert("RGB").getpixel((70, 70))
     same_spot = stored.convert("RGB").getpixel((210, 210))
     assert isinstance(face, tuple) and isinstance(same_spot, tuple)
@@ -209,7 +210,7 @@ def test_holder_photo_comes_only_with_a_verified_credential(
     tampered = verify(api, f"{header}.{b64url(json.dumps(forged).encode())}.{signature}")
     assert tampered.json()["holder"] is None
     # A client with the verify scope sees the photo too, next to the ids.
-    _, secret = ApiClients(service.db).add("Verifier app", ["verify"], NOW)
+    _, secret = ApiClients(service.infra.db).add("Verifier app", ["verify"], NOW)
     scoped = api.http.post(
         "/v1/verifications",
         json={"credential": credential.token},
@@ -339,8 +340,8 @@ def test_openapi_documents_verify(web: Api) -> None:
     for status in ("413", "415", "422", "503"):
         content = op["responses"][status]["content"]
         assert list(content) == [PROBLEM], (status, content)
-        assert content[PROBLEM]["schema"]["$ref"].endswith("/Problem")
-    assert {"code", "status", "title", "type"} <= set(schemas["Problem"]["required"])
+        assert content[PROBLEM]["schema"]["$ref"].endswith("/ProblemResponse")
+    assert {"code", "status", "title", "type"} <= set(schemas["ProblemResponse"]["required"])
     for path in ("/health", "/.well-known/jwks.json", "/status-lists/{name}"):
         assert path in spec["paths"]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from idsvc.service import IdService
+from idsvc.services import Services
 from keys.keyring import MANIFEST_NAME
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
-from tests.mobile_api.conftest import ACTIVE_EMPLOYEE, Api, api_for, assert_problem
+from tests.support.http import Api, api_for, assert_problem
+from tests.support.settings import ACTIVE_EMPLOYEE, NOW, SAMPLE_CSV, make_service, make_settings
 
 LEAKS = (
     "Traceback",
@@ -34,26 +34,28 @@ def assert_no_leak(text: str, *also: str) -> None:
         assert needle.lower() not in text.lower(), (needle, text)
 
 
-def ready_service(home: Path, url: str) -> IdService:
+def ready_service(home: Path, url: str) -> Services:
     # No caches, no write-behind: every request touches the database, as these tests need
     # (with caches a verification within the cache bound is still answered, by design).
     exact = {"verify_cache_ttl": 0, "rate_limit_sync": 0, "check_log_flush": 0}
     svc = make_service(make_settings(home, url, **exact))
-    svc.init(now=NOW, actor="test-admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW)
+    svc.credentials.init(now=NOW, actor="test-admin")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW
+    )
     return svc
 
 
 def test_sqlite_database_gone_is_503(tmp_path: Path) -> None:
     db_dir = tmp_path / "db"
     svc = ready_service(tmp_path / "home", f"sqlite:///{db_dir / 'idsvc.sqlite3'}")
-    token = svc.issue(ACTIVE_EMPLOYEE, actor="test", now=NOW).token
+    token = svc.credentials.issue(ACTIVE_EMPLOYEE, actor="test", now=NOW).token
     with api_for(svc) as api:
         assert (
             api.http.post("/v1/verifications", json={"credential": token}).json()["valid"] is True
         )
         shutil.rmtree(db_dir)  # the volume went away ...
-        svc.db.dispose()  # ... and the pooled connections with it
+        svc.infra.db.dispose()  # ... and the pooled connections with it
         requests = [
             api.http.get("/health"),
             api.http.get("/.well-known/jwks.json"),
@@ -66,7 +68,7 @@ def test_sqlite_database_gone_is_503(tmp_path: Path) -> None:
         assert r.headers["retry-after"].isdigit()
         assert r.headers["cache-control"] == "no-store"
         assert_no_leak(r.text, str(tmp_path))
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def test_postgres_unreachable_is_503(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -83,7 +85,7 @@ def test_postgres_unreachable_is_503(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert_no_leak(r.text, "s3cret-pw", "dbuser")
     assert "database unavailable" in caplog.text
     assert "s3cret-pw" not in caplog.text
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def test_uninitialised_database_is_503_without_paths(tmp_path: Path) -> None:
@@ -92,14 +94,14 @@ def test_uninitialised_database_is_503_without_paths(tmp_path: Path) -> None:
         r = api.http.get("/health")
     assert_problem(r, 503, "NOT_INITIALISED")
     assert_no_leak(r.text, str(tmp_path), "alembic")
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def test_internal_error_is_generic_500_and_the_server_keeps_serving(
-    service: IdService, caplog: pytest.LogCaptureFixture
+    service: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    token = service.issue(ACTIVE_EMPLOYEE, actor="test", now=NOW).token
+    token = service.credentials.issue(ACTIVE_EMPLOYEE, actor="test", now=NOW).token
     manifest = service.settings.keys_dir / "default" / MANIFEST_NAME
     good = manifest.read_bytes()
     with api_for(service) as api:

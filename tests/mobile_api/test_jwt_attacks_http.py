@@ -14,9 +14,9 @@ import pytest
 
 from idsvc.formats.credentials import CREDENTIAL_TYP
 from mobile_api.app import MAX_BODY
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
-from tests.mobile_api.conftest import Api, api_for, assert_problem
+from tests.support.http import Api, api_for, assert_problem
 from tests.support.jwt_forgery import Forger, claims_of
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 ACTIVE = "LA-MOHA-000101"
 FIELD_LIMIT = 16384  # VerificationRequest.credential's max_length
@@ -30,12 +30,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Forg
         home, f"sqlite:///{home / 'idsvc.sqlite3'}", rate_limit_anonymous=100_000
     )
     svc = make_service(settings)
-    svc.init(now=NOW, actor="test-admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW)
-    token = svc.issue(ACTIVE, actor="desk", now=NOW).token
-    with svc.db.transaction() as session:
-        issuer = svc.issuer(session)
-        signer = svc.signer(issuer)
+    svc.credentials.init(now=NOW, actor="test-admin")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW
+    )
+    token = svc.credentials.issue(ACTIVE, actor="desk", now=NOW).token
+    with svc.infra.db.transaction() as session:
+        issuer = svc.infra.issuer(session)
+        signer = svc.infra.signer(issuer)
         public = issuer.ring.public_keys()[signer.kid]
     forger = Forger(
         typ=CREDENTIAL_TYP,
@@ -47,7 +49,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Forg
     )
     with api_for(svc) as api:
         yield api, forger, token
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def _post(api: Api, credential: str) -> dict[str, object]:

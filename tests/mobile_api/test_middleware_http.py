@@ -14,10 +14,10 @@ import httpx
 import pytest
 from playwright.sync_api import Playwright, Route
 
-from idsvc.service import CredentialView
+from idsvc.credentials.views import CredentialView
 from mobile_api import limits
 from mobile_api.middleware import CONTENT_SECURITY_POLICY
-from tests.mobile_api.conftest import Api, assert_problem
+from tests.support.http import Api, assert_problem
 
 CHROMIUM = "/usr/bin/chromium"
 STATIC = Path(__file__).resolve().parents[2] / "mobile_api" / "static" / "docs"

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import ignored_auth, positive_data_acceptance
 
 from idsvc.clients.api_clients import ApiClients
-from idsvc.service import IdService
+from idsvc.services import Services
 from mobile_api.app import create_app
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
-from tests.mobile_api.conftest import ACTIVE_EMPLOYEE, live_server
+from tests.support.http import live_server
+from tests.support.settings import ACTIVE_EMPLOYEE, NOW, SAMPLE_CSV, make_service, make_settings
 
 EXAMPLES = 15
 # Operations of the verification API: every schemathesis check. The other areas' operations
@@ -43,16 +43,20 @@ VERIFICATION_API = {
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    svc: IdService = make_service(
+    svc: Services = make_service(
         make_settings(tmp / "home", f"sqlite:///{tmp / 'fuzz.sqlite3'}", rate_limit_anonymous=0)
     )
-    svc.init(now=NOW, actor="test")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW)
-    svc.issue(ACTIVE_EMPLOYEE, actor="test", now=NOW)
-    _, secret = ApiClients(svc.db).add("Fuzzer", ["admin", "verify", "payroll", "hr:write"], NOW)
+    svc.credentials.init(now=NOW, actor="test")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW
+    )
+    svc.credentials.issue(ACTIVE_EMPLOYEE, actor="test", now=NOW)
+    _, secret = ApiClients(svc.infra.db).add(
+        "Fuzzer", ["admin", "verify", "payroll", "hr:write"], NOW
+    )
     with live_server(create_app(svc, clock=lambda: NOW)) as base_url:
         yield base_url, secret
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def fuzz(operation: Any, secret: str) -> None:

@@ -11,9 +11,9 @@ import json
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from tests.conftest import NOW
-from tests.mobile_api.conftest import PROBLEM, Api, assert_problem
+from tests.support.http import PROBLEM, Api, assert_problem
 from tests.support.payroll import add_client, set_status
+from tests.support.settings import NOW
 
 ACTIVE = "LA-MOHA-000101"
 RETIRED = "LA-MOF-002210"
@@ -160,7 +160,7 @@ def test_change_feed_pages_and_cursors(api: Api) -> None:
     assert api.http.post(CHECKS, json=named, headers=auth).status_code == 200
     start = api.http.get(CHANGES, params={"since": "now"}, headers=auth).json()
     assert start["events"] == []
-    cred = api.service.issue(ACTIVE, actor="desk", now=NOW)
+    cred = api.service.credentials.issue(ACTIVE, actor="desk", now=NOW)
     set_status(api.service, ACTIVE, "deceased", "2026-11-21")
     set_status(api.service, RETIRED, "active", "2026-11-22")
     seen = []
@@ -199,7 +199,7 @@ def test_webhook_public_key_is_a_usable_ed25519_key(api: Api) -> None:
 
 def test_answers_keep_the_banks_identifiers_and_flag_duplicates(api: Api) -> None:
     auth = bank(api)
-    card = api.service.issue(ACTIVE, actor="desk", now=NOW)
+    card = api.service.credentials.issue(ACTIVE, actor="desk", now=NOW)
     items = [
         {"employee_id": ACTIVE, "account": "001\u00a0234", "ref": "pay-1"},
         {"card_serial": card.card_serial, "account": "\u0ed0\u0ed0\u0ed1\u0ed2\u0ed3\u0ed4"},
@@ -242,7 +242,7 @@ def test_answers_keep_the_banks_identifiers_and_flag_duplicates(api: Api) -> Non
 
 def test_the_reason_codes_and_the_account_rule_are_documented(api: Api) -> None:
     schema = api.http.get("/openapi.json").json()
-    result = schema["components"]["schemas"]["PayrollResultOut"]["properties"]
+    result = schema["components"]["schemas"]["PayrollResult"]["properties"]
     assert "DUPLICATE_IN_BATCH" in result["reasons"]["description"]
     assert {"ref", "card_serial"} <= set(result)
     operation = schema["paths"][CHECKS]["post"]

@@ -19,10 +19,10 @@ from idsvc.bank.change_feed import ChangeFeed
 from idsvc.bank.server_secret import ServerKeys, load_server_secret
 from idsvc.bank.webhook_delivery import WebhookDeliverer, http_post
 from idsvc.clients.api_clients import ApiClients
-from idsvc.service import IdService
-from tests.mobile_api.test_workers import Served, served  # noqa: F401  (the two-worker server)
+from idsvc.services import Services
 from tests.support.cli_runner import Cli
 from tests.support.payroll import sample_records
+from tests.support.serve import Served
 from tests.support.webhook_receiver import free_port, receiver, verify_v1a
 
 ACTIVE = "LA-MOHA-000101"
@@ -33,11 +33,11 @@ def _auth(secret: str) -> dict[str, str]:
 
 
 def test_retirement_reaches_payroll_feed_and_webhooks_and_paging_holds(
-    service: IdService,
-    served: Served,  # noqa: F811
+    service: Services,
+    served: Served,
 ) -> None:
     now = datetime.now(UTC)
-    clients = ApiClients(service.db)
+    clients = ApiClients(service.infra.db)
     _, hr_secret = clients.add("MoHA HR", ["hr:write"], now)
     _, bank_secret = clients.add("Bank of Laos", ["payroll"], now)
 
@@ -99,7 +99,7 @@ def test_retirement_reaches_payroll_feed_and_webhooks_and_paging_holds(
     later = datetime.now(UTC) + timedelta(seconds=90)  # past the first back-off (≈30 s)
     with receiver(port=port) as bank_side:
         WebhookDeliverer(
-            service.db, keys, http_post(5, private_targets=True), max_attempts=5
+            service.infra.db, keys, http_post(5, private_targets=True), max_attempts=5
         ).run_once(later)
     assert len(bank_side.got) == 2
     by_scheme = {g.headers["webhook-signature"].split(",")[0]: g for g in bank_side.got}
@@ -116,7 +116,7 @@ def test_retirement_reaches_payroll_feed_and_webhooks_and_paging_holds(
 
 
 def _page_while_hr_writes(
-    service: IdService, server: Served, hr_secret: str, bank_secret: str
+    service: Services, server: Served, hr_secret: str, bank_secret: str
 ) -> None:
     """The change feed paged on one worker while HR writes through the other."""
     writer_conn, reader_conn = server.two_workers()
@@ -162,6 +162,6 @@ def _page_while_hr_writes(
             break
     writer.join()
     assert not errors, errors
-    expected = ChangeFeed(service.db).page(head["next_cursor"], limit=10_000).events
+    expected = ChangeFeed(service.infra.db).page(head["next_cursor"], limit=10_000).events
     assert len(expected) == rounds * len(people)
     assert seen == [e.id for e in expected]  # each once, in order

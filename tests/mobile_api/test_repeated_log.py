@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mobile_api.repeated_log import RepeatedLogLine
-from tests.conftest import make_service, make_settings
-from tests.mobile_api.conftest import api_for, assert_problem
+from tests.support.http import api_for, assert_problem
+from tests.support.settings import make_service, make_settings
 
 
 def test_an_outage_of_many_requests_logs_one_line(
@@ -25,7 +25,7 @@ def test_an_outage_of_many_requests_logs_one_line(
         assert_problem(r, 503, "DATABASE_UNAVAILABLE")
     lines = [r for r in caplog.records if r.getMessage().startswith("database unavailable")]
     assert len(lines) == 1 and lines[0].levelno == logging.ERROR
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def test_the_next_window_starts_with_the_count_of_the_last() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.mobile_api.conftest import Api, assert_problem
+from tests.support.http import Api, assert_problem
 
 JSON = {"content-type": "application/json"}
 

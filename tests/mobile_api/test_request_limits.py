@@ -20,15 +20,13 @@ import pytest
 
 from idsvc.cli.server import HEAD_LIMIT
 from idsvc.config import Settings
-from idsvc.service import IdService
+from idsvc.services import Services
 from mobile_api.json_body import MAX_DEPTH
-from tests.conftest import make_settings
-from tests.mobile_api import test_workers
-from tests.mobile_api.test_workers import Served
 from tests.support.payroll import add_client
+from tests.support.serve import Served
+from tests.support.settings import make_settings
 
 PROBLEM = "application/problem+json"
-served = test_workers.served  # `idsvc serve --workers 2` over this module's database
 
 
 @pytest.fixture
@@ -50,7 +48,7 @@ def _send(
     return r.status, r.getheader("content-type") or "", json.loads(payload) if payload else {}
 
 
-def test_deep_json_is_refused_on_every_route_and_worker(service: IdService, served: Served) -> None:
+def test_deep_json_is_refused_on_every_route_and_worker(service: Services, served: Served) -> None:
     a, b = served.two_workers()
     payroll = _bearer(service, "payroll")
     # Every operation that takes a body, read from the running server's own schema (a route
@@ -87,7 +85,7 @@ def test_deep_json_is_refused_on_every_route_and_worker(service: IdService, serv
     assert (status, answer["valid"]) == (200, False)
 
 
-def _bearer(service: IdService, scope: str) -> dict[str, str]:
+def _bearer(service: Services, scope: str) -> dict[str, str]:
     _, secret = add_client(service, f"client {scope.replace(':', ' ')}", scope)
     return {"authorization": f"Bearer {secret}"}
 

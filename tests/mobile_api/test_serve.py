@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.support.cli_runner import IDSVC, Cli
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 20.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"idsvc serve exited with {proc.returncode}")
-        try:
-            return httpx.get(url, timeout=1.0)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"no answer from {url} within {timeout} s")
+from tests.support.serve import free_port, wait_healthy
 
 
 def test_idsvc_serve_answers_health_and_jwks(tmp_path: Path) -> None:

@@ -18,11 +18,11 @@ import pytest
 import uvicorn
 
 from idsvc.cli import server
-from idsvc.service import IdService
+from idsvc.services import Services
 from mobile_api.app import create_app
-from tests.conftest import NOW, make_service, make_settings
-from tests.mobile_api.test_serve import free_port, wait_healthy
 from tests.support.cli_runner import IDSVC, Cli
+from tests.support.serve import free_port, wait_healthy
+from tests.support.settings import NOW, make_service, make_settings
 
 
 @pytest.mark.parametrize("port", ["99999", "-1"])
@@ -34,8 +34,8 @@ def test_bad_port_is_a_usage_error(tmp_path: Path, port: str) -> None:
 
 def test_serve_sends_no_banner_and_the_security_headers(tmp_path: Path) -> None:
     svc = make_service(make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'db.sqlite3'}"))
-    svc.init(now=NOW, actor="admin")
-    svc.db.dispose()
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.infra.db.dispose()
     cli = Cli(tmp_path / "home", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     port = free_port()
     proc = subprocess.Popen(
@@ -61,7 +61,7 @@ def test_serve_sends_no_banner_and_the_security_headers(tmp_path: Path) -> None:
 
 
 @contextmanager
-def guarded_server(service: IdService) -> Iterator[tuple[str, int]]:
+def guarded_server(service: Services) -> Iterator[tuple[str, int]]:
     """The app behind uvicorn with the protocol `idsvc serve` uses."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -97,7 +97,7 @@ def _closed_within(conn: socket.socket, seconds: float) -> bool:
 def test_headers_must_arrive_in_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(server, "HEADER_TIMEOUT", 0.5)
     svc = make_service(make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'db.sqlite3'}"))
-    svc.init(now=NOW, actor="admin")
+    svc.credentials.init(now=NOW, actor="admin")
     with guarded_server(svc) as (host, port):
         silent = socket.create_connection((host, port))
         trickle = socket.create_connection((host, port))
@@ -120,4 +120,4 @@ def test_headers_must_arrive_in_time(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert http.get("/health").status_code == 200
             time.sleep(0.8)  # idle longer than the header timeout, less than keep-alive
             assert http.get("/health").status_code == 200
-    svc.db.dispose()
+    svc.infra.db.dispose()

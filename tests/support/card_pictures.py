@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from cardio.card_face import CardFaceData, CardRenderer, both_sides
-from idsvc.service import CredentialView
+from idsvc.credentials.views import CredentialView
 
 
 def _portrait_jpeg() -> bytes:

@@ -1,9 +1,10 @@
-"""Shared by the printed-card tests: a real portrait, the two QR decoders, and the damage a
-worn card photographed by a phone goes through."""
+"""Shared by the printed-card tests: a real portrait, QR texts, the two QR decoders, and the
+damage a worn card photographed by a phone goes through."""
 
 from __future__ import annotations
 
 import io
+import random
 import shutil
 import struct
 import subprocess
@@ -14,9 +15,16 @@ import zxingcpp
 from PIL import Image, ImageFilter
 
 QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
 
 FACES = Path(__file__).parent.parent / "data" / "faces"  # origin and licence in its README.md
+
+
+def qr_text(length: int = 440, seed: int = 1) -> str:
+    """Random Base45 text (what a printed credential's QR holds), the same for the same seed."""
+    rng = random.Random(seed)
+    return "".join(rng.choice(BASE45) for _ in range(length))
 
 
 def png_declaring(width: int, height: int) -> bytes:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import PASSPHRASE
+from tests.support.settings import PASSPHRASE
 
 IDSVC = str(Path(sys.executable).with_name("idsvc"))
 

@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
-from idsvc.centre import Centre
+from idsvc.services import Services
 from idsvc.staff.operators import Actor, Enrolment
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 PASSWORD = "a long enough passphrase"
 EMPLOYEE = "LA-MOHA-000101"
@@ -31,28 +31,28 @@ def code(secret: bytes, at: datetime) -> str:
     )
 
 
-def make_centre(home: Path, db_url: str, *, fresh: bool = True, **settings: object) -> Centre:
+def make_centre(home: Path, db_url: str, *, fresh: bool = True, **settings: object) -> Services:
     """A centre over ``db_url``; ``fresh`` initialises it and loads the sample register."""
     params: dict[str, object] = {"operator_password_cost": 14} | settings
     svc = make_service(make_settings(home, db_url, **params))
     if fresh:
-        svc.init(now=NOW, actor="test-admin")
-        svc.import_hr(
+        svc.credentials.init(now=NOW, actor="test-admin")
+        svc.register.import_hr(
             SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test-hr", now=NOW
         )
-    return Centre(svc)
+    return svc
 
 
 class People:
     """Operators created at the console, with their TOTP secrets for the tests to use."""
 
-    def __init__(self, centre: Centre) -> None:
+    def __init__(self, centre: Services) -> None:
         self.centre = centre  # with no maker-checker on operator changes: the console adds
         self.secrets: dict[str, bytes] = {}
         self.step = 0
 
     def add(self, name: str, role: str, office: str = "Vientiane") -> bytes:
-        result = self.centre.add_operator(
+        result = self.centre.staff.add_operator(
             name, role=role, office=office, password=PASSWORD, by=None, now=NOW
         )
         assert isinstance(result, Enrolment), result
@@ -63,4 +63,4 @@ class People:
         # Each login moves a minute on: a TOTP step is accepted only once per operator.
         self.step += 1
         at = NOW + timedelta(minutes=self.step)
-        return self.centre.authenticate(name, PASSWORD, code(self.secrets[name], at), now=at)
+        return self.centre.staff.authenticate(name, PASSWORD, code(self.secrets[name], at), now=at)

@@ -29,7 +29,7 @@ from idsvc.bank.payroll import PayrollChecks, PayrollItem
 from idsvc.bank.server_secret import ServerKeys
 from idsvc.bank.webhook_delivery import Outcome, WebhookDeliverer
 from idsvc.clients.api_clients import ApiClients
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.payroll_tables import WebhookSubscriptionRow
 
 # Tables that grow with the country (people, credentials, checks, events, deliveries, audit):
@@ -101,7 +101,7 @@ class Seeded:
 
 
 def seed_rest(
-    service: IdService,
+    service: Services,
     *,
     people: int,
     checks: int,
@@ -112,9 +112,11 @@ def seed_rest(
     """After the register holds ``people`` (``hr_csv``): one real issuance, then credentials
     for everyone else, checks, change events and webhook deliveries, inserted set-based from
     the real rows (PostgreSQL only), then ``ANALYZE``."""
-    genuine = service.issue(employee_id(1), actor="scale", now=now)
-    client, _ = ApiClients(service.db).add(f"scale-bank-{secrets.token_hex(3)}", ["payroll"], now)
-    with service.db.transaction() as session:
+    genuine = service.credentials.issue(employee_id(1), actor="scale", now=now)
+    client, _ = ApiClients(service.infra.db).add(
+        f"scale-bank-{secrets.token_hex(3)}", ["payroll"], now
+    )
+    with service.infra.db.transaction() as session:
         session.add(
             WebhookSubscriptionRow(
                 id=secrets.token_hex(16),
@@ -127,7 +129,7 @@ def seed_rest(
                 created_at=now,
             )
         )
-    with service.db.engine.begin() as conn:
+    with service.infra.db.engine.begin() as conn:
         g = conn.execute(
             text("SELECT status_list_id, status_idx FROM credentials WHERE id = :id"),
             {"id": genuine.id},
@@ -238,8 +240,8 @@ def seed_rest(
     )
 
 
-def analyze(service: IdService) -> None:
-    with service.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+def analyze(service: Services) -> None:
+    with service.infra.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
 
 
@@ -268,43 +270,43 @@ def recorded(engine: sqlalchemy.Engine, path: Callable[[], str]) -> Iterator[lis
         event.remove(engine, "before_cursor_execute", listener)
 
 
-def hot_path_statements(service: IdService, seeded: Seeded, now: datetime) -> list[Statement]:
+def hot_path_statements(service: Services, seeded: Seeded, now: datetime) -> list[Statement]:
     """Run each hot path once through its real use case; return the SELECTs each sent."""
     keys = ServerKeys.from_secret(bytes(32))
     payroll = PayrollChecks(
-        service.db,
+        service.infra.db,
         account_key=keys.account_key,
         account_window=timedelta(days=90),
-        verify_credential=lambda t, n: service.verify(t, now=n),
+        verify_credential=lambda t, n: service.verification.verify(t, now=n),
     )
     bank = CheckedBy(seeded.client_id, "scale-bank", "127.0.0.1")
     feed_cursor = encode_cursor(seeded.events // 2)
     deliverer = WebhookDeliverer(
-        service.db, keys, lambda url, body, headers: Outcome(None, "not sent"), max_attempts=3
+        service.infra.db, keys, lambda url, body, headers: Outcome(None, "not sent"), max_attempts=3
     )
     paths: dict[str, Callable[[], object]] = {
-        "verification (status by index, holder by employee id)": lambda: service.verify(
-            seeded.token, now=now
+        "verification (status by index, holder by employee id)": lambda: (
+            service.verification.verify(seeded.token, now=now)
         ),
-        "credential by id (jti)": lambda: service.credential(seeded.credential_id),
-        "credentials of a holder": lambda: service.credentials_of(seeded.employee_id),
+        "credential by id (jti)": lambda: service.credentials.credential(seeded.credential_id),
+        "credentials of a holder": lambda: service.credentials.credentials_of(seeded.employee_id),
         "payroll by employee id": lambda: payroll.check(
             [PayrollItem(employee_id=seeded.employee_id, account="LA00-1234")], by=bank, now=now
         ),
         "payroll by card serial": lambda: payroll.check(
             [PayrollItem(card_serial=seeded.card_serial)], by=bank, now=now
         ),
-        "change feed by cursor": lambda: ChangeFeed(service.db).page(feed_cursor, limit=100),
-        "change feed by cursor, a bank's people": lambda: ChangeFeed(service.db).page(
+        "change feed by cursor": lambda: ChangeFeed(service.infra.db).page(feed_cursor, limit=100),
+        "change feed by cursor, a bank's people": lambda: ChangeFeed(service.infra.db).page(
             feed_cursor, limit=100, reader=seeded.client_id
         ),
-        "who checked this person": lambda: CheckLog(service.db, flush_interval=0).of_holder(
+        "who checked this person": lambda: CheckLog(service.infra.db, flush_interval=0).of_holder(
             seeded.employee_id, limit=100
         ),
         "webhook outbox due": lambda: deliverer.run_once(now),
     }
     current = [""]
-    with recorded(service.db.engine, lambda: current[0]) as seen:
+    with recorded(service.infra.db.engine, lambda: current[0]) as seen:
         for name, run in paths.items():
             current[0] = name
             run()

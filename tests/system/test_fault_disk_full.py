@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy import event, func, select
 
 from idsvc.cli.errors import exit_code_for
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.db import StorageFull
 from idsvc.storage.tables import CivilServantRow
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.support.cli_runner import Cli
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "fault_import_kill.py"
 
@@ -55,7 +55,7 @@ def _can_mount_tmpfs(where: Path) -> bool:
 class SmallDisk:
     kind: str
     url: str
-    grow: Callable[[IdService], None]
+    grow: Callable[[Services], None]
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     mount = tmp_path / "small"
     if _can_mount_tmpfs(mount):
 
-        def remount(_svc: IdService) -> None:
+        def remount(_svc: Services) -> None:
             subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
 
         try:
@@ -77,17 +77,17 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
         if "pages" in limit:
             dbapi_conn.execute(f"PRAGMA max_page_count = {limit['pages']}")
 
-    def lift(svc: IdService) -> None:
+    def lift(svc: Services) -> None:
         limit.clear()
-        svc.db.engine.dispose()
+        svc.infra.db.engine.dispose()
 
     disk = SmallDisk("max_page_count", f"sqlite:///{tmp_path / 'idsvc.sqlite3'}", lift)
     disk.cap = (cap, limit)  # type: ignore[attr-defined]
     yield disk
 
 
-def _people(svc: IdService) -> int:
-    with svc.db.transaction() as session:
+def _people(svc: Services) -> int:
+    with svc.infra.db.transaction() as session:
         return int(session.execute(select(func.count()).select_from(CivilServantRow)).scalar_one())
 
 
@@ -96,9 +96,11 @@ def test_disk_full_refuses_the_write_and_keeps_the_chain(
 ) -> None:
     settings = make_settings(tmp_path / "home", small_disk.url)
     svc = make_service(settings)
-    svc.init(now=NOW, actor="admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="hr", now=NOW)
-    before_chain = svc.verify_audit()
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="hr", now=NOW
+    )
+    before_chain = svc.audit.verify_chain()
     big = tmp_path / "hr-big.csv"
     big.write_bytes(_hr_file(20_000))  # ~10 MiB of database pages
 
@@ -108,19 +110,19 @@ def test_disk_full_refuses_the_write_and_keeps_the_chain(
         assert "is full (no space left): nothing was written" in proc.stderr
     else:
         cap, limit = small_disk.cap  # type: ignore[attr-defined]
-        with svc.db.engine.connect() as conn:
+        with svc.infra.db.engine.connect() as conn:
             limit["pages"] = int(conn.exec_driver_sql("PRAGMA page_count").scalar_one()) + 64
-        event.listen(svc.db.engine, "connect", cap)
-        svc.db.engine.dispose()
+        event.listen(svc.infra.db.engine, "connect", cap)
+        svc.infra.db.engine.dispose()
         with pytest.raises(StorageFull, match="nothing was written") as caught:
-            svc.import_hr(big.read_bytes(), source_name="hr-big.csv", actor="hr", now=NOW)
+            svc.register.import_hr(big.read_bytes(), source_name="hr-big.csv", actor="hr", now=NOW)
         assert exit_code_for(caught.value)[0] == 10
 
     assert _people(svc) == 12  # the sample only: none of the refused import landed
-    assert svc.verify_audit() == before_chain
+    assert svc.audit.verify_chain() == before_chain
 
     small_disk.grow(svc)
-    report = svc.import_hr(big.read_bytes(), source_name="hr-big.csv", actor="hr", now=NOW)
+    report = svc.register.import_hr(big.read_bytes(), source_name="hr-big.csv", actor="hr", now=NOW)
     assert report.created == 20_000 and _people(svc) == 20_012
-    assert svc.verify_audit().events == before_chain.events + 1
-    svc.db.dispose()
+    assert svc.audit.verify_chain().events == before_chain.events + 1
+    svc.infra.db.dispose()

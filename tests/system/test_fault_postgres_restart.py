@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support.bench import bench_module
 from tests.support.private_postgres import PrivateCluster
-from tests.system.test_load_mixed import bench_module
 
 
 def test_postgres_outage_is_503_then_recovers_without_restart(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.system.test_load_mixed import bench_module
+from tests.support.bench import bench_module
 
 
 def test_receiver_down_gets_every_event_after_it_returns(tmp_path: Path, postgres_db: str) -> None:

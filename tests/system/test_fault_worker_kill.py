@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from idsvc.cli.server import WORKER_HEALTHCHECK
-from tests.system.test_load_mixed import bench_module
+from tests.support.bench import bench_module
 
 
 def test_killed_worker_is_replaced_and_nothing_is_lost(tmp_path: Path, postgres_db: str) -> None:

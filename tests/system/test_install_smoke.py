@@ -20,9 +20,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.conftest import SAMPLE_CSV
 from tests.support.card_print import portrait_bytes
 from tests.support.cli_runner import Cli
+from tests.support.settings import SAMPLE_CSV
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("idsvc", "cardio", "keys", "mobile_api")

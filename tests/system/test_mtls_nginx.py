@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from idsvc.clients.api_clients import ApiClients, fingerprint_of_certificate
-from tests.conftest import NOW, make_service, make_settings
-from tests.mobile_api.conftest import api_for
+from tests.support.http import api_for
+from tests.support.settings import NOW, make_service, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "nginx"
@@ -131,8 +131,8 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     svc = make_service(
         make_settings(home, f"sqlite:///{tmp / 'idsvc.sqlite3'}", trusted_proxies="127.0.0.1")
     )
-    svc.init(now=NOW, actor="test-admin")
-    clients = ApiClients(svc.db)
+    svc.credentials.init(now=NOW, actor="test-admin")
+    clients = ApiClients(svc.infra.db)
     clients.add("Bank A", ["payroll"], NOW, cert_sha256=fingerprint_of_certificate(bank.pem()))
 
     tls_port, plain_port = _free_port(), _free_port()
@@ -182,7 +182,7 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def _get(

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
-from tests.mobile_api.conftest import api_for
+from tests.support.http import api_for
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "idsvc.json"
@@ -51,14 +51,14 @@ def metrics_text(tmp_path: Path) -> str:
     index = {"status_lists": {"1": {"uri": "u", "exp": exp, "bits_sha256": "0"}}}
     (published / "index.json").write_text(json.dumps(index))
     svc = make_service(settings)
-    svc.init(now=NOW, actor="test-admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="test-hr", now=NOW)
-    svc.issue("LA-MOHA-000101", actor="test-desk", now=NOW)
+    svc.credentials.init(now=NOW, actor="test-admin")
+    svc.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="test-hr", now=NOW)
+    svc.credentials.issue("LA-MOHA-000101", actor="test-desk", now=NOW)
     with api_for(svc) as api:
         before = api.http.get("/metrics").text
         assert api.http.post("/v1/verifications", json={"credential": "x.y.z"}).status_code == 200
         r = api.http.get("/metrics")
-    svc.db.dispose()
+    svc.infra.db.dispose()
     assert r.status_code == 200
     # In one process the counters are the process's (pytest runs several apps): the change
     # is what this app added.
@@ -121,8 +121,8 @@ def test_one_process_counts_once_with_bounded_labels(metrics_text: str) -> None:
 
 def test_metrics_need_an_admin_client_by_default(tmp_path: Path) -> None:
     svc = make_service(make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'db.sqlite3'}"))
-    svc.init(now=NOW, actor="test-admin")
+    svc.credentials.init(now=NOW, actor="test-admin")
     with api_for(svc) as api:
         assert api.http.get("/metrics").status_code == 401
         assert api.http.get("/healthz").json() == {"status": "alive"}
-    svc.db.dispose()
+    svc.infra.db.dispose()

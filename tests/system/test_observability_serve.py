@@ -14,9 +14,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,126 +22,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from idsvc.clients.api_clients import ApiClients
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.tables import AuditEventRow
-from tests.conftest import NOW, PASSPHRASE, SAMPLE_CSV
-from tests.mobile_api.test_serve import free_port, wait_healthy
 from tests.support.cli_runner import IDSVC
 from tests.support.payroll import sample_records
+from tests.support.serve import Launch, free_port, serve_env, stop, wait_healthy
+from tests.support.settings import NOW, PASSPHRASE, SAMPLE_CSV
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
 VERIFICATIONS = 24
 JWKS = "/.well-known/jwks.json"
-
-
-@dataclass
-class Server:
-    base: str
-    proc: subprocess.Popen[str]
-    log: Path
-    metrics_dir: Path
-
-    def get(self, path: str, **kw: object) -> httpx.Response:
-        # A new connection per request: the kernel spreads them over both workers.
-        return httpx.get(self.base + path, timeout=10.0, **kw)  # type: ignore[arg-type]
-
-    def post(self, path: str, **kw: object) -> httpx.Response:
-        return httpx.post(self.base + path, timeout=10.0, **kw)  # type: ignore[arg-type]
-
-
-def serve_env(service: IdService, **extra: str) -> dict[str, str]:
-    s = service.settings
-    return (
-        {k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")}
-        | {
-            "IDSVC_HOME": str(s.home),
-            "IDSVC_DATABASE_URL": s.resolved_database_url,
-            "IDSVC_KEY_PASSPHRASE": PASSPHRASE,
-            "IDSVC_ISSUER": s.issuer,
-            "IDSVC_PUBLIC_URL": s.public_url,
-            "IDSVC_STATUS_LIST_SIZE": str(s.status_list_size),
-            "IDSVC_LOG_FORMAT": "json",
-            "IDSVC_CHECK_LOG_FLUSH": "0.2",
-            "PROMETHEUS_MULTIPROC_DIR": str(s.home.parent / "prom"),
-        }
-        | extra
-    )
-
-
-Launch = Callable[..., Server]
-
-
-@contextmanager
-def launching(service: IdService) -> Iterator[Launch]:
-    """``run(**env)`` starts ``idsvc serve --workers 2`` on ``service``'s database; every
-    server started is stopped at the end."""
-    started: list[Server] = []
-
-    def run(**extra: str) -> Server:
-        env = serve_env(service, **extra)
-        port = free_port()
-        log = service.settings.home.parent / f"serve-{len(started)}.log"
-        proc = subprocess.Popen(
-            [IDSVC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("w"),
-            text=True,
-        )
-        server = Server(
-            f"http://127.0.0.1:{port}", proc, log, Path(env["PROMETHEUS_MULTIPROC_DIR"])
-        )
-        started.append(server)
-        try:
-            wait_healthy(f"{server.base}/healthz", proc, timeout=90)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; log:\n{log.read_text()}") from None
-        _wait_for_workers(server)
-        return server
-
-    try:
-        yield run
-    finally:
-        for server in started:
-            stop(server)
-
-
-@pytest.fixture
-def start(service: IdService) -> Iterator[Launch]:
-    with launching(service) as run:
-        yield run
-
-
-def stop(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGINT)
-        try:
-            server.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait()
-
-
-def _workers(server: Server) -> set[int]:
-    children: set[int] = set()
-    for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
-        children |= {int(p) for p in (task / "children").read_text().split()}
-    return children
-
-
-def _wait_for_workers(server: Server) -> None:
-    """Both workers answer (each has written its metric files once it served a request)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        workers = _workers(server)
-        seen = {int(m) for m in re.findall(r"_(\d+)\.db", " ".join(os.listdir(server.metrics_dir)))}
-        if len(workers & seen) == 2:  # (children also include multiprocessing's helper)
-            return
-        for _ in range(4):
-            server.get("/healthz")
-        time.sleep(0.1)
-    raise AssertionError("both workers did not answer within 60 s")
 
 
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -177,12 +65,12 @@ def personal_data() -> list[str]:
 # under `serve --workers 2` is covered by test_observability_ready.py.
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_whole_session_is_observable_and_logs_nothing_secret(
-    service: IdService, start: Launch
+    service: Services, start: Launch
 ) -> None:
-    credential = service.issue(ACTIVE, actor="test-desk", now=NOW)
-    revoked = service.issue(OTHER, actor="test-desk", now=NOW)
-    service.change_state(revoked.id, "revoke", reason="lost card", actor="test-desk", now=NOW)
-    clients = ApiClients(service.db)
+    credential = service.credentials.issue(ACTIVE, actor="test-desk", now=NOW)
+    revoked = service.credentials.issue(OTHER, actor="test-desk", now=NOW)
+    service.credentials.revoke(revoked.id, reason="lost card", by=None, now=NOW)
+    clients = ApiClients(service.infra.db)
     _, admin = clients.add("Observability Admin", ["admin"], NOW)
     _, bank = clients.add("Bank of Laos", ["payroll"], NOW)
     _, hr = clients.add("MoHA HR", ["hr:write"], NOW)
@@ -273,10 +161,10 @@ def test_a_whole_session_is_observable_and_logs_nothing_secret(
     pids = {
         int(p) for p in re.findall(r"counter_(\d+)\.db", " ".join(os.listdir(server.metrics_dir)))
     }
-    assert len(pids & _workers(server)) == 2
+    assert len(pids & server.workers) == 2
 
     # The HR sync's audit events carry its request id.
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         events = session.execute(select(AuditEventRow).order_by(AuditEventRow.seq)).scalars().all()
         tagged = {e.action: e.details.get("request_id") for e in events if e.seq > 3}
     # The sync (its hr.import event) has our id; events written in-process (issue, revoke)
@@ -310,7 +198,7 @@ def test_a_whole_session_is_observable_and_logs_nothing_secret(
 
 
 def _serve_once(
-    service: IdService, tmp_path: Path, *, terminal: bool, **extra: str
+    service: Services, tmp_path: Path, *, terminal: bool, **extra: str
 ) -> tuple[int | None, list[str]]:
     """``idsvc serve`` (one worker) with its stderr on a terminal (a pty, as when someone runs it
     by hand) or in a file (as under systemd or with ``2>log``); one request; its exit status
@@ -393,7 +281,7 @@ TEXT_ACCESS_LINE = re.compile(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_serve_logs_readable_text_on_a_terminal_and_json_elsewhere(
-    service: IdService, tmp_path: Path
+    service: Services, tmp_path: Path
 ) -> None:
     # By hand in a terminal, nothing configured: readable lines, not JSON.
     stopped, lines = _serve_once(service, tmp_path, terminal=True)
@@ -418,9 +306,7 @@ def test_serve_logs_readable_text_on_a_terminal_and_json_elsewhere(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_bad_log_format_is_refused_naming_the_variable(
-    service: IdService, tmp_path: Path
-) -> None:
+def test_a_bad_log_format_is_refused_naming_the_variable(service: Services, tmp_path: Path) -> None:
     stopped, lines = _serve_once(service, tmp_path, terminal=False, IDSVC_LOG_FORMAT="yaml")
     assert stopped == 3, lines
     whole = " ".join(lines)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tests.support.browser import Site, site
 from tests.vectors.corpus_check import python_verdict
-from tests.web.conftest import Site, site
 
 CORPUS_PATH = Path(__file__).resolve().parents[1] / "vectors" / "corpus.json"
 CORPUS: dict[str, Any] = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))

@@ -17,16 +17,13 @@ import pytest
 
 from idsvc.audit.who_checked import checks_of
 from idsvc.clients.api_clients import ApiClients
+from idsvc.credentials.views import CredentialView
 from idsvc.register.photos import Photos
-from idsvc.service import CredentialView, IdService
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
-from tests.mobile_api.conftest import ACTIVE_EMPLOYEE, Api, api_for, assert_problem
-from tests.mobile_api.test_workers import (
-    Served,
-    served,  # noqa: F401  (the fixture: idsvc serve --workers 2)
-    service_now,
-)
+from idsvc.services import Services
 from tests.support.card_print import portrait_bytes
+from tests.support.http import Api, api_for, assert_problem
+from tests.support.serve import Served, service_now
+from tests.support.settings import ACTIVE_EMPLOYEE, NOW, SAMPLE_CSV, make_service, make_settings
 
 MINIMAL = {"name", "name_latin", "ministry", "position"}
 SAME = ("valid", "status", "reasons", "credential_id", "issuer", "expires_at", "checked_at")
@@ -48,21 +45,21 @@ def credential_like() -> str:
 
 
 @pytest.fixture
-def api(service: IdService) -> Any:
+def api(service: Services) -> Any:
     service.settings.verify_cache_ttl = 0  # a state change shows in the very next check
     with api_for(service) as a:
         yield a
 
 
 @pytest.fixture
-def credential(service: IdService) -> CredentialView:
-    return service.issue(ACTIVE_EMPLOYEE, actor="test-desk", now=NOW)
+def credential(service: Services) -> CredentialView:
+    return service.credentials.issue(ACTIVE_EMPLOYEE, actor="test-desk", now=NOW)
 
 
 def test_an_id_gets_the_scanned_cards_verdict_and_the_minimal_view_without_photo(
-    api: Api, service: IdService, credential: CredentialView
+    api: Api, service: Services, credential: CredentialView
 ) -> None:
-    Photos(service.db).store(credential.employee_id, portrait_bytes(), actor="t", now=NOW)
+    Photos(service.infra.db).store(credential.employee_id, portrait_bytes(), actor="t", now=NOW)
     assert credential.qr_text is not None
     card = scanned(api, credential.qr_text)
     assert card["valid"] is True and "photo" in card["holder"]
@@ -74,17 +71,22 @@ def test_an_id_gets_the_scanned_cards_verdict_and_the_minimal_view_without_photo
     assert body["holder"] == {k: v for k, v in card["holder"].items() if k != "photo"}
     assert set(body["holder"]) == MINIMAL
     # A client whose scope shows it ids and the photo for a presented card sees no more here.
-    _, secret = ApiClients(service.db).add("Bank", ["verify"], NOW)
+    _, secret = ApiClients(service.infra.db).add("Bank", ["verify"], NOW)
     scoped = by_id(api, credential.id, {"authorization": f"Bearer {secret}"}).json()
     assert scoped["holder"] == body["holder"] and scoped["valid"] is True
 
 
 def test_an_id_follows_suspension_and_revocation_like_the_card(
-    api: Api, service: IdService, credential: CredentialView
+    api: Api, service: Services, credential: CredentialView
 ) -> None:
     assert credential.qr_text is not None
     for action, reasons in (("suspend", ["SUSPENDED"]), ("reinstate", []), ("revoke", ["REVOKED"])):
-        service.change_state(credential.id, action, reason="test", actor="test", now=NOW)
+        if action == "revoke":
+            service.credentials.revoke(credential.id, reason="test", by=None, now=NOW)
+        else:
+            service.credentials.change_state(
+                credential.id, action, reason="test", actor="test", now=NOW
+            )
         body = by_id(api, credential.id).json()
         assert body["reasons"] == reasons, action
         card = scanned(api, credential.qr_text)
@@ -100,12 +102,12 @@ def test_an_id_never_issued_is_unknown_not_an_error(api: Api) -> None:
 
 
 def test_a_check_by_id_is_in_the_who_checked_log(
-    service: IdService, credential: CredentialView
+    service: Services, credential: CredentialView
 ) -> None:
     with api_for(service) as api:  # leaving it writes what the server buffered
         assert by_id(api, credential.id).status_code == 200
         assert by_id(api, str(uuid.uuid4())).status_code == 404
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         checks = checks_of(session, credential.employee_id)
     assert [(c.kind, c.credential_id, c.result, c.address, c.client_id) for c in checks] == [
         ("verification", credential.id, "valid", "127.0.0.1", None)
@@ -117,9 +119,9 @@ def test_checks_by_id_spend_the_anonymous_verification_budget(tmp_path: Path) ->
         tmp_path / "home", f"sqlite:///{tmp_path / 'db.sqlite3'}", rate_limit_anonymous=3
     )
     service = make_service(settings)
-    service.init(now=NOW, actor="test")
-    service.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="test", now=NOW)
-    credential = service.issue(ACTIVE_EMPLOYEE, actor="test-desk", now=NOW)
+    service.credentials.init(now=NOW, actor="test")
+    service.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="test", now=NOW)
+    credential = service.credentials.issue(ACTIVE_EMPLOYEE, actor="test-desk", now=NOW)
     try:
         with api_for(service) as api:
             assert scanned(api, credential.token)["valid"] is True
@@ -131,7 +133,7 @@ def test_checks_by_id_spend_the_anonymous_verification_budget(tmp_path: Path) ->
             posted = api.http.post("/v1/verifications", json={"credential": credential.token})
             assert_problem(posted, 429, "RATE_LIMITED")
     finally:
-        service.db.dispose()
+        service.infra.db.dispose()
 
 
 def test_the_operation_is_in_the_openapi_document(api: Api) -> None:
@@ -148,10 +150,10 @@ def test_the_operation_is_in_the_openapi_document(api: Api) -> None:
 
 
 def test_two_workers_answer_by_id_and_log_each_check(
-    service: IdService,
-    served: Served,  # noqa: F811
+    service: Services,
+    served: Served,
 ) -> None:
-    credential = service.issue(ACTIVE_EMPLOYEE, actor="test-desk", now=service_now())
+    credential = service.credentials.issue(ACTIVE_EMPLOYEE, actor="test-desk", now=service_now())
     a, b = served.two_workers()
     path = f"/v1/credentials/{credential.id}/verification"
     answers = [conn.call("GET", path) for conn in (a, b)]
@@ -160,7 +162,7 @@ def test_two_workers_answer_by_id_and_log_each_check(
         (200, True, []),
     ]
     assert a.call("GET", f"/v1/credentials/{uuid.uuid4()}/verification")[0] == 404
-    _, secret = ApiClients(service.db).add("Ministry Admin", ["admin"], service_now())
+    _, secret = ApiClients(service.infra.db).add("Ministry Admin", ["admin"], service_now())
     time.sleep(1.5)  # each worker's log writes behind (at most 1 s)
     status, log = a.call(
         "GET",

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright
 
+from idsvc.credentials.views import CredentialView
 from idsvc.formats.claim169 import fragment_of
 from idsvc.register.photos import Photos
-from idsvc.service import CredentialView
+from tests.support.browser import PHONE, Site, launch, site
 from tests.support.card_pictures import card_images, save_photo, save_y4m
 from tests.support.card_print import portrait_bytes
-from tests.web.conftest import PHONE, Site, launch, site
 
 KHMER_NAME, KHMER_LATIN = "សុខ ចាន់ថា", "Sok Chantha"
 LAO_EMPLOYEE, LAO_NAME = "LA-MOHA-000101", "ສົມພອນ ແກ້ວມະນີ"
@@ -44,8 +44,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("web")
     with site(tmp, status_list_ttl=TTL, verify_cache_ttl=0) as s:
         now = datetime.now(UTC)
-        khmer = s.service.issue("KH-MCS-010002", actor="test-desk", now=now)
-        lao = s.service.issue(LAO_EMPLOYEE, actor="test-desk", now=now)
+        khmer = s.service.credentials.issue("KH-MCS-010002", actor="test-desk", now=now)
+        lao = s.service.credentials.issue(LAO_EMPLOYEE, actor="test-desk", now=now)
         image = card_images(khmer, name_local=KHMER_NAME, name_latin=KHMER_LATIN)
         yield World(s, khmer, lao, save_photo(image, tmp / "card.png"))
 
@@ -152,13 +152,11 @@ def test_revoked_on_the_server_shows_revoked_after_a_refresh(
     world: World, installed_phone: BrowserContext
 ) -> None:
     now = datetime.now(UTC)
-    credential = world.site.service.issue("LA-MOHA-000102", actor="test-desk", now=now)
+    credential = world.site.service.credentials.issue("LA-MOHA-000102", actor="test-desk", now=now)
     page = open_page(installed_phone, f"{world.site.base_url}/verify/")
     paste(page, credential.token)
     assert result(page, source="server") == "VALID"
-    world.site.service.change_state(
-        credential.id, "revoke", reason="card lost", actor="test-desk", now=now
-    )
+    world.site.service.credentials.revoke(credential.id, reason="card lost", by=None, now=now)
     page.click("#again")
     paste(page, credential.token)  # online: the service already knows
     assert result(page, source="server") == "REVOKED"
@@ -240,8 +238,8 @@ def test_a_tap_link_without_its_code_is_checked_online_by_credential_id(
 ) -> None:
     # A card whose NFC file had no room for the QR, or a link that lost its #fragment.
     now = datetime.now(UTC)
-    lao = world.site.service.issue("LA-MOHA-000103", actor="test-desk", now=now)
-    Photos(world.site.service.db).store(lao.employee_id, portrait_bytes(), actor="t", now=now)
+    lao = world.site.service.credentials.issue("LA-MOHA-000103", actor="test-desk", now=now)
+    Photos(world.site.service.infra.db).store(lao.employee_id, portrait_bytes(), actor="t", now=now)
     page = open_page(phone, f"{world.site.base_url}/v/{lao.id}")
     assert result(page, source="server") == "VALID"
     assert page.get_attribute("#result", "data-checked") == "id"
@@ -254,7 +252,7 @@ def test_a_tap_link_without_its_code_is_checked_online_by_credential_id(
     assert "VALID" in (page.text_content("#server-verdict") or "")
     page.screenshot(path=str(artefacts / "by-id-valid.png"))
     # The same reasons as a scanned card: a revoked card is red.
-    world.site.service.change_state(lao.id, "revoke", reason="lost", actor="test-desk", now=now)
+    world.site.service.credentials.revoke(lao.id, reason="lost", by=None, now=now)
     page.reload()
     assert result(page, source="server") == "REVOKED"
     assert page.get_attribute("#result", "class") == "red"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from idsvc.service import IdService
+from idsvc.services import Services
 from mobile_api.routes.verifier_page import ASSETS, STATIC
-from tests.conftest import NOW
-from tests.mobile_api.conftest import Api, api_for
+from tests.support.http import Api, api_for
+from tests.support.settings import NOW
 
 # The whole app as a phone downloads it on its first visit, decoder and fonts included:
 # 400,000 bytes uncompressed (jsQR ~257 KB, Lao + Khmer WOFF2 ~22 KB, our code the rest).
@@ -24,7 +24,7 @@ OUR_JS = sorted(p for p in STATIC.glob("*.js"))
 
 
 @pytest.fixture
-def api(service: IdService) -> Iterator[Api]:
+def api(service: Services) -> Iterator[Api]:
     with api_for(service) as a:
         yield a
 
@@ -78,16 +78,18 @@ def test_assets_revalidate_with_etags_and_unknown_paths_are_404(api: Api) -> Non
 
 
 def test_config_names_every_issuer_and_status_list_and_the_hard_limit(
-    service: IdService,
+    service: Services,
 ) -> None:
-    credential = service.issue("LA-MOHA-000101", actor="test-desk", now=NOW)
+    credential = service.credentials.issue("LA-MOHA-000101", actor="test-desk", now=NOW)
     service.settings.verifier_hard_limit_days = 3
     with api_for(service) as a:
         config = a.http.get("/verify/config.json").json()
         assert config["hard_limit_seconds"] == 3 * 86_400
         (issuer,) = config["issuers"]
         assert issuer["iss"] == "https://id.mcs.gov.kh/issuers/default"
-        uri = service.verify(credential.token, now=NOW).claims["status"]["status_list"]["uri"]
+        uri = service.verification.verify(credential.token, now=NOW).claims["status"][
+            "status_list"
+        ]["uri"]
         assert issuer["status_lists"] == [uri]
         jwks = a.http.get(issuer["jwks_uri"]).json()
         assert credential.kid in {k["kid"] for k in jwks["keys"]}
@@ -124,7 +126,8 @@ def test_vendored_files_match_vendor_md() -> None:
         "fonts/NotoSansKhmer-Regular.woff2",
     }
     for name, digest in rows:
-        assert hashlib.sha256((STATIC / name).read_bytes()).hexdigest() == digest, name
+        # As served: the fonts come from idsvc/data/fonts (shared with the HTML report).
+        assert hashlib.sha256(ASSETS[name].body).hexdigest() == digest, name
     third_party = {n for n in ASSETS if n.startswith(("vendor/", "fonts/"))}
     assert third_party == {name for name, _ in rows}, "every third-party file is listed"
 

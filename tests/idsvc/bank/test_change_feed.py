@@ -13,22 +13,22 @@ from sqlalchemy import func, select
 from idsvc.bank import change_feed
 from idsvc.bank.change_feed import Change, encode_cursor, read_changes
 from idsvc.errors import ChangeFeedError, InvalidCursor
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.payroll_tables import ChangeEventRow, ClientPersonRow
-from tests.conftest import NOW
 from tests.support.payroll import add_client, check_people, set_status
+from tests.support.settings import NOW
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "KH-MCS-010002"
 
 
-def _all(service: IdService, since: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    with service.db.transaction() as s:
+def _all(service: Services, since: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    with service.infra.db.transaction() as s:
         return [e.as_dict() for e in read_changes(s, since, limit=limit).events]
 
 
-def test_retirement_records_employee_then_credential_events(service: IdService) -> None:
-    cred = service.issue(ACTIVE, actor="desk", now=NOW)
+def test_retirement_records_employee_then_credential_events(service: Services) -> None:
+    cred = service.credentials.issue(ACTIVE, actor="desk", now=NOW)
     assert _all(service) == []  # issuing a first card changes no status
     set_status(service, ACTIVE, "retired", "2026-11-20")
     events = _all(service)
@@ -42,12 +42,12 @@ def test_retirement_records_employee_then_credential_events(service: IdService) 
     assert [e["reason"] for e in events] == ["HR_STATUS_CHANGE", "HR_STATUS_CHANGE"]
 
 
-def test_suspension_reinstatement_and_superseding(service: IdService) -> None:
-    first = service.issue(OTHER, actor="desk", now=NOW)
-    second = service.issue(OTHER, actor="desk", now=NOW)
+def test_suspension_reinstatement_and_superseding(service: Services) -> None:
+    first = service.credentials.issue(OTHER, actor="desk", now=NOW)
+    second = service.credentials.issue(OTHER, actor="desk", now=NOW)
     set_status(service, OTHER, "suspended", "2026-11-01")
     set_status(service, OTHER, "active", "2026-11-02")
-    service.change_state(second.id, "revoke", reason="card lost", actor="desk", now=NOW)
+    service.credentials.revoke(second.id, reason="card lost", by=None, now=NOW)
     types = [(e["type"], e["credential_id"]) for e in _all(service)]
     assert types == [
         ("credential.superseded", first.id),
@@ -59,25 +59,25 @@ def test_suspension_reinstatement_and_superseding(service: IdService) -> None:
     ]
 
 
-def test_unchanged_import_records_nothing(service: IdService) -> None:
+def test_unchanged_import_records_nothing(service: Services) -> None:
     set_status(service, ACTIVE, "deceased")
     before = _all(service)
     set_status(service, ACTIVE, "deceased")
     assert _all(service) == before
 
 
-def test_event_is_rolled_back_with_its_change(service: IdService) -> None:
-    with pytest.raises(RuntimeError), service.db.transaction() as s:
+def test_event_is_rolled_back_with_its_change(service: Services) -> None:
+    with pytest.raises(RuntimeError), service.infra.db.transaction() as s:
         change_feed.record_change(s, change_feed.employee_change(ACTIVE, "retired", None), now=NOW)
         raise RuntimeError("the change fails after its event was written")
     assert _all(service) == []
-    with service.db.transaction() as s:  # the position was not burnt either
+    with service.infra.db.transaction() as s:  # the position was not burnt either
         change_feed.record_change(s, change_feed.employee_change(ACTIVE, "retired", None), now=NOW)
         assert s.execute(select(func.min(ChangeEventRow.position))).scalar_one() == 1
 
 
-def test_paging_is_oldest_first_and_cursor_is_opaque(service: IdService) -> None:
-    with service.db.transaction() as s:
+def test_paging_is_oldest_first_and_cursor_is_opaque(service: Services) -> None:
+    with service.infra.db.transaction() as s:
         change_feed.record_changes(
             s,
             [Change("employee.suspended", f"LA-X-{i:06d}", "suspended") for i in range(7)],
@@ -86,13 +86,13 @@ def test_paging_is_oldest_first_and_cursor_is_opaque(service: IdService) -> None
     seen: list[str] = []
     cursor: str | None = None
     for _ in range(5):
-        with service.db.transaction() as s:
+        with service.infra.db.transaction() as s:
             page = read_changes(s, cursor, limit=3)
         seen += [e.employee_id for e in page.events]
         assert page.next_cursor.isascii() and "7" not in page.next_cursor[:3]
         cursor = page.next_cursor
     assert seen == [f"LA-X-{i:06d}" for i in range(7)]
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         assert read_changes(s, "now", limit=10).next_cursor == cursor
         for bad in ("", "abc", "Y2YxOi0x", "bm90LWEtY3Vyc29y", "%%%"):
             with pytest.raises(InvalidCursor):
@@ -101,7 +101,7 @@ def test_paging_is_oldest_first_and_cursor_is_opaque(service: IdService) -> None
             read_changes(s, None, limit=0)
 
 
-def test_concurrent_writers_never_make_a_reader_skip(service: IdService) -> None:
+def test_concurrent_writers_never_make_a_reader_skip(service: Services) -> None:
     """Writers hold their transaction open for a while after taking a position; a reader that
     pages all the time must still see every event exactly once, in position order."""
     writers, per_writer = 4, 15
@@ -111,7 +111,7 @@ def test_concurrent_writers_never_make_a_reader_skip(service: IdService) -> None
     def write(n: int) -> None:
         try:
             for i in range(per_writer):
-                with service.db.transaction() as s:
+                with service.infra.db.transaction() as s:
                     change_feed.record_change(
                         s,
                         Change("employee.suspended", f"LA-W{n}-{i:06d}", "suspended"),
@@ -129,7 +129,7 @@ def test_concurrent_writers_never_make_a_reader_skip(service: IdService) -> None
     cursor: str | None = None
     while True:
         alive = any(t.is_alive() for t in threads)
-        with service.db.transaction() as s:
+        with service.infra.db.transaction() as s:
             page = read_changes(s, cursor, limit=4)
         seen += [e.position for e in page.events]
         cursor = page.next_cursor
@@ -141,26 +141,28 @@ def test_concurrent_writers_never_make_a_reader_skip(service: IdService) -> None
     assert seen == list(range(1, writers * per_writer + 1))
 
 
-def test_reason_is_a_stable_code_never_the_operators_text(service: IdService) -> None:
-    first = service.issue(OTHER, actor="desk", now=NOW)
-    second = service.issue(OTHER, actor="desk", now=NOW)
-    service.change_state(second.id, "suspend", reason="Mr X phoned: 020 5555", actor="d", now=NOW)
-    service.change_state(second.id, "revoke", reason="lost: left in a taxi", actor="d", now=NOW)
+def test_reason_is_a_stable_code_never_the_operators_text(service: Services) -> None:
+    first = service.credentials.issue(OTHER, actor="desk", now=NOW)
+    second = service.credentials.issue(OTHER, actor="desk", now=NOW)
+    service.credentials.change_state(
+        second.id, "suspend", reason="Mr X phoned: 020 5555", actor="d", now=NOW
+    )
+    service.credentials.revoke(second.id, reason="lost: left in a taxi", by=None, now=NOW)
     reasons = [(e["type"], e["credential_id"], e["reason"]) for e in _all(service)]
     assert reasons == [
         ("credential.superseded", first.id, "CARD_REPLACED"),
         ("credential.suspended", second.id, "OPERATOR_DECISION"),
         ("credential.revoked", second.id, "CARD_LOST"),
     ]
-    with pytest.raises(ValueError, match="reason code"), service.db.transaction() as s:
+    with pytest.raises(ValueError, match="reason code"), service.infra.db.transaction() as s:
         change_feed.record_change(
             s, Change("employee.retired", ACTIVE, "retired", reason="hr: retired"), now=NOW
         )
 
 
-def test_a_cursor_past_the_head_is_refused(service: IdService) -> None:
+def test_a_cursor_past_the_head_is_refused(service: Services) -> None:
     set_status(service, ACTIVE, "retired")
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         head = read_changes(s, "now", limit=10).next_cursor
         assert head == encode_cursor(1)
         assert read_changes(s, head, limit=10).events == []  # the head itself: fine
@@ -169,7 +171,7 @@ def test_a_cursor_past_the_head_is_refused(service: IdService) -> None:
                 read_changes(s, past, limit=10)
 
 
-def test_a_client_reads_only_the_people_it_checked(service: IdService) -> None:
+def test_a_client_reads_only_the_people_it_checked(service: Services) -> None:
     a, _ = add_client(service, "bank-a", "payroll")
     b, _ = add_client(service, "bank-b", "payroll")
     check_people(service, a, ACTIVE, "NOBODY-000001")  # unknown people are not recorded
@@ -177,7 +179,7 @@ def test_a_client_reads_only_the_people_it_checked(service: IdService) -> None:
     check_people(service, a, ACTIVE)  # again: no duplicate, first date kept
     set_status(service, ACTIVE, "retired")
     set_status(service, OTHER, "suspended")
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         pairs = s.execute(select(ClientPersonRow.client_id, ClientPersonRow.employee_id)).all()
         assert sorted(pairs) == sorted([(a, ACTIVE), (b, OTHER)])
         mine = read_changes(s, None, limit=100, reader=a)
@@ -188,6 +190,6 @@ def test_a_client_reads_only_the_people_it_checked(service: IdService) -> None:
     assert {e.employee_id for e in everyone.events} == {ACTIVE, OTHER}
     # A page that is not full ends at the head: the next poll does not rescan others' events.
     assert mine.next_cursor == theirs.next_cursor == everyone.next_cursor
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         full = read_changes(s, None, limit=1, reader=b)
     assert full.next_cursor == encode_cursor(full.events[0].position)

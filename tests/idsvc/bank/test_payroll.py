@@ -12,40 +12,30 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from idsvc.audit.who_checked import CheckedBy
-from idsvc.bank.payroll import MAX_ITEMS, PayrollChecks, PayrollItem
+from idsvc.bank.payroll import MAX_ITEMS, PayrollItem
 from idsvc.errors import InvalidPayrollBatch
 from idsvc.formats.payroll_csv import PayrollCsvError, parse_payroll_csv, write_payroll_csv
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.client_tables import CheckRow
 from idsvc.storage.payroll_tables import PayrollAccountRow
-from tests.conftest import NOW
-from tests.support.payroll import KEYS, add_client, set_status
+from tests.support.payroll import (
+    ACTIVE,
+    KEYS,
+    OTHER,
+    RETIRED,
+    THIRD,
+    bank,
+    checks,
+    set_status,
+)
+from tests.support.settings import NOW
 
-ACTIVE = "LA-MOHA-000101"
-OTHER = "LA-MOHA-000102"
-THIRD = "KH-MCS-010002"
-RETIRED = "LA-MOF-002210"
 SUSPENDED = "KH-MEF-120077"
 DECEASED = "KH-MCS-010003"
 BIG = 2500  # several chunks of 1,000 (the bench runs full 10,000-item batches)
 
 
-def checks(service: IdService, window_days: int = 90) -> PayrollChecks:
-    return PayrollChecks(
-        service.db,
-        account_key=KEYS.account_key,
-        account_window=timedelta(days=window_days),
-        verify_credential=lambda text, now: service.verify(text, now=now),
-    )
-
-
-def bank(service: IdService, name: str = "bank-a") -> CheckedBy:
-    client_id, _ = add_client(service, name)
-    return CheckedBy(client_id, name, "127.0.0.1")
-
-
-def test_answers_per_item_in_order(service: IdService) -> None:
+def test_answers_per_item_in_order(service: Services) -> None:
     results = checks(service).check(
         [
             PayrollItem(employee_id=RETIRED),
@@ -74,7 +64,7 @@ def test_answers_per_item_in_order(service: IdService) -> None:
     ]  # fmt: skip
 
 
-def test_retirement_shows_in_the_next_check(service: IdService) -> None:
+def test_retirement_shows_in_the_next_check(service: Services) -> None:
     use_case, by = checks(service), bank(service)
     assert use_case.check([PayrollItem(employee_id=OTHER)], by=by, now=NOW)[0].active_for_payroll
     set_status(service, OTHER, "retired")
@@ -82,11 +72,11 @@ def test_retirement_shows_in_the_next_check(service: IdService) -> None:
     assert (after.status, after.active_for_payroll) == ("retired", False)
 
 
-def test_card_serial_and_credential_items(service: IdService) -> None:
-    old = service.issue(THIRD, actor="desk", now=NOW)
-    new = service.issue(THIRD, actor="desk", now=NOW)  # supersedes the first card
-    lost = service.issue(ACTIVE, actor="desk", now=NOW)
-    service.change_state(lost.id, "revoke", reason="card lost", actor="desk", now=NOW)
+def test_card_serial_and_credential_items(service: Services) -> None:
+    old = service.credentials.issue(THIRD, actor="desk", now=NOW)
+    new = service.credentials.issue(THIRD, actor="desk", now=NOW)  # supersedes the first card
+    lost = service.credentials.issue(ACTIVE, actor="desk", now=NOW)
+    service.credentials.revoke(lost.id, reason="card lost", by=None, now=NOW)
     forged = new.token[:-8] + ("A" * 8 if not new.token.endswith("A" * 8) else "B" * 8)
     results = checks(service).check(
         [
@@ -117,7 +107,7 @@ def test_card_serial_and_credential_items(service: IdService) -> None:
     ]
 
 
-def test_shared_account_in_one_batch_is_flagged_on_each(service: IdService) -> None:
+def test_shared_account_in_one_batch_is_flagged_on_each(service: Services) -> None:
     results = checks(service).check(
         [
             PayrollItem(employee_id=ACTIVE, account="001-234-5678"),
@@ -137,7 +127,7 @@ def test_shared_account_in_one_batch_is_flagged_on_each(service: IdService) -> N
     assert results[0].active_for_payroll  # a flag for a person to look at, not a refusal
 
 
-def test_shared_account_across_batches_ages_out_and_stays_per_bank(service: IdService) -> None:
+def test_shared_account_across_batches_ages_out_and_stays_per_bank(service: Services) -> None:
     use_case, a, b = checks(service, window_days=30), bank(service), bank(service, "bank-b")
     use_case.check([PayrollItem(employee_id=ACTIVE, account="ACC-1")], by=a, now=NOW)
     later = use_case.check(
@@ -161,11 +151,11 @@ def test_shared_account_across_batches_ages_out_and_stays_per_bank(service: IdSe
     assert alone[0].reasons == ()
 
 
-def test_only_a_keyed_hash_of_the_account_is_stored(service: IdService) -> None:
+def test_only_a_keyed_hash_of_the_account_is_stored(service: Services) -> None:
     by = bank(service)
     item = PayrollItem(employee_id=ACTIVE, account="KH12 3456 7890")
     checks(service).check([item], by=by, now=NOW)
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         stored = s.execute(select(PayrollAccountRow.account_hash)).scalars().all()
     assert by.client_id is not None
     message = by.client_id.encode() + b"\x00KH1234567890"
@@ -174,14 +164,14 @@ def test_only_a_keyed_hash_of_the_account_is_stored(service: IdService) -> None:
     assert hashlib.sha256(b"KH1234567890").hexdigest() not in stored
 
 
-def test_every_check_is_logged_without_the_token(service: IdService) -> None:
-    cred = service.issue(ACTIVE, actor="desk", now=NOW)
+def test_every_check_is_logged_without_the_token(service: Services) -> None:
+    cred = service.credentials.issue(ACTIVE, actor="desk", now=NOW)
     checks(service).check(
         [PayrollItem(employee_id=RETIRED), PayrollItem(credential=cred.token)],
         by=bank(service),
         now=NOW,
     )
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         rows = s.execute(select(CheckRow).where(CheckRow.kind == "payroll")).scalars().all()
     got = sorted((r.employee_id, r.result, r.reasons, r.client_name) for r in rows)
     assert got == [
@@ -191,7 +181,7 @@ def test_every_check_is_logged_without_the_token(service: IdService) -> None:
     assert all(cred.token not in (r.reasons + r.result) for r in rows)
 
 
-def test_bad_batches_are_refused_whole(service: IdService) -> None:
+def test_bad_batches_are_refused_whole(service: Services) -> None:
     use_case, by = checks(service), bank(service)
     for items in (
         [],
@@ -204,7 +194,7 @@ def test_bad_batches_are_refused_whole(service: IdService) -> None:
             use_case.check(items, by=by, now=NOW)
 
 
-def test_a_full_batch_costs_a_handful_of_queries(service: IdService) -> None:
+def test_a_full_batch_costs_a_handful_of_queries(service: Services) -> None:
     use_case, by = checks(service), bank(service)
     items = [
         PayrollItem(employee_id=f"KH-GHOST-{i:06d}" if i % 3 else ACTIVE, account=f"A{i % 4000}")
@@ -215,11 +205,11 @@ def test_a_full_batch_costs_a_handful_of_queries(service: IdService) -> None:
     def count(*args: Any) -> None:
         statements.append(str(args[2])[:30])
 
-    event.listen(service.db.engine, "before_cursor_execute", count)
+    event.listen(service.infra.db.engine, "before_cursor_execute", count)
     try:
         results = use_case.check(items, by=by, now=NOW)
     finally:
-        event.remove(service.db.engine, "before_cursor_execute", count)
+        event.remove(service.infra.db.engine, "before_cursor_execute", count)
     assert len(results) == BIG
     assert sum(r.active_for_payroll for r in results) == len(range(0, BIG, 3))
     # The lookups: 2 chunks of ids, 2 of account hashes, one executemany of upserts.

@@ -11,10 +11,9 @@ import pytest
 
 from idsvc.bank.payroll import PayrollItem, account_hash
 from idsvc.errors import InvalidPayrollBatch
-from idsvc.service import IdService
-from tests.conftest import NOW
-from tests.idsvc.bank.test_payroll import ACTIVE, OTHER, RETIRED, THIRD, bank, checks
-from tests.support.payroll import KEYS
+from idsvc.services import Services
+from tests.support.payroll import ACTIVE, KEYS, OTHER, RETIRED, THIRD, bank, checks
+from tests.support.settings import NOW
 
 PLAIN = "0012345678"
 # The same account as PLAIN, as a bank's files or a careless copy-paste may write it.
@@ -59,7 +58,7 @@ def test_hashes_stored_before_the_rule_still_match() -> None:
         assert account_hash(KEYS.account_key, "c1", account) == old
 
 
-def test_a_disguised_account_is_still_shared(service: IdService) -> None:
+def test_a_disguised_account_is_still_shared(service: Services) -> None:
     use_case, by = checks(service), bank(service)
     use_case.check([PayrollItem(employee_id=ACTIVE, account=PLAIN)], by=by, now=NOW)
     for variant in VARIANTS:
@@ -67,7 +66,7 @@ def test_a_disguised_account_is_still_shared(service: IdService) -> None:
         assert result[0].reasons == ("ACCOUNT_SHARED",), ascii(variant)
 
 
-def test_an_account_with_no_digit_or_letter_is_refused(service: IdService) -> None:
+def test_an_account_with_no_digit_or_letter_is_refused(service: Services) -> None:
     use_case, by = checks(service), bank(service)
     for account in ("--", "\u200b\u00a0", "/."):
         with pytest.raises(InvalidPayrollBatch, match="item 2: account"):
@@ -78,8 +77,8 @@ def test_an_account_with_no_digit_or_letter_is_refused(service: IdService) -> No
             )
 
 
-def test_one_person_twice_in_a_batch_is_flagged_on_each_line(service: IdService) -> None:
-    card = service.issue(THIRD, actor="desk", now=NOW)
+def test_one_person_twice_in_a_batch_is_flagged_on_each_line(service: Services) -> None:
+    card = service.credentials.issue(THIRD, actor="desk", now=NOW)
     results = checks(service).check(
         [
             PayrollItem(employee_id=ACTIVE, account="111"),
@@ -108,8 +107,8 @@ def test_one_person_twice_in_a_batch_is_flagged_on_each_line(service: IdService)
     ]
 
 
-def test_each_answer_keeps_the_lines_own_identifier(service: IdService) -> None:
-    card = service.issue(THIRD, actor="desk", now=NOW)
+def test_each_answer_keeps_the_lines_own_identifier(service: Services) -> None:
+    card = service.credentials.issue(THIRD, actor="desk", now=NOW)
     items = [
         PayrollItem(employee_id="KH-NOPE-000001", ref="line-1"),
         PayrollItem(card_serial="NOSUCHCARD01"),
@@ -134,7 +133,7 @@ def test_each_answer_keeps_the_lines_own_identifier(service: IdService) -> None:
     assert results[0].employee_id is None
 
 
-def test_echoed_identifiers_are_capped(service: IdService) -> None:
+def test_echoed_identifiers_are_capped(service: Services) -> None:
     use_case, by = checks(service), bank(service)
     for item in (
         PayrollItem(employee_id="E" * 129),

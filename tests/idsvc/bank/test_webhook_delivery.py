@@ -31,25 +31,25 @@ from idsvc.bank.webhook_delivery import (
 from idsvc.bank.webhooks import Webhooks, check_url, target_refusal
 from idsvc.clients.api_clients import ApiClients
 from idsvc.errors import InvalidWebhook
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscriptionRow
-from tests.conftest import NOW
 from tests.support.payroll import KEYS, add_client, check_people, set_status
+from tests.support.settings import NOW
 from tests.support.webhook_receiver import receiver, slow_receiver
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
 
 
-def hooks(service: IdService, private: bool = True) -> Webhooks:
-    return Webhooks(service.db, KEYS, private_targets=private)
+def hooks(service: Services, private: bool = True) -> Webhooks:
+    return Webhooks(service.infra.db, KEYS, private_targets=private)
 
 
 def deliverer(
-    service: IdService, timeout: float = 2.0, resolve: Resolve = resolve_host
+    service: Services, timeout: float = 2.0, resolve: Resolve = resolve_host
 ) -> WebhookDeliverer:
     return WebhookDeliverer(
-        service.db,
+        service.infra.db,
         KEYS,
         http_post(timeout, private_targets=True, resolve=resolve),
         max_attempts=5,
@@ -57,21 +57,21 @@ def deliverer(
     )
 
 
-def bank(service: IdService, name: str = "bank-a", *scopes: str) -> str:
+def bank(service: Services, name: str = "bank-a", *scopes: str) -> str:
     client_id, _ = add_client(service, name, *(scopes or ("payroll",)))
     check_people(service, client_id, ACTIVE, OTHER)
     return client_id
 
 
-def subscribe(service: IdService, url: str, client: str = "bank-a") -> str:
+def subscribe(service: Services, url: str, client: str = "bank-a") -> str:
     new = hooks(service).add(
         url, client_name=client, events=["*"], use_hmac=False, now=NOW, actor="admin"
     )
     return new.view.id
 
 
-def rows_of(service: IdService, subscription_id: str) -> list[WebhookDeliveryRow]:
-    with service.db.transaction() as s:
+def rows_of(service: Services, subscription_id: str) -> list[WebhookDeliveryRow]:
+    with service.infra.db.transaction() as s:
         found = s.execute(
             select(WebhookDeliveryRow).where(WebhookDeliveryRow.subscription_id == subscription_id)
         ).scalars()
@@ -91,13 +91,13 @@ def rows_of(service: IdService, subscription_id: str) -> list[WebhookDeliveryRow
         "https://bank.example:0/hook",
     ],
 )
-def test_add_refuses_urls_the_http_layer_would_choke_on(service: IdService, url: str) -> None:
+def test_add_refuses_urls_the_http_layer_would_choke_on(service: Services, url: str) -> None:
     bank(service)
     with pytest.raises(InvalidWebhook):
         hooks(service).add(
             url, client_name="bank-a", events=["*"], use_hmac=False, now=NOW, actor="a"
         )
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         assert s.execute(select(WebhookSubscriptionRow)).first() is None
 
 
@@ -121,7 +121,7 @@ def test_add_refuses_urls_the_http_layer_would_choke_on(service: IdService, url:
         ("http://10.1.2.3/hook", True),  # plain http stays loopback-only
     ],
 )
-def test_add_refuses_targets_inside(service: IdService, url: str, private: bool) -> None:
+def test_add_refuses_targets_inside(service: Services, url: str, private: bool) -> None:
     bank(service)
     with pytest.raises(InvalidWebhook, match=r"refused|plain http"):
         hooks(service, private).add(
@@ -137,7 +137,7 @@ def test_private_targets_setting_admits_an_on_premises_bank() -> None:
     assert target_refusal(public, private_targets=False) is None
 
 
-def test_a_url_the_http_layer_refuses_fails_alone(service: IdService) -> None:
+def test_a_url_the_http_layer_refuses_fails_alone(service: Services) -> None:
     """A subscription stored before URLs were checked (here: written as such) fails its own
     attempt; the other receivers get their events and the pass ends normally."""
     bank(service)
@@ -145,7 +145,7 @@ def test_a_url_the_http_layer_refuses_fails_alone(service: IdService) -> None:
         ok = subscribe(service, good.url)
         broken = subscribe(service, "http://127.0.0.1:9/hooks")
         boxed = subscribe(service, "http://127.0.0.1:9/other")
-        with service.db.transaction() as s:
+        with service.infra.db.transaction() as s:
             s.execute(
                 update(WebhookSubscriptionRow)
                 .where(WebhookSubscriptionRow.id == broken)
@@ -169,7 +169,7 @@ def test_a_url_the_http_layer_refuses_fails_alone(service: IdService) -> None:
     assert (sealed.attempts, sealed.last_error) == (1, "delivery failed: ServerSecretError")
 
 
-def test_a_slow_loris_receiver_is_cut_off_at_the_deadline(service: IdService) -> None:
+def test_a_slow_loris_receiver_is_cut_off_at_the_deadline(service: Services) -> None:
     """The receiver answers a header line every second: no single read ever waits 2 s, but the
     whole delivery must end by its 2 s deadline, and the other receiver is not held up."""
     bank(service)
@@ -188,7 +188,7 @@ def test_a_slow_loris_receiver_is_cut_off_at_the_deadline(service: IdService) ->
     assert [r.state for r in rows_of(service, steady)] == ["delivered"]
 
 
-def test_the_deliver_loop_serves_others_while_a_receiver_is_slow(service: IdService) -> None:
+def test_the_deliver_loop_serves_others_while_a_receiver_is_slow(service: Services) -> None:
     """``idsvc webhooks deliver``'s loop: while the slow receiver is still being served, a new
     event for the other receiver goes out at the next step."""
     bank(service)
@@ -220,7 +220,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = 3.0) -> None:
         time.sleep(0.02)
 
 
-def test_delivery_rechecks_the_resolved_address_and_connects_to_it(service: IdService) -> None:
+def test_delivery_rechecks_the_resolved_address_and_connects_to_it(service: Services) -> None:
     """The host name is resolved at delivery; a name that now points at link-local is refused
     without a connection, and the connection goes to the address that was checked (a second
     lookup returning another address is never used)."""
@@ -247,13 +247,13 @@ def test_delivery_rechecks_the_resolved_address_and_connects_to_it(service: IdSe
     assert refused.last_error and refused.last_error.startswith("refused target: 169.254")
 
 
-def test_a_disabled_client_gets_nothing_until_enabled_again(service: IdService) -> None:
+def test_a_disabled_client_gets_nothing_until_enabled_again(service: Services) -> None:
     bank(service)
     bank(service, "bank-b")
     with receiver() as a, receiver() as b:
         sub_a = subscribe(service, a.url)
         subscribe(service, b.url, client="bank-b")
-        clients = ApiClients(service.db)
+        clients = ApiClients(service.infra.db)
         clients.disable("bank-a", NOW)
         set_status(service, ACTIVE, "retired")
         report = deliverer(service).run_once(NOW)
@@ -267,7 +267,7 @@ def test_a_disabled_client_gets_nothing_until_enabled_again(service: IdService) 
     assert json.loads(a.got[0].body)["data"]["employee_id"] == ACTIVE
 
 
-def test_webhooks_carry_only_the_people_the_client_checked(service: IdService) -> None:
+def test_webhooks_carry_only_the_people_the_client_checked(service: Services) -> None:
     add_client(service, "bank-a", "payroll")  # has checked nobody yet
     client_b, _ = add_client(service, "bank-b", "payroll")
     check_people(service, client_b, OTHER)
@@ -287,7 +287,7 @@ def test_webhooks_carry_only_the_people_the_client_checked(service: IdService) -
     assert all(json.loads(g.body)["data"]["reason"] == "HR_STATUS_CHANGE" for g in admin.got)
 
 
-def test_receivers_threads_record_concurrently(service: IdService) -> None:
+def test_receivers_threads_record_concurrently(service: Services) -> None:
     """Several receivers at once, each recording its own outcomes in its own transaction (on
     SQLite too): nothing lost, nothing recorded twice."""
     bank(service)
@@ -330,7 +330,7 @@ def _tls_receiver_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
 
 
 def test_https_checks_the_certificate_against_the_urls_host(
-    service: IdService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The connection goes to the checked address, but TLS verifies the certificate against
     the URL's host name (SNI): a certificate for that name from a trusted CA is delivered to,

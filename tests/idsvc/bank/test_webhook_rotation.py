@@ -19,33 +19,33 @@ from sqlalchemy import select
 from idsvc.bank.webhook_delivery import WebhookDeliverer, http_post
 from idsvc.bank.webhooks import Webhooks
 from idsvc.errors import InvalidWebhook, UnknownWebhook
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscriptionRow
 from idsvc.storage.tables import AuditEventRow
-from tests.conftest import NOW
 from tests.support.cli_runner import Cli
 from tests.support.payroll import KEYS, add_client, check_people, set_status
+from tests.support.settings import NOW
 from tests.support.webhook_receiver import Received, receiver
 
 ACTIVE = "LA-MOHA-000101"
 
 
-def hooks(service: IdService) -> Webhooks:
-    return Webhooks(service.db, KEYS, private_targets=True)
+def hooks(service: Services) -> Webhooks:
+    return Webhooks(service.infra.db, KEYS, private_targets=True)
 
 
-def deliver_again(service: IdService, now: datetime) -> list[Received]:
+def deliver_again(service: Services, now: datetime) -> list[Received]:
     """Every outbox row sent once more at ``now`` (the wall clock, for standardwebhooks'
     timestamp tolerance) to a fresh receiver; what it got."""
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         for row in s.execute(select(WebhookDeliveryRow)).scalars():
             row.state, row.next_attempt_at, row.attempts = "pending", now, 0
     with receiver() as box:
-        with service.db.transaction() as s:
+        with service.infra.db.transaction() as s:
             for sub in s.execute(select(WebhookSubscriptionRow)).scalars():
                 sub.url = box.url
         WebhookDeliverer(
-            service.db, KEYS, http_post(2, private_targets=True), max_attempts=3,
+            service.infra.db, KEYS, http_post(2, private_targets=True), max_attempts=3,
             rng=random.Random(1),
         ).run_once(now)  # fmt: skip
     return box.got
@@ -65,7 +65,7 @@ def verifies_v1a(public_key: str, got: Received) -> bool:
     return False
 
 
-def setup(service: IdService, use_hmac: bool) -> tuple[str, str | None]:
+def setup(service: Services, use_hmac: bool) -> tuple[str, str | None]:
     client_id, _ = add_client(service, "bank-a", "payroll")
     check_people(service, client_id, ACTIVE)
     new = hooks(service).add(
@@ -76,7 +76,7 @@ def setup(service: IdService, use_hmac: bool) -> tuple[str, str | None]:
     return new.view.id, new.hmac_secret
 
 
-def test_hmac_secret_rotation_overlaps_then_ends(service: IdService) -> None:
+def test_hmac_secret_rotation_overlaps_then_ends(service: Services) -> None:
     sub, old_secret = setup(service, use_hmac=True)
     assert old_secret
     live = datetime.now(UTC)
@@ -100,7 +100,7 @@ def test_hmac_secret_rotation_overlaps_then_ends(service: IdService) -> None:
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(new_secret).verify(later.body, later.headers)
     # Stored sealed, never in clear; the audit log names the rotation, not the secret.
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         row = s.get(WebhookSubscriptionRow, sub)
         assert row is not None and row.secret_box and row.previous_box
         raw = base64.b64decode(new_secret.removeprefix("whsec_"))
@@ -111,7 +111,7 @@ def test_hmac_secret_rotation_overlaps_then_ends(service: IdService) -> None:
         assert "whsec_" not in json.dumps(list(details))
 
 
-def test_ed25519_key_rotation_overlaps_then_ends(service: IdService) -> None:
+def test_ed25519_key_rotation_overlaps_then_ends(service: Services) -> None:
     sub, _ = setup(service, use_hmac=False)
     deployment = KEYS.webhook_public_key()
     live = datetime.now(UTC)
@@ -127,7 +127,7 @@ def test_ed25519_key_rotation_overlaps_then_ends(service: IdService) -> None:
     assert verifies_v1a(new_key, after) and not verifies_v1a(deployment, after)
 
 
-def test_rotation_is_checked(service: IdService) -> None:
+def test_rotation_is_checked(service: Services) -> None:
     sub, _ = setup(service, use_hmac=False)
     with pytest.raises(UnknownWebhook):
         hooks(service).rotate_secret("nope", overlap=timedelta(0), now=NOW, actor="a")
@@ -138,7 +138,7 @@ def test_rotation_is_checked(service: IdService) -> None:
     assert view.previous_until is None
 
 
-def test_cli_rotate_secret_prints_the_new_secret_once(service: IdService) -> None:
+def test_cli_rotate_secret_prints_the_new_secret_once(service: Services) -> None:
     cli = Cli(service.settings.home, service.settings.resolved_database_url)
     private = {"IDSVC_WEBHOOK_PRIVATE_TARGETS": "1"}
     add_client(service, "bank-a", "payroll")

@@ -20,24 +20,24 @@ from idsvc.bank import change_feed
 from idsvc.bank.webhook_delivery import DeliveryReport, WebhookDeliverer, http_post
 from idsvc.bank.webhooks import Webhooks
 from idsvc.errors import InvalidWebhook, UnknownWebhook
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.payroll_tables import WebhookDeliveryRow, WebhookSubscriptionRow
-from tests.conftest import NOW
 from tests.support.payroll import KEYS, add_client, check_people, set_status
+from tests.support.settings import NOW
 from tests.support.webhook_receiver import free_port, receiver, silent_receiver, verify_v1a
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
 
 
-def hooks(service: IdService) -> Webhooks:
+def hooks(service: Services) -> Webhooks:
     # The receivers of these tests listen on loopback (an on-premises bank's setting).
-    return Webhooks(service.db, KEYS, private_targets=True)
+    return Webhooks(service.infra.db, KEYS, private_targets=True)
 
 
-def deliverer(service: IdService, max_attempts: int = 5) -> WebhookDeliverer:
+def deliverer(service: Services, max_attempts: int = 5) -> WebhookDeliverer:
     return WebhookDeliverer(
-        service.db,
+        service.infra.db,
         KEYS,
         http_post(2.0, private_targets=True),
         max_attempts=max_attempts,
@@ -45,14 +45,14 @@ def deliverer(service: IdService, max_attempts: int = 5) -> WebhookDeliverer:
     )
 
 
-def add_bank(service: IdService) -> str:
+def add_bank(service: Services) -> str:
     """bank-a, a payroll client that has checked ACTIVE and OTHER (so it gets their events)."""
     client_id, _ = add_client(service, "bank-a", "payroll")
     check_people(service, client_id, ACTIVE, OTHER)
     return client_id
 
 
-def subscribe(service: IdService, url: str, *events: str) -> str:
+def subscribe(service: Services, url: str, *events: str) -> str:
     """A v1a subscription of bank-a; its id."""
     new = hooks(service).add(
         url, client_name="bank-a", events=events, use_hmac=False, now=NOW, actor="admin"
@@ -60,7 +60,7 @@ def subscribe(service: IdService, url: str, *events: str) -> str:
     return new.view.id
 
 
-def subscribe_hmac(service: IdService, url: str, *events: str) -> str:
+def subscribe_hmac(service: Services, url: str, *events: str) -> str:
     """A v1 (HMAC) subscription of bank-a; its whsec_ secret."""
     new = hooks(service).add(
         url, client_name="bank-a", events=events, use_hmac=True, now=NOW, actor="admin"
@@ -69,7 +69,7 @@ def subscribe_hmac(service: IdService, url: str, *events: str) -> str:
     return new.hmac_secret
 
 
-def test_subscriptions_are_checked(service: IdService) -> None:
+def test_subscriptions_are_checked(service: Services) -> None:
     add_bank(service)
     add_client(service, "verifier", "verify")
     w = hooks(service)
@@ -89,7 +89,7 @@ def test_subscriptions_are_checked(service: IdService) -> None:
     ok = w.add("https://bank.example/hook", client_name="bank-a", events=["employee.*"],
                use_hmac=True, now=NOW, actor="a")  # fmt: skip
     assert ok.hmac_secret and ok.hmac_secret.startswith("whsec_")
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         row = s.get(WebhookSubscriptionRow, ok.view.id)
         assert row is not None and row.secret_box is not None
         raw = ok.hmac_secret.removeprefix("whsec_")
@@ -97,21 +97,21 @@ def test_subscriptions_are_checked(service: IdService) -> None:
         assert base64.b64encode(KEYS.open(row.secret_box, row.id.encode())).decode() == raw
 
 
-def test_outbox_rows_follow_patterns_and_the_transaction(service: IdService) -> None:
+def test_outbox_rows_follow_patterns_and_the_transaction(service: Services) -> None:
     add_bank(service)
     everything = subscribe(service, "https://a.example/h", "*")
     people = subscribe(service, "https://b.example/h", "employee.retired", "employee.deceased")
-    service.issue(ACTIVE, actor="desk", now=NOW)
+    service.credentials.issue(ACTIVE, actor="desk", now=NOW)
     set_status(service, ACTIVE, "retired")  # employee.retired + credential.revoked
-    with pytest.raises(RuntimeError), service.db.transaction() as s:
+    with pytest.raises(RuntimeError), service.infra.db.transaction() as s:
         change_feed.record_change(s, change_feed.employee_change(OTHER, "deceased", None), now=NOW)
         raise RuntimeError("rolled back: its outbox rows go too")
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         rows = s.execute(select(WebhookDeliveryRow.subscription_id)).scalars().all()
     assert sorted(rows) == sorted([everything, everything, people])
 
 
-def test_signed_deliveries_verify_independently(service: IdService) -> None:
+def test_signed_deliveries_verify_independently(service: Services) -> None:
     add_bank(service)
     with receiver() as asym, receiver() as sym:
         subscribe(service, asym.url, "employee.*")
@@ -135,11 +135,11 @@ def test_signed_deliveries_verify_independently(service: IdService) -> None:
     # timestamp tolerance is 5 minutes around the wall clock, so deliver once more "now".
     hook = standardwebhooks.Webhook(secret)
     live_now = datetime.now(UTC)
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         for row in s.execute(select(WebhookDeliveryRow)).scalars():
             row.state, row.next_attempt_at = "pending", live_now
     with receiver() as again:
-        with service.db.transaction() as s:
+        with service.infra.db.transaction() as s:
             for sub in s.execute(select(WebhookSubscriptionRow)).scalars():
                 sub.url = again.url
         deliverer(service).run_once(live_now)
@@ -150,13 +150,13 @@ def test_signed_deliveries_verify_independently(service: IdService) -> None:
         hook.verify(hmac_delivery.body + b" ", hmac_delivery.headers)
 
 
-def test_dead_receiver_blocks_nobody_and_gets_it_later(service: IdService) -> None:
+def test_dead_receiver_blocks_nobody_and_gets_it_later(service: Services) -> None:
     add_bank(service)
     dead_port = free_port()
     with receiver() as alive:
         subscribe(service, alive.url, "*")
         dead = subscribe(service, f"http://127.0.0.1:{dead_port}/hooks/idsvc", "*")
-        service.issue(ACTIVE, actor="desk", now=NOW)
+        service.credentials.issue(ACTIVE, actor="desk", now=NOW)
         set_status(service, ACTIVE, "retired")  # 2 events → 2 deliveries per subscription
         report = deliverer(service).run_once(NOW)
     assert len(alive.got) == 2
@@ -178,7 +178,7 @@ def test_dead_receiver_blocks_nobody_and_gets_it_later(service: IdService) -> No
     assert (listed[dead].pending, listed[dead].delivered, listed[dead].failed) == (0, 2, 0)
 
 
-def test_a_hung_receiver_delays_only_its_own_rows(service: IdService) -> None:
+def test_a_hung_receiver_delays_only_its_own_rows(service: Services) -> None:
     """A receiver that accepts the connection and never answers: the other receiver's
     deliveries are recorded while the pass still waits out the hung one's timeout."""
     add_bank(service)
@@ -187,10 +187,10 @@ def test_a_hung_receiver_delays_only_its_own_rows(service: IdService) -> None:
     with receiver() as alive, silent_receiver() as hung_url:
         steady = subscribe(service, alive.url, "*")
         hung = subscribe(service, hung_url, "*")
-        service.issue(ACTIVE, actor="desk", now=NOW)
+        service.credentials.issue(ACTIVE, actor="desk", now=NOW)
         set_status(service, ACTIVE, "retired")  # 2 deliveries per subscription
         slow = WebhookDeliverer(
-            service.db,
+            service.infra.db,
             KEYS,
             http_post(timeout, private_targets=True),
             max_attempts=5,
@@ -212,8 +212,8 @@ def test_a_hung_receiver_delays_only_its_own_rows(service: IdService) -> None:
     assert "no answer" in (listed[hung].last_error or "")
 
 
-def delivered(service: IdService, subscription_id: str) -> int:
-    with service.db.transaction() as s:
+def delivered(service: Services, subscription_id: str) -> int:
+    with service.infra.db.transaction() as s:
         rows = s.execute(
             select(WebhookDeliveryRow.id).where(
                 WebhookDeliveryRow.subscription_id == subscription_id,
@@ -223,7 +223,7 @@ def delivered(service: IdService, subscription_id: str) -> int:
         return len(rows.all())
 
 
-def test_refusing_receiver_is_retried_with_backoff_then_failed(service: IdService) -> None:
+def test_refusing_receiver_is_retried_with_backoff_then_failed(service: Services) -> None:
     add_bank(service)
     with receiver(status=503) as refusing:
         subscribe(service, refusing.url, "employee.*")
@@ -233,7 +233,7 @@ def test_refusing_receiver_is_retried_with_backoff_then_failed(service: IdServic
         waits = []
         for _ in range(3):
             d.run_once(when)
-            with service.db.transaction() as s:
+            with service.infra.db.transaction() as s:
                 row = s.execute(select(WebhookDeliveryRow)).scalar_one()
             waits.append((row.next_attempt_at - when).total_seconds())
             when = row.next_attempt_at
@@ -249,10 +249,10 @@ def test_refusing_receiver_is_retried_with_backoff_then_failed(service: IdServic
     assert len({g.headers["webhook-id"] for g in refusing.got}) == 1
 
 
-def test_disabled_subscription_gets_nothing_new(service: IdService) -> None:
+def test_disabled_subscription_gets_nothing_new(service: Services) -> None:
     add_bank(service)
     sub = subscribe(service, "https://a.example/h", "*")
     hooks(service).set_enabled(sub, False, now=NOW, actor="admin")
     set_status(service, ACTIVE, "retired")
-    with service.db.transaction() as s:
+    with service.infra.db.transaction() as s:
         assert s.execute(select(WebhookDeliveryRow)).first() is None

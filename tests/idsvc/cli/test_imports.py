@@ -1,6 +1,6 @@
 """`idsvc --help` and a mistyped command answer at once: they load neither the settings
 (pydantic) nor the database, key, card or image libraries, which the commands import where they
-use them (idsvc/cli/main.py). An import check, not a timing: bench/bench_cli_startup.py times it.
+use them (idsvc/cli/common.py). An import check, not a timing: bench/bench_cli_startup.py times it.
 """
 
 from __future__ import annotations

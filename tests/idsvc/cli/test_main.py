@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_CSV
 from tests.support.cli_runner import Cli
+from tests.support.settings import SAMPLE_CSV
 
 
 def _init_and_import(c: Cli) -> None:

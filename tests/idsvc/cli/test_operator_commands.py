@@ -34,12 +34,12 @@ def test_operators_and_maker_checker_from_the_console(tmp_path: Path) -> None:
     # Close this process's connections first: opening and closing the file here would drop the
     # POSIX locks SQLite holds on it in this process (sqlite.org/howtocorrupt.html, 2.2), and
     # the other processes' later commits could then be lost at this process's next checkpoint.
-    centre.service.db.dispose()
+    centre.infra.db.dispose()
     assert PASSWORD not in (home / "idsvc.sqlite3").read_bytes().decode("latin-1")
     key_file = home / "secrets" / "operator-key"
     assert os.stat(key_file).st_mode & 0o777 == 0o600
 
-    credential_id = centre.service.issue(EMPLOYEE, actor="test", now=datetime.now(UTC)).id
+    credential_id = centre.credentials.issue(EMPLOYEE, actor="test", now=datetime.now(UTC)).id
     held = {"IDSVC_APPROVAL_REQUIRED": "revoke"}
 
     plain = cli("revoke", credential_id, "--reason", "lost", env=held)
@@ -62,6 +62,6 @@ def test_operators_and_maker_checker_from_the_console(tmp_path: Path) -> None:
     )  # fmt: skip
     assert approved.returncode == 0, approved.stderr
     assert "approved and done" in approved.stdout
-    centre.service.db.dispose()  # a fresh connection reads what the other process wrote
-    assert centre.service.credential(credential_id).state == "revoked"
-    centre.service.db.dispose()
+    centre.infra.db.dispose()  # a fresh connection reads what the other process wrote
+    assert centre.credentials.credential(credential_id).state == "revoked"
+    centre.infra.db.dispose()

@@ -15,8 +15,9 @@ import pytest
 import segno
 from PIL import Image, ImageFilter
 
-from tests.conftest import SAMPLE_CSV
+from idsvc.cli.errors import exit_code_for
 from tests.support.cli_runner import Cli
+from tests.support.settings import SAMPLE_CSV
 
 PERSON = "KH-MCS-010002"
 
@@ -107,14 +108,14 @@ def test_verify_image_errors_are_clear(cli: Cli, tmp_path: Path) -> None:
         (tmp_path / "missing.png", "cannot read"),
     ]
     # The same path the command takes, in-process (each process costs seconds)...
-    from idsvc.cli.main import _read_image
+    from idsvc.cli.core_commands import _read_image
     from idsvc.credentials.printed_qr import qr_text_from_image
     from idsvc.errors import QrImageUnreadable
 
     for path, message in cases:
         with pytest.raises(QrImageUnreadable, match=message) as caught:
             qr_text_from_image(_read_image(path))
-        assert caught.value.exit_code == 18
+        assert exit_code_for(caught.value)[0] == 18
     # ... and one real process for the exit status and message.
     r = cli("verify", "--image", str(blank))
     assert r.returncode == 18 and "no QR code found" in r.stderr, r.stderr

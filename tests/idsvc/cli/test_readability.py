@@ -10,8 +10,8 @@ import pytest
 from idsvc.cli.card_commands import _report
 from idsvc.desk_client.cards import CardReport
 from idsvc.verification.rules import VerificationResult
-from tests.conftest import SAMPLE_CSV
 from tests.support.cli_runner import Cli
+from tests.support.settings import SAMPLE_CSV
 
 
 def test_credential_ids_are_whole_on_an_80_column_terminal(tmp_path: Path) -> None:

@@ -11,16 +11,16 @@ from typing import Any
 from sqlalchemy import event, select
 
 from idsvc.clients.rate_limits import Limit, RateLimits
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.client_tables import RateWindowRow
-from tests.conftest import NOW
+from tests.support.settings import NOW
 
 
 def test_requests_during_a_sync_count_locally_and_reach_the_database(
-    service: IdService,
+    service: Services,
 ) -> None:
     clock = [100.0]
-    limits = RateLimits(service.db, sync_interval=1.0, monotonic=lambda: clock[0])
+    limits = RateLimits(service.infra.db, sync_interval=1.0, monotonic=lambda: clock[0])
     limit = Limit(1000)
     writes: list[str] = []
     in_sync, release = threading.Event(), threading.Event()
@@ -32,7 +32,7 @@ def test_requests_during_a_sync_count_locally_and_reach_the_database(
                 in_sync.set()
                 assert release.wait(10)
 
-    event.listen(service.db.engine, "before_cursor_execute", pause_first_write)
+    event.listen(service.infra.db.engine, "before_cursor_execute", pause_first_write)
     try:
         first = threading.Thread(target=limits.hit, args=("addr:a", limit, NOW))
         first.start()
@@ -45,8 +45,8 @@ def test_requests_during_a_sync_count_locally_and_reach_the_database(
         clock[0] += 1.0  # the next look is due
         assert limits.hit("addr:a", limit, NOW) == 52
     finally:
-        event.remove(service.db.engine, "before_cursor_execute", pause_first_write)
+        event.remove(service.infra.db.engine, "before_cursor_execute", pause_first_write)
     assert len(writes) == 2
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         stored = session.execute(select(RateWindowRow.count)).scalar_one()
     assert stored == 52  # every request reached the shared count

@@ -14,12 +14,12 @@ from PIL import Image
 from sqlalchemy import select
 
 from cardio.card_face import both_sides, save_png
+from idsvc.cli.errors import exit_code_for
 from idsvc.credentials.card_faces import CardFaces, read_batch_file
 from idsvc.errors import CardFaceFailed, PhotoMissing, UnknownEmployee
 from idsvc.register.photos import Photos
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.tables import AuditEventRow
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.support.card_print import (
     FACES,
     phone_photo_of_worn_card,
@@ -28,6 +28,7 @@ from tests.support.card_print import (
     zxing_texts,
 )
 from tests.support.cli_runner import Cli
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 HEADER = (
     "employee_id,name_local,name_latin,sex,date_of_birth,ministry,unit,position,grade,category,"
@@ -51,18 +52,18 @@ WORN = {"LA-MOHA-000101", "KH-MCS-020001"}
 
 
 @pytest.fixture
-def desk(service: IdService) -> IdService:
-    service.import_hr(EXTRA_HOLDERS.encode(), source_name="extra.csv", actor="hr", now=NOW)
+def desk(service: Services) -> Services:
+    service.register.import_hr(EXTRA_HOLDERS.encode(), source_name="extra.csv", actor="hr", now=NOW)
     for person in PEOPLE:
-        Photos(service.db).store(person, portrait_bytes(), actor="desk", now=NOW)
-        service.issue(person, actor="desk", now=NOW)
+        Photos(service.infra.db).store(person, portrait_bytes(), actor="desk", now=NOW)
+        service.credentials.issue(person, actor="desk", now=NOW)
     return service
 
 
-def test_every_script_prints_scans_and_verifies(desk: IdService, tmp_path: Path) -> None:
-    faces = CardFaces(desk.db)
+def test_every_script_prints_scans_and_verifies(desk: Services, tmp_path: Path) -> None:
+    faces = CardFaces(desk.infra.db)
     for person in PEOPLE:
-        (view,) = [v for v in desk.credentials_of(person) if v.state == "live"]
+        (view,) = [v for v in desk.credentials.credentials_of(person) if v.state == "live"]
         face = faces.render(person, actor="desk-7", now=NOW)
         assert face.qr_version <= 24 and face.qr_module_mm >= 0.25
         png = tmp_path / f"{person}.png"
@@ -71,7 +72,7 @@ def test_every_script_prints_scans_and_verifies(desk: IdService, tmp_path: Path)
             read = zxing_texts(image)
         assert read == [view.qr_text]
         assert zbarimg_texts(png) == read
-        result = desk.verify(read[0], now=NOW)
+        result = desk.verification.verify(read[0], now=NOW)
         assert result.valid, result.reasons
         assert result.holder and result.holder["employee_id"] == person
         if person in WORN:
@@ -85,14 +86,14 @@ def test_every_script_prints_scans_and_verifies(desk: IdService, tmp_path: Path)
             with Image.open(worn) as image:
                 assert zxing_texts(image) == read
             assert zbarimg_texts(worn) == read
-    with desk.db.transaction() as session:
+    with desk.infra.db.transaction() as session:
         printed = session.scalars(
             select(AuditEventRow.target_id).where(AuditEventRow.action == "card_face.render")
         ).all()
     assert printed == PEOPLE
 
     # with the holder's small photo in the QR (Claim 169 field 62): bigger, still scans
-    view = desk.issue("LA-MOHA-000901", actor="desk", now=NOW, qr_photo=True)
+    view = desk.credentials.issue("LA-MOHA-000901", actor="desk", now=NOW, qr_photo=True)
     face = faces.render("LA-MOHA-000901", actor="desk-7", now=NOW)
     assert face.qr_version <= 24 and face.qr_module_mm >= 0.25
     png = tmp_path / "with-photo.png"
@@ -100,23 +101,23 @@ def test_every_script_prints_scans_and_verifies(desk: IdService, tmp_path: Path)
     with Image.open(png) as image:
         assert zxing_texts(image) == [view.qr_text]
     assert zbarimg_texts(png) == [view.qr_text]
-    assert desk.verify(str(view.qr_text), now=NOW).valid
+    assert desk.verification.verify(str(view.qr_text), now=NOW).valid
 
 
-def test_what_must_not_be_printed_is_refused_and_a_batch_goes_on(desk: IdService) -> None:
-    faces = CardFaces(desk.db)
+def test_what_must_not_be_printed_is_refused_and_a_batch_goes_on(desk: Services) -> None:
+    faces = CardFaces(desk.infra.db)
     with pytest.raises(UnknownEmployee):
         faces.render("XX-NOBODY-1", actor="desk", now=NOW)
     with pytest.raises(CardFaceFailed, match="no live credential") as failed:
         faces.render("KH-MCS-010002", actor="desk", now=NOW)  # never issued
-    assert failed.value.exit_code == 20
-    (view,) = [v for v in desk.credentials_of("KH-MCS-020001") if v.state == "live"]
+    assert exit_code_for(failed.value)[0] == 20
+    (view,) = [v for v in desk.credentials.credentials_of("KH-MCS-020001") if v.state == "live"]
     with pytest.raises(CardFaceFailed, match="expired on"):
         faces.render("KH-MCS-020001", actor="desk", now=view.expires_at + timedelta(seconds=1))
-    desk.change_state(view.id, "suspend", reason="inquiry", actor="admin", now=NOW)
+    desk.credentials.change_state(view.id, "suspend", reason="inquiry", actor="admin", now=NOW)
     with pytest.raises(CardFaceFailed, match="suspended"):
         faces.render("KH-MCS-020001", actor="desk", now=NOW)
-    desk.issue("KH-MOEYS-220931", actor="desk", now=NOW)
+    desk.credentials.issue("KH-MOEYS-220931", actor="desk", now=NOW)
     with pytest.raises(PhotoMissing):
         faces.render("KH-MOEYS-220931", actor="desk", now=NOW)
 
@@ -133,7 +134,7 @@ def test_what_must_not_be_printed_is_refused_and_a_batch_goes_on(desk: IdService
     assert items[1].refused == "no employee 'XX-NOBODY-1' in the register"
 
 
-def _deployment(sqlite_url: str, tmp_path: Path) -> tuple[Cli, IdService]:
+def _deployment(sqlite_url: str, tmp_path: Path) -> tuple[Cli, Services]:
     """The CLI and, set up in-process with its settings, an initialised service (each `idsvc`
     process costs ~2 s of imports)."""
     cli = Cli(tmp_path / "home", sqlite_url)
@@ -145,15 +146,15 @@ def _deployment(sqlite_url: str, tmp_path: Path) -> tuple[Cli, IdService]:
             status_list_size=int(cli.env["IDSVC_STATUS_LIST_SIZE"]),
         )
     )
-    setup.init(now=NOW, actor="admin")
+    setup.credentials.init(now=NOW, actor="admin")
     return cli, setup
 
 
 def test_desk_commands(sqlite_url: str, tmp_path: Path) -> None:
     cli, setup = _deployment(sqlite_url, tmp_path)
-    setup.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="hr", now=NOW)
-    setup.issue("KH-MCS-010001", actor="desk", now=datetime.now(UTC))
-    setup.db.dispose()
+    setup.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr.csv", actor="hr", now=NOW)
+    setup.credentials.issue("KH-MCS-010001", actor="desk", now=datetime.now(UTC))
+    setup.infra.db.dispose()
     portrait = tmp_path / "sokha.jpg"
     portrait.write_bytes(portrait_bytes())
     not_a_photo = tmp_path / "notes.txt"
@@ -195,14 +196,14 @@ def test_card_face_refuses_what_two_lines_cannot_hold(sqlite_url: str, tmp_path:
         f"Department of Civil Service Management,{LONG_POSITION},K4,civil_servant,active,"
         "2009-02-01,2009-02-01,,"
     )
-    setup.import_hr(
+    setup.register.import_hr(
         f"{EXTRA_HOLDERS}\n{long_one}\n".encode(), source_name="x.csv", actor="hr", now=NOW
     )
     now = datetime.now(UTC)
     for person in ("LA-MOHA-000901", "LA-MOHA-000902"):
-        Photos(setup.db).store(person, portrait_bytes(), actor="desk", now=now)
-        setup.issue(person, actor="desk", now=now)
-    setup.db.dispose()
+        Photos(setup.infra.db).store(person, portrait_bytes(), actor="desk", now=now)
+        setup.credentials.issue(person, actor="desk", now=now)
+    setup.infra.db.dispose()
 
     card = tmp_path / "card.png"
     r = cli("card-face", "LA-MOHA-000902", "-o", str(card))

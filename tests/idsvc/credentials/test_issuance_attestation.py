@@ -19,14 +19,14 @@ from cardio.piv import ManagementKeyType, PivSession, Slot
 from cardio.virtual import CardState, VirtualCard
 from cardio.virtual.attestation import AttestationCa
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
-from idsvc.credentials.issuance import KeyAttestation
+from idsvc.credentials.handover import KeyAttestation
 from idsvc.desk_client.cards import CardSecrets, personalise_card
 from idsvc.errors import KeyNotAttested
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.tables import CredentialRow
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
-from tests.mobile_api.test_card_challenges import DirectTransport
-from tests.mobile_api.test_desk_http import ReaderTransport, World, make_world
+from tests.support.desk_world import World, make_world
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
+from tests.support.virtual_card import DirectTransport, ReaderTransport
 
 PERSON = "KH-MCS-010002"
 SECRETS = CardSecrets(PIV_TEST_MANAGEMENT_KEY, ManagementKeyType.TDES)
@@ -39,13 +39,15 @@ def maker() -> AttestationCa:
 
 def make_centre(
     tmp_path: Path, db_url: str, ca_file: Path | None, *, required: bool = True
-) -> IdService:
+) -> Services:
     extra: dict[str, object] = {"require_attestation": required}
     if ca_file is not None:
         extra["attestation_ca_file"] = ca_file
     svc = make_service(make_settings(tmp_path / "home", db_url, **extra))
-    svc.init(now=NOW, actor="test-admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test-hr", now=NOW)
+    svc.credentials.init(now=NOW, actor="test-admin")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test-hr", now=NOW
+    )
     return svc
 
 
@@ -56,10 +58,10 @@ def trusted(tmp_path: Path, maker: AttestationCa) -> Path:
 
 
 @pytest.fixture
-def strict(tmp_path: Path, db_url: str, maker: AttestationCa) -> Iterator[IdService]:
+def strict(tmp_path: Path, db_url: str, maker: AttestationCa) -> Iterator[Services]:
     svc = make_centre(tmp_path, db_url, trusted(tmp_path, maker))
     yield svc
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def card(maker: AttestationCa | None, serial: int = 7) -> VirtualCard:
@@ -69,21 +71,21 @@ def card(maker: AttestationCa | None, serial: int = 7) -> VirtualCard:
     return VirtualCard(state)
 
 
-def personalise(svc: IdService, virtual: VirtualCard) -> str:
+def personalise(svc: Services, virtual: VirtualCard) -> str:
     return personalise_card(
         DirectTransport(virtual),
-        svc,
+        svc.credentials,
         employee_id=PERSON,
         card_secrets=SECRETS,
-        ca_certificate=svc.ca_certificate(),
+        ca_certificate=svc.credentials.ca_certificate(),
         verify_url_base="https://id.mcs.gov.kh/v",
         actor="test-desk",
         now=NOW,
     ).credential_id
 
 
-def credentials(svc: IdService) -> list[CredentialRow]:
-    with svc.db.transaction() as session:
+def credentials(svc: Services) -> list[CredentialRow]:
+    with svc.infra.db.transaction() as session:
         rows = session.execute(select(CredentialRow).where(CredentialRow.employee_id == PERSON))
         return list(rows.scalars())
 
@@ -98,15 +100,13 @@ def attested_key(virtual: VirtualCard) -> tuple[ec.EllipticCurvePublicKey, KeyAt
     return key, KeyAttestation(*(c.public_bytes(Encoding.DER) for c in proof))
 
 
-def begin(svc: IdService, key: ec.EllipticCurvePublicKey, proof: KeyAttestation | None) -> None:
-    svc.begin_card_issuance(
+def begin(svc: Services, key: ec.EllipticCurvePublicKey, proof: KeyAttestation | None) -> None:
+    svc.credentials.begin_card_issuance(
         PERSON, card_key=key, card_uuid=uuid.uuid4(), actor="evil-desk", now=NOW, attestation=proof
     )
 
 
-def test_attested_card_key_is_accepted_and_recorded(
-    strict: IdService, maker: AttestationCa
-) -> None:
+def test_attested_card_key_is_accepted_and_recorded(strict: Services, maker: AttestationCa) -> None:
     credential_id = personalise(strict, card(maker))
     (row,) = credentials(strict)
     assert (row.id, row.state) == (credential_id, "live")
@@ -114,7 +114,7 @@ def test_attested_card_key_is_accepted_and_recorded(
     assert row.key_attested_by == maker.certificate.subject.rfc4514_string()
 
 
-def test_software_key_is_refused_and_nothing_is_stored(strict: IdService) -> None:
+def test_software_key_is_refused_and_nothing_is_stored(strict: Services) -> None:
     software = ec.generate_private_key(ec.SECP256R1()).public_key()
     with pytest.raises(KeyNotAttested, match="none was sent"):
         begin(strict, software, None)
@@ -122,7 +122,7 @@ def test_software_key_is_refused_and_nothing_is_stored(strict: IdService) -> Non
 
 
 def test_forged_or_borrowed_attestations_are_refused(
-    strict: IdService, maker: AttestationCa
+    strict: Services, maker: AttestationCa
 ) -> None:
     software = ec.generate_private_key(ec.SECP256R1()).public_key()
     # A genuine card's attestation, sent with a software key.
@@ -144,7 +144,7 @@ def test_forged_or_borrowed_attestations_are_refused(
     assert credentials(strict) == []
 
 
-def test_key_in_another_slot_is_refused(strict: IdService, maker: AttestationCa) -> None:
+def test_key_in_another_slot_is_refused(strict: Services, maker: AttestationCa) -> None:
     virtual = card(maker)
     piv = PivSession(DirectTransport(virtual))
     piv.authenticate(SECRETS.management_key_type, SECRETS.management_key)
@@ -155,7 +155,7 @@ def test_key_in_another_slot_is_refused(strict: IdService, maker: AttestationCa)
         begin(strict, key, KeyAttestation(*(c.public_bytes(Encoding.DER) for c in proof)))
 
 
-def test_card_that_cannot_attest_is_refused_when_required(strict: IdService) -> None:
+def test_card_that_cannot_attest_is_refused_when_required(strict: Services) -> None:
     with pytest.raises(KeyNotAttested):
         personalise(strict, card(None))
     assert credentials(strict) == []
@@ -179,7 +179,7 @@ def test_when_not_required_attestations_are_checked_and_unattested_keys_pass(
         with pytest.raises(KeyNotAttested):
             begin(svc, key, borrowed)
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
 
 
 def test_without_attestation_cas_unattested_cards_still_issue(tmp_path: Path, db_url: str) -> None:
@@ -189,7 +189,7 @@ def test_without_attestation_cas_unattested_cards_still_issue(tmp_path: Path, db
         (row,) = credentials(svc)
         assert row.state == "live" and row.key_attestation is None and row.key_attested_by is None
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
 
 
 def test_unreadable_ca_file_refuses_rather_than_stops_checking(
@@ -201,7 +201,7 @@ def test_unreadable_ca_file_refuses_rather_than_stops_checking(
         with pytest.raises(KeyNotAttested, match="cannot be read"):
             begin(svc, key, proof)
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
 
 
 @pytest.fixture
@@ -234,6 +234,6 @@ def test_remote_desk_sends_the_attestation_over_http(world: World, maker: Attest
     with pytest.raises(KeyNotAttested, match="none was sent"):
         issue(card(None))  # the centre's refusal arrives at the desk as the same error
     credential_id = issue(card(maker))
-    with world.centre.service.db.transaction() as session:
+    with world.centre.infra.db.transaction() as session:
         row = session.get(CredentialRow, credential_id)
         assert row is not None and row.state == "live" and row.key_attestation == "piv-attest"

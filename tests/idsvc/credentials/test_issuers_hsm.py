@@ -10,8 +10,8 @@ import pkcs11
 from joserfc import jws as jose_jws
 from joserfc.jwk import KeySet
 
-from tests.conftest import SAMPLE_CSV
 from tests.support.cli_runner import Cli
+from tests.support.settings import SAMPLE_CSV
 from tests.support.softhsm import SoftHsmToken
 
 

@@ -14,11 +14,11 @@ from sqlalchemy import update
 
 from idsvc.credentials.publication import Published
 from idsvc.formats.status_list import Status, parse_status_list_claims
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.db import Database, DatabaseUnavailable
 from idsvc.storage.tables import CredentialRow
-from tests.conftest import NOW, make_service
 from tests.support.payroll import csv_of, with_status
+from tests.support.settings import NOW, make_service
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
@@ -41,56 +41,58 @@ def list_name(token: str) -> str:
     return uri.rsplit("/", 1)[-1]
 
 
-def test_signed_once_per_version_and_minute(service: IdService) -> None:
-    cred = service.issue(ACTIVE, actor="desk", now=NOW)
+def test_signed_once_per_version_and_minute(service: Services) -> None:
+    cred = service.credentials.issue(ACTIVE, actor="desk", now=NOW)
     name = list_name(cred.token)
-    first = service.status_list_document(name, now=NOW)
+    first = service.credentials.status_list_document(name, now=NOW)
     # ES256 signatures are randomised: the same bytes again mean no second signing.
-    assert service.status_list_document(name, now=NOW).body == first.body
+    assert service.credentials.status_list_document(name, now=NOW).body == first.body
     assert status_of(first, cred.token) == Status.VALID
 
-    service.change_state(cred.id, "revoke", reason="card lost", actor="op", now=NOW)
-    revoked = service.status_list_document(name, now=NOW)
+    service.credentials.revoke(cred.id, reason="card lost", by=None, now=NOW)
+    revoked = service.credentials.status_list_document(name, now=NOW)
     assert revoked.tag != first.tag and status_of(revoked, cred.token) == Status.INVALID
-    assert service.status_list_document(name, now=NOW).body == revoked.body
+    assert service.credentials.status_list_document(name, now=NOW).body == revoked.body
 
-    later = service.status_list_document(name, now=NOW + timedelta(minutes=1))
+    later = service.credentials.status_list_document(name, now=NOW + timedelta(minutes=1))
     assert later.body != revoked.body and claims_of(later)["iat"] == claims_of(revoked)["iat"] + 60
     assert later.expires_at == NOW + timedelta(minutes=1) + service.settings.status_list_lifetime
 
 
-def test_a_change_through_another_process_reaches_the_next_token(service: IdService) -> None:
+def test_a_change_through_another_process_reaches_the_next_token(service: Services) -> None:
     """Two workers: each keeps its own token; a revocation committed by one (here an HR import
     retiring the holder) is in the other's next answer, and unchanged content keeps one tag."""
     other_worker = make_service(service.settings)
     try:
-        cred = service.issue(ACTIVE, actor="desk", now=NOW)
+        cred = service.credentials.issue(ACTIVE, actor="desk", now=NOW)
         name = list_name(cred.token)
-        mine, theirs = (s.status_list_document(name, now=NOW) for s in (service, other_worker))
+        mine, theirs = (
+            s.credentials.status_list_document(name, now=NOW) for s in (service, other_worker)
+        )
         assert mine.tag == theirs.tag and mine.body != theirs.body  # same payload, own signature
-        other_worker.import_hr(
+        other_worker.register.import_hr(
             csv_of(with_status(ACTIVE, "retired", "2026-11-01")),
             source_name="hr.csv",
             actor="hr",
             now=NOW,
         )
-        assert status_of(service.status_list_document(name, now=NOW), cred.token) == (
+        assert status_of(service.credentials.status_list_document(name, now=NOW), cred.token) == (
             Status.INVALID
         )
         # A new credential in the list (pending, then live) moves the version as well.
-        fresh = other_worker.issue(OTHER, actor="desk", now=NOW)
-        served = service.status_list_document(name, now=NOW)
+        fresh = other_worker.credentials.issue(OTHER, actor="desk", now=NOW)
+        served = service.credentials.status_list_document(name, now=NOW)
         assert status_of(served, fresh.token) == Status.VALID
         assert list_name(fresh.token) == name
     finally:
-        other_worker.db.dispose()
+        other_worker.infra.db.dispose()
 
 
-def test_the_last_token_outlives_a_database_outage_until_its_exp(service: IdService) -> None:
-    cred = service.issue(ACTIVE, actor="desk", now=NOW)
+def test_the_last_token_outlives_a_database_outage_until_its_exp(service: Services) -> None:
+    cred = service.credentials.issue(ACTIVE, actor="desk", now=NOW)
     name = list_name(cred.token)
-    tokens = service._status_tokens
-    served = service.status_list_document(name, now=NOW)
+    tokens = service.credentials._status_tokens
+    served = service.credentials.status_list_document(name, now=NOW)
     dead = Database("postgresql+psycopg://postgres@127.0.0.1:1/down?connect_timeout=2")
     try:
 
@@ -108,23 +110,23 @@ def test_the_last_token_outlives_a_database_outage_until_its_exp(service: IdServ
         dead.dispose()
 
 
-def test_jwks_kept_until_the_key_ring_rotates(service: IdService) -> None:
-    first = service.jwks_document()
-    assert service.jwks_document() is first
-    assert json.loads(first.body) == service.jwks()
-    _, new_kid = service.rotate_key(actor="admin", now=NOW)
-    rotated = service.jwks_document()
+def test_jwks_kept_until_the_key_ring_rotates(service: Services) -> None:
+    first = service.credentials.jwks_document()
+    assert service.credentials.jwks_document() is first
+    assert json.loads(first.body) == service.credentials.jwks()
+    _, new_kid = service.credentials.rotate_key(by=None, now=NOW)
+    rotated = service.credentials.jwks_document()
     assert rotated.tag != first.tag
     assert new_kid in {k["kid"] for k in json.loads(rotated.body)["keys"]}
 
 
 def test_a_bulk_update_of_credentials_is_refused_not_silently_unpublished(
-    service: IdService,
+    service: Services,
 ) -> None:
-    view = service.issue(ACTIVE, actor="desk", now=NOW)
+    view = service.credentials.issue(ACTIVE, actor="desk", now=NOW)
     with (
         pytest.raises(RuntimeError, match="status-list versions"),
-        service.db.transaction() as session,
+        service.infra.db.transaction() as session,
     ):
         session.execute(update(CredentialRow).values(state="revoked"))
-    assert service.verify(view.token, now=NOW).valid  # nothing was written
+    assert service.verification.verify(view.token, now=NOW).valid  # nothing was written

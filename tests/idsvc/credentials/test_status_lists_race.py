@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from idsvc.config import Settings
 from idsvc.credentials import status_lists as status_store
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.tables import CredentialRow
-from tests.conftest import NOW, make_service
+from tests.support.settings import NOW, make_service
 
 ACTIVE = ("KH-MCS-010002", "LA-MOHA-000101", "LA-MOHA-000102")
 
@@ -27,9 +27,9 @@ def db_url(postgres_db: str) -> str:
 
 
 def test_concurrent_issuances_drawing_the_same_index_both_succeed(
-    service: IdService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    service: Services, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service.issue(ACTIVE[2], actor="desk", now=NOW)  # the list both will draw from
+    service.credentials.issue(ACTIVE[2], actor="desk", now=NOW)  # the list both will draw from
     both_drew = threading.Barrier(2, timeout=30)
     first_draw: set[int] = set()
     lock = threading.Lock()
@@ -54,11 +54,11 @@ def test_concurrent_issuances_drawing_the_same_index_both_succeed(
     def issue(employee_id: str) -> None:
         svc = make_service(settings)  # its own engine and connection, like another worker
         try:
-            results[employee_id] = svc.issue(employee_id, actor="desk", now=NOW)
+            results[employee_id] = svc.credentials.issue(employee_id, actor="desk", now=NOW)
         except Exception as exc:  # the assertion below names it
             results[employee_id] = exc
         finally:
-            svc.db.dispose()
+            svc.infra.db.dispose()
 
     threads = [threading.Thread(target=issue, args=(e,)) for e in ACTIVE[:2]]
     for t in threads:
@@ -66,7 +66,7 @@ def test_concurrent_issuances_drawing_the_same_index_both_succeed(
     for t in threads:
         t.join(60)
     assert all(not isinstance(r, Exception) for r in results.values()), results
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         rows = session.execute(
             select(CredentialRow.status_list_id, CredentialRow.status_idx).where(
                 CredentialRow.employee_id.in_(ACTIVE[:2])
@@ -74,4 +74,4 @@ def test_concurrent_issuances_drawing_the_same_index_both_succeed(
         ).all()
     assert len(rows) == 2 and len(set(rows)) == 2
     assert (rows[0][0], 7) in rows or (rows[1][0], 7) in rows  # one of them kept index 7
-    service.verify_audit()
+    service.audit.verify_chain()

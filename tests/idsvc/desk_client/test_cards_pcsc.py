@@ -26,9 +26,9 @@ from yubikit.piv import PivSession as YkPivSession
 from cardio.ndef import NdefSession, parse_uri_message
 from cardio.pcsc import PcscTransport
 from cardio.piv import Chuid, KeyType, ManagementKeyType, ObjectId, PivSession, Slot
-from tests.conftest import SAMPLE_CSV
 from tests.support.cli_runner import Cli
 from tests.support.pcsc import DEFAULT_MGMT_KEY, VirtualCardFactory, pyscard_connect
+from tests.support.settings import SAMPLE_CSV
 
 pytestmark = [pytest.mark.pcsc]
 

@@ -18,9 +18,9 @@ from cardio.pcsc import PcscTransport
 from cardio.virtual.state import NDEF_FILE_SIZE
 from idsvc.formats.base45 import ALPHABET
 from idsvc.formats.claim169 import printed_text_of
-from tests.conftest import SAMPLE_CSV
 from tests.support.cli_runner import Cli
 from tests.support.pcsc import VirtualCardFactory
+from tests.support.settings import SAMPLE_CSV
 
 pytestmark = [pytest.mark.pcsc]
 

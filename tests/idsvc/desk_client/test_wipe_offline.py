@@ -27,12 +27,13 @@ from cardio.virtual import CardState, VirtualCard
 from idsvc.cli.card_commands import PIV_TEST_MANAGEMENT_KEY
 from idsvc.cli.desk_card_commands import wipe_away_from_register
 from idsvc.desk_client.cards import CardSecrets
-from idsvc.desk_client.centre_client import RemoteCentre
+from idsvc.desk_client.centre_client import CentreClient
 from idsvc.desk_client.identity import DeskIdentity
 from idsvc.errors import CentreUnreachable, DeskRefused
 from idsvc.storage.tables import AuditEventRow
-from tests.mobile_api.test_desk_http import DroppingProxy, ReaderTransport, World, issue, make_world
 from tests.support.cli_runner import Cli
+from tests.support.desk_world import DroppingProxy, World, issue, make_world
+from tests.support.virtual_card import ReaderTransport
 
 SECRETS = CardSecrets(PIV_TEST_MANAGEMENT_KEY, ManagementKeyType.TDES)
 
@@ -55,7 +56,7 @@ def credential_on(card: VirtualCard) -> bytes | None:
 
 
 def audited(world: World, action: str) -> list[AuditEventRow]:
-    with world.centre.service.db.transaction() as session:
+    with world.centre.infra.db.transaction() as session:
         return list(
             session.execute(select(AuditEventRow).where(AuditEventRow.action == action)).scalars()
         )
@@ -102,13 +103,13 @@ def test_no_register_no_centre_refused_then_offline_and_reported(
     (report,) = json.loads(kept.read_text())
     assert report["credential_id"] == credential_id and report["card_uuid"] == card_uuid
     assert done.report == report
-    assert world.centre.service.credential(credential_id).state == "live"
+    assert world.centre.credentials.credential(credential_id).state == "live"
     assert audited(world, "card.wipe_reported") == []
 
     # Later the machine is enrolled as a desk: enrolment sends nothing, its next request does.
     _, code = world.desks.add_desk("vte-02", office="Vientiane", by=None, now=world.clock())
     notices: list[str] = []
-    later = RemoteCentre(
+    later = CentreClient(
         DeskIdentity(elsewhere), clock=world.clock, centre_url=world.url, notice=notices.append
     )
     later.enrol(code)
@@ -121,7 +122,7 @@ def test_no_register_no_centre_refused_then_offline_and_reported(
     assert event.details["credential_state"] == "live"
     assert event.details["operator_at_desk"] is None
     # Named for a registrar, not revoked on the desk's word.
-    assert world.centre.service.credential(credential_id).state == "live"
+    assert world.centre.credentials.credential(credential_id).state == "live"
     (notice,) = notices
     assert credential_id in notice and "still live" in notice and "idsvc revoke" in notice
 

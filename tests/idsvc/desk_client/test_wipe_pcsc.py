@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_CSV
 from tests.support.cli_runner import Cli
 from tests.support.pcsc import VirtualCardFactory
+from tests.support.settings import SAMPLE_CSV
 
 pytestmark = [pytest.mark.pcsc]
 

@@ -20,7 +20,7 @@ import pytest
 from idsvc.desk_client import identity as desk_identity
 from idsvc.desk_client.identity import DeskIdentity
 from idsvc.errors import DeskRefused, EnrolmentRefused
-from tests.mobile_api.test_desk_http import World, make_world
+from tests.support.desk_world import World, make_world
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ KILLED_ENROL = textwrap.dedent(
     from pathlib import Path
 
     from idsvc.desk_client.identity import DeskIdentity
-    from idsvc.desk_client.centre_client import RemoteCentre
+    from idsvc.desk_client.centre_client import CentreClient
 
     url, code, home, now, kill_at = sys.argv[1:]
     renames = 0
@@ -126,7 +126,7 @@ KILLED_ENROL = textwrap.dedent(
 
     os.replace = replace
     at = datetime.fromisoformat(now)
-    RemoteCentre(DeskIdentity(Path(home)), clock=lambda: at, centre_url=url).enrol(
+    CentreClient(DeskIdentity(Path(home)), clock=lambda: at, centre_url=url).enrol(
         code, re_enrol=True
     )
     """

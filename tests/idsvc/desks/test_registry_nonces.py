@@ -15,20 +15,20 @@ from sqlalchemy import func, select
 
 from idsvc.desk_client.identity import DeskIdentity
 from idsvc.desks import registry as desks
-from idsvc.desks.gateway import DeskCentre
+from idsvc.desks.gateway import DeskGateway
 from idsvc.desks.registry import DeskRequest
 from idsvc.errors import DeskRequestInvalid
 from idsvc.formats.desk_proof import sign_proof
 from idsvc.storage.desk_tables import DeskNonceRow
 from idsvc.storage.tables import AuditEventRow
-from tests.conftest import NOW
 from tests.support.operator_people import make_centre
+from tests.support.settings import NOW
 
 PATH = "/v1/desk/eligibility"
 
 
-def _enrolled(home: Path, db_url: str) -> tuple[DeskCentre, DeskIdentity]:
-    desk_centre = DeskCentre(make_centre(home / "centre", db_url))
+def _enrolled(home: Path, db_url: str) -> tuple[DeskGateway, DeskIdentity]:
+    desk_centre = make_centre(home / "centre", db_url).desks
     _, code = desk_centre.add_desk("vte-01", office="Vientiane", by=None, now=NOW)
     identity = DeskIdentity(home / "desk")
     signer = identity.new_key()  # kept in memory by new_key: stored here, as enrolment would
@@ -45,10 +45,10 @@ def _enrolled(home: Path, db_url: str) -> tuple[DeskCentre, DeskIdentity]:
 
 
 @pytest.fixture
-def enrolled(tmp_path: Path, db_url: str) -> Iterator[tuple[DeskCentre, DeskIdentity]]:
+def enrolled(tmp_path: Path, db_url: str) -> Iterator[tuple[DeskGateway, DeskIdentity]]:
     desk_centre, identity = _enrolled(tmp_path, db_url)
     yield desk_centre, identity
-    desk_centre.service.db.dispose()
+    desk_centre.infra.db.dispose()
 
 
 def _request(identity: DeskIdentity, jti: str) -> DeskRequest:
@@ -57,8 +57,8 @@ def _request(identity: DeskIdentity, jti: str) -> DeskRequest:
     return DeskRequest(proof, "POST", PATH, body)
 
 
-def _nonces(desk_centre: DeskCentre, jti: str) -> int:
-    with desk_centre.service.db.transaction() as session:
+def _nonces(desk_centre: DeskGateway, jti: str) -> int:
+    with desk_centre.infra.db.transaction() as session:
         return (
             session.scalar(
                 select(func.count()).select_from(DeskNonceRow).where(DeskNonceRow.jti == jti)
@@ -68,11 +68,11 @@ def _nonces(desk_centre: DeskCentre, jti: str) -> int:
 
 
 def test_a_request_id_is_spent_once_and_the_transaction_goes_on(
-    enrolled: tuple[DeskCentre, DeskIdentity],
+    enrolled: tuple[DeskGateway, DeskIdentity],
 ) -> None:
     desk_centre, identity = enrolled
     request = _request(identity, "request-id-0000001")
-    db = desk_centre.service.db
+    db = desk_centre.infra.db
     with db.transaction() as session:
         before = session.scalar(select(func.count()).select_from(AuditEventRow))
         assert desks.desk_of_request(session, request, now=NOW).name == "vte-01"
@@ -98,7 +98,7 @@ def test_the_same_proof_twice_at_once_passes_once(tmp_path: Path, postgres_db: s
         same = _request(identity, "request-id-raced-01")
         outcome: list[BaseException | str] = []
         first_in = threading.Event()
-        db = desk_centre.service.db
+        db = desk_centre.infra.db
 
         def second() -> None:
             first_in.wait(5)
@@ -120,4 +120,4 @@ def test_the_same_proof_twice_at_once_passes_once(tmp_path: Path, postgres_db: s
         assert len(outcome) == 1 and isinstance(outcome[0], DeskRequestInvalid)
         assert _nonces(desk_centre, "request-id-raced-01") == 1
     finally:
-        desk_centre.service.db.dispose()
+        desk_centre.infra.db.dispose()

@@ -35,7 +35,7 @@ from idsvc.formats.claim169 import (
 )
 from keys.file_signer import FileSigner
 from keys.jwk import b64url_decode
-from tests.conftest import PASSPHRASE
+from tests.support.settings import PASSPHRASE
 
 ISS = "https://id.mcs.gov.kh/issuers/default"
 CREDENTIAL = PrintedCredential(

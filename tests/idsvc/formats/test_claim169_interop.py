@@ -32,16 +32,16 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from idsvc.formats.base45 import b45decode, b45encode
 from idsvc.register.photos import Photos
-from idsvc.service import IdService
+from idsvc.services import Services
 from keys.jwk import b64url_decode, public_key_from_jwk
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.support.card_print import portrait_bytes
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 PERSON = "LA-MOHA-000101"  # Somphone Keomany, ສົມພອນ ແກ້ວມະນີ
 
 
 @pytest.fixture(params=["ES256", "EdDSA"])
-def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdService]:
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
     settings = make_settings(
         tmp_path / "home",
         f"sqlite:///{tmp_path / 'idsvc.sqlite3'}",
@@ -49,15 +49,15 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdSer
         qr_date_of_birth=True,
     )
     svc = make_service(settings)
-    svc.init(now=NOW, actor="test-admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="t", now=NOW)
+    svc.credentials.init(now=NOW, actor="test-admin")
+    svc.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="t", now=NOW)
     yield svc
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
-def _decode(svc: IdService, text: str) -> independent.DecodeResult:
+def _decode(svc: Services, text: str) -> independent.DecodeResult:
     """Verify with nothing but the public key from the JWKS."""
-    (jwk,) = svc.jwks()["keys"]
+    (jwk,) = svc.credentials.jwks()["keys"]
     pem = (
         public_key_from_jwk(jwk)
         .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
@@ -72,8 +72,8 @@ def test_version_is_the_one_recorded() -> None:
     assert independent.version() == "0.3.0"
 
 
-def test_independent_decoder_accepts_our_qr(deployment: IdService) -> None:
-    view = deployment.issue(PERSON, actor="t", now=NOW)
+def test_independent_decoder_accepts_our_qr(deployment: Services) -> None:
+    view = deployment.credentials.issue(PERSON, actor="t", now=NOW)
     assert view.qr_text is not None
     result = _decode(deployment, view.qr_text)
     assert result.is_verified() and result.verification_status == "verified"
@@ -100,13 +100,13 @@ def test_independent_decoder_accepts_our_qr(deployment: IdService) -> None:
 
 
 def test_independent_decoder_refuses_tampering_and_wrong_keys(
-    deployment: IdService, tmp_path: Path
+    deployment: Services, tmp_path: Path
 ) -> None:
     import zlib
 
     import cbor2
 
-    text = deployment.issue(PERSON, actor="t", now=NOW).qr_text
+    text = deployment.credentials.issue(PERSON, actor="t", now=NOW).qr_text
     assert text is not None
     cose = cbor2.loads(zlib.decompress(b45decode(text)))
     protected, unprotected, payload, signature = cose.value
@@ -125,17 +125,17 @@ def test_independent_decoder_refuses_tampering_and_wrong_keys(
             key_alg=deployment.settings.key_alg,
         )
     )
-    other.init(now=NOW, actor="t")
+    other.credentials.init(now=NOW, actor="t")
     with pytest.raises(independent.SignatureError):
         _decode(other, text)  # the right format, somebody else's key
-    other.db.dispose()
+    other.infra.db.dispose()
 
 
-def test_independent_decoder_reads_the_face(deployment: IdService) -> None:
+def test_independent_decoder_reads_the_face(deployment: Services) -> None:
     portrait = portrait_bytes(size=(600, 800))
-    Photos(deployment.db).store(PERSON, portrait, actor="desk", now=NOW)
-    view = deployment.issue(PERSON, actor="t", now=NOW, qr_photo=True)
+    Photos(deployment.infra.db).store(PERSON, portrait, actor="desk", now=NOW)
+    view = deployment.credentials.issue(PERSON, actor="t", now=NOW, qr_photo=True)
     assert view.qr_text is not None
     (face,) = _decode(deployment, view.qr_text).claim169.face or []
-    assert face.data == Photos(deployment.db).qr_photo(PERSON)[0]
+    assert face.data == Photos(deployment.infra.db).qr_photo(PERSON)[0]
     assert (face.format, face.sub_format) == (0, 4)  # image, WebP

@@ -33,7 +33,7 @@ from idsvc.formats.status_list import (
     reference_claim,
 )
 from keys.file_signer import FileSigner
-from tests.conftest import PASSPHRASE, SAMPLE_CSV
+from tests.support.settings import PASSPHRASE, SAMPLE_CSV
 
 PROPERTY = settings(max_examples=100, derandomize=True, database=None, deadline=None)
 TODAY = date(2026, 11, 23)

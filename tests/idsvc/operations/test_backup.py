@@ -21,10 +21,9 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from idsvc.errors import BackupInvalid, ToolMissing
-from idsvc.operations.use_cases import Operations
-from idsvc.service import IdService
-from tests.conftest import NOW, make_service, make_settings
+from idsvc.services import Services
 from tests.support.cli_runner import Cli
+from tests.support.settings import NOW, make_service, make_settings
 
 ACTIVE = "KH-MCS-010002"
 
@@ -69,24 +68,22 @@ def target_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
     admin.dispose()
 
 
-def _used(service: IdService) -> str:
+def _used(service: Services) -> str:
     """Issue, supersede, revoke and leave one issuance pending; return the revoked token."""
-    service.issue(ACTIVE, actor="desk", now=NOW)
-    view = service.issue(ACTIVE, actor="desk", now=NOW + timedelta(minutes=1))
-    service.change_state(
-        view.id, "revoke", reason="card lost", actor="desk", now=NOW + timedelta(minutes=2)
-    )
+    service.credentials.issue(ACTIVE, actor="desk", now=NOW)
+    view = service.credentials.issue(ACTIVE, actor="desk", now=NOW + timedelta(minutes=1))
+    service.credentials.revoke(view.id, reason="card lost", by=None, now=NOW + timedelta(minutes=2))
     return view.token
 
 
-def test_restore_drill(service: IdService, db_url: str, target_url: str, tmp_path: Path) -> None:
+def test_restore_drill(service: Services, db_url: str, target_url: str, tmp_path: Path) -> None:
     token = _used(service)
     source = Cli(service.settings.home, db_url)
     backup = tmp_path / "backups" / "idsvc.tar.gz"
     made = source("backup", str(backup), "--json")
     assert made.returncode == 0, made.stderr
     head = json.loads(made.stdout)["audit_head"]
-    assert head == service.verify_audit().head_hash
+    assert head == service.audit.verify_chain().head_hash
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600  # personal data inside
     with tarfile.open(backup) as tar:
         names = tar.getnames()
@@ -109,18 +106,18 @@ def test_restore_drill(service: IdService, db_url: str, target_url: str, tmp_pat
     again = target("restore", str(backup))
     assert again.returncode == 23 and "not empty" in again.stderr
     target_service = make_service(make_settings(tmp_path / "restored-home", target_url))
-    forced = Operations(target_service).restore(backup, force=True, pg_bindir=None)
+    forced = target_service.operations.restore(backup, force=True, pg_bindir=None)
     assert forced.audit.head_hash == head
     assert _counts(target_url) == _counts(db_url)
-    target_service.db.dispose()
+    target_service.infra.db.dispose()
 
 
 def test_damaged_or_foreign_backup_is_refused(
-    service: IdService, db_url: str, target_url: str, tmp_path: Path
+    service: Services, db_url: str, target_url: str, tmp_path: Path
 ) -> None:
     backup = tmp_path / "b.tar.gz"
-    Operations(service).backup(backup, now=NOW, pg_bindir=None)
-    target = Operations(make_service(make_settings(tmp_path / "restored-home", target_url)))
+    service.operations.backup(backup, now=NOW, pg_bindir=None)
+    target = make_service(make_settings(tmp_path / "restored-home", target_url)).operations
 
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(backup.read_bytes()[: backup.stat().st_size // 2])
@@ -147,7 +144,7 @@ def test_damaged_or_foreign_backup_is_refused(
     assert not (tmp_path / "restored-home" / "keys").exists()
     if not db_url.startswith("sqlite"):
         with pytest.raises(ToolMissing, match=r"pg_dump for PostgreSQL 1[0-9]"):
-            Operations(service).backup(tmp_path / "c.tar.gz", now=NOW, pg_bindir=tmp_path)
+            service.operations.backup(tmp_path / "c.tar.gz", now=NOW, pg_bindir=tmp_path)
         assert not (tmp_path / "c.tar.gz").exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".idsvc-backup-")]
 

@@ -17,10 +17,9 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idsvc.config import Settings
-from idsvc.operations.use_cases import Operations
-from idsvc.service import IdService
-from tests.conftest import NOW
+from idsvc.services import Services
 from tests.support.cli_runner import IDSVC, Cli
+from tests.support.settings import NOW
 
 ACTIVE = ("KH-MCS-010002", "LA-MOHA-000101")
 
@@ -47,12 +46,12 @@ def _jwks(out: Path) -> dict[str, object]:
 
 
 def test_published_files_verify_independently_and_follow_revocations(
-    service: IdService, tmp_path: Path
+    service: Services, tmp_path: Path
 ) -> None:
     out = tmp_path / "cdn"
-    ops = Operations(service)
-    first = service.issue(ACTIVE[0], actor="desk", now=NOW)
-    second = service.issue(ACTIVE[1], actor="desk", now=NOW)
+    ops = service.operations
+    first = service.credentials.issue(ACTIVE[0], actor="desk", now=NOW)
+    second = service.credentials.issue(ACTIVE[1], actor="desk", now=NOW)
 
     report = ops.publish(out, now=NOW)
     lists = [p for p in report.written if p.startswith("status-lists/")]
@@ -71,7 +70,7 @@ def test_published_files_verify_independently_and_follow_revocations(
     assert again.written == [] and set(lists) <= set(again.unchanged)
 
     # A revocation reaches the published list at the next run.
-    service.change_state(first.id, "revoke", reason="lost", actor="desk", now=NOW)
+    service.credentials.revoke(first.id, reason="lost", by=None, now=NOW)
     after = ops.publish(out, now=NOW + timedelta(minutes=6))
     assert after.written == lists
     assert _status_of(out, first.token) == 1 and _status_of(out, second.token) == 0
@@ -90,10 +89,10 @@ def test_published_files_verify_independently_and_follow_revocations(
 
 
 def test_publish_watch_follows_a_revocation(
-    service: IdService, settings: Settings, tmp_path: Path
+    service: Services, settings: Settings, tmp_path: Path
 ) -> None:
-    view = service.issue(ACTIVE[0], actor="desk", now=NOW)
-    service.rotate_key(actor="admin", now=NOW)
+    view = service.credentials.issue(ACTIVE[0], actor="desk", now=NOW)
+    service.credentials.rotate_key(by=None, now=NOW)
     out = tmp_path / "bundle"
     cli = Cli(settings.home, str(settings.database_url))
     proc = subprocess.Popen(
@@ -108,7 +107,7 @@ def test_publish_watch_follows_a_revocation(
         # The retired key stays published: what it signed still verifies offline.
         assert len(_jwks(out)["keys"]) >= 2  # type: ignore[arg-type]
         assert _status_of(out, view.token) == 0
-        service.change_state(view.id, "revoke", reason="stolen", actor="desk", now=NOW)
+        service.credentials.revoke(view.id, reason="stolen", by=None, now=NOW)
         _wait_for(lambda: _status_of(out, view.token) == 1, proc)
     finally:
         proc.terminate()

@@ -15,15 +15,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from idsvc.operations.readiness import Readiness
-from idsvc.service import IdService
-from tests.conftest import NOW, make_service
-from tests.system.test_observability_serve import Launch, Server, launching
-
-
-@pytest.fixture
-def start(service: IdService) -> Iterator[Launch]:
-    with launching(service) as run:
-        yield run
+from idsvc.services import Services
+from tests.support.serve import Launch, Server
+from tests.support.settings import NOW, make_service
 
 
 def answers(server: Server, times: int = 6) -> list[tuple[int, dict[str, object]]]:
@@ -43,10 +37,10 @@ def database_ok(body: dict[str, object]) -> bool:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_readyz_fails_while_the_sqlite_file_is_gone(service: IdService, start: Launch) -> None:
+def test_readyz_fails_while_the_sqlite_file_is_gone(service: Services, start: Launch) -> None:
     server: Server = start(IDSVC_READINESS_CACHE="0")
     assert all(code == 200 for code, _ in answers(server))
-    database = Path(str(service.db.engine.url.database))
+    database = Path(str(service.infra.db.engine.url.database))
     aside = database.with_name("moved-away.sqlite3")
     database.rename(aside)
     try:
@@ -107,7 +101,7 @@ class Forwarder:
 
 
 @pytest.fixture
-def relayed(service: IdService) -> Iterator[tuple[Forwarder, str]]:
+def relayed(service: Services) -> Iterator[tuple[Forwarder, str]]:
     url = make_url(service.settings.resolved_database_url)
     relay = Forwarder((url.host or "127.0.0.1", url.port or 5432))
     yield relay, url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
@@ -135,8 +129,8 @@ def test_readyz_fails_while_postgresql_is_unreachable(
 # -- the checks one by one, in process --------------------------------------------------------
 
 
-def test_each_check_is_named_and_cached(service: IdService) -> None:
-    readiness = Readiness(service, cache_seconds=5)
+def test_each_check_is_named_and_cached(service: Services) -> None:
+    readiness = Readiness(service.infra, cache_seconds=5)
     report = readiness.report(now=NOW)
     assert report.ready, report.as_dict()
     assert [c.name for c in report.checks] == [
@@ -149,24 +143,24 @@ def test_each_check_is_named_and_cached(service: IdService) -> None:
     assert readiness.report(now=NOW + timedelta(seconds=6)) is not report
 
 
-def test_a_wrong_key_passphrase_fails_signing_key(service: IdService) -> None:
-    wrong = IdService.from_settings(service.settings, lambda: b"not the passphrase at all")
-    report = Readiness(wrong, cache_seconds=0).report(now=NOW)
+def test_a_wrong_key_passphrase_fails_signing_key(service: Services) -> None:
+    wrong = Services.from_settings(service.settings, lambda: b"not the passphrase at all")
+    report = Readiness(wrong.infra, cache_seconds=0).report(now=NOW)
     checks = {c.name: c for c in report.checks}
     assert not report.ready and not checks["signing_key"].ok
     assert checks["database"].ok and checks["migrations"].ok
     assert "not the passphrase" not in json.dumps(report.as_dict())
 
 
-def test_an_old_schema_fails_migrations(service: IdService) -> None:
-    with service.db.engine.begin() as conn:
+def test_an_old_schema_fails_migrations(service: Services) -> None:
+    with service.infra.db.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
-    report = Readiness(service, cache_seconds=0).report(now=NOW)
+    report = Readiness(service.infra, cache_seconds=0).report(now=NOW)
     checks = {c.name: c for c in report.checks}
     assert not checks["migrations"].ok and "0001" in checks["migrations"].detail
 
 
-def test_published_lists_near_expiry_fail(service: IdService, tmp_path: Path) -> None:
+def test_published_lists_near_expiry_fail(service: Services, tmp_path: Path) -> None:
     folder = tmp_path / "public"
     folder.mkdir()
     lifetime = service.settings.status_list_lifetime.total_seconds()
@@ -177,12 +171,12 @@ def test_published_lists_near_expiry_fail(service: IdService, tmp_path: Path) ->
         exp = int((NOW + timedelta(seconds=seconds_left)).timestamp())
         index = {"status_lists": {"1": {"uri": "u", "exp": exp, "bits_sha256": "0"}}}
         (folder / "index.json").write_text(json.dumps(index))
-        report = Readiness(svc, cache_seconds=0).report(now=NOW)
+        report = Readiness(svc.infra, cache_seconds=0).report(now=NOW)
         return {c.name: c.ok for c in report.checks}
 
     assert with_exp(lifetime * 0.8)["status_lists"]  # freshly published: most of it left
     assert not with_exp(lifetime * 0.2)["status_lists"]  # the publisher has stopped re-signing
     assert not with_exp(-60)["status_lists"]  # expired
     (folder / "index.json").unlink()  # publishing was configured but never ran
-    missing = {c.name: c for c in Readiness(svc, cache_seconds=0).report(now=NOW).checks}
+    missing = {c.name: c for c in Readiness(svc.infra, cache_seconds=0).report(now=NOW).checks}
     assert not missing["status_lists"].ok and "index.json" in missing["status_lists"].detail

@@ -22,34 +22,35 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from sqlalchemy import func, select
 
+from idsvc.cli.errors import exit_code_for
 from idsvc.errors import PhotoMissing, PhotoRejected, UnknownEmployee
 from idsvc.register.face_finder import find_faces
+from idsvc.register.photo_rule import MAX_PHOTO_BYTES
 from idsvc.register.photos import (
     EYES_FROM_BOTTOM,
     FACE_SIZE,
     HEAD_SHARE,
-    MAX_PHOTO_BYTES,
     QR_PHOTO_MAX_BYTES,
     QR_PHOTO_TARGET_BYTES,
     Photos,
     normalise_photo,
 )
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.db import alembic_config, make_engine, upgrade
 from idsvc.storage.tables import AuditEventRow, Base
-from tests.conftest import NOW
 from tests.support.card_print import FACES, png_declaring, portrait_bytes
+from tests.support.settings import NOW
 
 PERSON = "LA-MOHA-000101"
 
 
-def _audit_count(service: IdService) -> int:
-    with service.db.transaction() as session:
+def _audit_count(service: Services) -> int:
+    with service.infra.db.transaction() as session:
         return int(session.scalar(select(func.count()).select_from(AuditEventRow)) or 0)
 
 
-def test_store_normalises_and_audits(service: IdService) -> None:
-    photos = Photos(service.db)
+def test_store_normalises_and_audits(service: Services) -> None:
+    photos = Photos(service.infra.db)
     info = photos.store(PERSON, portrait_bytes(), actor="desk-7", now=NOW)
     assert (info.width, info.height) == FACE_SIZE
     face = photos.face_image(PERSON)
@@ -61,7 +62,7 @@ def test_store_normalises_and_audits(service: IdService) -> None:
     assert len(thumbnail) <= QR_PHOTO_TARGET_BYTES <= QR_PHOTO_MAX_BYTES
     with Image.open(io.BytesIO(thumbnail)) as small:
         assert small.format == "WEBP" and small.width <= 48
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         event = session.scalars(
             select(AuditEventRow).where(AuditEventRow.action == "photo.store")
         ).one()
@@ -70,12 +71,12 @@ def test_store_normalises_and_audits(service: IdService) -> None:
     # a new photo replaces the old one, and the audit links the two
     second = photos.store(PERSON, portrait_bytes("PNG", (700, 700)), actor="desk-7", now=NOW)
     assert second.sha256 != info.sha256
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         events = session.scalars(
             select(AuditEventRow).where(AuditEventRow.action == "photo.store")
         ).all()
         assert [e.details["previous_sha256"] for e in events] == [None, info.sha256]
-    assert service.verify_audit().events >= 2
+    assert service.audit.verify_chain().events >= 2
 
 
 def _jpeg(image: Image.Image, **save: object) -> bytes:
@@ -183,25 +184,25 @@ BAD = [
 ]
 
 
-def test_bad_photos_are_refused_and_change_nothing(service: IdService) -> None:
-    photos = Photos(service.db)
+def test_bad_photos_are_refused_and_change_nothing(service: Services) -> None:
+    photos = Photos(service.infra.db)
     good = photos.store(PERSON, portrait_bytes(), actor="desk", now=NOW)
     events = _audit_count(service)
     for data, message in BAD:
         with pytest.raises(PhotoRejected, match=message) as refused:
             photos.store(PERSON, data, actor="desk", now=NOW)
-        assert refused.value.exit_code == 20
+        assert exit_code_for(refused.value)[0] == 20
         assert photos.info(PERSON) == good, message
         assert _audit_count(service) == events, message
 
 
-def test_unknown_person_and_missing_photo(service: IdService) -> None:
-    photos = Photos(service.db)
+def test_unknown_person_and_missing_photo(service: Services) -> None:
+    photos = Photos(service.infra.db)
     with pytest.raises(UnknownEmployee):
         photos.store("XX-NOBODY-1", portrait_bytes(), actor="desk", now=NOW)
     with pytest.raises(PhotoMissing, match="idsvc photo") as missing:
         photos.face_image("KH-MCS-010002")
-    assert missing.value.exit_code == 20
+    assert exit_code_for(missing.value)[0] == 20
     with pytest.raises(UnknownEmployee):
         photos.qr_photo("XX-NOBODY-1")
 

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from idsvc.errors import CorrectionRefused, HolderNotEligible, InvalidTransition
 from idsvc.register.hr_sync import HrSync
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.tables import LIVE_STATES, CivilServantRow, CredentialRow, StatusHistoryRow
-from tests.conftest import NOW
 from tests.support.payroll import csv_of, sample_records
+from tests.support.settings import NOW
 
 ROUNDS = 6
 DAY = "2026-11-20"
@@ -50,15 +50,15 @@ def _together(*actions: Callable[[], object], expected: Expected = ()) -> list[B
     return raised
 
 
-def _status(service: IdService, employee_id: str) -> str:
-    with service.db.transaction() as session:
+def _status(service: Services, employee_id: str) -> str:
+    with service.infra.db.transaction() as session:
         row = session.get(CivilServantRow, employee_id)
         assert row is not None
         return row.status
 
 
-def _history(service: IdService, employee_id: str) -> list[str]:
-    with service.db.transaction() as session:
+def _history(service: Services, employee_id: str) -> list[str]:
+    with service.infra.db.transaction() as session:
         return list(
             session.scalars(
                 select(StatusHistoryRow.status)
@@ -68,8 +68,8 @@ def _history(service: IdService, employee_id: str) -> list[str]:
         )
 
 
-def _live_credentials(service: IdService, employee_id: str) -> int:
-    with service.db.transaction() as session:
+def _live_credentials(service: Services, employee_id: str) -> int:
+    with service.infra.db.transaction() as session:
         return len(
             session.scalars(
                 select(CredentialRow.id).where(
@@ -83,19 +83,19 @@ def _active_people() -> list[dict[str, str]]:
     return [r for r in sample_records() if r["status"] == "active"]
 
 
-def test_file_import_beside_hr_sync_keeps_the_dead_dead(service: IdService) -> None:
+def test_file_import_beside_hr_sync_keeps_the_dead_dead(service: Services) -> None:
     people = _active_people()
     records = sample_records()
     for r in records:
         if r in people:
             r["status"], r["status_date"] = "deceased", DAY
     death_file = csv_of(records)
-    sync = HrSync(service.db)
+    sync = HrSync(service.infra.db)
     for person in people[:ROUNDS]:
         alive = person | {"status": "active", "status_date": DAY}
 
         def file_import() -> None:
-            service.import_hr(death_file, source_name="deaths.csv", actor="hr", now=NOW)
+            service.register.import_hr(death_file, source_name="deaths.csv", actor="hr", now=NOW)
 
         def request(record: dict[str, str] = alive) -> None:
             sync.upsert([record], client_id="c", client_name="HR", idempotency_key=None, now=NOW)
@@ -107,7 +107,7 @@ def test_file_import_beside_hr_sync_keeps_the_dead_dead(service: IdService) -> N
         assert history[-1] == "deceased" and history.count("deceased") == 1, history
 
 
-def test_issuance_beside_a_death_leaves_no_live_credential(service: IdService) -> None:
+def test_issuance_beside_a_death_leaves_no_live_credential(service: Services) -> None:
     for person in _active_people()[:ROUNDS]:
         employee_id = person["employee_id"]
         records = sample_records()
@@ -116,10 +116,10 @@ def test_issuance_beside_a_death_leaves_no_live_credential(service: IdService) -
                 r["status"], r["status_date"] = "deceased", DAY
 
         def issue(employee_id: str = employee_id) -> None:
-            service.issue(employee_id, actor="registrar", now=NOW)
+            service.credentials.issue(employee_id, actor="registrar", now=NOW)
 
         def death(data: bytes = csv_of(records)) -> None:
-            service.import_hr(data, source_name="death.csv", actor="hr", now=NOW)
+            service.register.import_hr(data, source_name="death.csv", actor="hr", now=NOW)
 
         refused = _together(issue, death, expected=(HolderNotEligible,))
         assert _status(service, employee_id) == "deceased"
@@ -127,22 +127,26 @@ def test_issuance_beside_a_death_leaves_no_live_credential(service: IdService) -
         assert _live_credentials(service, employee_id) == 0, refused
 
 
-def test_reinstatement_beside_a_death_stays_revoked(service: IdService) -> None:
+def test_reinstatement_beside_a_death_stays_revoked(service: Services) -> None:
     for person in _active_people()[:ROUNDS]:
         employee_id = person["employee_id"]
-        credential = service.issue(employee_id, actor="registrar", now=NOW)
-        service.change_state(credential.id, "suspend", reason="card lost", actor="r", now=NOW)
+        credential = service.credentials.issue(employee_id, actor="registrar", now=NOW)
+        service.credentials.change_state(
+            credential.id, "suspend", reason="card lost", actor="r", now=NOW
+        )
 
         def reinstate(credential_id: str = credential.id) -> None:
-            service.change_state(credential_id, "reinstate", reason="found", actor="r", now=NOW)
+            service.credentials.change_state(
+                credential_id, "reinstate", reason="found", actor="r", now=NOW
+            )
 
         def death(employee_id: str = employee_id) -> None:
-            service.correct_status(
+            service.register.correct_status(
                 employee_id,
-                "deceased",
+                status="deceased",
                 status_date=date(2026, 11, 20),
                 reason="death certificate 2026/118",
-                actor="registrar",
+                by=None,
                 now=NOW,
             )
 
@@ -151,17 +155,17 @@ def test_reinstatement_beside_a_death_stays_revoked(service: IdService) -> None:
         assert _live_credentials(service, employee_id) == 0
 
 
-def test_two_corrections_at_once_make_one_change(service: IdService) -> None:
+def test_two_corrections_at_once_make_one_change(service: Services) -> None:
     for person in _active_people()[:ROUNDS]:
         employee_id = person["employee_id"]
 
         def correct(employee_id: str = employee_id) -> None:
-            service.correct_status(
+            service.register.correct_status(
                 employee_id,
-                "dismissed",
+                status="dismissed",
                 status_date=date(2026, 11, 20),
                 reason="decision 2026/77 of the ministry",
-                actor="registrar",
+                by=None,
                 now=NOW,
             )
 

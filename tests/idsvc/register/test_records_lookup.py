@@ -12,14 +12,14 @@ from sqlalchemy import event
 
 from idsvc.register import records as register
 from idsvc.register.hr_sync import HrSync
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.tables import CivilServantRow
-from tests.conftest import NOW
 from tests.support.payroll import csv_of, sample_records
+from tests.support.settings import NOW
 
 
 @contextmanager
-def register_reads(service: IdService) -> Iterator[list[tuple[str, Any]]]:
+def register_reads(service: Services) -> Iterator[list[tuple[str, Any]]]:
     """(SQL, parameters) of every statement that reads the civil_servants table."""
     seen: list[tuple[str, Any]] = []
 
@@ -27,15 +27,15 @@ def register_reads(service: IdService) -> Iterator[list[tuple[str, Any]]]:
         if statement.lstrip().upper().startswith("SELECT") and "FROM civil_servants" in statement:
             seen.append((statement, params))
 
-    event.listen(service.db.engine, "before_cursor_execute", record)
+    event.listen(service.infra.db.engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(service.db.engine, "before_cursor_execute", record)
+        event.remove(service.infra.db.engine, "before_cursor_execute", record)
 
 
 def test_an_api_batch_reads_only_its_own_people(
-    service: IdService, monkeypatch: pytest.MonkeyPatch
+    service: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(register, "_CHUNK", 2)  # several chunks from a few records
     records = sample_records()[:5]
@@ -44,7 +44,7 @@ def test_an_api_batch_reads_only_its_own_people(
     records.append(records[0] | {"employee_id": "LA-MOHA-009001"})  # new
     with register_reads(service) as reads:
         answer = (
-            HrSync(service.db)
+            HrSync(service.infra.db)
             .upsert(records, client_id="c1", client_name="hr", idempotency_key=None, now=NOW)
             .body
         )
@@ -54,16 +54,18 @@ def test_an_api_batch_reads_only_its_own_people(
     assert reads and all("WHERE" in sql for sql, _ in reads)
     asked = {v for _, params in reads for v in _values(params)}
     assert asked <= {r["employee_id"] for r in records}
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         moved = session.get(CivilServantRow, records[4]["employee_id"])
         assert moved is not None and moved.unit == "Moved"
         assert session.get(CivilServantRow, "LA-MOHA-009001") is not None
 
 
-def test_a_whole_export_scans_once_and_a_repeat_changes_nothing(service: IdService) -> None:
+def test_a_whole_export_scans_once_and_a_repeat_changes_nothing(service: Services) -> None:
     records = sample_records()
     with register_reads(service) as reads:
-        report = service.import_hr(csv_of(records), source_name="again.csv", actor="hr", now=NOW)
+        report = service.register.import_hr(
+            csv_of(records), source_name="again.csv", actor="hr", now=NOW
+        )
     assert report.unchanged == len(records) and report.created == report.updated == 0
     assert sum("WHERE" not in sql for sql, _ in reads) == 1
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from idsvc.centre import Centre, Pending
 from idsvc.desk_client.identity import DeskIdentity
-from idsvc.desks.gateway import DeskCentre
 from idsvc.desks.registry import DeskRequest
 from idsvc.errors import InvalidOperator, NotPermitted
 from idsvc.formats.desk_proof import sign_proof
 from idsvc.formats.jws import JwsSigner
+from idsvc.services import Services
+from idsvc.staff.maker_checker import Pending
 from idsvc.staff.operators import Actor, OperatorView
 from idsvc.storage.tables import AuditEventRow
-from tests.conftest import NOW
 from tests.support.operator_people import PASSWORD, People, code, make_centre
+from tests.support.settings import NOW
 
 LAO = "LA-MOHA-000101"  # office Vientiane in the sample register
 KHMER = "KH-MCS-010002"  # office Phnom Penh
@@ -39,10 +39,10 @@ NO_OFFICE_CSV = (
 
 
 @pytest.fixture
-def pair(tmp_path: Path, db_url: str) -> Iterator[tuple[Centre, Centre, People]]:
+def pair(tmp_path: Path, db_url: str) -> Iterator[tuple[Services, Services, People]]:
     """An open centre (no maker-checker) and the same centre with every action held."""
     open_centre = make_centre(tmp_path / "home", db_url)
-    open_centre.service.import_hr(NO_OFFICE_CSV, source_name="old.csv", actor="hr", now=NOW)
+    open_centre.register.import_hr(NO_OFFICE_CSV, source_name="old.csv", actor="hr", now=NOW)
     people = People(open_centre)
     people.add("root", "admin", "*")
     people.add("vte-admin", "admin", "Vientiane")
@@ -55,39 +55,43 @@ def pair(tmp_path: Path, db_url: str) -> Iterator[tuple[Centre, Centre, People]]
     people.add("chief", "supervisor", "*")
     held = make_centre(tmp_path / "home", db_url, fresh=False, approval_required=HELD)
     yield open_centre, held, people
-    open_centre.service.db.dispose()
-    held.service.db.dispose()
+    open_centre.infra.db.dispose()
+    held.infra.db.dispose()
 
 
-def _audit(centre: Centre, action: str) -> list[AuditEventRow]:
-    with centre.service.db.transaction() as session:
+def _audit(centre: Services, action: str) -> list[AuditEventRow]:
+    with centre.infra.db.transaction() as session:
         query = select(AuditEventRow).where(AuditEventRow.action == action)
         return list(session.execute(query.order_by(AuditEventRow.seq)).scalars())
 
 
 def test_an_operator_acts_only_for_people_of_their_office(
-    pair: tuple[Centre, Centre, People],
+    pair: tuple[Services, Services, People],
 ) -> None:
     centre, _, people = pair
-    lao = centre.service.issue(LAO, actor="test", now=NOW)
-    khmer = centre.service.issue(KHMER, actor="test", now=NOW)
+    lao = centre.credentials.issue(LAO, actor="test", now=NOW)
+    khmer = centre.credentials.issue(KHMER, actor="test", now=NOW)
     with pytest.raises(NotPermitted, match="only for people of office Phnom Penh") as refused:
-        centre.revoke(lao.id, reason="card lost", by=people.actor("dara"), now=NOW)
+        centre.credentials.revoke(lao.id, reason="card lost", by=people.actor("dara"), now=NOW)
     assert "Vientiane" not in str(refused.value)  # the other office is not named
-    assert centre.service.credential(lao.id).state == "live"
+    assert centre.credentials.credential(lao.id).state == "live"
     with pytest.raises(NotPermitted, match="office"):
-        centre.reissue_after_loss(KHMER, reason="stolen", by=people.actor("somphone"), now=NOW)
-    assert centre.service.credential(khmer.id).state == "live"
+        centre.credentials.declare_lost(
+            KHMER, reason="stolen", by=people.actor("somphone"), now=NOW
+        )
+    assert centre.credentials.credential(khmer.id).state == "live"
     with pytest.raises(NotPermitted, match="office"):
-        centre.correct_status(
+        centre.register.correct_status(
             KHMER, status="suspended", reason="HR typo in the export", by=people.actor("vong"),
             now=NOW,
         )  # fmt: skip
     # Their own office's people: done.
-    done = centre.revoke(lao.id, reason="card lost", by=people.actor("somphone"), now=NOW)
+    done = centre.credentials.revoke(
+        lao.id, reason="card lost", by=people.actor("somphone"), now=NOW
+    )
     assert not isinstance(done, Pending) and done.state == "revoked"
     assert "revoked" in str(
-        centre.reissue_after_loss(KHMER, reason="stolen", by=people.actor("dara"), now=NOW)
+        centre.credentials.declare_lost(KHMER, reason="stolen", by=people.actor("dara"), now=NOW)
     )
     refusals = _audit(centre, "office.refused")
     assert [(e.actor, e.target_id, e.details["action"]) for e in refusals] == [
@@ -96,51 +100,61 @@ def test_an_operator_acts_only_for_people_of_their_office(
         ("vong", KHMER, "hr_correction"),
     ]
     assert all("Vientiane" not in str(e.details) or e.actor != "dara" for e in refusals)
-    centre.service.verify_audit()
+    centre.audit.verify_chain()
 
 
 def test_people_without_an_office_are_for_national_operators_only(
-    pair: tuple[Centre, Centre, People],
+    pair: tuple[Services, Services, People],
 ) -> None:
     centre, _, people = pair
     with pytest.raises(NotPermitted, match="no office recorded") as no_office:
-        centre.reissue_after_loss(NOBODY_S, reason="stolen", by=people.actor("somphone"), now=NOW)
+        centre.credentials.declare_lost(
+            NOBODY_S, reason="stolen", by=people.actor("somphone"), now=NOW
+        )
     # An id that is nobody's gets the very same answer: no oracle for who exists, or where.
     with pytest.raises(NotPermitted) as unknown:
-        centre.reissue_after_loss(UNKNOWN, reason="stolen", by=people.actor("somphone"), now=NOW)
+        centre.credentials.declare_lost(
+            UNKNOWN, reason="stolen", by=people.actor("somphone"), now=NOW
+        )
     assert str(unknown.value) == str(no_office.value).replace(NOBODY_S, UNKNOWN)
     with pytest.raises(NotPermitted) as other:
-        centre.reissue_after_loss(KHMER, reason="stolen", by=people.actor("somphone"), now=NOW)
+        centre.credentials.declare_lost(
+            KHMER, reason="stolen", by=people.actor("somphone"), now=NOW
+        )
     assert str(other.value) == str(no_office.value).replace(NOBODY_S, KHMER)
     national = people.actor("nat")
     assert "0 credential(s)" in str(
-        centre.reissue_after_loss(NOBODY_S, reason="stolen", by=national, now=NOW)
+        centre.credentials.declare_lost(NOBODY_S, reason="stolen", by=national, now=NOW)
     )
     assert "0 credential(s)" in str(
-        centre.reissue_after_loss(LAO, reason="stolen", by=people.actor("nat"), now=NOW)
+        centre.credentials.declare_lost(LAO, reason="stolen", by=people.actor("nat"), now=NOW)
     )
 
 
-def test_an_approver_must_be_of_the_persons_office(pair: tuple[Centre, Centre, People]) -> None:
+def test_an_approver_must_be_of_the_persons_office(pair: tuple[Services, Services, People]) -> None:
     _, centre, people = pair
-    credential = centre.service.issue(LAO, actor="test", now=NOW)
-    asked = centre.revoke(credential.id, reason="card lost", by=people.actor("somphone"), now=NOW)
+    credential = centre.credentials.issue(LAO, actor="test", now=NOW)
+    asked = centre.credentials.revoke(
+        credential.id, reason="card lost", by=people.actor("somphone"), now=NOW
+    )
     assert isinstance(asked, Pending)
     approval = asked.approval.id
     # A supervisor of another office neither sees it nor decides it.
-    assert centre.list_approvals(by=people.actor("sokha"), state="pending", now=NOW) == []
+    assert centre.staff.list_approvals(by=people.actor("sokha"), state="pending", now=NOW) == []
     with pytest.raises(NotPermitted, match="only for people of office Phnom Penh"):
-        centre.approve(approval, by=people.actor("sokha"), now=NOW)
+        centre.staff.approve(approval, by=people.actor("sokha"), now=NOW)
     with pytest.raises(NotPermitted, match="only for people of office Phnom Penh"):
-        centre.reject(approval, by=people.actor("sokha"), reason="not mine", now=NOW)
-    assert centre.service.credential(credential.id).state == "live"
-    listed = centre.list_approvals(by=people.actor("khamla"), state="pending", now=NOW)
+        centre.staff.reject(approval, by=people.actor("sokha"), reason="not mine", now=NOW)
+    assert centre.credentials.credential(credential.id).state == "live"
+    listed = centre.staff.list_approvals(by=people.actor("khamla"), state="pending", now=NOW)
     assert [v.id for v in listed] == [approval]
-    assert [v.id for v in centre.list_approvals(by=people.actor("chief"), state=None, now=NOW)] == [
-        approval
-    ]
-    view, _ = centre.approve(approval, by=people.actor("khamla"), now=NOW + timedelta(minutes=1))
-    assert view.state == "done" and centre.service.credential(credential.id).state == "revoked"
+    assert [
+        v.id for v in centre.staff.list_approvals(by=people.actor("chief"), state=None, now=NOW)
+    ] == [approval]
+    view, _ = centre.staff.approve(
+        approval, by=people.actor("khamla"), now=NOW + timedelta(minutes=1)
+    )
+    assert view.state == "done" and centre.credentials.credential(credential.id).state == "revoked"
     refused = _audit(centre, "office.refused")
     assert [(e.actor, e.details["action"]) for e in refused] == [
         ("sokha", "revoke"),
@@ -149,40 +163,44 @@ def test_an_approver_must_be_of_the_persons_office(pair: tuple[Centre, Centre, P
 
 
 def test_national_scope_is_explicit_and_only_a_national_admin_grants_it(
-    pair: tuple[Centre, Centre, People],
+    pair: tuple[Services, Services, People],
 ) -> None:
     centre, held, people = pair
-    listed = {v.name: v.office for v in centre.list_operators()}
+    listed = {v.name: v.office for v in centre.staff.list_operators()}
     assert listed["root"] == "*" and listed["somphone"] == "Vientiane"
     local_admin = people.actor("vte-admin")
     for office in ("*", "Phnom Penh"):
         with pytest.raises(NotPermitted, match="may change only operators of office Vientiane"):
-            centre.add_operator(
+            centre.staff.add_operator(
                 "upstart", role="issuer", office=office, password=PASSWORD, by=local_admin,
                 now=NOW,
             )  # fmt: skip
     with pytest.raises(NotPermitted, match="only operators of office Vientiane"):
-        centre.set_operator_enabled("dara", enabled=False, by=people.actor("vte-admin"), now=NOW)
+        centre.staff.set_operator_enabled(
+            "dara", enabled=False, by=people.actor("vte-admin"), now=NOW
+        )
     with pytest.raises(NotPermitted, match="only operators of office Vientiane"):
-        centre.reset_totp("root", by=people.actor("vte-admin"), now=NOW)
-    done = centre.set_operator_enabled(
+        centre.staff.reset_totp("root", by=people.actor("vte-admin"), now=NOW)
+    done = centre.staff.set_operator_enabled(
         "somphone", enabled=False, by=people.actor("vte-admin"), now=NOW
     )
     assert isinstance(done, OperatorView) and not done.enabled
-    added = centre.add_operator(
+    added = centre.staff.add_operator(
         "newnat", role="supervisor", office="*", password=PASSWORD, by=people.actor("root"),
         now=NOW,
     )  # fmt: skip
     assert added.operator.office == "*"  # type: ignore[union-attr]
     with pytest.raises(NotPermitted, match="national"):
-        held.rotate_key(issuer_slug="default", by=people.actor("vte-admin"), now=NOW)
-    assert isinstance(held.rotate_key(issuer_slug="default", by=people.actor("root"), now=NOW),
-                      Pending)  # fmt: skip
+        held.credentials.rotate_key(issuer_slug="default", by=people.actor("vte-admin"), now=NOW)
+    rotated = held.credentials.rotate_key(issuer_slug="default", by=people.actor("root"), now=NOW)
+    assert isinstance(rotated, Pending)
     # '*' is an operator's scope, never a desk's office (nor a person's: see test_hr_csv).
     with pytest.raises(InvalidOperator, match="office"):
-        DeskCentre(centre).add_desk("star-01", office="*", by=None, now=NOW)
+        centre.desks.add_desk("star-01", office="*", by=None, now=NOW)
     with pytest.raises(InvalidOperator, match="'\\*' for national scope"):
-        centre.add_operator("bad", role="issuer", office="**", password=PASSWORD, by=None, now=NOW)
+        centre.staff.add_operator(
+            "bad", role="issuer", office="**", password=PASSWORD, by=None, now=NOW
+        )
 
 
 def _desk_request(signer: JwsSigner, path: str, body: bytes, jti: str) -> DeskRequest:
@@ -191,10 +209,10 @@ def _desk_request(signer: JwsSigner, path: str, body: bytes, jti: str) -> DeskRe
 
 
 def test_a_desk_issues_prints_and_photographs_only_its_offices_people(
-    pair: tuple[Centre, Centre, People], tmp_path: Path
+    pair: tuple[Services, Services, People], tmp_path: Path
 ) -> None:
     centre, _, people = pair
-    desks = DeskCentre(centre)
+    desks = centre.desks
     _, enrol_code = desks.add_desk("vte-01", office="Vientiane", by=None, now=NOW)
     identity = DeskIdentity(tmp_path / "desk")
     signer = identity.new_key()
@@ -238,9 +256,11 @@ def test_a_desk_issues_prints_and_photographs_only_its_offices_people(
         )
 
 
-def test_the_console_without_an_operator_is_national(pair: tuple[Centre, Centre, People]) -> None:
+def test_the_console_without_an_operator_is_national(
+    pair: tuple[Services, Services, People],
+) -> None:
     centre, _, _ = pair
     assert "0 credential(s)" in str(
-        centre.reissue_after_loss(NOBODY_S, reason="stolen", by=None, now=NOW)
+        centre.credentials.declare_lost(NOBODY_S, reason="stolen", by=None, now=NOW)
     )
     assert Actor("x", "issuer", "*").national and not Actor("x", "issuer", "Vientiane").national

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from idsvc.centre import Centre
 from idsvc.desk_client.identity import DeskIdentity
-from idsvc.desks.gateway import DeskCentre
+from idsvc.desks.gateway import DeskGateway
 from idsvc.desks.registry import DeskRequest
 from idsvc.errors import (
     DeskRefused,
@@ -27,6 +26,7 @@ from idsvc.errors import (
 )
 from idsvc.formats.desk_proof import sign_proof
 from idsvc.formats.jws import JwsSigner
+from idsvc.services import Services
 from idsvc.staff import operators, totp
 from idsvc.staff.operators import LoginSession
 from idsvc.staff.secrets import (
@@ -40,8 +40,8 @@ from idsvc.staff.secrets import (
 )
 from idsvc.storage.desk_tables import OperatorRow, OperatorSessionRow
 from idsvc.storage.tables import AuditEventRow
-from tests.conftest import NOW
 from tests.support.operator_people import PASSWORD, People, code, make_centre, secret_of
+from tests.support.settings import NOW
 
 RFC_KEY = b"12345678901234567890"
 
@@ -134,13 +134,13 @@ def test_sealed_totp_secret_is_bound_to_key_and_owner(tmp_path: Path) -> None:
 
 # -- logins on a real database ---------------------------------------------------------------
 @pytest.fixture
-def centre(tmp_path: Path, db_url: str) -> Iterator[Centre]:
+def centre(tmp_path: Path, db_url: str) -> Iterator[Services]:
     c = make_centre(tmp_path / "home", db_url, operator_max_failed_logins=3)
     yield c
-    c.service.db.dispose()
+    c.infra.db.dispose()
 
 
-def test_add_list_and_refusals(centre: Centre) -> None:
+def test_add_list_and_refusals(centre: Services) -> None:
     people = People(centre)
     people.add("somphone", "issuer")
     with pytest.raises(OperatorExists):
@@ -152,75 +152,79 @@ def test_add_list_and_refusals(centre: Centre) -> None:
         ("ok-name", "issuer", "Vientiane", "short", "12 characters"),
     ]:
         with pytest.raises(InvalidOperator, match=what):
-            centre.add_operator(name, role=role, office=office, password=password, by=None, now=NOW)
-    listed = centre.list_operators()
+            centre.staff.add_operator(
+                name, role=role, office=office, password=password, by=None, now=NOW
+            )
+    listed = centre.staff.list_operators()
     assert [(v.name, v.role, v.office, v.enabled) for v in listed] == [
         ("somphone", "issuer", "Vientiane", True)
     ]
-    with centre.service.db.transaction() as session:
+    with centre.infra.db.transaction() as session:
         row = session.execute(select(OperatorRow)).scalar_one()
         assert PASSWORD not in row.password_hash and row.password_hash.startswith("scrypt$")
         secret = people.secrets["somphone"]
         assert secret.hex() not in row.totp_sealed
 
 
-def test_login_replay_lockout_and_unlock(centre: Centre) -> None:
+def test_login_replay_lockout_and_unlock(centre: Services) -> None:
     people = People(centre)
     secret = people.add("somphone", "issuer")
-    login = centre.login("somphone", PASSWORD, code(secret, NOW), now=NOW)
+    login = centre.staff.login("somphone", PASSWORD, code(secret, NOW), now=NOW)
     assert login.actor.name == "somphone" and login.actor.desk is None
     assert login.expires_at == NOW + timedelta(hours=8)
     # The same code again (same step): refused, even with the right password.
     with pytest.raises(LoginRefused, match="wrong operator name, password or one-time code"):
-        centre.login("somphone", PASSWORD, code(secret, NOW), now=NOW + timedelta(seconds=5))
+        centre.staff.login("somphone", PASSWORD, code(secret, NOW), now=NOW + timedelta(seconds=5))
     # An unknown name answers the same way.
     with pytest.raises(LoginRefused, match="wrong operator name, password or one-time code"):
-        centre.login("nobody", PASSWORD, "123456", now=NOW)
+        centre.staff.login("nobody", PASSWORD, "123456", now=NOW)
     later = NOW + timedelta(minutes=5)
     with pytest.raises(LoginRefused):
-        centre.login("somphone", "wrong password!", code(secret, later), now=later)
+        centre.staff.login("somphone", "wrong password!", code(secret, later), now=later)
     # Third failure in a row (the replay counted as one): locked, and a right login is refused.
     with pytest.raises(LoginRefused):
-        centre.login("somphone", "wrong password!", code(secret, later), now=later)
+        centre.staff.login("somphone", "wrong password!", code(secret, later), now=later)
     with pytest.raises(OperatorLocked, match="locked"):
-        centre.login("somphone", PASSWORD, code(secret, later), now=later)
-    assert centre.list_operators()[0].locked_until == later + timedelta(minutes=30)
-    centre.set_operator_enabled("somphone", enabled=True, by=None, now=later)
+        centre.staff.login("somphone", PASSWORD, code(secret, later), now=later)
+    assert centre.staff.list_operators()[0].locked_until == later + timedelta(minutes=30)
+    centre.staff.set_operator_enabled("somphone", enabled=True, by=None, now=later)
     # The code shown to "locked" was spent: the next one, a step later, signs in.
     with pytest.raises(LoginRefused):
-        centre.login("somphone", PASSWORD, code(secret, later), now=later)
-    centre.set_operator_enabled("somphone", enabled=True, by=None, now=later)
+        centre.staff.login("somphone", PASSWORD, code(secret, later), now=later)
+    centre.staff.set_operator_enabled("somphone", enabled=True, by=None, now=later)
     next_step = later + timedelta(seconds=30)
-    ok = centre.login("somphone", PASSWORD, code(secret, next_step), now=next_step)
+    ok = centre.staff.login("somphone", PASSWORD, code(secret, next_step), now=next_step)
     assert ok.actor.role == "issuer"
-    with centre.service.db.transaction() as session:
+    with centre.infra.db.transaction() as session:
         actions = session.execute(select(AuditEventRow.action)).scalars().all()
     # Three for somphone, one for the unknown name, one for the spent code.
     assert actions.count("operator.login_failed") == 5 and actions.count("operator.login") == 2
 
 
-def test_lockout_expires_by_itself(centre: Centre) -> None:
+def test_lockout_expires_by_itself(centre: Services) -> None:
     people = People(centre)
     secret = people.add("somphone", "issuer")
     for _ in range(3):
         with pytest.raises(LoginRefused):
-            centre.login("somphone", "wrong password!", "000000", now=NOW)
+            centre.staff.login("somphone", "wrong password!", "000000", now=NOW)
     with pytest.raises(OperatorLocked):
-        centre.login("somphone", PASSWORD, code(secret, NOW), now=NOW)
+        centre.staff.login("somphone", PASSWORD, code(secret, NOW), now=NOW)
     after = NOW + timedelta(minutes=31)
-    assert centre.login("somphone", PASSWORD, code(secret, after), now=after).actor
+    assert centre.staff.login("somphone", PASSWORD, code(secret, after), now=after).actor
 
 
-def _actor(centre: Centre, token: str, at: datetime) -> operators.Actor:
-    with centre.service.db.transaction() as session:
-        return operators.actor_of_session(session, token, desk=None, policy=centre.policy, now=at)
+def _actor(centre: Services, token: str, at: datetime) -> operators.Actor:
+    with centre.infra.db.transaction() as session:
+        return operators.actor_of_session(
+            session, token, desk=None, policy=centre.staff.policy, now=at
+        )
 
 
-def test_sessions_idle_and_absolute_expiry_and_disable(centre: Centre) -> None:
+def test_sessions_idle_and_absolute_expiry_and_disable(centre: Services) -> None:
     people = People(centre)
     secret = people.add("somphone", "issuer")
-    login = centre.login("somphone", PASSWORD, code(secret, NOW), now=NOW)
-    with centre.service.db.transaction() as session:
+    login = centre.staff.login("somphone", PASSWORD, code(secret, NOW), now=NOW)
+    with centre.infra.db.transaction() as session:
         row = session.execute(select(OperatorSessionRow)).scalar_one()
         assert login.token not in row.token_hash and len(row.token_hash) == 64
     # Used every 10 minutes, the session lives until its absolute end (8 h).
@@ -232,58 +236,62 @@ def test_sessions_idle_and_absolute_expiry_and_disable(centre: Centre) -> None:
         _actor(centre, login.token, NOW + timedelta(hours=8))
     # Idle for more than 15 minutes: ended.
     t2 = NOW + timedelta(minutes=1)
-    second = centre.login("somphone", PASSWORD, code(secret, t2), now=t2)
+    second = centre.staff.login("somphone", PASSWORD, code(secret, t2), now=t2)
     with pytest.raises(SessionInvalid, match="expired"):
         _actor(centre, second.token, t2 + timedelta(minutes=16))
     # Disabling the operator ends a fresh session at once.
     t3 = NOW + timedelta(minutes=2)
-    third = centre.login("somphone", PASSWORD, code(secret, t3), now=t3)
-    centre.set_operator_enabled("somphone", enabled=False, by=None, now=t3)
+    third = centre.staff.login("somphone", PASSWORD, code(secret, t3), now=t3)
+    centre.staff.set_operator_enabled("somphone", enabled=False, by=None, now=t3)
     with pytest.raises(SessionInvalid, match="ended"):
         _actor(centre, third.token, t3)
     t4 = NOW + timedelta(minutes=3)
     with pytest.raises(NotPermitted, match="disabled"):
-        centre.login("somphone", PASSWORD, code(secret, t4), now=t4)
+        centre.staff.login("somphone", PASSWORD, code(secret, t4), now=t4)
     with pytest.raises(SessionInvalid, match="unknown"):
         _actor(centre, "not-a-token", t4)
 
 
-def test_reset_totp_and_set_password(centre: Centre) -> None:
+def test_reset_totp_and_set_password(centre: Services) -> None:
     people = People(centre)
     old = people.add("somphone", "issuer")
-    reset = centre.reset_totp("somphone", by=None, now=NOW)
+    reset = centre.staff.reset_totp("somphone", by=None, now=NOW)
     assert isinstance(reset, operators.Enrolment)
     new = secret_of(reset.otpauth_uri)
     assert new != old
     with pytest.raises(LoginRefused):
-        centre.login("somphone", PASSWORD, code(old, NOW), now=NOW)
+        centre.staff.login("somphone", PASSWORD, code(old, NOW), now=NOW)
     t = NOW + timedelta(minutes=1)
-    assert centre.login("somphone", PASSWORD, code(new, t), now=t).actor
-    centre.set_password("somphone", password="another long passphrase", by=None, now=t)
+    assert centre.staff.login("somphone", PASSWORD, code(new, t), now=t).actor
+    centre.staff.set_password("somphone", password="another long passphrase", by=None, now=t)
     t2 = NOW + timedelta(minutes=2)
     with pytest.raises(LoginRefused):
-        centre.login("somphone", PASSWORD, code(new, t2), now=t2)
-    assert centre.login("somphone", "another long passphrase", code(new, t2), now=t2).actor
+        centre.staff.login("somphone", PASSWORD, code(new, t2), now=t2)
+    assert centre.staff.login("somphone", "another long passphrase", code(new, t2), now=t2).actor
 
 
-def test_only_an_admin_changes_operators(centre: Centre) -> None:
+def test_only_an_admin_changes_operators(centre: Services) -> None:
     people = People(centre)
     people.add("root", "admin")
     people.add("somphone", "issuer")
     with pytest.raises(NotPermitted, match="needs admin"):
-        centre.set_operator_enabled("root", enabled=False, by=people.actor("somphone"), now=NOW)
-    done = centre.set_operator_enabled("somphone", enabled=False, by=people.actor("root"), now=NOW)
+        centre.staff.set_operator_enabled(
+            "root", enabled=False, by=people.actor("somphone"), now=NOW
+        )
+    done = centre.staff.set_operator_enabled(
+        "somphone", enabled=False, by=people.actor("root"), now=NOW
+    )
     assert isinstance(done, operators.OperatorView) and not done.enabled
 
 
 # -- wrong logins tell nothing about names; a desk pays for its own failures (issue 16) -------
-def _refusal(centre: Centre, name: str, password: str, otp: str, at: datetime) -> Exception:
+def _refusal(centre: Services, name: str, password: str, otp: str, at: datetime) -> Exception:
     with pytest.raises(LoginRefused) as info:
-        centre.login(name, password, otp, now=at)
+        centre.staff.login(name, password, otp, now=at)
     return info.value
 
 
-def test_unknown_name_wrong_password_and_locked_account_answer_alike(centre: Centre) -> None:
+def test_unknown_name_wrong_password_and_locked_account_answer_alike(centre: Services) -> None:
     people = People(centre)
     secret = people.add("somphone", "issuer")
     at = NOW + timedelta(minutes=1)
@@ -296,8 +304,8 @@ def test_unknown_name_wrong_password_and_locked_account_answer_alike(centre: Cen
     }
     # Only the one who has both factors is told the account is locked.
     with pytest.raises(OperatorLocked, match="locked"):
-        centre.login("somphone", PASSWORD, code(secret, at), now=at)
-    with centre.service.db.transaction() as session:
+        centre.staff.login("somphone", PASSWORD, code(secret, at), now=at)
+    with centre.infra.db.transaction() as session:
         failed = session.execute(
             select(AuditEventRow).where(AuditEventRow.action == "operator.login_failed")
         ).scalars()
@@ -306,7 +314,7 @@ def test_unknown_name_wrong_password_and_locked_account_answer_alike(centre: Cen
 
 
 def test_every_refusal_costs_one_password_check(
-    centre: Centre, monkeypatch: pytest.MonkeyPatch
+    centre: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same work whatever the name: one scrypt at the configured cost (an unknown name is
     checked against a dummy hash), so the time taken does not tell a name exists."""
@@ -329,8 +337,8 @@ def test_every_refusal_costs_one_password_check(
         assert costs[before:] == [14], name  # the 4th and 5th: while locked
 
 
-def _desks(centre: Centre, tmp_path: Path) -> tuple[DeskCentre, dict[str, JwsSigner]]:
-    desks = DeskCentre(centre)
+def _desks(centre: Services, tmp_path: Path) -> tuple[DeskGateway, dict[str, JwsSigner]]:
+    desks = centre.desks
     signers: dict[str, JwsSigner] = {}
     for i, name in enumerate(["vte-01", "vte-02"]):
         _, enrol_code = desks.add_desk(name, office="Vientiane", by=None, now=NOW)
@@ -345,7 +353,7 @@ def _desks(centre: Centre, tmp_path: Path) -> tuple[DeskCentre, dict[str, JwsSig
     return desks, signers
 
 
-def test_a_rogue_desk_is_locked_before_any_operator(centre: Centre, tmp_path: Path) -> None:
+def test_a_rogue_desk_is_locked_before_any_operator(centre: Services, tmp_path: Path) -> None:
     people = People(centre)
     secret = people.add("somphone", "issuer")
     desks, signers = _desks(centre, tmp_path)
@@ -377,12 +385,15 @@ def test_a_rogue_desk_is_locked_before_any_operator(centre: Centre, tmp_path: Pa
         with pytest.raises(DeskRefused, match="locked"):
             from_desk("vte-01", "wrong password!", "000000", when)
     end = later + timedelta(hours=4)
-    assert centre.login("somphone", PASSWORD, code(secret, end), now=end).actor.name == "somphone"
+    assert (
+        centre.staff.login("somphone", PASSWORD, code(secret, end), now=end).actor.name
+        == "somphone"
+    )
     # An admin lifts the desk's lockout by enabling it again.
     desks.set_desk_enabled("vte-01", enabled=True, by=None, now=end)
     after = end + timedelta(minutes=1)
     assert from_desk("vte-01", PASSWORD, code(secret, after), after).actor.desk == "vte-01"
-    with centre.service.db.transaction() as session:
+    with centre.infra.db.transaction() as session:
         locked = session.execute(
             select(AuditEventRow).where(AuditEventRow.action == "operator.login_failed")
         ).scalars()

@@ -8,18 +8,18 @@ from typing import cast
 
 from sqlalchemy import Table, select, text
 
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.storage.bulk import IN_CHUNK, append_rows, rows_matching, upsert_rows
 from idsvc.storage.client_tables import CheckRow
 from idsvc.storage.payroll_tables import PayrollAccountRow
 from idsvc.storage.tables import CivilServantRow
-from tests.conftest import NOW
+from tests.support.settings import NOW
 
 ACCOUNTS = cast(Table, PayrollAccountRow.__table__)
 CHECKS = cast(Table, CheckRow.__table__)
 
 
-def test_append_rows_stores_every_row_with_aware_times_back(service: IdService) -> None:
+def test_append_rows_stores_every_row_with_aware_times_back(service: Services) -> None:
     at = datetime(2026, 3, 1, 8, 30, 15, 250000, tzinfo=UTC)
     rows = [
         {
@@ -35,10 +35,10 @@ def test_append_rows_stores_every_row_with_aware_times_back(service: IdService) 
         }
         for i in range(2 * IN_CHUNK + 5)
     ]
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         append_rows(session, CHECKS, rows)
         append_rows(session, CHECKS, [])
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         stored = session.execute(select(CheckRow).order_by(CheckRow.id)).scalars().all()
         assert len(stored) == len(rows)
         assert {r.checked_at for r in stored} == {at}
@@ -47,7 +47,7 @@ def test_append_rows_stores_every_row_with_aware_times_back(service: IdService) 
         assert sorted(r.reasons for r in stored)[-1] == "A\tB"
 
 
-def test_append_rows_writes_times_exactly_as_the_orm_does(service: IdService) -> None:
+def test_append_rows_writes_times_exactly_as_the_orm_does(service: Services) -> None:
     # Whole seconds: SQLite's own datetime adapter would drop the ".000000" SQLAlchemy writes,
     # and text comparisons in WHERE clauses (retention, windows) would then go wrong.
     at = datetime(2026, 3, 1, 8, 30, 15, tzinfo=UTC)
@@ -62,18 +62,18 @@ def test_append_rows_writes_times_exactly_as_the_orm_does(service: IdService) ->
         "result": "active",
         "reasons": "",
     }
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         session.add(CheckRow(**{**row, "employee_id": "ORM"}))
         session.flush()
         append_rows(session, CHECKS, [row])
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         raw: dict[str, object] = dict(
             session.execute(text("SELECT employee_id, checked_at FROM holder_checks")).all()
         )
     assert raw["E1"] == raw["ORM"]
 
 
-def test_upsert_rows_inserts_new_and_updates_only_the_named_columns(service: IdService) -> None:
+def test_upsert_rows_inserts_new_and_updates_only_the_named_columns(service: Services) -> None:
     first, later = NOW, NOW + timedelta(days=1)
 
     def rows(n: int, at: datetime) -> list[dict[str, object]]:
@@ -87,7 +87,7 @@ def test_upsert_rows_inserts_new_and_updates_only_the_named_columns(service: IdS
             for i in range(n)
         ]
 
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         upsert_rows(
             session,
             ACCOUNTS,
@@ -103,7 +103,7 @@ def test_upsert_rows_inserts_new_and_updates_only_the_named_columns(service: IdS
             keys=("account_hash", "employee_id"),
             update=("last_seen_at",),
         )
-    with service.db.transaction() as session:
+    with service.infra.db.transaction() as session:
         stored = {
             r.account_hash: (r.first_seen_at, r.last_seen_at)
             for r in session.execute(select(PayrollAccountRow)).scalars()
@@ -113,8 +113,8 @@ def test_upsert_rows_inserts_new_and_updates_only_the_named_columns(service: IdS
     assert stored["h0004"] == (later, later)
 
 
-def test_rows_matching_finds_exactly_the_wanted_keys_across_chunks(service: IdService) -> None:
-    with service.db.transaction() as session:
+def test_rows_matching_finds_exactly_the_wanted_keys_across_chunks(service: Services) -> None:
+    with service.infra.db.transaction() as session:
         known = [e for (e,) in session.execute(select(CivilServantRow.employee_id))]
         wanted = [*known, *(f"NOBODY-{i}" for i in range(2 * IN_CHUNK))]
         found = dict(

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from idsvc.service import IdService
-from tests.conftest import NOW, make_service, make_settings
+from idsvc.services import Services
 from tests.support.query_plans import (
     Seeded,
     Statement,
@@ -22,6 +21,7 @@ from tests.support.query_plans import (
     plan,
     seed_rest,
 )
+from tests.support.settings import NOW, make_service, make_settings
 
 PEOPLE = 3000
 
@@ -29,7 +29,7 @@ PEOPLE = 3000
 @pytest.fixture(scope="module")
 def seeded(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: str
-) -> Iterator[tuple[IdService, Seeded]]:
+) -> Iterator[tuple[Services, Seeded]]:
     import secrets
 
     import sqlalchemy
@@ -43,19 +43,19 @@ def seeded(
     home: Path = tmp_path_factory.mktemp("plans")
     svc = make_service(make_settings(home, url))
     try:
-        svc.init(now=NOW, actor="test-admin")
-        svc.import_hr(hr_csv(PEOPLE), source_name="scale.csv", actor="test-hr", now=NOW)
+        svc.credentials.init(now=NOW, actor="test-admin")
+        svc.register.import_hr(hr_csv(PEOPLE), source_name="scale.csv", actor="test-hr", now=NOW)
         data = seed_rest(svc, people=PEOPLE, checks=6000, events=3000, deliveries=3000, now=NOW)
         yield svc, data
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
 
 
 @pytest.fixture(scope="module")
-def statements(seeded: tuple[IdService, Seeded]) -> list[Statement]:
+def statements(seeded: tuple[Services, Seeded]) -> list[Statement]:
     svc, data = seeded
     return hot_path_statements(svc, data, NOW)
 
@@ -77,11 +77,11 @@ def test_every_hot_path_sent_its_queries(statements: list[Statement]) -> None:
 
 
 def test_no_hot_path_scans_a_large_table(
-    seeded: tuple[IdService, Seeded], statements: list[Statement]
+    seeded: tuple[Services, Seeded], statements: list[Statement]
 ) -> None:
     svc, _ = seeded
     scanned = {}
-    with svc.db.engine.connect() as conn:
+    with svc.infra.db.engine.connect() as conn:
         for stmt in statements:
             tables = large_seq_scans(plan(conn, stmt))
             if tables:
@@ -90,9 +90,9 @@ def test_no_hot_path_scans_a_large_table(
     assert not scanned, scanned
 
 
-def test_the_check_would_see_a_sequential_scan(seeded: tuple[IdService, Seeded]) -> None:
+def test_the_check_would_see_a_sequential_scan(seeded: tuple[Services, Seeded]) -> None:
     # The detector itself: a lookup on a column without an index is reported.
     svc, _ = seeded
     stmt = Statement("probe", "SELECT * FROM holder_checks WHERE address = %(a)s", {"a": "x"})
-    with svc.db.engine.connect() as conn:
+    with svc.infra.db.engine.connect() as conn:
         assert large_seq_scans(plan(conn, stmt)) == ["holder_checks"]

@@ -1,5 +1,5 @@
 """Issue 10, "security in CI": one test per known JWT attack, each refused with its stable
-reason code, through the library (``IdService.verify``) and, for status lists, through the
+reason code, through the library (``Services.verify``) and, for status lists, through the
 offline verifier's ``CachedStatus``. Real keys, real signatures; a loopback HTTP server stands
 where ``jku``/``x5u`` point, and must never be asked. The HTTP twin of this file is
 ``tests/mobile_api/test_jwt_attacks_http.py``."""
@@ -19,11 +19,11 @@ import pytest
 
 from idsvc.formats.credentials import CREDENTIAL_TYP
 from idsvc.formats.status_list import STATUSLIST_TYP
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.verification.offline import CachedStatus, CachedStatusList, JwksTrust
 from idsvc.verification.rules import Reason, verify_credential
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.support.jwt_forgery import Forger, b64, claims_of
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 ACTIVE = "LA-MOHA-000101"
 MAX_LENGTH = 16384  # idsvc.formats.jws.verify_compact's default
@@ -58,19 +58,21 @@ def trap_url() -> Iterator[str]:
 
 @dataclass
 class Issued:
-    service: IdService
+    service: Services
     token: str
     forger: Forger
 
 
 def _issued(home: Path, trap_url: str, **settings: object) -> Issued:
     svc = make_service(make_settings(home, f"sqlite:///{home / 'idsvc.sqlite3'}", **settings))
-    svc.init(now=NOW, actor="test-admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW)
-    token = svc.issue(ACTIVE, actor="desk", now=NOW).token
-    with svc.db.transaction() as session:
-        issuer = svc.issuer(session)
-        signer = svc.signer(issuer)
+    svc.credentials.init(now=NOW, actor="test-admin")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW
+    )
+    token = svc.credentials.issue(ACTIVE, actor="desk", now=NOW).token
+    with svc.infra.db.transaction() as session:
+        issuer = svc.infra.issuer(session)
+        signer = svc.infra.signer(issuer)
         public = issuer.ring.public_keys()[signer.kid]
     forger = Forger(
         typ=CREDENTIAL_TYP,
@@ -89,7 +91,7 @@ def es256(tmp_path_factory: pytest.TempPathFactory, trap_url: str) -> Iterator[I
     issued = _issued(tmp_path_factory.mktemp("es256"), trap_url)
     assert issued.forger.alg == "ES256"
     yield issued
-    issued.service.db.dispose()
+    issued.service.infra.db.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +99,14 @@ def eddsa(tmp_path_factory: pytest.TempPathFactory, trap_url: str) -> Iterator[I
     issued = _issued(tmp_path_factory.mktemp("eddsa"), trap_url, key_alg="EdDSA")
     assert issued.forger.alg == "EdDSA"
     yield issued
-    issued.service.db.dispose()
+    issued.service.infra.db.dispose()
 
 
-def _assert_refused(service: IdService, attacks: list[tuple[str, str, Reason]]) -> None:
+def _assert_refused(service: Services, attacks: list[tuple[str, str, Reason]]) -> None:
     assert attacks
     wrong = {}
     for name, token, expected in attacks:
-        result = service.verify(token, now=NOW)
+        result = service.verification.verify(token, now=NOW)
         if (result.valid, result.reasons, result.holder) != (False, (expected,), None):
             wrong[name] = (result.valid, [str(r) for r in result.reasons], str(expected))
     assert not wrong, wrong
@@ -114,7 +116,7 @@ def test_the_genuine_token_and_a_faithful_reforging_verify(es256: Issued) -> Non
     # The forger's own encoding of the genuine claims must pass, or every refusal below
     # could be an artefact of the forger rather than the verifier's doing.
     for token in (es256.token, es256.forger.genuine_token()):
-        result = es256.service.verify(token, now=NOW)
+        result = es256.service.verification.verify(token, now=NOW)
         assert (result.valid, result.reasons) == (True, ())
 
 
@@ -161,7 +163,7 @@ def test_oversized_token_is_malformed_even_when_genuinely_signed(es256: Issued) 
     # Just under the limit the same kind of token still verifies: the limit is the reason.
     fits = es256.forger.oversized(MAX_LENGTH - 1200)
     assert len(fits) <= MAX_LENGTH
-    assert es256.service.verify(fits, now=NOW).valid
+    assert es256.service.verification.verify(fits, now=NOW).valid
 
 
 def test_duplicate_json_members_are_malformed(es256: Issued) -> None:
@@ -187,11 +189,11 @@ def test_wrong_signature_bytes_are_bad_signature(es256: Issued, eddsa: Issued) -
 def test_a_status_list_token_is_not_a_credential(es256: Issued) -> None:
     svc = es256.service
     uri = es256.forger.genuine["status"]["status_list"]["uri"]
-    list_token = svc.status_list_token(uri.rsplit("/", 1)[-1], now=NOW)
-    result = svc.verify(list_token, now=NOW)
+    list_token = svc.credentials.status_list_token(uri.rsplit("/", 1)[-1], now=NOW)
+    result = svc.verification.verify(list_token, now=NOW)
     assert (result.valid, result.reasons) == (False, (Reason.MALFORMED,))
     retyped = es256.forger.genuine_token(typ=STATUSLIST_TYP)
-    assert svc.verify(retyped, now=NOW).reasons == (Reason.MALFORMED,)
+    assert svc.verification.verify(retyped, now=NOW).reasons == (Reason.MALFORMED,)
 
 
 # Status lists: the offline verifier (a phone, the web page) checks the list token it cached.
@@ -203,7 +205,7 @@ def _offline_verdict(es256: Issued, list_token: str) -> tuple[bool, tuple[Reason
     svc = es256.service
     iss = es256.forger.genuine["iss"]
     uri = es256.forger.genuine["status"]["status_list"]["uri"]
-    trust = JwksTrust({iss: svc.jwks()})
+    trust = JwksTrust({iss: svc.credentials.jwks()})
     status = CachedStatus(
         {uri: CachedStatusList(list_token, NOW)}, trust, hard_limit=timedelta(days=7)
     )
@@ -215,7 +217,7 @@ def _offline_verdict(es256: Issued, list_token: str) -> tuple[bool, tuple[Reason
 def list_forger(es256: Issued) -> Forger:
     svc = es256.service
     uri = es256.forger.genuine["status"]["status_list"]["uri"]
-    genuine_list = svc.status_list_token(uri.rsplit("/", 1)[-1], now=NOW)
+    genuine_list = svc.credentials.status_list_token(uri.rsplit("/", 1)[-1], now=NOW)
     f = es256.forger
     return Forger(
         typ=STATUSLIST_TYP,

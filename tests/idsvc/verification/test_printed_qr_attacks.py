@@ -1,5 +1,5 @@
 """Issue 10, "security in CI": the JWT attacks that apply to the printed Claim 169 QR
-(docs/claim169.md), each refused with its stable reason code through ``IdService.verify``:
+(docs/claim169.md), each refused with its stable reason code through ``Services.verify``:
 COSE algorithms outside the allow-list (and HMAC keyed with the public key), kid/alg in the
 unprotected header never used, a hostile protected header, bytes after the CBOR or after the
 zlib stream, a decompression bomb, oversized text. Real keys, real signatures; the COSE layers
@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from idsvc.formats.base45 import b45decode, b45encode
 from idsvc.formats.claim169 import MAX_INFLATED_BYTES, MAX_TEXT_CHARS
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.verification.rules import Reason
 from keys.jwk import b64url_decode, public_jwk, thumbprint
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.support.jwt_forgery import raw_es256
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 ACTIVE = "LA-MOHA-000101"
 ES256, EDDSA, ES384, HMAC256 = -7, -8, -35, 5
@@ -34,7 +34,7 @@ ES256, EDDSA, ES384, HMAC256 = -7, -8, -35, 5
 
 @dataclass
 class Printed:
-    service: IdService
+    service: Services
     qr_text: str
     kid: bytes  # as the issuer writes it in the protected header (the whole kid or its hint)
     sign: Callable[[bytes], bytes]
@@ -47,13 +47,15 @@ class Printed:
 def printed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printed]:
     home: Path = tmp_path_factory.mktemp("qr")
     svc = make_service(make_settings(home, f"sqlite:///{home / 'idsvc.sqlite3'}"))
-    svc.init(now=NOW, actor="test-admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW)
-    qr_text = svc.issue(ACTIVE, actor="desk", now=NOW).qr_text
+    svc.credentials.init(now=NOW, actor="test-admin")
+    svc.register.import_hr(
+        SAMPLE_CSV.read_bytes(), source_name="hr_sample.csv", actor="test", now=NOW
+    )
+    qr_text = svc.credentials.issue(ACTIVE, actor="desk", now=NOW).qr_text
     assert qr_text
-    with svc.db.transaction() as session:
-        issuer = svc.issuer(session)
-        signer = svc.signer(issuer)
+    with svc.infra.db.transaction() as session:
+        issuer = svc.infra.issuer(session)
+        signer = svc.infra.signer(issuer)
         public = issuer.ring.public_keys()[signer.kid]
     assert signer.alg == "ES256"
     cose = cbor2.loads(zlib.decompress(b45decode(qr_text)))
@@ -69,7 +71,7 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printed]:
         payload,
         protected,
     )
-    svc.db.dispose()
+    svc.infra.db.dispose()
 
 
 def _signed_bytes(protected: bytes, payload: bytes) -> bytes:
@@ -92,7 +94,7 @@ def qr(
 
 
 def _reasons(printed: Printed, text: str) -> tuple[bool, tuple[Reason, ...]]:
-    result = printed.service.verify(text, now=NOW)
+    result = printed.service.verification.verify(text, now=NOW)
     if not result.valid:
         assert result.holder is None
     return result.valid, result.reasons

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from idsvc.formats.credentials import CREDENTIAL_TYP
-from idsvc.service import IdService
+from idsvc.services import Services
 from idsvc.verification.rules import Reason, numeric_date
-from tests.conftest import NOW, SAMPLE_CSV, make_service, make_settings
 from tests.support.cli_runner import Cli
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 
 ACTIVE = "LA-MOHA-000101"
 
@@ -33,38 +33,38 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _sign(service: IdService, claims: dict[str, Any]) -> str:
+def _sign(service: Services, claims: dict[str, Any]) -> str:
     """Sign with the issuer's key. JSON is written here with ``\\u`` escapes (our signer writes
     UTF-8, which cannot carry a lone surrogate), so any JSON text a hostile issuer-side bug
     could produce is reachable."""
-    with service.db.transaction() as session:
-        signer = service.signer(service.issuer(session))
+    with service.infra.db.transaction() as session:
+        signer = service.infra.signer(service.infra.issuer(session))
     header = {"alg": signer.alg, "kid": signer.kid, "typ": CREDENTIAL_TYP}
     signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
     return signing_input + "." + _b64(signer.sign(signing_input.encode("ascii")))
 
 
 @pytest.fixture
-def genuine(service: IdService) -> dict[str, Any]:
+def genuine(service: Services) -> dict[str, Any]:
     """The claims of a real credential of an active person, as the issuer signed them."""
-    return _claims(service.issue(ACTIVE, actor="desk", now=NOW).token)
+    return _claims(service.credentials.issue(ACTIVE, actor="desk", now=NOW).token)
 
 
-def test_dates_outside_the_range_are_malformed(service: IdService, genuine: dict[str, Any]) -> None:
+def test_dates_outside_the_range_are_malformed(service: Services, genuine: dict[str, Any]) -> None:
     for claim in ("exp", "nbf", "iat"):
         for value in (10**20, 10**12, -(10**14), 2**63, -(2**63) - 1):
-            result = service.verify(_sign(service, genuine | {claim: value}), now=NOW)
+            result = service.verification.verify(_sign(service, genuine | {claim: value}), now=NOW)
             assert (result.valid, result.reasons) == (False, (Reason.MALFORMED,)), (claim, value)
 
 
 def test_dates_at_the_edge_of_the_range_still_work(
-    service: IdService, genuine: dict[str, Any]
+    service: Services, genuine: dict[str, Any]
 ) -> None:
     # Year 9999 is a date: far-future expiry verifies, and comparing it with leeway must not
     # overflow either.
     far = int(numeric_date(253402300799, "exp").timestamp())
-    assert service.verify(_sign(service, genuine | {"exp": far}), now=NOW).valid
-    assert service.verify(_sign(service, genuine | {"nbf": far}), now=NOW).reasons == (
+    assert service.verification.verify(_sign(service, genuine | {"exp": far}), now=NOW).valid
+    assert service.verification.verify(_sign(service, genuine | {"nbf": far}), now=NOW).reasons == (
         Reason.NOT_YET_VALID,
     )
 
@@ -77,48 +77,48 @@ def test_numeric_date_raises_value_error_for_out_of_range_and_non_integers() -> 
 
 
 def test_index_wider_than_the_database_integer_is_malformed(
-    service: IdService, genuine: dict[str, Any]
+    service: Services, genuine: dict[str, Any]
 ) -> None:
     for idx in (2**31, 2**31 - 1, 2**63, 2**64, 10**30):
         claims = json.loads(json.dumps(genuine))
         claims["status"]["status_list"]["idx"] = idx
-        result = service.verify(_sign(service, claims), now=NOW)
+        result = service.verification.verify(_sign(service, claims), now=NOW)
         assert (result.valid, result.reasons) == (False, (Reason.MALFORMED,)), idx
 
 
 def test_index_at_or_beyond_the_list_size_is_never_valid(
-    service: IdService, genuine: dict[str, Any]
+    service: Services, genuine: dict[str, Any]
 ) -> None:
     size = service.settings.status_list_size
     for idx, expected_valid in ((size - 1, True), (size, False), (size + 1, False)):
         claims = json.loads(json.dumps(genuine))
         claims["status"]["status_list"]["idx"] = idx
-        result = service.verify(_sign(service, claims), now=NOW)
+        result = service.verification.verify(_sign(service, claims), now=NOW)
         assert result.valid is expected_valid, (idx, result.reasons)
         if not expected_valid:
             assert result.reasons == (Reason.MALFORMED,)
 
 
 def test_text_that_cannot_be_stored_or_sent_is_malformed(
-    service: IdService, genuine: dict[str, Any]
+    service: Services, genuine: dict[str, Any]
 ) -> None:
     for edit in ({"sub": "LA-MOHA-000101\x00"}, {"jti": "x\x00"}, {"name": "\ud800"}):
-        result = service.verify(_sign(service, genuine | edit), now=NOW)
+        result = service.verification.verify(_sign(service, genuine | edit), now=NOW)
         assert result.reasons == (Reason.MALFORMED,), edit
 
 
 def test_cli_verify_exits_1_not_70_for_out_of_range_claims(tmp_path: Path, sqlite_url: str) -> None:
     settings = make_settings(tmp_path / "home", sqlite_url)
     svc = make_service(settings)
-    svc.init(now=NOW, actor="admin")
-    svc.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
+    svc.credentials.init(now=NOW, actor="admin")
+    svc.register.import_hr(SAMPLE_CSV.read_bytes(), source_name="s.csv", actor="hr", now=NOW)
     try:
-        claims = _claims(svc.issue(ACTIVE, actor="desk", now=NOW).token)
+        claims = _claims(svc.credentials.issue(ACTIVE, actor="desk", now=NOW).token)
         bad_exp = _sign(svc, claims | {"exp": 10**20})
         claims["status"]["status_list"]["idx"] = 2**63
         bad_idx = _sign(svc, claims)
     finally:
-        svc.db.dispose()
+        svc.infra.db.dispose()
     cli = Cli(tmp_path / "home", sqlite_url)
     cli.env |= {
         "IDSVC_ISSUER": settings.issuer,
@@ -170,7 +170,7 @@ _status_edit = st.fixed_dictionaries(
     whole=st.none() | st.dictionaries(st.text(max_size=6), _json, max_size=4),
 )
 def test_verify_answers_every_payload_the_issuer_signs(
-    service: IdService,
+    service: Services,
     genuine: dict[str, Any],
     edits: dict[str, Any],
     status_edit: dict[str, Any] | None,
@@ -188,7 +188,7 @@ def test_verify_answers_every_payload_the_issuer_signs(
                 claims[claim] = edit
         if status_edit is not None:
             claims["status"] = status_edit
-    result = service.verify(_sign(service, claims), now=NOW + timedelta(minutes=1))
+    result = service.verification.verify(_sign(service, claims), now=NOW + timedelta(minutes=1))
     # An answer, never an exception; and VALID only for the claims as issued.
     assert isinstance(result.reasons, tuple)
     json.dumps(result.as_dict(), ensure_ascii=False).encode("utf-8")
@@ -197,9 +197,9 @@ def test_verify_answers_every_payload_the_issuer_signs(
             assert claims.get(claim) == genuine[claim]
 
 
-def test_status_list_names_that_are_not_ours_are_not_found(service: IdService) -> None:
+def test_status_list_names_that_are_not_ours_are_not_found(service: Services) -> None:
     from idsvc.credentials.status_lists import StatusListNotFound
 
     for name in ("abc\x00def", "../x", "x" * 65, "ສົມ"):
         with pytest.raises(StatusListNotFound):
-            service.status_list_token(name, now=NOW)
+            service.credentials.status_list_token(name, now=NOW)

@@ -1,11 +1,11 @@
-"""Request and response bodies of the bank side: payroll checks, the change feed, HR sync."""
+"""The bank's payroll API: ``POST /v1/payroll/checks`` and the change feed
+``GET /v1/payroll/changes``."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from idsvc.bank.payroll import MAX_IDENTIFIER, MAX_ITEMS
-from idsvc.formats.hr_csv import COLUMNS
 
 ACCOUNT_RULE = (
     "Compared in one written form: Unicode NFKC, every decimal digit of any script as its "
@@ -15,7 +15,7 @@ ACCOUNT_RULE = (
 )
 
 
-class PayrollItemIn(BaseModel):
+class PayrollItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     employee_id: str | None = Field(default=None, min_length=1, max_length=MAX_IDENTIFIER)
@@ -38,7 +38,7 @@ class PayrollItemIn(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _one_identifier(self) -> PayrollItemIn:
+    def _one_identifier(self) -> PayrollItem:
         given = [v for v in (self.employee_id, self.card_serial, self.credential) if v]
         if len(given) != 1:
             raise ValueError("give exactly one of employee_id, card_serial, credential")
@@ -60,10 +60,10 @@ class PayrollCheckRequest(BaseModel):
         },
     )
 
-    items: list[PayrollItemIn] = Field(min_length=1, max_length=MAX_ITEMS)
+    items: list[PayrollItem] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
-class PayrollResultOut(BaseModel):
+class PayrollResult(BaseModel):
     employee_id: str | None = Field(
         description="the person's employee id; on an `employee_id` line, the id as you sent "
         "it, also when the register does not know it; null when a card or credential line "
@@ -84,10 +84,10 @@ class PayrollResultOut(BaseModel):
 
 
 class PayrollCheckResponse(BaseModel):
-    results: list[PayrollResultOut]
+    results: list[PayrollResult]
 
 
-class ChangeEventOut(BaseModel):
+class ChangeEvent(BaseModel):
     id: str = Field(description="unique event id; webhooks send it as webhook-id msg_<id>")
     type: str = Field(description="employee.retired, credential.revoked, …")
     employee_id: str
@@ -101,37 +101,6 @@ class ChangeEventOut(BaseModel):
     recorded_at: str
 
 
-class ChangePageOut(BaseModel):
-    events: list[ChangeEventOut]
+class PayrollChangesResponse(BaseModel):
+    events: list[ChangeEvent]
     next_cursor: str = Field(description="pass as `since` for the next page (opaque)")
-
-
-class WebhookKeyOut(BaseModel):
-    public_key: str = Field(description="whpk_<base64 Ed25519 key>: verifies v1a signatures")
-    scheme: str
-
-
-class HrRecordsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    records: list[dict[str, str | None]] = Field(
-        min_length=1,
-        max_length=10_000,
-        description="HR records with the HR CSV's columns: " + ", ".join(COLUMNS),
-    )
-
-
-class HrRejectOut(BaseModel):
-    record: int = Field(description="1-based position of the record in the request")
-    employee_id: str | None
-    reason: str
-
-
-class HrRecordsResponse(BaseModel):
-    records: int
-    created: int
-    updated: int
-    unchanged: int
-    status_changes: int
-    credentials_changed: int
-    rejected: list[HrRejectOut]

@@ -1,4 +1,5 @@
-"""``GET /v1/holders/{employee_id}/checks`` (scope ``admin``): who checked this person."""
+"""The who-checked log over HTTP: ``GET /v1/holders/{employee_id}/checks`` (scope ``admin``),
+who verified or payroll-checked this person (``idsvc.audit.who_checked``)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from fastapi import APIRouter, Query
 from mobile_api import problems
 from mobile_api.auth import Admin
 from mobile_api.deps import Checks
-from mobile_api.schemas import HolderChecks
+from mobile_api.schemas.who_checked import HolderChecksResponse
 
 router = APIRouter(tags=["administration"])
 
 
 @router.get(
     "/v1/holders/{employee_id}/checks",
-    response_model=HolderChecks,
+    response_model=HolderChecksResponse,
     responses=problems.responses(401, 403, 404, 429, 503),
     operation_id="listHolderChecks",
     summary="Who verified or payroll-checked this person, newest first",

@@ -1,4 +1,5 @@
-"""Request and response bodies (separate from the tables)."""
+"""Verifying a credential: ``POST /v1/verifications`` (and the GET by credential id), and card
+challenges, where a terminal proves the card in its reader is genuine (``/v1/card-…``)."""
 
 from __future__ import annotations
 
@@ -11,34 +12,6 @@ EXAMPLE_JWT = (
     "eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6ImNpdmlsLXNlcnZhbnQtY3JlZGVudGlhbCtqd3QifQ"
     ".eyJzdWIiOiJLSC1NQ1MtMDEwMDAyIn0.c2lnbmF0dXJl"
 )
-
-
-class VerifyRequest(BaseModel):
-    credential: str = Field(min_length=1, max_length=16384, description="JWT or printed QR text")
-
-
-class VerifyResponse(BaseModel):
-    valid: bool
-    status: str = Field(description="valid, revoked, suspended, expired, not_genuine, unknown…")
-    reasons: list[str] = Field(description="stable reason codes, e.g. REVOKED, BAD_SIGNATURE")
-    holder: dict[str, str] | None = Field(default=None, description="minimal holder data")
-    credential_id: str | None = None
-    issuer: str | None = None
-    expires_at: str | None = None
-
-
-class Health(BaseModel):
-    status: str
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details, served as ``application/problem+json``."""
-
-    type: str = Field(description="urn:idsvc:problem:<code in lower case>")
-    title: str
-    status: int
-    code: str = Field(description="stable machine code, e.g. BODY_TOO_LARGE")
-    detail: str | None = None
 
 
 class VerificationRequest(BaseModel):
@@ -180,43 +153,3 @@ class CardVerificationRequest(BaseModel):
 
     def signature_der(self) -> bytes:
         return _base64(self.signature)
-
-
-class CheckEntry(BaseModel):
-    checked_at: str
-    kind: str = Field(description="verification, card or payroll")
-    employee_id: str | None
-    credential_id: str | None
-    client_id: str | None = Field(description="the API client; null for anonymous")
-    client_name: str | None
-    address: str | None = Field(description="anonymous caller's address; null for clients")
-    result: str
-    reasons: list[str]
-
-
-class HolderChecks(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "employee_id": "KH-MCS-010002",
-                    "checks": [
-                        {
-                            "checked_at": "2026-11-25T10:00:00+00:00",
-                            "kind": "verification",
-                            "employee_id": "KH-MCS-010002",
-                            "credential_id": "0b8f6a52-3d1e-4c57-9a55-6f2e2f5d9c11",
-                            "client_id": None,
-                            "client_name": None,
-                            "address": "203.0.113.7",
-                            "result": "valid",
-                            "reasons": [],
-                        }
-                    ],
-                }
-            ]
-        }
-    )
-
-    employee_id: str
-    checks: list[CheckEntry]
