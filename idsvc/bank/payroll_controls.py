@@ -139,11 +139,12 @@ def person_flags(person: Person, controls: PayrollControls, today: date) -> list
 
 
 def duplicate_identities(session: Session, batch: Mapping[str, Person]) -> set[str]:
-    """The batch's people who share a national id, or a name key with date of birth and sex,
-    with another employee record that has not ended."""
+    """The batch's people, not ended themselves, who share a national id, or a name key with
+    date of birth and sex, with another employee record that has not ended either."""
     flagged: set[str] = set()
     by_national_id: dict[str, set[str]] = defaultdict(set)
-    for p in batch.values():
+    living = [p for p in batch.values() if p.status not in ENDED_STATUSES]
+    for p in living:
         if p.national_id:
             by_national_id[p.national_id].add(p.employee_id)
     for employee_id, national_id, status in rows_matching(
@@ -158,7 +159,7 @@ def duplicate_identities(session: Session, batch: Mapping[str, Person]) -> set[s
         if len(holders) > 1:
             flagged |= holders & batch.keys()
     by_identity: dict[tuple[str, date, str], set[str]] = defaultdict(set)
-    for p in batch.values():
+    for p in living:
         if p.name_key:
             by_identity[(p.name_key, p.date_of_birth, p.sex)].add(p.employee_id)
     names = sorted({key[0] for key in by_identity})
