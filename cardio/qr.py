@@ -13,7 +13,7 @@ the card face (draw the symbol). The rules for a symbol that a cheap phone reads
 ``version_for`` answers from the ISO/IEC 18004 capacity table without encoding anything (the
 table is checked against two encoders in the tests). ``encode`` uses the zxing-cpp writer (C++):
 it measured ~30x faster than ``qrcode`` and ``segno`` on the same payloads
-(``bench/bench_qr_encode.py``; numbers in README "Dependencies, and why").
+(``bench/bench_qr_encode.py``; numbers in docs/dependencies.md).
 
 Errors: ``cardio.errors.QrTooLarge``.
 """

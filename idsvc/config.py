@@ -7,7 +7,7 @@ the command uses: a bad value is a configuration error (exit 3) naming the varia
 it accepts, never a crash later. How to add a setting: give it a type and its limits on the
 ``Field`` (``ge=``/``le=`` for numbers, ``Literal[...]`` for a choice, ``min_length``/
 ``max_length`` for text), or a ``field_validator`` raising ``ValueError`` with what it accepts
-(URLs: add the name to ``_http_urls``); document the same limits in the README table.
+(URLs: add the name to ``_http_urls``); document the same limits in docs/configuration.md.
 """
 
 from __future__ import annotations

@@ -21,12 +21,17 @@ or Lao digits do not make another account. The other ghost pattern is one person
 of a batch (with one account or two): each of those lines is flagged ``DUPLICATE_IN_BATCH``.
 Neither flag turns ``active_for_payroll`` false: a person has to look at it.
 
+The controls against the other ghost patterns (a contract that ended, past retirement age, one
+person recorded twice, never enrolled at a desk, a salary moved to another account) are
+``idsvc.bank.payroll_controls``; every code and what a bank should do about it is
+``idsvc.bank.payroll_reasons``. Only ``CONTRACT_ENDED`` among them stops a salary.
+
 Each answer keeps the line's own identifiers (``PayrollResult.as_dict``): the ``employee_id``
 the bank sent, also for someone the register does not know, its ``card_serial``, and ``ref``,
 a free reference the bank may put on any line; so a bank matches answers to its lines by its
 own keys, not only by position. They are capped at ``MAX_IDENTIFIER`` characters.
 
-Errors: ``PayrollError`` (exit 22) → ``InvalidPayrollBatch`` (empty, too large, an item that
+Errors: ``PayrollError`` → ``InvalidPayrollBatch`` (empty, too large, an item that
 does not name exactly one identifier, an identifier too long, an account with no digit or
 letter).
 """

@@ -1,5 +1,6 @@
-"""The reason codes of a payroll check's answer: one table, documented in the OpenAPI and in
-docs/payroll-controls.md (what each means for a bank and what to do about it).
+"""The reason codes of a payroll check's answer and what each means for a bank: one table. The
+OpenAPI description of ``reasons`` is made from it, a test holds the README's table to it, and
+docs/payroll-controls.md explains the controls behind the flags.
 
 Some stop a salary (``active_for_payroll`` false): the person is unknown, no longer employed,
 suspended, or their contract has ended. The others are flags a person has to look at.
@@ -27,8 +28,8 @@ class PayrollReason(StrEnum):
     ACCOUNT_CHANGED = "ACCOUNT_CHANGED"
 
 
-# What a bank should do about each code: the OpenAPI description and the README's table are
-# made from this, so the words exist once.
+# What a bank should do about each code (mobile_api.schemas.payroll describes ``reasons`` with it;
+# tests/idsvc/bank/test_payroll_reasons.py holds the README's table to it).
 MEANING: dict[PayrollReason, str] = {
     PayrollReason.UNKNOWN_EMPLOYEE: "the register has no such employee: do not pay; ask HR",
     PayrollReason.UNKNOWN_CARD: "no card with that serial ever went live: do not pay",

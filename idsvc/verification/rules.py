@@ -1,7 +1,7 @@
 """The one verification function every caller uses (CLI, API, desk; the web page mirrors it).
 
 ``verify_credential`` never raises for a bad credential: it returns a ``VerificationResult`` whose
-``reasons`` hold stable codes (the README's verification API). It raises only for a programming
+``reasons`` hold stable codes (docs/api.md, the verification API). It raises only for a programming
 error.
 
 Order matters: nothing in a token is believed before its signature checks out, so a bad

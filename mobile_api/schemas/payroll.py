@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from idsvc.bank.payroll import MAX_IDENTIFIER, MAX_ITEMS
+from idsvc.bank.payroll_reasons import MEANING
 
 ACCOUNT_RULE = (
     "Compared in one written form: Unicode NFKC, every decimal digit of any script as its "
@@ -76,10 +77,9 @@ class PayrollResult(BaseModel):
     status: str = Field(description="HR status (active, suspended, retired…) or unknown")
     active_for_payroll: bool
     reasons: list[str] = Field(
-        description="UNKNOWN_EMPLOYEE, UNKNOWN_CARD, HOLDER_INACTIVE, HOLDER_SUSPENDED, "
-        "CARD_REVOKED, CARD_SUSPENDED, CARD_SUPERSEDED, ACCOUNT_SHARED (the account goes with "
-        "another person too, in this batch or your recent ones), DUPLICATE_IN_BATCH (the person "
-        "is on another line of this batch too), or a verification reason for a credential item"
+        description="Codes, each with what to do: "
+        + "; ".join(f"{code}: {meaning}" for code, meaning in MEANING.items())
+        + "; or a verification reason for a credential item"
     )
 
 
