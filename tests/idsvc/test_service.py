@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from joserfc import jws as jose_jws
@@ -16,14 +18,14 @@ from idsvc.formats.status_list import StatusList, parse_status_list_claims
 from idsvc.services import Services
 from idsvc.storage.tables import AuditEventRow, CivilServantRow, CredentialRow
 from idsvc.verification.rules import Reason
-from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
+from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings, rotated
 
 ACTIVE = "LA-MOHA-000101"
 
 
-def _payload(token: str) -> dict:
+def _payload(token: str) -> dict[str, Any]:
     part = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return cast(dict[str, Any], json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
 
 
 def test_issue_then_verify_is_valid_with_holder(service: Services) -> None:
@@ -177,7 +179,7 @@ def test_status_unavailable_is_never_revoked(service: Services) -> None:
 
 def test_rotation_old_key_still_verifies(service: Services) -> None:
     before = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
-    old_kid, new_kid = service.credentials.rotate_key(by=None, now=NOW)
+    old_kid, new_kid = rotated(service)
     assert old_kid != new_kid
     after = service.credentials.issue("LA-MOHA-000102", actor="desk-1", now=NOW)
     assert json.loads(base64.urlsafe_b64decode(after.token.split(".")[0] + "=="))["kid"] == new_kid
@@ -189,7 +191,7 @@ def test_rotation_old_key_still_verifies(service: Services) -> None:
 
 def test_independent_jose_library_verifies_from_jwks(service: Services) -> None:
     view = service.credentials.issue(ACTIVE, actor="desk-1", now=NOW)
-    keyset = KeySet.import_key_set(service.credentials.jwks())
+    keyset = KeySet.import_key_set(cast(Any, service.credentials.jwks()))
     obj = jose_jws.deserialize_compact(view.token, keyset, algorithms=["ES256", "EdDSA"])
     assert json.loads(obj.payload)["sub"] == ACTIVE
     assert obj.protected["typ"] == "civil-servant-credential+jwt"
@@ -203,7 +205,7 @@ def test_status_list_token_reflects_states(service: Services) -> None:
     ref_b = _payload(b.token)["status"]["status_list"]
     name = ref_a["uri"].rsplit("/", 1)[-1]
     token = service.credentials.status_list_token(name, now=NOW)
-    keyset = KeySet.import_key_set(service.credentials.jwks())
+    keyset = KeySet.import_key_set(cast(Any, service.credentials.jwks()))
     obj = jose_jws.deserialize_compact(token, keyset, algorithms=["ES256", "EdDSA"])
     assert obj.protected["typ"] == "statuslist+jwt"
     lst: StatusList = parse_status_list_claims(
@@ -214,7 +216,7 @@ def test_status_list_token_reflects_states(service: Services) -> None:
     assert ref_a["idx"] != ref_b["idx"]
 
 
-def test_other_issuer_key_never_vouches(service: Services, tmp_path) -> None:
+def test_other_issuer_key_never_vouches(service: Services, tmp_path: Path) -> None:
     """A second issuer in the same deployment: tokens keep to their own issuer."""
     service.credentials.init(now=NOW, actor="admin", slug="lao-moha", iss="https://id.moha.gov.la")
     from idsvc.credentials.issuance import issue_credential
@@ -271,7 +273,7 @@ def test_audit_detects_deleted_newest_event(service: Services) -> None:
         service.audit.verify_chain()
 
 
-def test_dead_database_is_a_clear_error(tmp_path) -> None:
+def test_dead_database_is_a_clear_error(tmp_path: Path) -> None:
     from idsvc.errors import IdsvcError
     from idsvc.storage.db import DatabaseUnavailable
 
@@ -282,7 +284,9 @@ def test_dead_database_is_a_clear_error(tmp_path) -> None:
     assert "127.0.0.1" in str(info.value) or "database" in str(info.value)
 
 
-def test_status_indices_are_random_unique_and_lists_roll_over(tmp_path, sqlite_url) -> None:
+def test_status_indices_are_random_unique_and_lists_roll_over(
+    tmp_path: Path, sqlite_url: str
+) -> None:
     settings = make_settings(tmp_path / "home", sqlite_url)
     settings.status_list_size = 16
     svc = make_service(settings)
@@ -302,7 +306,7 @@ def test_status_indices_are_random_unique_and_lists_roll_over(tmp_path, sqlite_u
 
 
 def test_a_new_public_url_opens_a_new_list_and_the_old_one_stays_served(
-    tmp_path, sqlite_url
+    tmp_path: Path, sqlite_url: str
 ) -> None:
     first = make_service(make_settings(tmp_path / "home", sqlite_url))
     first.credentials.init(now=NOW, actor="admin")
@@ -325,7 +329,7 @@ def test_a_new_public_url_opens_a_new_list_and_the_old_one_stays_served(
     assert moved.verification.verify(old.token, now=NOW).reasons == (Reason.REVOKED,)
 
 
-def test_eddsa_issuer_end_to_end(tmp_path, sqlite_url) -> None:
+def test_eddsa_issuer_end_to_end(tmp_path: Path, sqlite_url: str) -> None:
     settings = make_settings(tmp_path / "home", sqlite_url, key_alg="EdDSA")
     svc = make_service(settings)
     svc.credentials.init(now=NOW, actor="admin")
@@ -334,7 +338,7 @@ def test_eddsa_issuer_end_to_end(tmp_path, sqlite_url) -> None:
     header = json.loads(base64.urlsafe_b64decode(view.token.split(".")[0] + "=="))
     assert header["alg"] == "EdDSA"
     assert svc.verification.verify(view.token, now=NOW).valid
-    keyset = KeySet.import_key_set(svc.credentials.jwks())
+    keyset = KeySet.import_key_set(cast(Any, svc.credentials.jwks()))
     obj = jose_jws.deserialize_compact(view.token, keyset, algorithms=["EdDSA"])
     assert json.loads(obj.payload)["jti"] == view.id
 

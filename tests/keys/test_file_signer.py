@@ -73,7 +73,7 @@ def test_generate_load_sign_verify(tmp_path: Path, alg: str) -> None:
 def test_signature_verifies_in_joserfc_and_pyjwt(tmp_path: Path, alg: str) -> None:
     signer = FileSigner.generate(tmp_path / "k.pem", alg, PASSPHRASE)
     token = sign_compact(signer, {"sub": "E-0001", "iss": "https://mcs.example"})
-    jwk = public_jwk(signer.public_key())
+    jwk = dict[str, str | list[str]](public_jwk(signer.public_key()))
     key = ECKey.import_key(jwk) if alg == "ES256" else OKPKey.import_key(jwk)
     decoded = jws.deserialize_compact(token, key, algorithms=[alg])
     assert decoded.headers()["kid"] == signer.kid

@@ -220,7 +220,7 @@ def test_every_command_on_an_enrolled_desk(site: Site) -> None:
     nobody = "00000000-0000-4000-8000-000000000000"
     values = {"file": str(dummy), "reader": "Virtual PCD 00 00", "centre_url": site.url,
               "out": str(site.folder / "out"), "approval_id": nobody}  # fmt: skip
-    extra = {("verify",): ["X1"], ("card-face",): ["X1"]}
+    extra: dict[tuple[str, ...], list[str]] = {("verify",): ["X1"], ("card-face",): ["X1"]}
     leaves = list(_leaves(typer.main.get_command(app)))
     assert len(leaves) > 60
 

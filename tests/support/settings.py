@@ -38,6 +38,13 @@ def make_settings(home: Path, url: str, **extra: Any) -> Settings:
     return Settings(**values)
 
 
+def rotated(service: Services) -> tuple[str, str]:
+    """Rotate the default issuer's key from the console: (old kid, new kid)."""
+    done = service.credentials.rotate_key(by=None, now=NOW)
+    assert isinstance(done, tuple), "key rotation waits for an approval here"
+    return done
+
+
 def make_service(settings: Settings) -> Services:
     """A service over ``settings`` whose key passphrase is ``PASSPHRASE`` (not initialised)."""
     return Services.from_settings(settings, lambda: PASSPHRASE.encode())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import httpx
 import pytest
@@ -84,8 +84,9 @@ def test_an_id_follows_suspension_and_revocation_like_the_card(
         if action == "revoke":
             service.credentials.revoke(credential.id, reason="test", by=None, now=NOW)
         else:
+            state = cast(Literal["suspend", "reinstate"], action)
             service.credentials.change_state(
-                credential.id, action, reason="test", actor="test", now=NOW
+                credential.id, state, reason="test", actor="test", now=NOW
             )
         body = by_id(api, credential.id).json()
         assert body["reasons"] == reasons, action

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import pkcs11
 from joserfc import jws as jose_jws
@@ -46,7 +47,7 @@ def test_hsm_issuer_issues_rotates_and_keeps_keys_on_the_token(
     tok = lib.get_token(token_label=softhsm_token.label)
     with tok.open(user_pin=softhsm_token.pin) as session:
         keys = list(session.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.PRIVATE_KEY}))
-        ours = [k for k in keys if k.label.startswith("idsvc-")]
+        ours = [k for k in keys if str(cast(Any, k).label).startswith("idsvc-")]
         assert len(ours) >= 3  # credential key, CA key, rotated credential key
         for key in ours:
             assert key[pkcs11.Attribute.SENSITIVE] and not key[pkcs11.Attribute.EXTRACTABLE]

@@ -18,7 +18,7 @@ from idsvc.services import Services
 from idsvc.storage.db import Database, DatabaseUnavailable
 from idsvc.storage.tables import CredentialRow
 from tests.support.payroll import csv_of, with_status
-from tests.support.settings import NOW, make_service
+from tests.support.settings import NOW, make_service, rotated
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
@@ -114,10 +114,10 @@ def test_jwks_kept_until_the_key_ring_rotates(service: Services) -> None:
     first = service.credentials.jwks_document()
     assert service.credentials.jwks_document() is first
     assert json.loads(first.body) == service.credentials.jwks()
-    _, new_kid = service.credentials.rotate_key(by=None, now=NOW)
-    rotated = service.credentials.jwks_document()
-    assert rotated.tag != first.tag
-    assert new_kid in {k["kid"] for k in json.loads(rotated.body)["keys"]}
+    _, new_kid = rotated(service)
+    after = service.credentials.jwks_document()
+    assert after.tag != first.tag
+    assert new_kid in {k["kid"] for k in json.loads(after.body)["keys"]}
 
 
 def test_a_bulk_update_of_credentials_is_refused_not_silently_unpublished(

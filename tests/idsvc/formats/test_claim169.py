@@ -14,7 +14,7 @@ import uuid
 import zlib
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cbor2
 import pytest
@@ -226,7 +226,7 @@ def test_unknown_kid(signer: FileSigner) -> None:
     with pytest.raises(UnknownKey):
         claim169.verify(text, key_for=lambda kid: None)
     with pytest.raises(UnknownKey):
-        claim169.verify(text, key_for=lambda kid: {}[kid])
+        claim169.verify(text, key_for=lambda kid: cast(dict[str, Any], {})[kid])
 
 
 def test_key_of_the_other_type_is_a_bad_signature(tmp_path: Path, signer: FileSigner) -> None:

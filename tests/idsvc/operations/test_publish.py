@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -26,18 +27,18 @@ ACTIVE = ("KH-MCS-010002", "LA-MOHA-000101")
 
 def _status_of(out: Path, token: str) -> int:
     """The published status of a credential, read with joserfc and the spec's bit layout."""
-    reference = jwt.decode(token, KeySet.import_key_set(_jwks(out))).claims["status"]
+    reference = jwt.decode(token, KeySet.import_key_set(cast(Any, _jwks(out)))).claims["status"]
     ref = reference["status_list"]
     name = ref["uri"].rsplit("/", 1)[-1]
     published = jwt.decode(
-        (out / "status-lists" / name).read_text(), KeySet.import_key_set(_jwks(out))
+        (out / "status-lists" / name).read_text(), KeySet.import_key_set(cast(Any, _jwks(out)))
     )
     assert published.header["typ"] == "statuslist+jwt"
     lst = published.claims["status_list"]
     assert lst["bits"] == 2
     raw = zlib.decompress(base64.urlsafe_b64decode(lst["lst"] + "=" * (-len(lst["lst"]) % 4)))
     idx = ref["idx"]
-    return (raw[idx // 4] >> (2 * (idx % 4))) & 0b11  # LSB first, 4 entries per byte
+    return int((raw[idx // 4] >> (2 * (idx % 4))) & 0b11)  # LSB first, 4 entries per byte
 
 
 def _jwks(out: Path) -> dict[str, object]:
@@ -82,7 +83,9 @@ def test_published_files_verify_independently_and_follow_revocations(
     late = NOW + timedelta(minutes=6) + lifetime / 2 + timedelta(seconds=1)
     resigned = ops.publish(out, now=late)
     assert resigned.written == lists
-    claims = jwt.decode((out / lists[0]).read_text(), KeySet.import_key_set(_jwks(out))).claims
+    claims = jwt.decode(
+        (out / lists[0]).read_text(), KeySet.import_key_set(cast(Any, _jwks(out)))
+    ).claims
     assert claims["iat"] == int(late.timestamp())
     index = json.loads((out / "index.json").read_text())
     assert index["status_lists"][lists[0].rsplit("/", 1)[-1]]["exp"] == claims["exp"]
