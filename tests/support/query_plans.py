@@ -45,12 +45,14 @@ LARGE_TABLES = frozenset(
         "audit_events",
         "status_history",
         "payroll_accounts",
+        "payroll_last_accounts",
+        "photos",
         "client_people",
     }
 )
 HEADER = (
     "employee_id,name_local,name_latin,sex,date_of_birth,ministry,unit,position,grade,category,"
-    "status,status_date,hire_date"
+    "status,status_date,hire_date,national_id"
 )
 MINISTRIES = ("Ministry of Civil Service", "Ministry of Education", "Ministry of Health")
 
@@ -81,6 +83,7 @@ def hr_csv(people: int) -> bytes:
                 status,
                 "2020-01-01",
                 "2005-01-01",
+                f"{100000000 + n}",
             ]
         )
     return out.getvalue().encode()
@@ -224,6 +227,32 @@ def seed_rest(
             ),
             {"now": now.replace(tzinfo=None)},
         )
+        # The same bank's last account per person (ACCOUNT_CHANGED), and photos of the people
+        # enrolled at desks (NO_CARD): stand-in bytes, the lookups read only the keys.
+        conn.execute(
+            text(
+                """
+                INSERT INTO payroll_last_accounts (client_id, employee_id, account_hash,
+                    last_seen_at, changed_at)
+                SELECT :client, employee_id, md5('account' || employee_id) || md5(employee_id),
+                    CAST(:now AS timestamp), NULL
+                FROM civil_servants
+                """
+            ),
+            {"client": client.id, "now": now.replace(tzinfo=None)},
+        )
+        conn.execute(
+            text(
+                """
+                INSERT INTO photos (employee_id, face_jpeg, width, height, qr_image,
+                    qr_media_type, sha256, updated_at, updated_by)
+                SELECT employee_id, '\\xffd8'::bytea, 420, 540, '\\x00'::bytea, 'image/webp',
+                    md5(employee_id) || md5(employee_id), CAST(:now AS timestamp), 'seed'
+                FROM civil_servants WHERE employee_id NOT LIKE '%7'
+                """
+            ),
+            {"now": now.replace(tzinfo=None)},
+        )
         counts = conn.execute(text("SELECT count(*) FROM credentials")).scalar()
     analyze(service)
     return Seeded(
@@ -295,6 +324,13 @@ def hot_path_statements(service: Services, seeded: Seeded, now: datetime) -> lis
         ),
         "payroll by card serial": lambda: payroll.check(
             [PayrollItem(card_serial=seeded.card_serial)], by=bank, now=now
+        ),
+        # Past the enrolment grace, with a national id and an account that changed: every
+        # lookup of the ghost-worker flags runs (idsvc.bank.payroll_controls).
+        "payroll controls": lambda: payroll.check(
+            [PayrollItem(employee_id=seeded.employee_id, account="LA00-5678")],
+            by=bank,
+            now=now + timedelta(days=120),
         ),
         "change feed by cursor": lambda: ChangeFeed(service.infra.db).page(feed_cursor, limit=100),
         "change feed by cursor, a bank's people": lambda: ChangeFeed(service.infra.db).page(
