@@ -114,7 +114,7 @@ class HrSync:
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY:
             raise InvalidHrRecords(f"Idempotency-Key must be 1 to {MAX_KEY} characters")
         # Stable: of two records for one person, the first still wins (and is named as such).
-        rows = sorted(as_rows(records), key=lambda row: str(row[1]["employee_id"]))
+        rows = sorted(as_rows(records), key=lambda row: str(row[1].get("employee_id", "")))
         digest = request_hash(records)
         for attempt in range(1, ATTEMPTS + 1):
             try:

@@ -100,3 +100,21 @@ def test_scope_and_shape(api: Api, service: Services) -> None:
         RECORDS, content=b"employee_id\n", headers=auth | {"content-type": "text/csv"}
     )
     assert_problem(r, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_a_record_that_names_nobody_or_omits_new_members_is_judged_like_a_file_row(
+    api: Api,
+) -> None:
+    teacher = next(r for r in sample_records() if r["category"] == "contract_teacher")
+    records = [
+        {},  # no member at all: rejected by number, like a file row with an empty id
+        teacher,  # no contract_end member (an HR system from before it existed): imports
+        teacher | {"employee_id": "LA-MOES-009999", "contract_end": ""},  # given empty
+    ]
+    r = api.http.post(RECORDS, json={"records": records}, headers=hr(api))
+    assert r.status_code == 200, r.text
+    rejected = {(x["record"], x["reason"]) for x in r.json()["rejected"]}
+    assert rejected == {
+        (1, "missing employee_id"),
+        (3, "missing contract_end (required for category contract_teacher)"),
+    }
