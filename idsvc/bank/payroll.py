@@ -273,7 +273,9 @@ class PayrollChecks:
                 if results[i].employee_id
             }
             flags = self._batch_flags(session, batch, results, hashes, client, now)
-            shared = self._shared_accounts(session, hashes, results, now) if hashes else set()
+            shared = (
+                self._shared_accounts(session, hashes, results, client, now) if hashes else set()
+            )
             results = _flagged(results, shared, flags)
             record_check(
                 session,
@@ -361,6 +363,7 @@ class PayrollChecks:
         session: Session,
         hashes: dict[int, str],
         results: list[PayrollResult],
+        client: str,
         now: datetime,
     ) -> set[int]:
         """Positions of the items whose account (``hashes``: position → this bank's keyed hash)
@@ -378,15 +381,22 @@ class PayrollChecks:
             PayrollAccountRow.last_seen_at >= now - self._window,
         ):
             people[digest].add(employee_id)
-        self._remember(session, seen, now)
+        self._remember(session, seen, client, now)
         return {i for i, digest in hashes.items() if len(people[digest]) > 1}
 
     @staticmethod
-    def _remember(session: Session, seen: set[tuple[str, str]], now: datetime) -> None:
-        """Store this batch's (account, employee) pairs; only they are refreshed, so a pair
-        the bank stopped sending ages out of the window."""
+    def _remember(session: Session, seen: set[tuple[str, str]], client: str, now: datetime) -> None:
+        """Store this batch's (account, employee) pairs with the bank that sent them; only they
+        are refreshed, so a pair the bank stopped sending ages out of the window. A pair's
+        ``first_seen_at`` stays: it dates the account's first use (``ACCOUNT_CHANGED``)."""
         rows = [
-            {"account_hash": d, "employee_id": e, "first_seen_at": now, "last_seen_at": now}
+            {
+                "account_hash": d,
+                "employee_id": e,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "client_id": client,
+            }
             for d, e in sorted(seen)
         ]
         upsert_rows(

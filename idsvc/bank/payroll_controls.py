@@ -12,12 +12,12 @@ Each flag is a stable reason code a bank acts on (``idsvc.bank.payroll_reasons``
 - ``NO_CARD``: active for longer than the enrolment grace and never enrolled at a desk (no
   photo, or no credential that ever went live). The desk's in-person enrolment is the headcount.
 - ``ACCOUNT_CHANGED``: the account this bank is about to pay into is not the one it paid the
-  person into last time, and the change is recent (``PayrollControls.account_change``).
-  Remembered per bank, as a keyed hash: a bank never learns another bank's accounts.
+  person into before, and it first paid into it recently (``PayrollControls.account_change``).
+  Accounts are kept per bank, as keyed hashes: a bank never learns another bank's accounts.
 
 Every lookup is one query per chunk of the batch's ids (``idsvc.storage.bulk.rows_matching``)
 over an index: national ids, (name key, date of birth, sex), credentials and photos by employee,
-last accounts by (bank, employee). None reads the whole register.
+accounts by (bank, employee). None reads the whole register.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 from idsvc.bank.payroll_reasons import PayrollReason
 from idsvc.config import Settings
 from idsvc.formats.hr_csv import ENDED_STATUSES, EmploymentStatus
-from idsvc.storage.bulk import rows_matching, upsert_rows
-from idsvc.storage.payroll_tables import PayrollLastAccountRow
+from idsvc.storage.bulk import rows_matching
+from idsvc.storage.payroll_tables import PayrollAccountRow
 from idsvc.storage.photo_tables import PhotoRow
 from idsvc.storage.tables import CivilServantRow, CredentialRow
 
@@ -225,46 +225,28 @@ def changed_accounts(
     window: timedelta,
     now: datetime,
 ) -> set[str]:
-    """People whose account (``paid``: employee id → this bank's keyed account hash) differs
-    from the one this bank paid them into last time, or changed within ``window``; the new
-    accounts are remembered."""
-    last: dict[str, tuple[str, datetime | None]] = {
-        employee_id: (account_hash, changed_at)
-        for employee_id, account_hash, changed_at in rows_matching(
-            session,
-            (
-                PayrollLastAccountRow.employee_id,
-                PayrollLastAccountRow.account_hash,
-                PayrollLastAccountRow.changed_at,
-            ),
-            PayrollLastAccountRow.employee_id,
-            sorted(paid),
-            PayrollLastAccountRow.client_id == client_id,
-        )
-    }
-    flagged: set[str] = set()
-    rows = []
-    for employee_id, account_hash in sorted(paid.items()):
-        before = last.get(employee_id)
-        changed_at = before[1] if before else None
-        if before is not None and before[0] != account_hash:
-            changed_at = now
-        if changed_at is not None and changed_at >= now - window:
-            flagged.add(employee_id)
-        rows.append(
-            {
-                "client_id": client_id,
-                "employee_id": employee_id,
-                "account_hash": account_hash,
-                "last_seen_at": now,
-                "changed_at": changed_at,
-            }
-        )
-    upsert_rows(
+    """People whose account (``paid``: employee id → this bank's keyed account hash) this bank
+    first paid into within ``window``, after paying them into another one: a salary that moved.
+    Read from the accounts the bank's checks remember (``PayrollAccountRow``, written by the
+    check itself), so the flag costs one indexed read and no write of its own."""
+    first_seen: dict[str, dict[str, datetime]] = defaultdict(dict)
+    for employee_id, account_hash, seen in rows_matching(
         session,
-        PayrollLastAccountRow.metadata.tables[PayrollLastAccountRow.__tablename__],
-        rows,
-        keys=("client_id", "employee_id"),
-        update=("account_hash", "last_seen_at", "changed_at"),
-    )
+        (
+            PayrollAccountRow.employee_id,
+            PayrollAccountRow.account_hash,
+            PayrollAccountRow.first_seen_at,
+        ),
+        PayrollAccountRow.employee_id,
+        sorted(paid),
+        PayrollAccountRow.client_id == client_id,
+    ):
+        first_seen[employee_id][account_hash] = seen
+    flagged: set[str] = set()
+    for employee_id, account_hash in paid.items():
+        accounts = first_seen.get(employee_id, {})
+        since = accounts.get(account_hash, now)  # not seen before: first paid into now
+        earlier = any(other != account_hash and at < since for other, at in accounts.items())
+        if earlier and since >= now - window:
+            flagged.add(employee_id)
     return flagged

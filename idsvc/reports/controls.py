@@ -41,7 +41,7 @@ from idsvc.bank.payroll_controls import (
 from idsvc.bank.payroll_reasons import PayrollReason
 from idsvc.formats.hr_csv import EmploymentStatus
 from idsvc.storage.desk_tables import ApprovalRow
-from idsvc.storage.payroll_tables import PayrollLastAccountRow
+from idsvc.storage.payroll_tables import PayrollAccountRow
 from idsvc.storage.photo_tables import PhotoRow
 from idsvc.storage.tables import CivilServantRow, CredentialRow, StatusHistoryRow
 
@@ -184,14 +184,25 @@ def _flags(
         grace = controls.enrolment_grace
         for employee_id in never_enrolled(session, batch, grace=grace, today=as_of):
             found[employee_id].append(PayrollReason.NO_CARD)
-    changed = session.scalars(
-        select(PayrollLastAccountRow.employee_id)
-        .where(
-            PayrollLastAccountRow.changed_at >= period[0],
-            PayrollLastAccountRow.changed_at < period[1],
+    # A salary that moved in the period: an account a bank first paid into during the period,
+    # for someone it had paid into another account before (banks stay unnamed). One read of
+    # the banks' accounts, grouped here: a monthly report may read a table once.
+    firsts: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for client_id, employee_id, first in session.execute(
+        select(
+            PayrollAccountRow.client_id,
+            PayrollAccountRow.employee_id,
+            PayrollAccountRow.first_seen_at,
+        ).where(
+            PayrollAccountRow.client_id.is_not(None), PayrollAccountRow.first_seen_at < period[1]
         )
-        .distinct()
-    )
+    ):
+        firsts[(client_id or "", employee_id)].append(first)
+    changed = {
+        employee_id
+        for (_, employee_id), seen in firsts.items()
+        if len(seen) > 1 and period[0] <= max(seen)
+    }
     in_scope = set(active)
     for employee_id in changed:
         if employee_id in in_scope:

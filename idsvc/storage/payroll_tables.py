@@ -113,20 +113,10 @@ class PayrollAccountRow(Base):
     employee_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-class PayrollLastAccountRow(Base):
-    """The account a bank last paid each person into (keyed hash, per bank), and when it last
-    changed: a salary moved to another account shortly before a payday is how one is diverted.
-    Migration 0014."""
-
-    __tablename__ = "payroll_last_accounts"
-
-    client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    employee_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_hash: Mapped[str] = mapped_column(String(64))
-    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # The bank that sent it (migration 0014; None before): a person's accounts at one bank, in
+    # the order it first paid into them, tell when a salary moved (ACCOUNT_CHANGED).
+    client_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    __table_args__ = (Index("ix_payroll_accounts_client_employee", "client_id", "employee_id"),)
 
 
 class IdempotencyRecordRow(Base):

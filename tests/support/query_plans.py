@@ -45,7 +45,6 @@ LARGE_TABLES = frozenset(
         "audit_events",
         "status_history",
         "payroll_accounts",
-        "payroll_last_accounts",
         "photos",
         "client_people",
     }
@@ -219,28 +218,16 @@ def seed_rest(
             text(
                 """
                 INSERT INTO payroll_accounts (account_hash, employee_id, first_seen_at,
-                    last_seen_at)
+                    last_seen_at, client_id)
                 SELECT md5('account' || employee_id) || md5(employee_id), employee_id,
-                    CAST(:now AS timestamp), CAST(:now AS timestamp)
+                    CAST(:now AS timestamp), CAST(:now AS timestamp), :client
                 FROM civil_servants
                 """
             ),
-            {"now": now.replace(tzinfo=None)},
+            {"now": now.replace(tzinfo=None), "client": client.id},
         )
-        # The same bank's last account per person (ACCOUNT_CHANGED), and photos of the people
-        # enrolled at desks (NO_CARD): stand-in bytes, the lookups read only the keys.
-        conn.execute(
-            text(
-                """
-                INSERT INTO payroll_last_accounts (client_id, employee_id, account_hash,
-                    last_seen_at, changed_at)
-                SELECT :client, employee_id, md5('account' || employee_id) || md5(employee_id),
-                    CAST(:now AS timestamp), NULL
-                FROM civil_servants
-                """
-            ),
-            {"client": client.id, "now": now.replace(tzinfo=None)},
-        )
+        # Photos of the people enrolled at desks (NO_CARD): stand-in bytes, the lookups read
+        # only the keys.
         conn.execute(
             text(
                 """

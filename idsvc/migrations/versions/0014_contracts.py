@@ -1,4 +1,4 @@
-"""Payroll controls: contract ends, national ID numbers, identity keys, last accounts
+"""Payroll controls: contract ends, national ID numbers, identity keys, the bank of an account
 
 Revision ID: 0014
 Revises: 0013
@@ -12,8 +12,9 @@ Create Date: 2026-12-07
 - ``civil_servants.name_key``: the Latin name as compared for duplicates, filled here for the
   rows already stored, with an index on (name_key, date_of_birth, sex).
 - ``status_history.recorded_at`` indexed: the monthly controls report reads one period.
-- ``payroll_last_accounts``: per bank and person, the keyed hash of the account last paid into
-  and when it changed (the ``ACCOUNT_CHANGED`` flag).
+- ``payroll_accounts.client_id``: the bank that sent an account (NULL for rows from before),
+  indexed with the employee: a person's accounts at one bank, in the order they were first
+  seen, tell when a salary moved (the ``ACCOUNT_CHANGED`` flag).
 """
 
 from __future__ import annotations
@@ -58,19 +59,17 @@ def upgrade() -> None:
     op.create_index(
         "ix_status_history_recorded_at", "status_history", ["recorded_at"], unique=False
     )
-    op.create_table(
-        "payroll_last_accounts",
-        sa.Column("client_id", sa.String(length=32), nullable=False),
-        sa.Column("employee_id", sa.String(length=64), nullable=False),
-        sa.Column("account_hash", sa.String(length=64), nullable=False),
-        sa.Column("last_seen_at", sa.DateTime(), nullable=False),
-        sa.Column("changed_at", sa.DateTime(), nullable=True),
-        sa.PrimaryKeyConstraint("client_id", "employee_id", name=op.f("pk_payroll_last_accounts")),
-    )
+    with op.batch_alter_table("payroll_accounts") as batch:
+        batch.add_column(sa.Column("client_id", sa.String(length=32), nullable=True))
+        batch.create_index(
+            "ix_payroll_accounts_client_employee", ["client_id", "employee_id"], unique=False
+        )
 
 
 def downgrade() -> None:
-    op.drop_table("payroll_last_accounts")
+    with op.batch_alter_table("payroll_accounts") as batch:
+        batch.drop_index("ix_payroll_accounts_client_employee")
+        batch.drop_column("client_id")
     op.drop_index("ix_status_history_recorded_at", table_name="status_history")
     op.drop_index("ix_civil_servants_identity", table_name="civil_servants")
     with op.batch_alter_table("civil_servants") as batch:
