@@ -59,7 +59,6 @@ from idsvc.bank.payroll_controls import (
     duplicate_identities,
     never_enrolled,
     people,
-    person_flags,
 )
 from idsvc.bank.payroll_reasons import PayrollReason
 from idsvc.errors import InvalidPayrollBatch
@@ -219,9 +218,7 @@ def _cards(session: Session, serials: set[str]) -> dict[str, tuple[str, str, str
     return found
 
 
-def _person(
-    person: Person | None, extra: list[str], controls: PayrollControls, today: date
-) -> PayrollResult:
+def _person(person: Person | None, extra: list[str]) -> PayrollResult:
     if person is None:
         reasons = extra or [PayrollReason.UNKNOWN_EMPLOYEE]
         return PayrollResult(None, "unknown", False, tuple(reasons))
@@ -231,9 +228,8 @@ def _person(
         reasons.insert(0, PayrollReason.HOLDER_INACTIVE)
     elif status == "suspended":
         reasons.insert(0, PayrollReason.HOLDER_SUSPENDED)
-    flags = person_flags(person, controls, today)
-    reasons += flags
-    active = status == "active" and PayrollReason.CONTRACT_ENDED not in flags
+    reasons += person.flags
+    active = status == "active" and PayrollReason.CONTRACT_ENDED not in person.flags
     return PayrollResult(person.employee_id, status, active, tuple(dict.fromkeys(reasons)))
 
 
@@ -307,12 +303,11 @@ class PayrollChecks:
         wanted = {item.employee_id for item in items if item.employee_id}
         wanted.update(subjects.values())
         wanted.update(employee_id for employee_id, _, _ in cards.values())
-        found = people(session, wanted)
-        controls = self._controls
+        found = people(session, wanted, self._controls, today)
         results: list[PayrollResult] = []
         for i, item in enumerate(items):
             if item.employee_id:
-                results.append(_person(found.get(item.employee_id), [], controls, today))
+                results.append(_person(found.get(item.employee_id), []))
             elif item.card_serial:
                 card = cards.get(item.card_serial)
                 if card is None:
@@ -320,7 +315,7 @@ class PayrollChecks:
                     continue
                 employee_id, credential_id, state = card
                 extra = [_CARD_REASONS[state]] if state in _CARD_REASONS else []
-                person = _person(found.get(employee_id), extra, controls, today)
+                person = _person(found.get(employee_id), extra)
                 results.append(_with_credential(person, credential_id))
             else:
                 outcome = verified[i]
@@ -329,7 +324,7 @@ class PayrollChecks:
                 if sub is None:
                     results.append(PayrollResult(None, "unknown", False, tuple(codes)))
                     continue
-                person = _person(found.get(sub), codes, controls, today)
+                person = _person(found.get(sub), codes)
                 results.append(_with_credential(person, outcome.credential_id))
         return results, found
 
@@ -349,8 +344,7 @@ class PayrollChecks:
         found: dict[str, list[str]] = defaultdict(list)
         for employee_id in sorted(duplicate_identities(session, known)):
             found[employee_id].append(PayrollReason.DUPLICATE_IDENTITY)
-        grace, today = controls.enrolment_grace, now.date()
-        for employee_id in sorted(never_enrolled(session, known, grace=grace, today=today)):
+        for employee_id in sorted(never_enrolled(session, known)):
             found[employee_id].append(PayrollReason.NO_CARD)
         paid = {results[i].employee_id or "": digest for i, digest in hashes.items()}
         window = controls.account_change

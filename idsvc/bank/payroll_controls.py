@@ -25,14 +25,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Final
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Date, case, literal
+from sqlalchemy.orm import Session, aliased
 
 from idsvc.bank.payroll_reasons import PayrollReason
 from idsvc.config import Settings
-from idsvc.formats.hr_csv import ENDED_STATUSES, EmploymentStatus
+from idsvc.formats.hr_csv import ENDED_STATUSES, SEXES, EmploymentStatus
 from idsvc.storage.bulk import rows_matching
 from idsvc.storage.payroll_tables import PayrollAccountRow
 from idsvc.storage.photo_tables import PhotoRow
@@ -47,12 +47,6 @@ class RetirementAges:
 
     default: int = 60
     overrides: Mapping[str, int] = field(default_factory=dict)
-
-    def for_person(self, sex: str, category: str) -> int:
-        for key in (f"{sex}:{category}", category, sex):
-            if key in self.overrides:
-                return self.overrides[key]
-        return self.default
 
 
 @dataclass(frozen=True)
@@ -75,127 +69,115 @@ class PayrollControls:
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """What the flags need of one register row."""
+    """What the flags need of one register row, judged by the database as of a day: only the
+    status and four answers travel, so that a batch of 10,000 parses no date in Python."""
 
     employee_id: str
     status: str
-    category: str
-    sex: str
-    date_of_birth: date
-    hire_date: date | None
-    contract_end: date | None
-    national_id: str | None
-    name_key: str | None
-    in_register_since: date
+    flags: tuple[PayrollReason, ...]  # CONTRACT_ENDED, PAST_RETIREMENT_AGE
+    enrolment_due: bool  # active for longer than the enrolment grace
+    identity_known: bool  # has a national id or a name key: duplicates can be looked for
 
 
-PERSON_COLUMNS: Final = (
-    CivilServantRow.employee_id,
-    CivilServantRow.status,
-    CivilServantRow.category,
-    CivilServantRow.sex,
-    CivilServantRow.date_of_birth,
-    CivilServantRow.hire_date,
-    CivilServantRow.contract_end,
-    CivilServantRow.national_id,
-    CivilServantRow.name_key,
-    CivilServantRow.created_at,
-)
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
 
 
-def people(session: Session, employee_ids: Iterable[str]) -> dict[str, Person]:
+def _born_by(controls: PayrollControls, today: date) -> ColumnElement[date]:
+    """The latest date of birth of someone at or past their retirement age today, per row:
+    the most specific override first (sex and category, then category, then sex)."""
+    retirement = controls.retirement
+    ranked: list[tuple[int, ColumnElement[bool], int]] = []
+    for key, age in retirement.overrides.items():
+        sex, _, category = key.partition(":")
+        if category:
+            ranked.append(
+                (0, (CivilServantRow.sex == sex) & (CivilServantRow.category == category), age)
+            )
+        elif key in SEXES:
+            ranked.append((2, CivilServantRow.sex == key, age))
+        else:
+            ranked.append((1, CivilServantRow.category == key, age))
+    default = literal(_years_before(today, retirement.default), Date)
+    if not ranked:
+        return default
+    whens = [
+        (cond, literal(_years_before(today, age), Date))
+        for _, cond, age in sorted(ranked, key=lambda r: r[0])
+    ]
+    return case(*whens, else_=default)
+
+
+def people(
+    session: Session, employee_ids: Iterable[str], controls: PayrollControls, today: date
+) -> dict[str, Person]:
+    """The people of ``employee_ids`` in the register, with the flags of their own row."""
+    row = CivilServantRow
+    active = row.status == EmploymentStatus.ACTIVE
+    grace_start = today - controls.enrolment_grace
+    columns = (
+        row.employee_id,
+        row.status,
+        (row.contract_end.is_not(None) & (row.contract_end < today)).label("ended"),
+        (active & (row.date_of_birth <= _born_by(controls, today))).label("retiring"),
+        (
+            active
+            & (row.created_at < datetime.combine(grace_start, time(), UTC))
+            & (row.hire_date.is_(None) | (row.hire_date < grace_start))
+        ).label("due"),
+        (row.national_id.is_not(None) | row.name_key.is_not(None)).label("known"),
+    )
     found: dict[str, Person] = {}
     wanted = sorted(set(employee_ids))
-    for row in rows_matching(session, PERSON_COLUMNS, CivilServantRow.employee_id, wanted):
-        found[row.employee_id] = Person(
-            employee_id=row.employee_id,
-            status=row.status,
-            category=row.category,
-            sex=row.sex,
-            date_of_birth=row.date_of_birth,
-            hire_date=row.hire_date,
-            contract_end=row.contract_end,
-            national_id=row.national_id,
-            name_key=row.name_key,
-            in_register_since=row.created_at.date(),
-        )
+    for employee_id, status, ended, retiring, due, known in rows_matching(
+        session, columns, row.employee_id, wanted
+    ):
+        flags: tuple[PayrollReason, ...] = (PayrollReason.CONTRACT_ENDED,) if ended else ()
+        if retiring:
+            flags += (PayrollReason.PAST_RETIREMENT_AGE,)
+        found[employee_id] = Person(employee_id, status, flags, bool(due), bool(known))
     return found
-
-
-def age_on(born: date, day: date) -> int:
-    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
-
-
-def person_flags(person: Person, controls: PayrollControls, today: date) -> list[PayrollReason]:
-    """The flags that need nothing but the person's own row."""
-    flags: list[PayrollReason] = []
-    if person.contract_end is not None and person.contract_end < today:
-        flags.append(PayrollReason.CONTRACT_ENDED)
-    if person.status == EmploymentStatus.ACTIVE:
-        limit = controls.retirement.for_person(person.sex, person.category)
-        if age_on(person.date_of_birth, today) >= limit:
-            flags.append(PayrollReason.PAST_RETIREMENT_AGE)
-    return flags
 
 
 def duplicate_identities(session: Session, batch: Mapping[str, Person]) -> set[str]:
     """The batch's people, not ended themselves, who share a national id, or a name key with
-    date of birth and sex, with another employee record that has not ended either."""
+    date of birth and sex, with another employee record that has not ended either. The
+    database pairs the records (a self-join over the national id and the identity index)."""
+    wanted = sorted(
+        p.employee_id for p in batch.values() if p.identity_known and p.status not in ENDED_STATUSES
+    )
+    if not wanted:
+        return set()
+    mine, other = aliased(CivilServantRow), aliased(CivilServantRow)
+    both_living = (
+        mine.employee_id != other.employee_id,
+        other.status.not_in(ENDED_STATUSES),
+    )
+    same_person = (
+        mine.national_id == other.national_id,
+        (mine.name_key == other.name_key)
+        & (mine.date_of_birth == other.date_of_birth)
+        & (mine.sex == other.sex),
+    )
     flagged: set[str] = set()
-    by_national_id: dict[str, set[str]] = defaultdict(set)
-    living = [p for p in batch.values() if p.status not in ENDED_STATUSES]
-    for p in living:
-        if p.national_id:
-            by_national_id[p.national_id].add(p.employee_id)
-    for employee_id, national_id, status in rows_matching(
-        session,
-        (CivilServantRow.employee_id, CivilServantRow.national_id, CivilServantRow.status),
-        CivilServantRow.national_id,
-        sorted(by_national_id),
-    ):
-        if status not in ENDED_STATUSES:
-            by_national_id[national_id].add(employee_id)
-    for holders in by_national_id.values():
-        if len(holders) > 1:
-            flagged |= holders & batch.keys()
-    by_identity: dict[tuple[str, date, str], set[str]] = defaultdict(set)
-    for p in living:
-        if p.name_key:
-            by_identity[(p.name_key, p.date_of_birth, p.sex)].add(p.employee_id)
-    names = sorted({key[0] for key in by_identity})
-    for employee_id, key, born, sex, status in rows_matching(
-        session,
-        (
-            CivilServantRow.employee_id,
-            CivilServantRow.name_key,
-            CivilServantRow.date_of_birth,
-            CivilServantRow.sex,
-            CivilServantRow.status,
-        ),
-        CivilServantRow.name_key,
-        names,
-    ):
-        identity = (key, born, sex)
-        if identity in by_identity and status not in ENDED_STATUSES:
-            by_identity[identity].add(employee_id)
-    for holders in by_identity.values():
-        if len(holders) > 1:
-            flagged |= holders & batch.keys()
+    for same in same_person:
+        flagged.update(
+            employee_id
+            for (employee_id,) in rows_matching(
+                session, (mine.employee_id,), mine.employee_id, wanted, same, *both_living
+            )
+        )
     return flagged
 
 
-def never_enrolled(
-    session: Session, batch: Mapping[str, Person], *, grace: timedelta, today: date
-) -> set[str]:
-    """Active people past the enrolment grace with no photo or no credential that went live.
-    The grace runs from hiring or from entering the register, whichever is later, so a
-    deployment's first months do not flag everyone."""
-    due = sorted(
-        p.employee_id
-        for p in batch.values()
-        if p.status == EmploymentStatus.ACTIVE
-        and max(p.hire_date or p.in_register_since, p.in_register_since) + grace < today
-    )
+def never_enrolled(session: Session, batch: Mapping[str, Person]) -> set[str]:
+    """Active people past the enrolment grace (``Person.enrolment_due``: it runs from hiring or
+    from entering the register, whichever is later, so a deployment's first months do not flag
+    everyone) with no photo or no credential that went live."""
+    due = sorted(p.employee_id for p in batch.values() if p.enrolment_due)
     if not due:
         return set()
     with_photo = {

@@ -36,7 +36,6 @@ from idsvc.bank.payroll_controls import (
     duplicate_identities,
     never_enrolled,
     people,
-    person_flags,
 )
 from idsvc.bank.payroll_reasons import PayrollReason
 from idsvc.formats.hr_csv import EmploymentStatus
@@ -176,13 +175,12 @@ def _flags(
     """employee id → the flags the payroll check would raise on them as of ``as_of``."""
     found: dict[str, list[str]] = defaultdict(list)
     for chunk in _chunks(active):
-        batch = people(session, chunk)
+        batch = people(session, chunk, controls, as_of)
         for employee_id, person in batch.items():
-            found[employee_id] += person_flags(person, controls, as_of)
+            found[employee_id] += person.flags
         for employee_id in duplicate_identities(session, batch):
             found[employee_id].append(PayrollReason.DUPLICATE_IDENTITY)
-        grace = controls.enrolment_grace
-        for employee_id in never_enrolled(session, batch, grace=grace, today=as_of):
+        for employee_id in never_enrolled(session, batch):
             found[employee_id].append(PayrollReason.NO_CARD)
     # A salary that moved in the period: an account a bank first paid into during the period,
     # for someone it had paid into another account before (banks stay unnamed). One read of

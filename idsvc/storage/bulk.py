@@ -31,7 +31,7 @@ def _postgres(session: Session) -> bool:
 
 def rows_matching(
     session: Session,
-    columns: Sequence[InstrumentedAttribute[Any]],
+    columns: Sequence[InstrumentedAttribute[Any] | ColumnElement[Any]],
     key: InstrumentedAttribute[Any],
     values: Sequence[Any],
     *where: ColumnElement[bool],

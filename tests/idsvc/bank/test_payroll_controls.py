@@ -175,3 +175,29 @@ def test_a_changed_account_is_flagged_per_bank_for_its_window(register: Services
     assert "ACCOUNT_CHANGED" not in reasons(bank_a, "LA01 222", NOW + timedelta(days=46))
     # Another bank has no history with this person: nothing leaks from bank A's.
     assert "ACCOUNT_CHANGED" not in reasons(bank_b, "XX99 999", NOW)
+
+
+def test_the_most_specific_retirement_age_wins(register: Services) -> None:
+    # A 58-year-old woman teaching on contract: women retire at 55 here, contract teachers at
+    # 65, and women teaching on contract at 57, which is the one that applies.
+    teacher = person(
+        "KH-MCS-900030",
+        sex="F",
+        date_of_birth=born(58),
+        category="contract_teacher",
+        contract_end=(TODAY + timedelta(days=300)).isoformat(),
+    )
+    register.register.import_hr(csv_of(teacher), source_name="t.csv", actor="hr", now=LONG_AGO)
+    ages = {"F": 55, "contract_teacher": 65, "F:contract_teacher": 57}
+    client_id, _ = add_client(register, "bank-ages")
+    bank = CheckedBy(client_id, "bank-ages", "127.0.0.1")
+    for overrides, flagged_too in ((ages, True), ({"F": 55, "contract_teacher": 65}, False)):
+        payroll = PayrollChecks(
+            register.infra.db,
+            account_key=KEYS.account_key,
+            account_window=timedelta(days=90),
+            verify_credential=lambda text, now: register.verification.verify(text, now=now),
+            controls=PayrollControls(RetirementAges(60, overrides)),
+        )
+        (result,) = payroll.check([PayrollItem(employee_id="KH-MCS-900030")], by=bank, now=NOW)
+        assert ("PAST_RETIREMENT_AGE" in result.reasons) is flagged_too, overrides
