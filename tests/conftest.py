@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy
@@ -26,6 +27,9 @@ from tests.support.settings import NOW, SAMPLE_CSV, make_service, make_settings
 pytest_plugins = ["tests.support.pcsc", "tests.support.softhsm", "tests.support.private_postgres"]
 
 _POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+if TYPE_CHECKING:
+    from tests.support.desk_world import World
 
 
 @pytest.fixture(scope="session")
@@ -119,3 +123,14 @@ def start(service: Services) -> Iterator[Launch]:
     server started is stopped after the test."""
     with launching(service) as run:
         yield run
+
+
+@pytest.fixture
+def world(tmp_path: Path, db_url: str) -> Iterator[World]:
+    """A centre (operators somphone, khamla, dara) serving one desk to enrol, vte-01: the desk
+    tests of tests/idsvc and tests/mobile_api share it. Imported here, not at the top: the root
+    conftest must not load the API app for every test module."""
+    from tests.support.desk_world import make_world
+
+    with make_world(tmp_path, db_url) as w:
+        yield w

@@ -12,7 +12,6 @@ import pytest
 
 from idsvc.credentials.views import CredentialView
 from idsvc.services import Services
-from tests.support.desk_world import World, make_world
 from tests.support.http import Api, api_for
 from tests.support.settings import ACTIVE_EMPLOYEE, NOW, SAMPLE_CSV, make_service, make_settings
 
@@ -45,10 +44,3 @@ def web(tmp_path: Path) -> Iterator[Api]:
 @pytest.fixture
 def web_credential(web: Api) -> CredentialView:
     return web.service.credentials.issue(ACTIVE_EMPLOYEE, actor="test-desk", now=NOW)
-
-
-@pytest.fixture
-def world(tmp_path: Path, db_url: str) -> Iterator[World]:
-    """A centre (operators somphone, khamla, dara) serving one desk to enrol, vte-01."""
-    with make_world(tmp_path, db_url) as w:
-        yield w

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -32,16 +32,10 @@ from idsvc.desk_client.identity import DeskIdentity
 from idsvc.errors import CentreUnreachable, DeskRefused
 from idsvc.storage.tables import AuditEventRow
 from tests.support.cli_runner import Cli
-from tests.support.desk_world import DroppingProxy, World, issue, make_world
+from tests.support.desk_world import DroppingProxy, World, issue
 from tests.support.virtual_card import ReaderTransport
 
 SECRETS = CardSecrets(PIV_TEST_MANAGEMENT_KEY, ManagementKeyType.TDES)
-
-
-@pytest.fixture
-def world(tmp_path: Path, db_url: str) -> Iterator[World]:
-    with make_world(tmp_path, db_url) as w:
-        yield w
 
 
 def opener(card: VirtualCard) -> Callable[[], AbstractContextManager[Transport]]:

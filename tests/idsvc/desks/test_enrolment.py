@@ -12,7 +12,6 @@ import hashlib
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,7 @@ import pytest
 from idsvc.desk_client import identity as desk_identity
 from idsvc.desk_client.identity import DeskIdentity
 from idsvc.errors import DeskRefused, EnrolmentRefused
-from tests.support.desk_world import World, make_world
-
-
-@pytest.fixture
-def world(tmp_path: Path, db_url: str) -> Iterator[World]:
-    with make_world(tmp_path, db_url) as w:
-        yield w
+from tests.support.desk_world import World
 
 
 def snapshot(home: Path) -> dict[str, tuple[str, int]]:
