@@ -26,11 +26,14 @@ from idsvc import DEFAULT_ISSUER as DEFAULT_ISSUER  # re-exported for callers
 from idsvc.formats.hr_csv import SEXES, Category
 
 
-def _parse_retirement_overrides(value: str) -> dict[str, int]:
+def _parse_retirement_overrides(value: str) -> dict[tuple[str, str], int]:
+    """``F=55,contract_teacher=65,M:temporary=62`` as {(sex, category): age}, "" for the part
+    an item does not name."""
     sexes = sorted(SEXES - {""})
     categories = [c.value for c in Category]
-    keys = {*sexes, *categories, *(f"{s}:{c}" for s in sexes for c in categories)}
-    ages: dict[str, int] = {}
+    keys = {s: (s, "") for s in sexes} | {c: ("", c) for c in categories}
+    keys |= {f"{s}:{c}": (s, c) for s in sexes for c in categories}
+    ages: dict[tuple[str, str], int] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
         key, _, age = (s.strip() for s in item.partition("="))
         if key not in keys:
@@ -40,7 +43,7 @@ def _parse_retirement_overrides(value: str) -> dict[str, int]:
             )
         if not age.isdigit() or not 40 <= int(age) <= 80:
             raise ValueError(f"the age for {key!r} must be a whole number from 40 to 80")
-        ages[key] = int(age)
+        ages[keys[key]] = int(age)
     return ages
 
 
@@ -371,8 +374,8 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def retirement_ages(self) -> dict[str, int]:
-        """IDSVC_RETIREMENT_AGE_OVERRIDES as ``{"F": 55, "F:contract_teacher": 60, ...}``."""
+    def retirement_ages(self) -> dict[tuple[str, str], int]:
+        """IDSVC_RETIREMENT_AGE_OVERRIDES as ``{("F", ""): 55, ("F", "contract_teacher"): 60}``."""
         return _parse_retirement_overrides(self.retirement_age_overrides)
 
     @property

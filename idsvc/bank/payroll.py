@@ -337,14 +337,13 @@ class PayrollChecks:
         client: str,
         now: datetime,
     ) -> dict[str, list[str]]:
-        """Flags that compare a person with other records: per employee id, in code order."""
-        named = {r.employee_id for r in results if r.employee_id}
-        known = {e: p for e, p in batch.items() if e in named}
+        """Flags that compare a person with other records: per employee id, in code order.
+        ``batch`` is the people the lines name (``_lookup``), each on at least one line."""
         controls = self._controls
         found: dict[str, list[str]] = defaultdict(list)
-        for employee_id in sorted(duplicate_identities(session, known)):
+        for employee_id in sorted(duplicate_identities(session, batch)):
             found[employee_id].append(PayrollReason.DUPLICATE_IDENTITY)
-        for employee_id in sorted(never_enrolled(session, known)):
+        for employee_id in sorted(never_enrolled(session, batch)):
             found[employee_id].append(PayrollReason.NO_CARD)
         paid = {results[i].employee_id or "": digest for i, digest in hashes.items()}
         window = controls.account_change

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, aliased
 
 from idsvc.bank.payroll_reasons import PayrollReason
 from idsvc.config import Settings
-from idsvc.formats.hr_csv import ENDED_STATUSES, SEXES, EmploymentStatus
+from idsvc.formats.hr_csv import ENDED_STATUSES, EmploymentStatus, add_years
 from idsvc.storage.bulk import rows_matching
 from idsvc.storage.payroll_tables import PayrollAccountRow
 from idsvc.storage.photo_tables import PhotoRow
@@ -42,11 +42,12 @@ from idsvc.storage.tables import CivilServantRow, CredentialRow
 @dataclass(frozen=True)
 class RetirementAges:
     """The age at which people retire: ``default``, unless an override names the person's sex,
-    category, or both (``"F"``, ``"contract_teacher"``, ``"F:contract_teacher"``); the most
-    specific override wins (IDSVC_RETIREMENT_AGE, IDSVC_RETIREMENT_AGE_OVERRIDES)."""
+    category, or both, as (sex, category) with "" for the part not named (``("F", "")``,
+    ``("", "contract_teacher")``, ``("F", "contract_teacher")``); the most specific override
+    wins (IDSVC_RETIREMENT_AGE, IDSVC_RETIREMENT_AGE_OVERRIDES)."""
 
     default: int = 60
-    overrides: Mapping[str, int] = field(default_factory=dict)
+    overrides: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,33 +80,24 @@ class Person:
     identity_known: bool  # has a national id or a name key: duplicates can be looked for
 
 
-def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
-
-
 def _born_by(controls: PayrollControls, today: date) -> ColumnElement[date]:
     """The latest date of birth of someone at or past their retirement age today, per row:
     the most specific override first (sex and category, then category, then sex)."""
     retirement = controls.retirement
     ranked: list[tuple[int, ColumnElement[bool], int]] = []
-    for key, age in retirement.overrides.items():
-        sex, _, category = key.partition(":")
-        if category:
-            ranked.append(
-                (0, (CivilServantRow.sex == sex) & (CivilServantRow.category == category), age)
-            )
-        elif key in SEXES:
-            ranked.append((2, CivilServantRow.sex == key, age))
+    for (sex, category), age in retirement.overrides.items():
+        if sex and category:
+            both = (CivilServantRow.sex == sex) & (CivilServantRow.category == category)
+            ranked.append((0, both, age))
+        elif category:
+            ranked.append((1, CivilServantRow.category == category, age))
         else:
-            ranked.append((1, CivilServantRow.category == key, age))
-    default = literal(_years_before(today, retirement.default), Date)
+            ranked.append((2, CivilServantRow.sex == sex, age))
+    default = literal(add_years(today, -retirement.default), Date)
     if not ranked:
         return default
     whens = [
-        (cond, literal(_years_before(today, age), Date))
+        (cond, literal(add_years(today, -age), Date))
         for _, cond, age in sorted(ranked, key=lambda r: r[0])
     ]
     return case(*whens, else_=default)

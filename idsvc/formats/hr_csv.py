@@ -335,7 +335,8 @@ def _national_id(text: str) -> str:
     return value
 
 
-def _add_years(day: date, years: int) -> date:
+def add_years(day: date, years: int) -> date:
+    """``day`` moved by whole years (negative: back); 29 February becomes the 28th."""
     try:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February
@@ -375,12 +376,12 @@ def _record(values: dict[str, str], today: date, given: Iterable[str]) -> HrReco
     if hired is not None:
         if hired <= born:
             raise _Reject("hire_date not after date_of_birth")
-        if hired < _add_years(born, MIN_AGE_AT_HIRE):
+        if hired < add_years(born, MIN_AGE_AT_HIRE):
             raise _Reject(f"hire_date before age {MIN_AGE_AT_HIRE}")
         if status_date < hired:
             raise _Reject("status_date before hire_date")
     contract_end = _parse_date(
-        values, "contract_end", today, latest=_add_years(today, MAX_CONTRACT_YEARS)
+        values, "contract_end", today, latest=add_years(today, MAX_CONTRACT_YEARS)
     )
     if contract_end is None and category in CONTRACT_CATEGORIES and "contract_end" in given:
         raise _Reject(f"missing contract_end (required for category {category})")
@@ -389,7 +390,7 @@ def _record(values: dict[str, str], today: date, given: Iterable[str]) -> HrReco
             raise _Reject(f"contract_end given for category {category}, which has no contract")
         if hired is not None and contract_end < hired:
             raise _Reject("contract_end before hire_date")
-        if contract_end < _add_years(born, MIN_AGE_AT_HIRE):
+        if contract_end < add_years(born, MIN_AGE_AT_HIRE):
             raise _Reject(f"contract_end before age {MIN_AGE_AT_HIRE}")
 
     return HrRecord(

@@ -26,6 +26,7 @@ from mobile_api.deps import Now
 from mobile_api.json_body import StrictJsonRoute
 from mobile_api.limits import PATH_LIMITS
 from mobile_api.metrics import count_payroll
+from mobile_api.negotiation import prefers_csv
 from mobile_api.schemas.payroll import (
     PayrollChangesResponse,
     PayrollCheckRequest,
@@ -74,23 +75,6 @@ def _media_type(value: str) -> str:
     message = Message()
     message["content-type"] = value
     return message.get_content_type()
-
-
-def _prefers_csv(accept: str) -> bool:
-    """True when ``text/csv`` has a higher q-value than JSON in the Accept header."""
-    best = {"text/csv": -1.0, "application/json": -1.0}
-    for part in accept.split(","):
-        fields = [f.strip() for f in part.split(";")]
-        media, q = fields[0].lower(), 1.0
-        for f in fields[1:]:
-            if f.startswith("q="):
-                try:
-                    q = float(f[2:])
-                except ValueError:
-                    q = 0.0
-        if media in best:
-            best[media] = max(best[media], q)
-    return best["text/csv"] > max(best["application/json"], 0.0)
 
 
 def _items(content_type: str, body: bytes) -> list[PayrollItem] | Response:
@@ -156,7 +140,7 @@ async def check_payroll(request: Request, caller: Payroll, bank: Bank, now: Now)
     results = await run_in_threadpool(bank.payroll.check, items, by=by, now=now)
     answers = [r.as_dict(item) for r, item in zip(results, items, strict=True)]
     count_payroll(str(a["status"]) for a in answers)  # mobile_api.metrics
-    if _prefers_csv(request.headers.get("accept", "")):
+    if prefers_csv(request.headers.get("accept", "")):
         return Response(write_payroll_csv(answers), media_type="text/csv; charset=utf-8")
     return JSONResponse({"results": answers})
 

@@ -12,6 +12,7 @@ from idsvc.reports import controls_output
 from mobile_api import problems
 from mobile_api.auth import Admin
 from mobile_api.deps import Now, Reports
+from mobile_api.negotiation import prefers_csv
 from mobile_api.schemas.reports import ControlsReportResponse
 
 router = APIRouter(tags=["administration"])
@@ -38,7 +39,7 @@ def get_controls_report(
     report = reports.controls(
         as_of=as_of, ministry=ministry, actor=f"client:{caller.client_name}", now=now
     )
-    if "text/csv" in request.headers.get("accept", ""):
+    if prefers_csv(request.headers.get("accept", "")):
         return Response(
             controls_output.as_csv(report),
             media_type="text/csv; charset=utf-8",

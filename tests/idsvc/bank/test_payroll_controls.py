@@ -5,8 +5,6 @@ of a record that has ended, another bank's account)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from datetime import date, datetime, timedelta
 
@@ -15,11 +13,10 @@ import pytest
 from idsvc.audit.who_checked import CheckedBy
 from idsvc.bank.payroll import PayrollChecks, PayrollItem
 from idsvc.bank.payroll_controls import PayrollControls, RetirementAges
-from idsvc.formats.hr_csv import COLUMNS
 from idsvc.register.photos import Photos
 from idsvc.services import Services
 from tests.support.card_print import portrait_bytes
-from tests.support.payroll import KEYS, add_client
+from tests.support.payroll import KEYS, add_client, csv_of
 from tests.support.settings import NOW
 
 TODAY = NOW.date()
@@ -54,14 +51,6 @@ def person(employee_id: str, **values: str) -> dict[str, str]:
     } | values
 
 
-def csv_of(*people: dict[str, str]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(people)
-    return out.getvalue().encode()
-
-
 REGISTER = [
     person(
         "KH-MCS-900001",
@@ -87,8 +76,8 @@ ENROLLED = "KH-MCS-900003"  # has a photo and a live card: seen at a desk
 
 @pytest.fixture
 def register(service: Services) -> Services:
-    service.register.import_hr(csv_of(*REGISTER), source_name="r.csv", actor="hr", now=LONG_AGO)
-    service.register.import_hr(csv_of(NEWCOMER), source_name="n.csv", actor="hr", now=RECENTLY)
+    service.register.import_hr(csv_of(REGISTER), source_name="r.csv", actor="hr", now=LONG_AGO)
+    service.register.import_hr(csv_of([NEWCOMER]), source_name="n.csv", actor="hr", now=RECENTLY)
     Photos(service.infra.db).store(ENROLLED, portrait_bytes(), actor="desk", now=LONG_AGO)
     service.credentials.issue(ENROLLED, actor="desk", now=LONG_AGO)
     return service
@@ -100,7 +89,7 @@ def checks(service: Services) -> PayrollChecks:
         account_key=KEYS.account_key,
         account_window=timedelta(days=90),
         verify_credential=lambda text, now: service.verification.verify(text, now=now),
-        controls=PayrollControls(RetirementAges(60, {"F": 55}), timedelta(days=90)),
+        controls=PayrollControls(RetirementAges(60, {("F", ""): 55}), timedelta(days=90)),
     )
 
 
@@ -187,11 +176,14 @@ def test_the_most_specific_retirement_age_wins(register: Services) -> None:
         category="contract_teacher",
         contract_end=(TODAY + timedelta(days=300)).isoformat(),
     )
-    register.register.import_hr(csv_of(teacher), source_name="t.csv", actor="hr", now=LONG_AGO)
-    ages = {"F": 55, "contract_teacher": 65, "F:contract_teacher": 57}
+    register.register.import_hr(csv_of([teacher]), source_name="t.csv", actor="hr", now=LONG_AGO)
+    ages = {("F", ""): 55, ("", "contract_teacher"): 65, ("F", "contract_teacher"): 57}
     client_id, _ = add_client(register, "bank-ages")
     bank = CheckedBy(client_id, "bank-ages", "127.0.0.1")
-    for overrides, flagged_too in ((ages, True), ({"F": 55, "contract_teacher": 65}, False)):
+    for overrides, flagged_too in (
+        (ages, True),
+        ({("F", ""): 55, ("", "contract_teacher"): 65}, False),
+    ):
         payroll = PayrollChecks(
             register.infra.db,
             account_key=KEYS.account_key,
