@@ -18,6 +18,8 @@ never imports the desk or bank code):
 - ``operations``: schema, backup and restore, sweeping, publication, health
   (``idsvc.operations.use_cases``)
 - ``reports``: the monthly payroll-controls report (``idsvc.reports.use_cases``)
+- ``wallet``: the phone credential, presentation requests, the holder's own page
+  (``idsvc.wallet.use_cases``)
 
 ``PERFORMERS`` is the one table of what performs each sensitive action, whether at once or once
 a second person approved it (``idsvc.staff.maker_checker``).
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from idsvc.operations.use_cases import Operations
     from idsvc.reports.use_cases import Reports
     from idsvc.verification.rules import VerificationResult
+    from idsvc.wallet.use_cases import Wallet
 
 # approval action (IDSVC_APPROVAL_REQUIRED) -> the one function that performs it
 PERFORMERS: Mapping[str, Perform] = {
@@ -80,7 +83,7 @@ class Services:
         """Build what a server's requests use before the first one arrives, rather than by two
         request threads at once: every feature, the cached verifier, the card challenges and
         readiness. The bank is left to its first use (it may have to create its secret)."""
-        _ = (self.register, self.credentials, self.audit, self.staff, self.desks)
+        _ = (self.register, self.credentials, self.audit, self.staff, self.desks, self.wallet)
         _ = (self.verification.challenges, self.operations.readiness)
 
     @cached_property
@@ -147,3 +150,9 @@ class Services:
         from idsvc.reports.use_cases import Reports
 
         return Reports(self.infra)
+
+    @cached_property
+    def wallet(self) -> Wallet:
+        from idsvc.wallet.use_cases import Wallet
+
+        return Wallet(self.infra, self.credentials, self.verification)

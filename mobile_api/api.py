@@ -12,8 +12,11 @@ from mobile_api.routes import (
     desk,
     desk_actions,
     health,
+    holder,
     hr,
+    openid4vci,
     payroll,
+    presentations,
     public_keys,
     reports,
     system,
@@ -35,4 +38,7 @@ api_router.include_router(payroll.router)
 api_router.include_router(hr.router)
 api_router.include_router(desk.router)  # remote issuance desks (signed requests)
 api_router.include_router(desk_actions.router)  # a desk's card checks, printing, registrar
+api_router.include_router(openid4vci.router)  # the phone credential: OpenID4VCI, offers
+api_router.include_router(presentations.router)  # asking a phone for it: OpenID4VP
+api_router.include_router(holder.router)  # the holder's own page
 api_router.include_router(verifier_page.router)  # the officials' web verifier, /verify/

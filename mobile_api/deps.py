@@ -26,6 +26,7 @@ from idsvc.services import Services
 from idsvc.verification.card_challenges import CardChallenges
 from idsvc.verification.online import OnlineVerifier
 from idsvc.verification.use_cases import Verification as VerificationFeature
+from idsvc.wallet.use_cases import Wallet as WalletFeature
 from mobile_api.json_body import is_json
 
 Clock = Callable[[], datetime]
@@ -76,6 +77,10 @@ async def get_reports(request: Request) -> ReportsFeature:
     return services_of(request).reports
 
 
+async def get_wallet(request: Request) -> WalletFeature:
+    return services_of(request).wallet
+
+
 async def get_now(request: Request) -> datetime:
     clock: Clock = request.app.state.clock
     return clock()
@@ -97,5 +102,6 @@ Checks = Annotated[CheckLog, Depends(get_check_log)]
 Desks = Annotated[DeskGateway, Depends(get_desks)]
 Operations = Annotated[OperationsFeature, Depends(get_operations)]
 Reports = Annotated[ReportsFeature, Depends(get_reports)]
+Wallet = Annotated[WalletFeature, Depends(get_wallet)]
 Now = Annotated[datetime, Depends(get_now)]
 JsonBody = Depends(require_json)

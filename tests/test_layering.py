@@ -39,7 +39,7 @@ MAY_IMPORT = {
 
 # Rule 2: the packages (and top-level modules) of idsvc, by the name after ``idsvc.``.
 BASE = {"errors", "formats", "config", "storage", "migrations", "audit", "data"}
-FEATURES = {"register", "credentials", "verification", "staff", "bank", "clients"}
+FEATURES = {"register", "credentials", "verification", "staff", "bank", "clients", "wallet"}
 CENTRE = {"desks", "operations", "reports"}
 MAY_USE: dict[str, set[str]] = {
     "": set(),  # idsvc/__init__.py: constants only

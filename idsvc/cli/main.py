@@ -20,6 +20,8 @@ from idsvc.cli import webhook_commands  # webhooks
 from idsvc.cli import client_commands  # clients, audit who-checked|purge-checks
 from idsvc.cli import desk_commands  # desks at the centre, desk on a desk
 from idsvc.cli import report_commands  # report controls
+from idsvc.cli import wallet_commands  # wallet offer
+from idsvc.cli import correction_commands  # corrections (the holders' reports of errors)
 
 # isort: on
 from idsvc.cli.app import app
@@ -34,6 +36,8 @@ COMMAND_MODULES = (
     client_commands,
     desk_commands,
     report_commands,
+    wallet_commands,
+    correction_commands,
 )
 
 __all__ = ["COMMAND_MODULES", "app"]

@@ -31,7 +31,7 @@ from idsvc.errors import CardFaceFailed, IdsvcError
 from idsvc.register import photos
 from idsvc.register import records as register
 from idsvc.storage.db import Database
-from idsvc.storage.tables import CredentialRow, IssuerRow
+from idsvc.storage.tables import LIVE_STATES, CredentialRow, IssuerRow
 
 
 def _qr_text(row: CredentialRow) -> str:
@@ -53,7 +53,8 @@ def face_data(
     credential = session.execute(
         select(CredentialRow).where(
             CredentialRow.employee_id == employee_id,
-            CredentialRow.state.in_(("live", "suspended")),
+            CredentialRow.kind == "card",
+            CredentialRow.state.in_(LIVE_STATES),
         )
     ).scalar_one_or_none()
     if credential is None:

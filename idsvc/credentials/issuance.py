@@ -286,6 +286,7 @@ def _begin(
                         issuer_id=issuer.id,
                         employee_id=employee_id,
                         kid=signer.kid,
+                        kind="card",
                         state="pending",
                         status_list_id=list_id,
                         status_idx=idx,
@@ -384,17 +385,19 @@ def confirm_issuance(
         )
     if holder is None or holder.status != "active":
         raise HolderNotEligible(f"{row.employee_id} is no longer active: not confirmed")
-    return _go_live(session, row, actor=actor, now=now)
+    return go_live(session, row, actor=actor, now=now)
 
 
-def _go_live(session: Session, row: CredentialRow, *, actor: str, now: datetime) -> CredentialRow:
-    """Supersede the holder's live credentials and make ``row`` live; the caller has locked
-    the holder, found them active, and checked that ``row`` is pending and not expired."""
+def go_live(session: Session, row: CredentialRow, *, actor: str, now: datetime) -> CredentialRow:
+    """Supersede the holder's live credential of the same kind (a new card replaces the card,
+    a new phone credential the phone's) and make ``row`` live; the caller has locked the
+    holder, found them active, and checked that ``row`` is pending and not expired."""
     previous = (
         session.execute(
             select(CredentialRow)
             .where(
                 CredentialRow.employee_id == row.employee_id,
+                CredentialRow.kind == row.kind,
                 CredentialRow.state.in_(LIVE_STATES),
             )
             .with_for_update()
@@ -487,7 +490,7 @@ def issue_credential(
     # What confirm_issuance reads again for a desk's later call holds here by construction:
     # the holder was locked and found active by eligible_servant in this transaction, which
     # keeps the lock, and the row was added pending just now.
-    return _go_live(session, row, actor=actor, now=now)
+    return go_live(session, row, actor=actor, now=now)
 
 
 __all__ = [
@@ -496,5 +499,6 @@ __all__ = [
     "abandon_issuance",
     "begin_issuance",
     "confirm_issuance",
+    "go_live",
     "issue_credential",
 ]

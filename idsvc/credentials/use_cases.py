@@ -344,7 +344,9 @@ def perform_declare_lost(
     live = (
         session.execute(
             select(CredentialRow.id).where(
-                CredentialRow.employee_id == employee_id, CredentialRow.state.in_(LIVE_STATES)
+                CredentialRow.employee_id == employee_id,
+                CredentialRow.kind == "card",  # a lost card; a lost phone is revoked on its own
+                CredentialRow.state.in_(LIVE_STATES),
             )
         )
         .scalars()

@@ -260,6 +260,7 @@ class DeskGateway:
             live = session.execute(
                 select(CredentialRow.id).where(
                     CredentialRow.employee_id == employee_id,
+                    CredentialRow.kind == "card",
                     CredentialRow.state.in_(LIVE_STATES),
                 )
             ).first()

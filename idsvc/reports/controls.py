@@ -155,6 +155,7 @@ def _enrolled(session: Session, ministry: str | None) -> set[str]:
             select(CredentialRow.id)
             .where(
                 CredentialRow.employee_id == CivilServantRow.employee_id,
+                CredentialRow.kind == "card",  # enrolled: came to a desk for a card
                 CredentialRow.state == "live",
             )
             .exists(),

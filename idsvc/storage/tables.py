@@ -141,10 +141,12 @@ class CredentialRow(Base):
     __tablename__ = "credentials"
     __table_args__ = (
         UniqueConstraint("status_list_id", "status_idx", name="uq_credentials_status_slot"),
-        # One live credential per person: a second live row is a bug the database refuses.
+        # One live credential per person and kind (a card, a phone): a second live row is a
+        # bug the database refuses. Migration 0015 added the kind.
         Index(
             "uq_credentials_one_live",
             "employee_id",
+            "kind",
             unique=True,
             sqlite_where=text("state IN ('live', 'suspended')"),
             postgresql_where=text("state IN ('live', 'suspended')"),
@@ -155,6 +157,9 @@ class CredentialRow(Base):
     issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"), index=True)
     employee_id: Mapped[str] = mapped_column(ForeignKey("civil_servants.employee_id"), index=True)
     kid: Mapped[str] = mapped_column(String(64))
+    # "card" (the chip and the printed QR) or "phone" (an SD-JWT VC in the holder's wallet,
+    # migration 0015): each kind has its own live credential.
+    kind: Mapped[str] = mapped_column(String(8), default="card", server_default=text("'card'"))
     state: Mapped[str] = mapped_column(String(16), index=True)
     status_list_id: Mapped[int] = mapped_column(ForeignKey("status_lists.id"))
     status_idx: Mapped[int] = mapped_column(Integer)
@@ -208,4 +213,5 @@ from idsvc.storage import (  # noqa: E402  (every table module, so Base.metadata
     desk_tables,  # noqa: F401  (operators, desks, approvals)
     payroll_tables,  # noqa: F401  (change feed, webhooks, payroll)
     photo_tables,  # noqa: F401  (holder photos)
+    wallet_tables,  # noqa: F401  (offers, nonces, presentations, holder sessions, corrections)
 )

@@ -1,0 +1,1 @@
+"""(being written: see idsvc/wallet/__init__.py)."""
