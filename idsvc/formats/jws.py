@@ -47,6 +47,7 @@ __all__ = [
     "UnsupportedAlgorithm",
     "VerifiedJws",
     "sign_compact",
+    "strict_json",
     "verify_compact",
 ]
 
@@ -178,6 +179,18 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
+def strict_json(raw: bytes, what: str) -> Any:
+    """Any JSON value, parsed as strictly as a JWS header: UTF-8 only, no duplicate member
+    names, no NaN/Infinity; else ``MalformedJws`` naming ``what`` (SD-JWT disclosures are
+    JSON arrays, so ``_json_object`` alone does not serve them)."""
+    try:
+        return _DECODER.decode(raw.decode("utf-8"))
+    except _DuplicateMember as exc:
+        raise MalformedJws(f"{what}: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedJws(f"{what}: not valid UTF-8 JSON") from None
+
+
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -191,16 +204,21 @@ def sign_compact(
     *,
     typ: str,
     extra_headers: Mapping[str, Any] | None = None,
+    include_kid: bool = True,
 ) -> str:
     """Sign ``payload`` as a compact JWS with header ``{"alg", "kid", "typ", ...extra}``.
 
     The payload is serialised as compact UTF-8 JSON (``ensure_ascii=False``) so that names in
     Lao or Khmer script cost their UTF-8 size, not six bytes per ``\\uXXXX`` escape.
+    ``include_kid=False`` leaves ``kid`` out: a holder's key proof carries its key in a ``jwk``
+    header instead, and OpenID4VCI forbids ``kid`` next to ``jwk``.
     """
     alg = signer.alg
     if alg not in _SUPPORTED_ALGS:
         raise ValueError(f"signer algorithm {alg!r} is not supported")
     header: dict[str, Any] = {"alg": alg, "kid": signer.kid, "typ": typ}
+    if not include_kid:
+        del header["kid"]
     if extra_headers:
         clash = _RESERVED_HEADERS.intersection(extra_headers)
         if clash:

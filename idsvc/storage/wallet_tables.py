@@ -60,6 +60,9 @@ class PresentationRequestRow(Base):
     nonce: Mapped[str] = mapped_column(String(64))
     state_token: Mapped[str] = mapped_column(String(64))
     requested_by: Mapped[str] = mapped_column(String(128), index=True)
+    # Only the page that asked reads the answer: it holds the poll token, the wallet never
+    # sees it (the request's id is in the QR, readable over the official's shoulder).
+    poll_token_hash: Mapped[str] = mapped_column(String(64))
     claims: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

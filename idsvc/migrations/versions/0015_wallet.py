@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("nonce", sa.String(length=64), nullable=False),
         sa.Column("state_token", sa.String(length=64), nullable=False),
         sa.Column("requested_by", sa.String(length=128), nullable=False),
+        sa.Column("poll_token_hash", sa.String(length=64), nullable=False),
         sa.Column("claims", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("expires_at", sa.DateTime(), nullable=False),
