@@ -243,6 +243,13 @@ class Settings(BaseSettings):
     desk_enrol_hours: int = Field(
         default=72, ge=1, le=720, description="validity of a desk's one-time enrolment code"
     )
+    wallet_offer_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=1440,
+        description="validity of a phone credential offer (its pre-authorized code and "
+        "transaction code), 1 to 1440 minutes",
+    )
     verifier_hard_limit_days: int = Field(
         default=7,
         ge=1,

@@ -7,6 +7,8 @@ tables place every class below.
     IdsvcError
     ├── UnknownEmployee               no such employee id in the register
     ├── HolderNotEligible             the person may not get a credential (not active)
+    │   └── WalletOfferRefused        no phone credential offer: not active, no photo, contract
+    │                                 ended (idsvc.wallet.offers)
     ├── UnknownCredential             no such credential id
     ├── InvalidTransition             e.g. reinstating a revoked credential
     ├── NotInitialised                no database schema or no issuer key: run `idsvc init`
@@ -35,6 +37,8 @@ tables place every class below.
     │   ├── InvalidScope              a scope that is not verify, payroll, hr:write, admin
     │   └── AuthenticationFailed      missing, unknown, rotated-out secret or disabled client
     ├── RateLimited                   too many requests in the current window (retry_after s)
+    ├── WalletRequestRefused          an OpenID4VCI token, nonce or credential request refused;
+    │                                 ``error`` is the spec's code (invalid_grant ...)
     ├── OperationRefused              an operations command (idsvc.operations) cannot proceed
     │   ├── DowngradeRefused          the database is newer than this idsvc, or a target is older
     │   ├── RestoreRefused            the target database is not empty (use --force)
@@ -62,12 +66,21 @@ tables place every class below.
     │   │                             concern one person: not a DeskError, a batch goes on)
     │   ├── CentreNotFound            the centre has no such thing (an ``UNKNOWN_…`` code)
     │   └── CentreUnavailable         the centre cannot serve now (HTTP 503)
-    └── DeskError                     remote issuance desks (idsvc.desks.registry)
-        ├── UnknownDesk, DeskExists
-        ├── EnrolmentRefused          wrong, used or expired enrolment code
-        ├── DeskRefused               unknown key, disabled or not enrolled desk
-        ├── DeskRequestInvalid        missing, stale, replayed or wrongly signed request proof
-        └── CentreUnreachable         (at the desk) no answer from the centre, or a dropped link
+    ├── DeskError                     remote issuance desks (idsvc.desks.registry)
+    │   ├── UnknownDesk, DeskExists
+    │   ├── EnrolmentRefused          wrong, used or expired enrolment code
+    │   ├── DeskRefused               unknown key, disabled or not enrolled desk
+    │   ├── DeskRequestInvalid        missing, stale, replayed or wrongly signed request proof
+    │   └── CentreUnreachable         (at the desk) no answer from the centre, or a dropped link
+    └── HolderError                   the holder's own page and correction requests (idsvc.wallet)
+        ├── HolderProofInvalid        the presentation or its key-binding JWT does not verify
+        ├── HolderNonceInvalid        a nonce not handed out, used already or expired (a replay)
+        ├── HolderCredentialNotLive   not a live phone credential in the register (revoked ...)
+        ├── HolderSessionInvalid      unknown or expired session token
+        ├── CorrectionRequestInvalid  a field not in the allow-list, an empty or too long text
+        ├── TooManyOpenCorrections    the person has the most open requests allowed
+        ├── UnknownCorrectionRequest  no correction request with that id
+        └── CorrectionAlreadyDecided  a request is decided once
 
 Errors from other layers keep their own trees (``keys.errors``, ``cardio.errors``,
 ``idsvc.storage.errors``, ``idsvc.formats.hr_csv``); the same two tables map them.
@@ -89,6 +102,13 @@ class UnknownEmployee(IdsvcError):
 
 class HolderNotEligible(IdsvcError):
     code = "HOLDER_NOT_ELIGIBLE"
+
+
+class WalletOfferRefused(HolderNotEligible):
+    """No credential offer for the phone: the person is not active, has no stored photo (the
+    phone credential carries it) or their contract has ended; the message says which."""
+
+    code = "WALLET_OFFER_REFUSED"
 
 
 class UnknownCredential(IdsvcError):
@@ -198,6 +218,19 @@ class AuthenticationFailed(ApiClientError):
 
     def __init__(self) -> None:
         super().__init__("invalid or disabled API client credentials")
+
+
+class WalletRequestRefused(IdsvcError):
+    """An OpenID4VCI request refused (idsvc.wallet): ``error`` is the code the spec gives the
+    wallet (``invalid_grant``, ``invalid_token``, ``invalid_proof``, ``invalid_nonce`` ...), the
+    message its ``error_description``; never a code or token the caller sent."""
+
+    code = "WALLET_REQUEST_REFUSED"
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
 
 
 class RateLimited(IdsvcError):
@@ -412,3 +445,65 @@ class IdempotencyConflict(HrSyncError):
 
 class ServerSecretError(BankApiError):
     code = "SERVER_SECRET_ERROR"
+
+
+class HolderError(IdsvcError):
+    """The holder's own page (idsvc.wallet.holder) and their correction requests
+    (idsvc.wallet.corrections)."""
+
+    code = "HOLDER_ERROR"
+
+
+class HolderProofInvalid(HolderError):
+    """The presentation of the phone credential, or its key-binding JWT, does not verify; the
+    message names the check, never the presented text."""
+
+    code = "HOLDER_PROOF_INVALID"
+
+
+class HolderNonceInvalid(HolderError):
+    code = "HOLDER_NONCE_INVALID"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the nonce was not handed out by POST /v1/holder/nonce, is used already or has "
+            "expired: ask for a new one"
+        )
+
+
+class HolderCredentialNotLive(HolderError):
+    code = "HOLDER_CREDENTIAL_NOT_LIVE"
+
+
+class HolderSessionInvalid(HolderError):
+    code = "HOLDER_SESSION_INVALID"
+
+    def __init__(self) -> None:
+        super().__init__("unknown or expired holder session: open a new one")
+
+
+class CorrectionRequestInvalid(HolderError):
+    code = "CORRECTION_REQUEST_INVALID"
+
+
+class TooManyOpenCorrections(HolderError):
+    code = "TOO_MANY_OPEN_CORRECTIONS"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"{limit} correction requests are open already: wait for HR to answer them"
+        )
+
+
+class UnknownCorrectionRequest(HolderError):
+    code = "UNKNOWN_CORRECTION_REQUEST"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"no correction request {request_id!r}")
+
+
+class CorrectionAlreadyDecided(HolderError):
+    code = "CORRECTION_ALREADY_DECIDED"
+
+    def __init__(self, request_id: str, status: str) -> None:
+        super().__init__(f"correction request {request_id!r} is {status} already")

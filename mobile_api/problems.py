@@ -55,6 +55,8 @@ class Answer:
     # Every request of an outage ends in this row: logged once per window, not per request
     # (per app, i.e. per worker process; mobile_api.repeated_log).
     outage: str | None = None
+    # A ``WWW-Authenticate`` header for a 401 whose caller holds a bearer token (RFC 6750 §3).
+    challenge: str | None = None
 
 
 _REFUSED = Answer(409)  # a refusal whose message says why
@@ -75,6 +77,9 @@ ANSWERS: dict[type[Exception], Answer] = {
     errors.UnknownEmployee: Answer(404, "no such employee"),
     errors.UnknownIssuer: Answer(404, "no such issuer"),
     errors.HolderNotEligible: _REFUSED,
+    errors.WalletOfferRefused: _REFUSED,
+    # The OpenID4VCI routes answer it in the spec's form themselves (mobile_api.routes.openid4vci).
+    errors.WalletRequestRefused: Answer(400, "wallet request refused", detail=True),
     errors.InvalidTransition: _REFUSED,
     errors.IssuanceNotPending: _REFUSED,
     errors.ConfigurationInvalid: _REFUSED,
@@ -126,6 +131,21 @@ ANSWERS: dict[type[Exception], Answer] = {
         outage="database unavailable",
     ),
     StatusListNotFound: Answer(404, "no such status list", code="STATUS_LIST_NOT_FOUND"),
+    # The holder's own page (mobile_api/routes/holder.py) and the correction requests.
+    errors.HolderError: _REFUSED,
+    errors.HolderProofInvalid: Answer(401, "holder proof refused", detail=True),
+    errors.HolderNonceInvalid: Answer(401, "holder proof refused", detail=True),
+    errors.HolderCredentialNotLive: Answer(403, "phone credential not live", detail=True),
+    errors.HolderSessionInvalid: Answer(
+        401,
+        "not authenticated",
+        detail=True,
+        challenge='Bearer realm="idsvc-holder", error="invalid_token"',
+    ),
+    errors.CorrectionRequestInvalid: Answer(422, "correction request invalid", detail=True),
+    errors.TooManyOpenCorrections: Answer(429, "too many open correction requests", detail=True),
+    errors.UnknownCorrectionRequest: Answer(404, "no such correction request"),
+    errors.CorrectionAlreadyDecided: Answer(409, "decided already", detail=True),
 }
 
 
@@ -199,12 +219,15 @@ def install(app: FastAPI) -> None:
         if kind in outages:
             outages[kind].error()
         message = str(exc)
+        headers = {} if answer.retry_after is None else {"Retry-After": str(answer.retry_after)}
+        if answer.challenge is not None:
+            headers["WWW-Authenticate"] = answer.challenge
         return problem(
             answer.status,
             answer.code or str(getattr(exc, "code", "ERROR")),
             message if answer.title is None else answer.title,
             message if answer.detail else None,
-            None if answer.retry_after is None else {"Retry-After": str(answer.retry_after)},
+            headers or None,
         )
 
     for kind in ANSWERS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -414,6 +415,23 @@ def desk_declare_lost(
     """Re-issue after loss: revoke the person's live card as lost so a new one can be issued."""
     with reported():
         _report_action(centre_client().declare_lost(employee_id, reason=reason), json_out)
+
+
+@desk_app.command("wallet-offer")
+def desk_wallet_offer(
+    employee_id: EmployeeArg,
+    json_out: JsonOpt = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="also write the offer's QR as a PNG file"),
+    ] = None,
+) -> None:
+    """Activate the person's phone credential (issuer): a single-use offer QR and the code to
+    read out, as `idsvc wallet offer` at the centre."""
+    from idsvc.cli.wallet_commands import show_offer
+
+    with reported():
+        show_offer(centre_client().wallet_offer(employee_id), json_out=json_out, png=output)
 
 
 @desk_app.command("correct-status")

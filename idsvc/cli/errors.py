@@ -73,6 +73,8 @@ def exit_codes() -> dict[type[BaseException], tuple[int, Message]]:
         BadDatabaseUrl: (3, own),
         errors.UnknownEmployee: (4, own),
         errors.HolderNotEligible: (5, own),
+        errors.WalletOfferRefused: (5, own),
+        errors.WalletRequestRefused: (1, own),  # the OpenID4VCI endpoints only
         errors.UnknownCredential: (6, own),
         errors.CentreNotFound: (6, own),
         errors.InvalidTransition: (7, own),
@@ -104,6 +106,7 @@ def exit_codes() -> dict[type[BaseException], tuple[int, Message]]:
         errors.DeskError: (26, own),
         errors.CentreProblem: (26, own),  # at a desk: any other refusal from the centre
         errors.FaceDetectorUnavailable: (27, own),
+        errors.HolderError: (28, own),  # correction requests (`corrections`)
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -33,7 +33,7 @@ from idsvc.credentials.handover import (
     verify_key_attestation,
 )
 from idsvc.credentials.issuers import Issuer
-from idsvc.credentials.printed_qr import make_printed_qr
+from idsvc.credentials.printed_qr import PrintedQr, make_printed_qr
 from idsvc.credentials.status_lists import allocate_index, is_slot_clash
 from idsvc.errors import HolderNotEligible, IssuanceNotPending, KeyNotAttested
 from idsvc.formats.credentials import CREDENTIAL_TYP, Holder, credential_claims
@@ -124,6 +124,40 @@ _STALE_PENDING = select(_CREDENTIALS.c.id).where(
     _CREDENTIALS.c.state == "pending",
     _CREDENTIALS.c.pending_until < bindparam("now"),
 )
+
+
+def add_in_free_slot(
+    session: Session,
+    *,
+    issuer_id: int,
+    policy: IssuancePolicy,
+    now: datetime,
+    build: Callable[[int, int, str], CredentialRow],
+) -> CredentialRow:
+    """Draw a free status-list index and add the credential ``build(list id, index, list
+    URI)`` makes for it (signed: the index is in the token), drawing again when a concurrent
+    issuance took the same slot first. The card's and the phone's issuance both go through it.
+    """
+    for attempt in range(1, _SLOT_ATTEMPTS + 1):
+        list_id, idx, uri = allocate_index(
+            session,
+            issuer_id=issuer_id,
+            size=policy.status_list_size,
+            base_url=policy.public_url,
+            now=now,
+        )
+        row = build(list_id, idx, uri)
+        try:
+            # A savepoint, so that losing the slot to a concurrent issuance undoes only this
+            # insert; the index is part of the signed token, so a new draw means a new token.
+            with _slot_savepoint(session):
+                session.add(row)
+        except IntegrityError as exc:
+            if attempt == _SLOT_ATTEMPTS or not is_slot_clash(exc):
+                raise
+            continue
+        return row
+    raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
 
 def _expire_stale_pending(session: Session, employee_id: str, *, actor: str, now: datetime) -> None:
@@ -244,14 +278,9 @@ def _begin(
         cert_der = cert.public_bytes(Encoding.DER)
     pending_until = now + PENDING_TTL
     face = photos.qr_photo(session, employee_id)[0] if qr_photo else None
-    for attempt in range(1, _SLOT_ATTEMPTS + 1):
-        list_id, idx, uri = allocate_index(
-            session,
-            issuer_id=issuer.id,
-            size=policy.status_list_size,
-            base_url=policy.public_url,
-            now=now,
-        )
+    signed: list[PrintedQr] = []
+
+    def build(list_id: int, idx: int, uri: str) -> CredentialRow:
         claims = credential_claims(
             iss=issuer.iss,
             jti=credential_id,
@@ -276,40 +305,33 @@ def _begin(
             birth_date=servant.date_of_birth if policy.qr_date_of_birth else None,
             face=face,
         )
-        try:
-            # A savepoint, so that losing the slot to a concurrent issuance undoes only this
-            # insert; the index is part of the signed token, so a new draw means a new token.
-            with _slot_savepoint(session):
-                session.add(
-                    row := CredentialRow(
-                        id=credential_id,
-                        issuer_id=issuer.id,
-                        employee_id=employee_id,
-                        kid=signer.kid,
-                        kind="card",
-                        state="pending",
-                        status_list_id=list_id,
-                        status_idx=idx,
-                        card_serial=card_serial,
-                        card_uuid=str(card_uuid) if card_uuid else None,
-                        cnf_jwk=cnf,
-                        card_certificate=cert_der,
-                        key_attestation=PIV_ATTESTATION if attested_by else None,
-                        key_attested_by=attested_by,
-                        token=token,
-                        qr_text=printed.text,
-                        issued_at=now,
-                        expires_at=expires_at,
-                        pending_until=pending_until,
-                        state_changed_at=now,
-                        issued_by=actor,
-                    )
-                )
-        except IntegrityError as exc:
-            if attempt == _SLOT_ATTEMPTS or not is_slot_clash(exc):
-                raise
-            continue
-        break
+        signed.append(printed)
+        return CredentialRow(
+            id=credential_id,
+            issuer_id=issuer.id,
+            employee_id=employee_id,
+            kid=signer.kid,
+            kind="card",
+            state="pending",
+            status_list_id=list_id,
+            status_idx=idx,
+            card_serial=card_serial,
+            card_uuid=str(card_uuid) if card_uuid else None,
+            cnf_jwk=cnf,
+            card_certificate=cert_der,
+            key_attestation=PIV_ATTESTATION if attested_by else None,
+            key_attested_by=attested_by,
+            token=token,
+            qr_text=printed.text,
+            issued_at=now,
+            expires_at=expires_at,
+            pending_until=pending_until,
+            state_changed_at=now,
+            issued_by=actor,
+        )
+
+    row = add_in_free_slot(session, issuer_id=issuer.id, policy=policy, now=now, build=build)
+    token, printed = row.token, signed[-1]
     audit.record(
         session,
         at=now,
@@ -497,6 +519,7 @@ __all__ = [
     "IssuancePolicy",
     "PendingIssuance",
     "abandon_issuance",
+    "add_in_free_slot",
     "begin_issuance",
     "confirm_issuance",
     "go_live",

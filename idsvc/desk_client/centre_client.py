@@ -42,6 +42,7 @@ _ERRORS: dict[str, type[errors.IdsvcError]] = {
     cls.code: cls
     for cls in (
         errors.HolderNotEligible,
+        errors.WalletOfferRefused,
         errors.InvalidTransition,
         errors.IssuanceNotPending,
         errors.LoginRefused,
@@ -399,6 +400,10 @@ class CentreClient:
                 "status_date": None if status_date is None else status_date.isoformat(),
             },
         )
+
+    def wallet_offer(self, employee_id: str) -> dict[str, Any]:
+        """A phone credential offer: ``{"offer_uri", "tx_code", "expires_at"}``."""
+        return self._action("/v1/desk/wallet-offers", {"employee_id": employee_id})
 
     def store_photo(self, employee_id: str, data: bytes) -> dict[str, Any]:
         try:

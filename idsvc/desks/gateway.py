@@ -23,7 +23,7 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -61,6 +61,10 @@ from idsvc.verification.rules import VerificationResult
 from idsvc.verification.use_cases import Verification
 from keys.errors import KeysError
 from keys.jwk import public_key_from_jwk
+
+if TYPE_CHECKING:
+    from idsvc.wallet.offers import Offer
+    from idsvc.wallet.use_cases import Wallet
 
 ISSUE_ROLES = frozenset({"issuer"})
 PHOTO_ROLES = frozenset({"registrar"})
@@ -335,6 +339,15 @@ class DeskGateway:
         self.credentials.abandon_issuance(
             credential_id, reason=reason[:200], actor=actor.audit_name, now=now
         )
+
+    def wallet_offer(
+        self, request: DeskRequest, token: str, employee_id: str, *, wallet: Wallet, now: datetime
+    ) -> Offer:
+        """A phone credential offer made at the desk: gated as issuing a card (the ``issuer``
+        role, the person in the operator's office), audited as ``name@desk``."""
+        actor = self.issuer_actor(request, token, now=now, what="make phone credential offers")
+        self.gate.require_office(actor, "issue", employee_id, now=now)
+        return wallet.offer(employee_id, actor=actor.audit_name, now=now)
 
     # -- the card at the desk: read, verify, wipe, print -----------------------------------------
     def verify_card(

@@ -20,7 +20,7 @@ from idsvc.credentials.views import CredentialView
 from idsvc.desks.gateway import ReportedWipe
 from idsvc.staff.maker_checker import Pending
 from mobile_api import problems
-from mobile_api.deps import Desks, JsonBody, Now
+from mobile_api.deps import Desks, JsonBody, Now, Wallet
 from mobile_api.desk_requests import ERRORS, SessionToken, Signed, answer
 from mobile_api.json_body import StrictJsonRoute
 from mobile_api.limits import PATH_LIMITS
@@ -35,6 +35,7 @@ from mobile_api.schemas.desk import (
     RevocationRequest,
     WipeReportsRequest,
 )
+from mobile_api.schemas.wallet import OfferRequest
 
 router = APIRouter(tags=["remote desks"], route_class=StrictJsonRoute)
 HELD = ERRORS | {202: {"description": "Held: waiting for a second person's approval"}}
@@ -176,6 +177,24 @@ def correct_status(
             status_date=body.status_date,
             now=now,
         )
+    )
+
+
+@router.post("/v1/desk/wallet-offers", dependencies=[JsonBody], responses=ERRORS)
+def wallet_offer(
+    body: OfferRequest,
+    signed: Signed,
+    session: SessionToken,
+    desks: Desks,
+    wallet: Wallet,
+    now: Now,
+) -> Response:
+    """A phone credential offer (issuer role, the person in the desk's office): the QR's URI
+    and the transaction code to read out, as ``POST /v1/wallet/offers`` answers them."""
+    return answer(
+        lambda: desks.wallet_offer(
+            signed, session, body.employee_id, wallet=wallet, now=now
+        ).as_dict()
     )
 
 

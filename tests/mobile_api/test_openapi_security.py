@@ -12,6 +12,7 @@ from tests.support.http import Api
 from tests.support.payroll import add_client
 
 DESK_TAG = "remote desks"  # signed with the desk's key (Desk-Proof), not a bearer secret
+WALLET_TOKEN = "wallet_access_token"
 
 
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -44,10 +45,18 @@ def test_each_operation_declares_the_scope_the_server_enforces(web: Api) -> None
     _, outsider = add_client(web.service, "Verifier App", "verify")  # no route requires verify
     other = {"authorization": f"Bearer {outsider}"}
     required: dict[str, str] = {}
+    own_token: dict[str, str] = {}
     for path, method, op in _operations(schema):
         security = op.get("security")
         anonymous = _call(web, method, path, {})
-        if security is not None:
+        if security is not None and list(security[0]) != ["bearer"]:
+            # A token of the route's own protocol (OpenID4VCI's access token, RFC 6750), not
+            # an API client's secret: no scope to check, but nobody is served without it.
+            assert len(security) == 1 and not next(iter(security[0].values())), (path, security)
+            assert anonymous.status_code == 401, (path, anonymous.text)
+            assert anonymous.headers["www-authenticate"].startswith("Bearer")
+            own_token[f"{method} {path}"] = next(iter(security[0]))
+        elif security is not None:
             assert len(security) == 1 and list(security[0]) == ["bearer"], (path, security)
             (scope,) = security[0]["bearer"]
             required[f"{method} {path}"] = scope
@@ -68,6 +77,16 @@ def test_each_operation_declares_the_scope_the_server_enforces(web: Api) -> None
         "get /v1/holders/{employee_id}/checks": "admin",
         "get /v1/reports/controls": "admin",
         "get /metrics": "admin",
+        "post /v1/wallet/offers": "admin",
+        "get /v1/corrections": "admin",
+        "post /v1/corrections/{request_id}/decision": "admin",
     }
+    assert own_token["post /v1/wallet/credential"] == WALLET_TOKEN
+    holder_routes = (
+        "get /v1/holder/me",
+        "get /v1/holder/who-checked",
+        "post /v1/holder/corrections",
+    )
+    assert {own_token[r] for r in holder_routes} == {"holderSession"}
     # Open to anyone, a client may still authenticate there: nothing is declared as needed.
     assert "security" not in schema["paths"]["/v1/verifications"]["post"]
