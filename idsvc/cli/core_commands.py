@@ -315,13 +315,14 @@ def credentials(employee_id: EmployeeArg, json_out: JsonOpt = False) -> None:
         table = Table(
             Column("credential", no_wrap=True, min_width=36),
             Column("state", min_width=10),
-            Column("card serial", overflow="fold"),
+            Column("kind", min_width=5),
+            Column("serial", overflow="fold"),
             Column("expires", overflow="fold"),
             show_edge=False,
             pad_edge=False,
         )
         for v in views:
-            table.add_row(v.id, v.state, v.card_serial, f"{v.expires_at:%Y-%m-%d}")
+            table.add_row(v.id, v.state, v.kind, v.card_serial, f"{v.expires_at:%Y-%m-%d}")
         console.print(table, soft_wrap=False)  # fit the terminal: cells fold, lines do not
 
 

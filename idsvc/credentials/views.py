@@ -23,6 +23,7 @@ class CredentialView:
     token: str
     state_reason: str | None
     qr_text: str | None = None  # the printed Claim 169 QR of the same credential
+    kind: str = "card"  # or "phone": an SD-JWT VC in the holder's wallet
 
     @property
     def qr(self) -> QrSize | None:
@@ -42,12 +43,14 @@ class CredentialView:
             row.token,
             row.state_reason,
             row.qr_text,
+            row.kind,
         )
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "credential_id": self.id,
             "employee_id": self.employee_id,
+            "kind": self.kind,
             "state": self.state,
             "kid": self.kid,
             "card_serial": self.card_serial,
