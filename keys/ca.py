@@ -156,6 +156,53 @@ class IssuerCA:
         )
         return _sign(builder, self._signer)
 
+    def issue_verifier_certificate(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        common_name: str,
+        uri: str,
+        now: datetime,
+        not_after: datetime,
+    ) -> x509.Certificate:
+        """Certify the service's own key that signs OpenID4VP requests (a wallet shows the
+        chain's names to its holder): digital signature only, named by ``uri`` in the SAN, and
+        none of a card's marks (no PIV card-authentication or client-auth usage)."""
+        now = require_aware(now)
+        not_after = require_aware(not_after, "not_after")
+        if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
+            public_key.curve, ec.SECP256R1
+        ):
+            raise UnsupportedAlgorithm("a request-signing key must be EC P-256")
+        ca = self._certificate
+        if not now < not_after <= ca.not_valid_after_utc:
+            raise ValueError("not_after must be later than now, within the CA's validity")
+        if not ca.not_valid_before_utc <= now:
+            raise CertificateError("ca_invalid", "the CA certificate is not valid at this time")
+        ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        organizations = ca.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name), *organizations])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(not_after)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(digital_signature=True), critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+                critical=False,
+            )
+        )
+        return _sign(builder, self._signer)
+
     def verify_card_certificate(self, certificate: x509.Certificate, *, now: datetime) -> None:
         verify_card_certificate(self._certificate, certificate, now=now)
 

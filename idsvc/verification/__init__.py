@@ -8,4 +8,5 @@ Modules, one job each:
 - ``offline``          verifying from an offline copy of the keys and status lists
 - ``sources``          what an offline verifier downloads: issuers, key sets, lists
 - ``card_challenges``  card challenges: prove a card is the genuine one
+- ``presented``        a phone credential presented by OpenID4VP: its form, then the rules
 """

@@ -51,6 +51,9 @@ class Reason(StrEnum):
     CARD_NOT_GENUINE = "CARD_NOT_GENUINE"
     HOLDER_INACTIVE = "HOLDER_INACTIVE"
     CHALLENGE_INVALID = "CHALLENGE_INVALID"  # card challenge unknown, expired or already used
+    # A phone credential's key-binding JWT missing, or not signed by the credential's key, or
+    # not for this request (nonce, audience), or over another presentation (sd_hash), or stale.
+    HOLDER_BINDING_INVALID = "HOLDER_BINDING_INVALID"
 
 
 # How far a verifier's clock may disagree with an issuer's: applied to a credential's exp and
@@ -119,6 +122,7 @@ class VerificationResult:
 # scripts/web_reasons.py writes from here: run it after changing the order.
 STATUS_PRIORITY: Final = (
     (Reason.CARD_NOT_GENUINE, "not_genuine"),
+    (Reason.HOLDER_BINDING_INVALID, "not_genuine"),
     (Reason.REVOKED, "revoked"),
     (Reason.HOLDER_INACTIVE, "revoked"),
     (Reason.SUSPENDED, "suspended"),
@@ -138,7 +142,8 @@ def _summary(reasons: list[Reason]) -> str:
     return "invalid"
 
 
-def _fail(reason: Reason) -> VerificationResult:
+def failed(reason: Reason) -> VerificationResult:
+    """The result of a check that stopped at ``reason`` (a form's signature or shape)."""
     return VerificationResult(valid=False, status=_summary([reason]), reasons=(reason,))
 
 
@@ -157,7 +162,7 @@ def numeric_date(value: object, claim: str) -> datetime:
         raise ValueError(f"claim {claim!r} is outside the range of dates") from exc
 
 
-def _texts(values: Iterable[object]) -> None:
+def require_texts(values: Iterable[object]) -> None:
     """Raise ``ValueError`` unless every value is text that can be stored and sent back.
 
     A JSON string may hold NUL or a lone surrogate: neither can be stored (PostgreSQL text)
@@ -244,10 +249,10 @@ def _jwt_claims(token: str, trust: TrustStore) -> VerifiedClaims | Reason:
         uri, idx = parse_reference(payload.get("status"))
         jti = payload.get("jti")
         iss = payload.get("iss")
-        _texts((*holder.values(), jti, iss))
+        require_texts((*holder.values(), jti, iss))
     except (ValueError, TypeError, KeyError, StatusListError, KeysError):
         return Reason.MALFORMED
-    assert isinstance(jti, str) and isinstance(iss, str)  # checked by _texts
+    assert isinstance(jti, str) and isinstance(iss, str)  # checked by require_texts
     return VerifiedClaims(
         iss=iss,
         credential_id=jti,
@@ -283,7 +288,7 @@ def _printed_claims(text: str, trust: TrustStore) -> VerifiedClaims | Reason:
         exp = numeric_date(printed.expires_at, "exp")
         nbf = numeric_date(printed.valid_from, "nbf")
         numeric_date(printed.issued_at, "iat")
-        _texts(printed.holder().values())
+        require_texts(printed.holder().values())
     except ValueError:
         return Reason.MALFORMED
     payload: dict[str, Any] = {
@@ -342,7 +347,26 @@ def verify_credential(
     """
     checked = verified_claims(token, trust)
     if isinstance(checked, Reason):
-        return _fail(checked)
+        return failed(checked)
+    return shared_rules(
+        checked, status=status, holders=holders, now=now, leeway=leeway, card_key=card_key
+    )
+
+
+def shared_rules(
+    checked: VerifiedClaims,
+    *,
+    status: StatusSource,
+    holders: HolderSource | None,
+    now: datetime,
+    leeway: timedelta = CLOCK_SKEW,
+    card_key: PublicKey | None = None,
+    found: tuple[Reason, ...] = (),
+) -> VerificationResult:
+    """The rules after a form's signature and shape check, the same for every form (the JWT,
+    the printed QR, a phone's SD-JWT VC: ``idsvc.verification.presented``): validity period,
+    status list, HR status, and (if given) the card. ``found``: what the form's own check
+    collected after its signature verified (a phone's key binding), reported with the rest."""
     payload = checked.payload
     exp, nbf = checked.expires_at, checked.not_before
     uri, idx = checked.status_uri, checked.status_idx
@@ -356,7 +380,7 @@ def verify_credential(
     try:
         value = status.status_of(uri, idx, iss=checked.iss, now=now)
     except StatusIndexError:
-        return _fail(Reason.MALFORMED)
+        return failed(Reason.MALFORMED)
     except TrustStale:
         reasons.append(Reason.TRUST_STALE)
     except StatusUnavailable:
@@ -374,6 +398,7 @@ def verify_credential(
             reasons.append(Reason.SUSPENDED)
     if card_key is not None and not card_matches(payload, card_key):
         reasons.append(Reason.CARD_NOT_GENUINE)
+    reasons.extend(found)
     return VerificationResult(
         valid=not reasons,
         status=_summary(reasons),

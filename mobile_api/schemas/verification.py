@@ -66,7 +66,7 @@ class VerificationResponse(BaseModel):
     reasons: list[str] = Field(
         description="stable reason codes: BAD_SIGNATURE, UNKNOWN_KEY, MALFORMED, EXPIRED, "
         "NOT_YET_VALID, REVOKED, SUSPENDED, STATUS_UNAVAILABLE, TRUST_STALE, CARD_NOT_GENUINE, "
-        "HOLDER_INACTIVE, CHALLENGE_INVALID"
+        "HOLDER_INACTIVE, CHALLENGE_INVALID, HOLDER_BINDING_INVALID"
     )
     holder: dict[str, str] | None = Field(
         default=None,

@@ -6,6 +6,7 @@
  * first reason here it holds ("valid" with no reason, "invalid" with none of these). */
 export const STATUS_PRIORITY = Object.freeze([
   Object.freeze(["CARD_NOT_GENUINE", "not_genuine"]),
+  Object.freeze(["HOLDER_BINDING_INVALID", "not_genuine"]),
   Object.freeze(["REVOKED", "revoked"]),
   Object.freeze(["HOLDER_INACTIVE", "revoked"]),
   Object.freeze(["SUSPENDED", "suspended"]),
