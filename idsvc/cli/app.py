@@ -27,7 +27,8 @@ app = typer.Typer(
     "mid-operation · 18 printed QR refused · 19 HR status correction refused · 20 photo or card "
     "face refused · 21 API client refused · 22 payroll, change feed or webhook request refused "
     "· 23 operation refused · 24 operator refused · 25 approval refused · 26 desk refused · "
-    "27 OpenCV cannot detect faces · 70 internal error. README.md says more of each.",
+    "27 OpenCV cannot detect faces · 28 correction request refused · 70 internal error. "
+    "README.md says more of each.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

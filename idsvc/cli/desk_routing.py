@@ -98,6 +98,7 @@ DESK_ROUTES: dict[Path, Route] = {
     ("clients",): Centre(),
     ("report",): Centre(),
     ("desks",): Centre("this desk's own state: `idsvc desk status`"),
+    ("corrections",): Centre(),
 }
 
 _OPERATOR_OPTIONS = ("--operator", "--otp", "--password-stdin")

@@ -191,8 +191,8 @@ def sweep(
         typer.Option("--every", help="keep running, sweeping every SECONDS", min=1),
     ] = None,
 ) -> None:
-    """Expire issuances begun but never confirmed and approvals not decided in time, and end
-    the contracts whose last day has passed.
+    """Expire issuances begun but never confirmed and approvals not decided in time, end
+    the contracts whose last day has passed, and delete expired holder sessions and nonces.
 
     All are audited ('expired unconfirmed', 'approval.expire', 'hr.import' from the sweep)."""
     with reported():
@@ -205,6 +205,8 @@ def sweep(
                 console.print(f"{lapsed} pending approval(s) expired")
                 ended = ops.end_contracts(actor=actor(ops.infra.settings), now=now())
                 console.print(f"{ended} contract(s) ended")
+                gone = ops.delete_expired_wallet_rows(now=now())
+                console.print(f"{gone} expired holder session(s) and wallet nonce(s) deleted")
             except DatabaseUnavailable as exc:
                 if every is None:
                     raise

@@ -10,6 +10,10 @@ confirmation racing the sweeper keeps its row.
 A pending approval past its time limit is closed as ``expired`` (``approval.expire`` in the
 audit, with who asked for what): it could not be approved any more anyway, and closing it
 keeps the supervisors' list to what they can still decide.
+
+Holder sessions and wallet nonces past their end are deleted (``delete_expired_wallet_rows``):
+neither can be used any more, and a nonce is refused once expired whether its row is there or
+not, so deleting it opens no replay.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.orm import Session
 from idsvc.credentials.issuance import abandon_issuance
 from idsvc.staff import approvals
 from idsvc.storage.tables import CredentialRow
+from idsvc.wallet import holder, nonces
 
 EXPIRED_REASON = "expired unconfirmed"
 SWEEP_BATCH = 500
@@ -53,3 +58,8 @@ def expire_approvals_batch(
 ) -> int:
     """Close one batch of pending approvals past their time limit; return how many."""
     return approvals.expire_due(session, now=now, actor=actor, limit=limit)
+
+
+def delete_expired_wallet_rows(session: Session, *, now: datetime) -> int:
+    """Delete the holder sessions and wallet nonces past their end; return how many."""
+    return holder.delete_expired_sessions(session, now=now) + nonces.purge(session, now)

@@ -107,6 +107,12 @@ class Operations:
             if closed < sweeper.SWEEP_BATCH:
                 return total
 
+    def delete_expired_wallet_rows(self, *, now: datetime) -> int:
+        """Delete holder sessions and wallet nonces past their end (idsvc.operations.sweeper)."""
+        require_current_schema(self.infra.db.engine)
+        with self.infra.db.transaction() as session:
+            return sweeper.delete_expired_wallet_rows(session, now=now)
+
     def publish(self, out: Path, *, now: datetime) -> publish.PublishReport:
         svc = self.infra
         require_current_schema(svc.db.engine)
