@@ -73,6 +73,7 @@ DESK_ROUTES: dict[Path, Route] = {
     ("approvals", "list"): Through(("desk", "approvals", "list")),
     ("approvals", "approve"): Through(("desk", "approvals", "approve")),
     ("approvals", "reject"): Through(("desk", "approvals", "reject")),
+    ("wallet", "offer"): Through(("desk", "wallet-offer")),
     # centre only
     ("init",): Centre(),
     ("import-hr",): Centre("HR exports are loaded into the register"),

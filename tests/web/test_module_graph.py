@@ -109,7 +109,9 @@ def test_the_verifier_modules_import_no_cycle() -> None:
 
 def test_every_module_is_part_of_the_page() -> None:
     edges = graph(STATIC)
-    assert reached(edges, ENTRY_POINTS) == set(edges), "a module nothing imports"
+    # Vendored modules (vendor/, listed in VENDOR.md) are leaves: not in the graph's keys.
+    ours = {m for m in reached(edges, ENTRY_POINTS) if not m.startswith("vendor/")}
+    assert ours == set(edges), "a module nothing imports"
 
 
 def test_imports_are_read_in_every_form_and_comments_are_not() -> None:

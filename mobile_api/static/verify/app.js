@@ -7,6 +7,8 @@ import { decisive, summary } from "./rules.js";
 import { loadSnapshot, refresh } from "./store.js";
 import { verifyPresented } from "./verifier.js";
 import { decodeFile, scanCamera } from "./scanner.js";
+import { applyAskLanguage, startAsking, stopAsking } from "./ask.js";
+import { applyWalletLanguage, openWallet, take, wireWallet } from "./my-card.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_EVERY_MS = 60_000;
@@ -64,6 +66,8 @@ function applyLanguage() {
   if (shown) setText("message", t(shown));
   showDataAge();
   if (state.last) render(state.last);
+  applyAskLanguage(t);
+  applyWalletLanguage(t);
 }
 
 async function reloadTrust() {
@@ -140,8 +144,9 @@ function setText(id, text) {
   $(id).textContent = text || "";
 }
 
-/** `local` is null for a check by credential id: the phone had no code of its own to check. */
-function render({ local, server }) {
+/** `local` is null for a check by credential id (the phone had no code of its own to check)
+ * and for a phone credential's answer (`via` "wallet": the service checked the presentation). */
+function render({ local, server, via }) {
   const shown = server || local;
   const code = headline(shown);
   const section = $("result");
@@ -150,10 +155,11 @@ function render({ local, server }) {
   section.dataset.source = server ? "server" : "phone";
   section.dataset.reasons = shown.reasons.join(" ");
   section.dataset.freshness = local?.freshness || "";
-  section.dataset.checked = local ? "code" : "id";
+  section.dataset.checked = local ? "code" : via || "id";
   setText("verdict", t(code));
   setText("reason", t(`why_${code}`));
-  const holder = { ...(local?.holder || {}), ...(server?.holder || {}) };
+  // A phone credential shows what its holder chose to disclose (photo included).
+  const holder = { ...(local?.holder || {}), ...(server?.holder || {}), ...(server?.disclosed || {}) };
   setText("holder-name", holder.name);
   setText("holder-latin", holder.name_latin);
   setText("holder-ministry", holder.ministry);
@@ -167,7 +173,8 @@ function render({ local, server }) {
   const expires = shown.expires_at ? new Date(shown.expires_at) : null;
   // ISO dates (2031-11-24) read the same in every language and cannot be misread as M/D.
   setText("expires", expires && !isNaN(expires) ? t("expires", { date: expires.toISOString().slice(0, 10) }) : "");
-  setText("phone-verdict", local ? t("phone", { verdict: t(headline(local)) }) : t("by_id_note"));
+  const note = via === "wallet" ? "wallet_note" : "by_id_note";
+  setText("phone-verdict", local ? t("phone", { verdict: t(headline(local)) }) : t(note));
   setText("server-verdict", server ? t("server", { verdict: t(code) }) : t("offline"));
   const stale = local?.freshness === "stale";
   // The age of the phone's lists says nothing about an answer the service gave by id.
@@ -198,6 +205,28 @@ async function verify(raw) {
 function message(key) {
   setText("message", key ? t(key) : "");
   $("message").dataset.key = key || "";
+}
+
+/** The wallet's own links, /verify/#offer=<offer link> (from the desk) and #request=<openid4vp
+ * link>, %-encoded: "My card" takes them. Resolves to whether the page's fragment was one. */
+async function takeWalletLink() {
+  const link = /^#(offer|request)=(.+)$/.exec(location.hash);
+  if (!link) return false;
+  // Out of the address bar and the history: a used offer is no use to anyone.
+  history.replaceState(null, "", location.pathname + location.search);
+  $("result").hidden = true;
+  stopAsking();
+  await openWallet();
+  await take(safeDecode(link[2]));
+  return true;
+}
+
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text; // bad %-escapes: the wallet will say the code is not one it knows
+  }
 }
 
 /** The credential id of a tap URL (/v/<id>), or null. */
@@ -309,6 +338,20 @@ function wire() {
     message(failures ? "update_failed" : "updated");
   });
 
+  $("ask").addEventListener("click", () => {
+    message(null);
+    startAsking({
+      t,
+      showResult: (server) => {
+        state.last = { local: null, server, via: "wallet" };
+        render(state.last);
+      },
+    });
+  });
+  $("ask-cancel").addEventListener("click", stopAsking);
+  $("open-wallet").addEventListener("click", () => openWallet());
+  wireWallet();
+
   $("again").addEventListener("click", () => {
     $("result").hidden = true;
     $("home").hidden = false;
@@ -317,6 +360,8 @@ function wire() {
     history.replaceState(null, "", location.pathname + location.search);
   });
 
+  // A wallet link opened while the page is open changes only the fragment.
+  window.addEventListener("hashchange", () => { takeWalletLink(); });
   window.addEventListener("online", () => {
     refreshTrust();
     if (state.pendingId && !state.last) verifyById(state.pendingId);
@@ -360,7 +405,9 @@ async function start() {
     // A tap URL: give the first refresh a moment so that a new phone has keys to check with.
     await Promise.race([first.catch(() => {}), new Promise((r) => setTimeout(r, FIRST_REFRESH_WAIT_MS))]);
   }
-  if (location.hash.length > 1) {
+  if (await takeWalletLink()) {
+    // "My card" took the fragment: an offer or an official's request, not a card to check.
+  } else if (location.hash.length > 1) {
     await verify(location.href);
   } else if (tappedId()) {
     // A card whose NFC file was too small for the QR, or a link that lost its #fragment.

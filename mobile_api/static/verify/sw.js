@@ -5,27 +5,34 @@
 
 import { refresh, TRUST_CACHE } from "./store.js";
 
-const VERSION = "2026-12-07.2"; // rules.js and reasons.js: the verifier's modules form no cycle
+const VERSION = "2026-12-07.3"; // the phone credential: ask.js and "My card"
 const SHELL_CACHE = `idsvc-verify-shell-${VERSION}`;
 const PAGE = "/verify/";
 const SHELL = [
   PAGE,
   "/verify/app.css",
   "/verify/app.js",
+  "/verify/ask.js",
   "/verify/b64.js",
   "/verify/base45.js",
   "/verify/cbor.js",
   "/verify/claim169.js",
+  "/verify/holder.js",
   "/verify/i18n.js",
   "/verify/jose.js",
+  "/verify/my-card.js",
+  "/verify/presentation.js",
   "/verify/reasons.js",
   "/verify/rules.js",
   "/verify/scanner.js",
+  "/verify/sd-jwt.js",
   "/verify/statuslist.js",
   "/verify/store.js",
   "/verify/strict-json.js",
   "/verify/trust.js",
   "/verify/verifier.js",
+  "/verify/wallet-store.js",
+  "/verify/wallet.js",
   "/verify/zlib.js",
   "/verify/manifest.webmanifest",
   "/verify/icons/icon-192.png",
@@ -33,6 +40,7 @@ const SHELL = [
   "/verify/fonts/NotoSansLao-Regular.woff2",
   "/verify/fonts/NotoSansKhmer-Regular.woff2",
   "/verify/vendor/jsQR.js",
+  "/verify/vendor/lean-qr.js",
 ];
 
 self.addEventListener("install", (event) => {
