@@ -17,13 +17,14 @@ import pytest
 
 from idsvc.audit.who_checked import checks_of
 from idsvc.services import Services
-from tests.support import spec_wallet
+from tests.support import spec_sd_jwt, spec_wallet
 from tests.support.holder_phone import Phone, give_phone
 from tests.support.http import PROBLEM, Api, assert_problem
 from tests.support.serve import Conn, Served, service_now
 from tests.support.settings import ACTIVE_EMPLOYEE, NOW
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
+REQUIRED = ("name", "name_latin", "photo")  # what the default request requires
 
 
 @pytest.fixture
@@ -84,8 +85,9 @@ def test_the_whole_exchange(api: Api, phone: Phone) -> None:
         "result": None,
     }
 
+    # The holder unticks the ministry, one of the two optional claims.
     text = phone.present(
-        aud=claims["client_id"], nonce=claims["nonce"], now=NOW, disclose=("name", "photo")
+        aud=claims["client_id"], nonce=claims["nonce"], now=NOW, disclose=(*REQUIRED, "position")
     )
     r = api.http.post(
         local(claims["response_uri"]), content=form(text, claims["state"]), headers=FORM
@@ -96,7 +98,7 @@ def test_the_whole_exchange(api: Api, phone: Phone) -> None:
     assert done["status"] == "answered"
     result = done["result"]
     assert (result["valid"], result["status"], result["reasons"]) == (True, "valid", [])
-    assert set(result["disclosed"]) == {"name", "photo"}  # name_latin was asked, not given
+    assert set(result["disclosed"]) == {*REQUIRED, "position"}  # ministry was optional
     assert result["holder"]["name"] == result["disclosed"]["name"]
     assert result["checked_at"] == NOW.isoformat()
 
@@ -131,12 +133,55 @@ def test_claims_asked_for(api: Api) -> None:
     r = api.http.post("/v1/presentation-requests", json={"claims": ["name"], "other": 1})
     assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
 
+    created = create(api.http, {"claims": ["name", "photo"], "optional": ["grade"]})
+    claims = request_object(api.service, api.base_url, created, now=NOW.timestamp())
+    (query,) = claims["dcql_query"]["credentials"]
+    assert query["claims"] == [
+        {"id": "name", "path": ["name"]},
+        {"id": "photo", "path": ["photo"]},
+        {"id": "grade", "path": ["grade"]},
+    ]
+    assert query["claim_sets"] == [["name", "photo", "grade"], ["name", "photo"]]
+    both = {"claims": ["name", "photo"], "optional": ["photo"]}
+    body = assert_problem(
+        api.http.post("/v1/presentation-requests", json=both), 422, "CLAIM_REQUIRED_AND_OPTIONAL"
+    )
+    assert "'photo'" in body["detail"]
+    five = {"optional": ["unit", "grade", "category", "ministry", "position"]}
+    assert_problem(
+        api.http.post("/v1/presentation-requests", json=five), 422, "TOO_MANY_OPTIONAL_CLAIMS"
+    )
+    unknown = {"optional": ["salary"]}
+    assert_problem(api.http.post("/v1/presentation-requests", json=unknown), 422, "UNKNOWN_CLAIM")
+
+
+def test_a_presentation_without_a_required_claim_fails(api: Api, phone: Phone) -> None:
+    created = create(api.http)
+    claims = request_object(api.service, api.base_url, created, now=NOW.timestamp())
+    text = phone.present(
+        aud=claims["client_id"], nonce=claims["nonce"], now=NOW, disclose=("name", "ministry")
+    )
+    r = api.http.post(
+        local(claims["response_uri"]), content=form(text, claims["state"]), headers=FORM
+    )
+    assert r.status_code == 400
+    description = "the presentation leaves out claims the request requires: name_latin, photo"
+    assert r.json() == {"error": "invalid_request", "error_description": description}
+    poll = {"presentation-poll-token": created["poll_token"]}
+    done = api.http.get(f"/v1/presentation-requests/{created['id']}", headers=poll).json()
+    assert done["status"] == "failed"
+    assert done["result"] == {
+        "error": "invalid_request",
+        "error_description": description,
+        "missing": ["name_latin", "photo"],
+    }
+
 
 def test_bad_answers_speak_the_wallet_vocabulary(api: Api, phone: Phone) -> None:
     created = create(api.http)
     claims = request_object(api.service, api.base_url, created, now=NOW.timestamp())
     url = local(claims["response_uri"])
-    text = phone.present(aud=claims["client_id"], nonce=claims["nonce"], now=NOW)
+    text = phone.present(aud=claims["client_id"], nonce=claims["nonce"], now=NOW, disclose=REQUIRED)
 
     as_json = api.http.post(url, json={"vp_token": "x", "state": claims["state"]})
     assert as_json.status_code == 400 and as_json.json()["error"] == "invalid_request"
@@ -185,6 +230,9 @@ def test_openapi_documents_the_endpoints(api: Api) -> None:
     assert "application/x-www-form-urlencoded" in answer_op["requestBody"]["content"]
     result = spec["components"]["schemas"]["PresentationResult"]
     assert "disclosed" in result["properties"] and "reasons" in result["properties"]
+    asked = spec["components"]["schemas"]["CreatePresentationRequest"]["properties"]
+    assert "claim_sets" in asked["optional"]["description"]
+    assert "missing" in spec["components"]["schemas"]["PresentationFailure"]["properties"]
 
 
 def race(conns: tuple[Conn, Conn], path: str, body: str) -> list[int]:
@@ -221,10 +269,12 @@ def test_two_workers_racing_to_answer_store_one(
         second.http.request("GET", local(created["request_uri"]))
         reply = second.http.getresponse()
         assert reply.status == 200
-        header, _, _, _ = spec_wallet.jws_parts(reply.read().decode())
+        header, _, _, _ = spec_sd_jwt.jws_parts(reply.read().decode())
         leaf = hashlib.sha256(base64.b64decode(header["x5c"][0])).digest()
-        assert claims["client_id"] == "x509_hash:" + spec_wallet.b64u(leaf)
-        text = phone.present(aud=claims["client_id"], nonce=claims["nonce"], now=service_now())
+        assert claims["client_id"] == "x509_hash:" + spec_sd_jwt.b64u(leaf)
+        text = phone.present(
+            aud=claims["client_id"], nonce=claims["nonce"], now=service_now(), disclose=REQUIRED
+        )
         body = form(text, claims["state"])
         answers = race((first, second), local(claims["response_uri"]), body)
         assert sorted(answers) == [200, 400]

@@ -18,18 +18,22 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from idsvc.audit.who_checked import checks_of
 from idsvc.formats import sd_jwt
 from idsvc.services import Services
+from idsvc.storage.wallet_tables import PresentationRequestRow
 from idsvc.wallet.presentations import (
+    ClaimRequiredAndOptional,
     PresentationRefused,
     Presentations,
+    TooManyOptionalClaims,
     UnknownClaim,
     UnknownPresentationRequest,
 )
 from idsvc.wallet.verifier_key import DIRECTORY, FILE_NAME
-from tests.support import spec_wallet
+from tests.support import spec_sd_jwt
 from tests.support.holder_phone import Phone, give_phone
 from tests.support.settings import ACTIVE_EMPLOYEE, NOW, OTHER_ACTIVE_EMPLOYEE
 
 Asked = tuple[str, dict[str, object]]  # (request id, request object claims)
+REQUIRED = ("name", "name_latin", "photo")  # what the default request requires
 
 
 @pytest.fixture
@@ -43,12 +47,12 @@ def checked_request_object(service: Services, jwt: str) -> dict[str, Any]:
     signed it, and the client id is ``x509_hash:`` of the leaf."""
     with service.infra.db.transaction() as session:
         anchor = service.infra.issuer(session).ring.ca_certificate()
-    header, _, _, _ = spec_wallet.jws_parts(jwt)
+    header, _, _, _ = spec_sd_jwt.jws_parts(jwt)
     assert header["typ"] == "oauth-authz-req+jwt" and header["alg"] == "ES256"
-    leaf = spec_wallet.check_chain(header["x5c"], [anchor], NOW.timestamp())
-    _, claims = spec_wallet.jws_verify(jwt, leaf.public_key())
+    leaf = spec_sd_jwt.check_chain(header["x5c"], [anchor], NOW.timestamp())
+    _, claims = spec_sd_jwt.jws_verify(jwt, leaf.public_key())
     digest = hashlib.sha256(leaf.public_bytes(Encoding.DER)).digest()
-    assert claims["client_id"] == "x509_hash:" + spec_wallet.b64u(digest)
+    assert claims["client_id"] == "x509_hash:" + spec_sd_jwt.b64u(digest)
     assert len(header["x5c"]) == 2
     assert base64.b64decode(header["x5c"][1]) == anchor.public_bytes(Encoding.DER)
     return claims
@@ -106,7 +110,13 @@ def test_request_object_is_signed_by_a_certificate_of_the_issuer_ca(service: Ser
     query = claims["dcql_query"]["credentials"][0]
     assert query["id"] == "civil_servant"
     assert query["meta"] == {"vct_values": ["https://id.mcs.gov.kh/v1/wallet/types/civil-servant"]}
-    assert [c["path"] for c in query["claims"]] == [["name"], ["name_latin"], ["photo"]]
+    assert [c["path"] for c in query["claims"]] == [
+        ["name"],
+        ["name_latin"],
+        ["photo"],
+        ["ministry"],
+        ["position"],
+    ]
     assert created.openid4vp_uri.startswith("openid4vp://?client_id=x509_hash%3A")
     # 32 random bytes each, base64url; a fresh set per request.
     assert len(str(claims["nonce"])) == 43 and len(str(claims["state"])) == 43
@@ -216,13 +226,16 @@ def test_key_binding_failures_are_holder_binding_invalid(
         text = sd_jwt.parse(good).keep(["name", "name_latin", "photo"]).without_kb()
     elif spoil == "other_key":
         thief = give_phone(service, OTHER_ACTIVE_EMPLOYEE, now=NOW)
-        text = phone.present(aud=aud, nonce=nonce, now=NOW, disclose=("name",), key=thief.key)
+        text = phone.present(aud=aud, nonce=nonce, now=NOW, disclose=REQUIRED, key=thief.key)
     elif spoil == "dropped_disclosure":
-        parts = good.split("~")
-        text = "~".join([parts[0], *parts[2:]])
+        # An optional one: the presentation still has every claim the request requires.
+        shared = presented(phone, asked, disclose=(*REQUIRED, "ministry"))
+        (ministry,) = [d for d in sd_jwt.parse(shared).disclosures if d.name == "ministry"]
+        text = shared.replace("~" + ministry.encoded + "~", "~", 1)
+        assert text != shared
     else:
         text = phone.present(
-            aud=aud, nonce=nonce, now=NOW - timedelta(minutes=10), disclose=("name",)
+            aud=aud, nonce=nonce, now=NOW - timedelta(minutes=10), disclose=REQUIRED
         )
     answer(service, asked, text)
     result = result_of(service, asked, poll)
@@ -257,6 +270,83 @@ def test_only_claims_asked_for_are_kept(service: Services, phone: Phone) -> None
     result = result_of(service, asked, poll)
     assert set(result["disclosed"]) == {"ministry", "photo"}
     assert set(result["holder"]) == {"ministry", "photo"}
+
+
+def test_the_default_request_lets_the_holder_leave_out_ministry_and_position(
+    service: Services, phone: Phone
+) -> None:
+    asked, poll = ask(service)
+    (query,) = asked[1]["dcql_query"]["credentials"]  # type: ignore[index]
+    assert [c["path"] for c in query["claims"]] == [
+        ["name"],
+        ["name_latin"],
+        ["photo"],
+        ["ministry"],
+        ["position"],
+    ]
+    assert query["claim_sets"][0] == ["name", "name_latin", "photo", "ministry", "position"]
+    assert query["claim_sets"][-1] == list(REQUIRED)
+    with service.infra.db.transaction() as session:
+        row = session.get(PresentationRequestRow, asked[0])
+        assert row is not None
+        assert row.claims == {"required": list(REQUIRED), "optional": ["ministry", "position"]}
+    # The holder shares the ministry, not the position (nor the date of birth, never asked).
+    answer(service, asked, presented(phone, asked, disclose=(*REQUIRED, "ministry", "birthdate")))
+    result = result_of(service, asked, poll)
+    assert result["valid"] is True
+    assert set(result["disclosed"]) == {*REQUIRED, "ministry"}
+    assert set(result["holder"]) == {*REQUIRED, "ministry"}
+    assert result["disclosed"]["ministry"]
+
+
+def test_a_presentation_without_a_required_claim_fails_and_names_it(
+    service: Services, phone: Phone
+) -> None:
+    asked, poll = ask(service)
+    # A wallet that drops the photo the official needs (and shares what was optional).
+    text = presented(phone, asked, disclose=("name", "name_latin", "ministry", "position"))
+    with pytest.raises(PresentationRefused, match="requires: photo"):
+        answer(service, asked, text)
+    view = service.wallet.presentation_result(asked[0], poll, now=NOW)
+    assert view.status == "failed"
+    assert view.result == {
+        "error": "invalid_request",
+        "error_description": "the presentation leaves out claims the request requires: photo",
+        "missing": ["photo"],
+    }
+    # Nothing was verified, so no one was checked; the request is over.
+    with service.infra.db.transaction() as session:
+        assert checks_of(session, ACTIVE_EMPLOYEE) == []
+    with pytest.raises(PresentationRefused, match="already been answered"):
+        answer(service, asked, presented(phone, asked))
+
+
+def test_claims_asked_for_required_and_optional(service: Services, phone: Phone) -> None:
+    create = service.wallet.create_presentation_request
+    with pytest.raises(ClaimRequiredAndOptional, match="'photo' is both"):
+        create(["name", "photo"], optional=["photo"], requested_by="anonymous", now=NOW)
+    with pytest.raises(TooManyOptionalClaims, match="at most 4"):
+        create(
+            ["name"],
+            optional=["unit", "grade", "category", "ministry", "position"],
+            requested_by="anonymous",
+            now=NOW,
+        )
+    with pytest.raises(UnknownClaim, match="'salary' cannot be asked for"):
+        create(["name"], optional=["salary"], requested_by="anonymous", now=NOW)
+    with pytest.raises(UnknownClaim, match="at least one"):
+        create([], optional=["name"], requested_by="anonymous", now=NOW)
+    # Only optional ones given: the default required ones with them.
+    created = create(None, optional=["grade"], requested_by="anonymous", now=NOW)
+    jwt = service.wallet.presentation_request_object(created.id, now=NOW)
+    (query,) = checked_request_object(service, jwt)["dcql_query"]["credentials"]
+    assert query["claim_sets"] == [[*REQUIRED, "grade"], list(REQUIRED)]
+    # Only required ones given: all required, the query without claim_sets (as before).
+    asked, poll = ask(service, ["name", "grade"])
+    (query,) = asked[1]["dcql_query"]["credentials"]  # type: ignore[index]
+    assert "claim_sets" not in query
+    answer(service, asked, presented(phone, asked, disclose=("name", "grade")))
+    assert set(result_of(service, asked, poll)["disclosed"]) == {"name", "grade"}
 
 
 def test_unknown_claim_is_refused(service: Services) -> None:
