@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -27,6 +29,7 @@ from keys.jwk import b64url_encode
 
 __all__ = [
     "CLIENT_ID_PREFIX",
+    "MAX_OPTIONAL_CLAIMS",
     "REQUEST_TYP",
     "SD_JWT_VC_FORMAT",
     "SELF_ISSUED_AUDIENCE",
@@ -43,6 +46,11 @@ CLIENT_ID_PREFIX: Final = "x509_hash:"
 SD_JWT_VC_FORMAT: Final = "dc+sd-jwt"
 SELF_ISSUED_AUDIENCE: Final = "https://self-issued.me/v2"  # §5.8: aud of a signed request
 AUTHORIZATION_SCHEME: Final = "openid4vp"
+
+# DCQL claim ids (§6.3): alphanumeric, underscore or hyphen. ``claim_sets`` lists every
+# combination of the optional claims (2^n of them): a few keep the request object small.
+_CLAIM_ID: Final = re.compile(r"[A-Za-z0-9_-]+")
+MAX_OPTIONAL_CLAIMS: Final = 4
 
 # A vp_token carries one presentation (an SD-JWT with the photo, at most MAX_SD_JWT_CHARS) in
 # a small JSON object; anything much larger is refused before it is parsed.
@@ -62,29 +70,47 @@ def x509_hash_client_id(leaf_der: bytes) -> str:
 def dcql_query(
     claims: Sequence[str],
     *,
+    optional: Sequence[str] = (),
     query_id: str = "civil_servant",
     vct: str,
     credential_format: str = SD_JWT_VC_FORMAT,
 ) -> dict[str, Any]:
-    """One credential query: an SD-JWT VC of type ``vct`` with exactly these top-level claims.
+    """One credential query: an SD-JWT VC of type ``vct`` with these top-level claims.
+
+    ``claims`` are required; ``optional`` ones the holder may leave out. Without optional
+    claims the query lists the claims alone (§6.4.1: every claim listed is then asked for).
+    With them, each claim gets an ``id`` (its name) and ``claim_sets`` lists the acceptable
+    combinations, the most wanted first (§6.4.1: a wallet answers with the first one it can
+    and will satisfy): every combination of the optional claims, largest first, so whichever
+    of them the holder unticks, what is left is one of the sets.
 
     Holder binding stays required (the DCQL default): the answer must carry a KB-JWT.
     """
-    names = list(claims)
-    if not names or any(type(n) is not str or not n for n in names):
+    required, extra = list(claims), list(optional)
+    names = required + extra
+    if not required or any(type(n) is not str or not n for n in names):
         raise ValueError("claims must be a non-empty list of claim names")
     if len(set(names)) != len(names):
-        raise ValueError("claims has duplicates")
-    return {
-        "credentials": [
-            {
-                "id": query_id,
-                "format": credential_format,
-                "meta": {"vct_values": [vct]},
-                "claims": [{"path": [name]} for name in names],
-            }
-        ]
+        raise ValueError("claims has duplicates (or a claim both required and optional)")
+    if len(extra) > MAX_OPTIONAL_CLAIMS:
+        raise ValueError(f"at most {MAX_OPTIONAL_CLAIMS} optional claims")
+    query: dict[str, Any] = {
+        "id": query_id,
+        "format": credential_format,
+        "meta": {"vct_values": [vct]},
+        "claims": [{"path": [name]} for name in names],
     }
+    if extra:
+        bad = [n for n in names if not _CLAIM_ID.fullmatch(n)]
+        if bad:
+            raise ValueError(f"claim {bad[0][:40]!r} cannot be a DCQL claim id")
+        query["claims"] = [{"id": name, "path": [name]} for name in names]
+        query["claim_sets"] = [
+            required + list(chosen)
+            for size in range(len(extra), -1, -1)
+            for chosen in itertools.combinations(extra, size)
+        ]
+    return {"credentials": [query]}
 
 
 def request_object_claims(

@@ -63,7 +63,9 @@ class PresentationRequestRow(Base):
     # Only the page that asked reads the answer: it holds the poll token, the wallet never
     # sees it (the request's id is in the QR, readable over the official's shoulder).
     poll_token_hash: Mapped[str] = mapped_column(String(64))
-    claims: Mapped[list[str]] = mapped_column(JSON)
+    # The claims asked for: {"required": [...], "optional": [...]} (the holder may leave out
+    # the optional ones; idsvc.wallet.presentations.AskedClaims).
+    claims: Mapped[dict[str, list[str]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     status: Mapped[str] = mapped_column(String(16))

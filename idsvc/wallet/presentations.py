@@ -1,6 +1,8 @@
 """An official asks a phone for its credential (OpenID4VP 1.0), and reads the answer.
 
-1. ``create``: the official's page asks for some claims (by default the names and the photo).
+1. ``create``: the official's page asks for some claims, required or optional (by default the
+   names and the photo, and optionally the ministry and the position: the holder may untick
+   those). The DCQL query says which are optional by ``claim_sets`` (OpenID4VP §6.4.1).
    A request gets a random id, ``nonce`` and ``state`` and a poll token (32 random bytes each,
    base64url; the poll token is stored only as its SHA-256), and lives ``LIFETIME``. The page
    shows ``openid4vp://?client_id=...&request_uri=...`` as a QR and keeps the poll token.
@@ -9,7 +11,9 @@
    ``x509_hash:...`` (``idsvc.wallet.verifier_key``), a DCQL query for the claims, ``direct_post``
    to ``response_uri``.
 3. ``answer``: the wallet posts ``vp_token`` and ``state``. The state must match (else nothing
-   is stored); the presentation is verified by the shared rules
+   is stored). A presentation that leaves out a required claim does not answer the query: the
+   request fails, like an unreadable ``vp_token``, and the failure names the claims missing
+   (``missing``). Otherwise the presentation is verified by the shared rules
    (``idsvc.verification.presented``: KB-JWT ``aud`` = our client id, ``nonce`` = this request's),
    and the result stored by one ``UPDATE ... WHERE status = 'pending'``: of two answers racing
    on two workers exactly one is stored, the other is refused. The check enters the who-checked
@@ -31,7 +35,7 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
@@ -43,7 +47,7 @@ from idsvc import DEFAULT_ISSUER
 from idsvc.audit.who_checked import CheckedBy, CheckRecord, record_check
 from idsvc.credentials import issuers
 from idsvc.credentials.infrastructure import Infrastructure
-from idsvc.formats import openid4vp
+from idsvc.formats import openid4vp, sd_jwt
 from idsvc.storage.client_tables import ApiClientRow
 from idsvc.storage.wallet_tables import PresentationRequestRow
 from idsvc.verification.online import holder_for
@@ -58,8 +62,11 @@ QUERY_ID: Final = "civil_servant"
 ANONYMOUS: Final = "anonymous"
 
 # What an official may ask for: the phone credential's selectively disclosable claims
-# (``phone_credential.DISCLOSABLE``); the default is what a face check needs.
+# (``phone_credential.DISCLOSABLE``); the default is what a face check needs, and where the
+# person works if they agree to show it.
 DEFAULT_CLAIMS: Final = ("name", "name_latin", "photo")
+DEFAULT_OPTIONAL: Final = ("ministry", "position")
+MAX_OPTIONAL: Final = openid4vp.MAX_OPTIONAL_CLAIMS
 
 # Ids are UUIDs: anything else is unknown without a query.
 _REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -69,8 +76,45 @@ _ERROR_TEXT = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 _MAX_DESCRIPTION = 200
 
 
-class UnknownClaim(ValueError):
-    """A claim that the phone credential does not disclose was asked for."""
+class ClaimsRefused(ValueError):
+    """The claims asked for cannot make a request; ``code`` and ``title`` for the API."""
+
+    code = "UNKNOWN_CLAIM"
+    title = "claim cannot be asked for"
+
+
+class UnknownClaim(ClaimsRefused):
+    """A claim that the phone credential does not disclose was asked for (or none at all)."""
+
+
+class ClaimRequiredAndOptional(ClaimsRefused):
+    code = "CLAIM_REQUIRED_AND_OPTIONAL"
+    title = "a claim cannot be both required and optional"
+
+
+class TooManyOptionalClaims(ClaimsRefused):
+    code = "TOO_MANY_OPTIONAL_CLAIMS"
+    title = f"at most {MAX_OPTIONAL} optional claims"
+
+
+@dataclass(frozen=True)
+class AskedClaims:
+    """What a request asks for: claims the holder must disclose, and claims they may."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    def stored(self) -> dict[str, list[str]]:
+        """The row's ``claims`` JSON."""
+        return {"required": list(self.required), "optional": list(self.optional)}
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, list[str]]) -> AskedClaims:
+        return cls(tuple(stored["required"]), tuple(stored.get("optional", ())))
+
+    def missing(self, disclosed: Collection[str]) -> list[str]:
+        """The required claims not among ``disclosed``, in the order asked."""
+        return [name for name in self.required if name not in disclosed]
 
 
 class UnknownPresentationRequest(LookupError):
@@ -111,19 +155,51 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def checked_claims(claims: Sequence[str] | None) -> list[str]:
-    """The claims to ask for, in the order given; ``UnknownClaim`` for one we never disclose."""
-    if claims is None:
-        return list(DEFAULT_CLAIMS)
+def _known(claims: Sequence[str]) -> tuple[str, ...]:
     unknown = [c for c in claims if c not in DISCLOSABLE]
     if unknown:
         raise UnknownClaim(
             f"claim {unknown[0][:40]!r} cannot be asked for; ask for some of: "
             + ", ".join(DISCLOSABLE)
         )
-    if not claims:
-        raise UnknownClaim("ask for at least one claim")
-    return list(dict.fromkeys(claims))
+    return tuple(dict.fromkeys(claims))
+
+
+def checked_claims(
+    claims: Sequence[str] | None, optional: Sequence[str] | None = None
+) -> AskedClaims:
+    """The claims to ask for, in the order given. Neither given: the defaults; only
+    ``optional`` given: the default required ones with these optional; only ``claims``: these,
+    all required. ``ClaimsRefused`` for a claim we never disclose, none required, a claim both
+    required and optional, or more than ``MAX_OPTIONAL`` optional."""
+    if claims is None and optional is None:
+        return AskedClaims(DEFAULT_CLAIMS, DEFAULT_OPTIONAL)
+    required = _known(DEFAULT_CLAIMS if claims is None else claims)
+    maybe = _known(optional or ())
+    if not required:
+        raise UnknownClaim("ask for at least one claim that the holder must disclose")
+    both = [c for c in maybe if c in required]
+    if both:
+        raise ClaimRequiredAndOptional(
+            f"claim {both[0]!r} is both in claims (required) and in optional: name it once"
+        )
+    if len(maybe) > MAX_OPTIONAL:
+        # The DCQL query lists every combination of them (2^n claim sets).
+        raise TooManyOptionalClaims(
+            f"{len(maybe)} optional claims asked for; at most {MAX_OPTIONAL}"
+        )
+    return AskedClaims(required, maybe)
+
+
+def _missing(asked: AskedClaims, presentation: str) -> list[str]:
+    """The required claims the presentation has no disclosure for. Only the names are read
+    here; whether the disclosures are genuine is the verification's business. One that cannot
+    be parsed is left to the verification too (``MALFORMED``)."""
+    try:
+        parsed = sd_jwt.parse(presentation.strip())
+    except sd_jwt.SdJwtError:
+        return []
+    return asked.missing({d.name for d in parsed.disclosures})
 
 
 def _wallet_error(error: str, description: str | None) -> dict[str, Any]:
@@ -172,9 +248,14 @@ class Presentations:
 
     # -- the official's side --------------------------------------------------------------
     def create(
-        self, claims: Sequence[str] | None, *, requested_by: str, now: datetime
+        self,
+        claims: Sequence[str] | None,
+        *,
+        optional: Sequence[str] | None = None,
+        requested_by: str,
+        now: datetime,
     ) -> CreatedRequest:
-        asked = checked_claims(claims)
+        asked = checked_claims(claims, optional)
         self._infra.require_ready()
         key = self.verifier_key(now)
         request_id, poll_token = str(uuid.uuid4()), _random()
@@ -187,7 +268,7 @@ class Presentations:
                     state_token=_random(),
                     requested_by=requested_by[:128],
                     poll_token_hash=_sha256(poll_token),
-                    claims=asked,
+                    claims=asked.stored(),
                     created_at=now,
                     expires_at=expires_at,
                     status="pending",
@@ -254,13 +335,17 @@ class Presentations:
         row = self._pending(request_id, now)
         key = self.verifier_key(now)
         _, response_uri = self._urls(row.id)
+        asked = AskedClaims.from_stored(row.claims)
         claims = openid4vp.request_object_claims(
             client_id=key.client_id,
             response_uri=response_uri,
             nonce=row.nonce,
             state=row.state_token,
             dcql=openid4vp.dcql_query(
-                row.claims, query_id=QUERY_ID, vct=vct_of(self._infra.settings.public_url)
+                asked.required,
+                optional=asked.optional,
+                query_id=QUERY_ID,
+                vct=vct_of(self._infra.settings.public_url),
             ),
             now=now,
             lifetime=row.expires_at - now,
@@ -293,6 +378,15 @@ class Presentations:
             failure = {"error": "invalid_request", "error_description": str(exc)[:200]}
             self._store(row, "failed", failure, None, now)
             raise PresentationRefused(failure["error_description"]) from None
+        missing = _missing(AskedClaims.from_stored(row.claims), presentation)
+        if missing:
+            # It does not answer the query (DCQL: every claim of one claim set): like an
+            # unreadable vp_token, the request fails, saying what the official did not get.
+            listed = ", ".join(missing)
+            description = f"the presentation leaves out claims the request requires: {listed}"
+            stored = {"error": "invalid_request", "error_description": description}
+            self._store(row, "failed", {**stored, "missing": missing}, None, now)
+            raise PresentationRefused(description)
         body, check = self._verify(row, presentation, now)
         self._store(row, "answered", body, check, now)
         return body
@@ -301,6 +395,7 @@ class Presentations:
         self, row: PresentationRequestRow, presentation: str, now: datetime
     ) -> tuple[dict[str, Any], CheckRecord]:
         key = self.verifier_key(now)
+        asked = AskedClaims.from_stored(row.claims)
         with self._infra.db.transaction() as session:
             trust = LocalTrust(issuers.load_issuers(session, self._infra.rings))
             presented = verify_presentation(
@@ -312,11 +407,12 @@ class Presentations:
                 nonce=row.nonce,
                 now=now,
                 vct=vct_of(self._infra.settings.public_url),
-                wanted=row.claims,
+                wanted=(*asked.required, *asked.optional),
             )
         result = presented.result
         body = result.as_dict()
-        # The anonymous view of what was disclosed: the claims asked for, nothing more.
+        # The anonymous view of what was disclosed: the claims asked for (the required ones
+        # and the optional ones the holder gave), nothing more.
         body["holder"] = holder_for(result, frozenset())
         body["checked_at"] = now.isoformat()
         body["disclosed"] = presented.disclosed

@@ -117,7 +117,7 @@ class Wallet:
                 holder_jwk=proof.jwk,
                 issuer=issuer,
                 signer=signer,
-                x5c=phone_credential.issuer_x5c(issuer, signer),
+                x5c=phone_credential.issuer_x5c(issuer, signer, self.infra.key_backend, now=now),
                 policy=self.credentials.policy,
                 actor=f"wallet-offer:{offer.id}",
                 now=now,
@@ -170,10 +170,18 @@ class Wallet:
         return Presentations(self.infra)
 
     def create_presentation_request(
-        self, claims: Sequence[str] | None, *, requested_by: str, now: datetime
+        self,
+        claims: Sequence[str] | None,
+        *,
+        optional: Sequence[str] | None = None,
+        requested_by: str,
+        now: datetime,
     ) -> CreatedRequest:
-        """A new request for these claims (None: the default ones); ``UnknownClaim``."""
-        return self.presentations.create(claims, requested_by=requested_by, now=now)
+        """A new request for these claims, required, and ``optional`` ones the holder may
+        leave out (both None: the default ones); ``ClaimsRefused``."""
+        return self.presentations.create(
+            claims, optional=optional, requested_by=requested_by, now=now
+        )
 
     def presentation_request_object(self, request_id: str, *, now: datetime) -> str:
         """The signed request object a wallet fetches; ``UnknownPresentationRequest`` or

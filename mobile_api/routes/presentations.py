@@ -19,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from idsvc.formats.openid4vp import REQUEST_TYP
 from idsvc.wallet.presentations import (
     ANONYMOUS,
+    ClaimsRefused,
     PresentationRefused,
-    UnknownClaim,
     UnknownPresentationRequest,
 )
 from mobile_api import problems
@@ -66,7 +66,10 @@ def _wallet_error(status: int, description: str, error: str = "invalid_request")
     summary="Ask a phone for its credential (OpenID4VP): a request to show as a QR code",
     description="Anyone may ask (the officials' web page), rate-limited per address like "
     "`POST /v1/verifications`; an API client is recorded as the asker in the who-checked log. "
-    "The body is optional: `claims` to ask for (default name, name_latin, photo). Show "
+    "The body is optional: `claims` the holder must disclose (default name, name_latin, "
+    "photo) and `optional` ones the holder may leave out (default ministry, position), told "
+    "to the wallet by DCQL `claim_sets`. A presentation leaving out a required claim fails the "
+    "request (`result.missing` names them). Show "
     "`openid4vp_uri` as a QR code, keep `poll_token`, and poll "
     "`GET /v1/presentation-requests/{id}` for the result (5 minutes).",
 )
@@ -76,11 +79,12 @@ def create_presentation_request(
     try:
         created = wallet.create_presentation_request(
             None if body is None else body.claims,
+            optional=None if body is None else body.optional,
             requested_by=caller.client_id or ANONYMOUS,
             now=now,
         )
-    except UnknownClaim as exc:
-        return problems.problem(422, "UNKNOWN_CLAIM", "claim cannot be asked for", str(exc))
+    except ClaimsRefused as exc:
+        return problems.problem(422, exc.code, exc.title, str(exc))
     return JSONResponse(
         {
             "id": created.id,
@@ -104,7 +108,9 @@ def create_presentation_request(
     "without it, or with another, the answer is 404 as for an unknown id. `result` is null "
     "while pending; once answered it is the verification result as `POST /v1/verifications` "
     "gives it (same reason codes; `HOLDER_BINDING_INVALID` when the key binding fails) plus "
-    "`disclosed`; when the wallet answered with an error, `{error, error_description}`.",
+    "`disclosed` (the required claims and the optional ones the holder chose); when the "
+    "wallet answered with an error, `{error, error_description}`, and when its presentation "
+    "left out a required claim, `{error: invalid_request, error_description, missing}`.",
 )
 def get_presentation_request(
     request_id: RequestId,
@@ -181,7 +187,8 @@ def _form(raw: bytes) -> dict[str, str] | str:
     "presentation with its key-binding JWT]) and `state`; or `error` (and "
     "`error_description`) when the holder declines. 200 `{}` once stored; a request is "
     "answered once (any later answer, an expired request or a wrong `state`: 400 "
-    "`invalid_request`). Bodies over 64 KiB are refused (413).",
+    "`invalid_request`). A presentation leaving out a claim the request requires ends the "
+    "request (400 `invalid_request` naming the claims). Bodies over 64 KiB are refused (413).",
     openapi_extra={
         "requestBody": {
             "required": True,

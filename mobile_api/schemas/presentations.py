@@ -13,18 +13,37 @@ _ID = "3f1c2a9e-8b7d-4e6f-9a1b-2c3d4e5f6a7b"
 _EXPIRES = "2026-11-25T10:05:00+00:00"
 
 
+_CLAIM_NAMES = (
+    "name, name_latin, birthdate, ministry, ministry_local, unit, position, position_local, "
+    "grade, category, photo"
+)
+
+
 class CreatePresentationRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"claims": ["name", "photo"]}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"claims": ["name", "photo"], "optional": ["ministry", "position"]},
+                {"claims": ["name", "photo"]},
+            ]
+        },
     )
 
     claims: list[str] | None = Field(
         default=None,
         min_length=1,
         max_length=16,
-        description="the claims to ask for (default name, name_latin, photo), from: name, "
-        "name_latin, birthdate, ministry, ministry_local, unit, position, position_local, "
-        "grade, category, photo; any other is a 422 `UNKNOWN_CLAIM`",
+        description="the claims the holder must disclose (default name, name_latin, photo), "
+        f"from: {_CLAIM_NAMES}; any other is a 422 `UNKNOWN_CLAIM`",
+    )
+    optional: list[str] | None = Field(
+        default=None,
+        max_length=16,
+        description="claims the holder may leave out, from the same list (default: ministry "
+        "and position when neither member is given, none when only `claims` is); at most 4 "
+        "(else 422 `TOO_MANY_OPTIONAL_CLAIMS`); a claim also in `claims` is a 422 "
+        "`CLAIM_REQUIRED_AND_OPTIONAL`. The wallet is told by DCQL `claim_sets`.",
     )
 
 
@@ -57,17 +76,23 @@ class PresentationResult(VerificationResponse):
     """The verification result of the presented credential, as `POST /v1/verifications`."""
 
     disclosed: dict[str, Any] = Field(
-        description="the claims the holder disclosed, of those asked for (`photo`: a "
+        description="the claims the holder disclosed, of those asked for: every required one "
+        "and the optional ones the holder chose to show (`photo`: a "
         "`data:image/jpeg;base64,...` URI); empty when the signature did not verify"
     )
 
 
 class PresentationFailure(BaseModel):
     """The wallet answered with an OpenID4VP error (the holder declined...), or with a
-    `vp_token` that could not be read."""
+    `vp_token` that could not be read, or with a presentation leaving out a required claim."""
 
     error: str = Field(description="the OAuth/OpenID4VP error code, e.g. `access_denied`")
     error_description: str | None = None
+    missing: list[str] | None = Field(
+        default=None,
+        description="the required claims the presentation left out (`error` is then "
+        "`invalid_request`); absent otherwise",
+    )
 
 
 class PresentationRequestResponse(BaseModel):

@@ -129,15 +129,21 @@ def ask(official: Page) -> str:
     return link
 
 
-def answer(holder_page: Page, link: str, screenshot: Path | None = None) -> list[str]:
-    """Answer the official's request, sharing what is asked; the claims it asked for."""
+def answer(
+    holder_page: Page, link: str, screenshot: Path | None = None, untick: tuple[str, ...] = ()
+) -> list[list[object]]:
+    """Answer the official's request, sharing what is asked but the ``untick`` ones (optional
+    claims the holder keeps to themselves); the claims offered, as [name, ticked, fixed]
+    before any was unticked."""
     take(holder_page, link)
     holder_page.wait_for_selector("#consent:not([hidden])")
+    asked: list[list[object]] = holder_page.eval_on_selector_all(
+        "#consent-claims input", "(bs) => bs.map((b) => [b.value, b.checked, b.disabled])"
+    )
+    for name in untick:
+        holder_page.uncheck(f"#consent-claims input[value='{name}']")
     if screenshot:
         holder_page.screenshot(path=str(screenshot))
-    asked: list[str] = holder_page.eval_on_selector_all(
-        "#consent-claims input", "(boxes) => boxes.map((b) => b.value)"
-    )
     holder_page.click("#consent-send")
     wallet_message(holder_page, "w_sent")
     return asked
@@ -184,15 +190,25 @@ def test_offer_hold_present_revoke_and_the_holders_own_page(
         )
         assert extractable is False
 
-        # The official asks; the holder sees what is asked and shares it.
+        # The official asks; the holder sees what is asked, keeps the position to themselves
+        # (asked as optional, with the ministry) and shares the rest.
         official = open_page(official_context, f"{base}/verify/")
         link = ask(official)
         official.screenshot(path=str(artefacts / "official-asking.png"))
-        asked = answer(page, link, artefacts / "consent.png")
-        assert set(asked) == {"name", "name_latin", "photo"}
+        asked = answer(page, link, artefacts / "consent.png", untick=("position",))
+        # Required claims are ticked for good; optional ones ticked, and the holder's to untick.
+        assert asked == [
+            ["name", True, True],
+            ["name_latin", True, True],
+            ["photo", True, True],
+            ["ministry", True, False],
+            ["position", True, False],
+        ]
         assert verdict(official) == "VALID"
         assert official.text_content("#holder-name") == NAME
         assert official.text_content("#holder-latin") == LATIN
+        assert official.text_content("#holder-ministry")
+        assert official.text_content("#holder-position") == ""
         assert (official.get_attribute("#holder-photo", "src") or "").startswith("data:image/jpeg")
         assert official.get_attribute("#result", "data-checked") == "wallet"
         assert official.get_attribute("#result", "class") == "green"
@@ -407,7 +423,8 @@ async (link) => {
   const { answer, fetchRequest } = await import("/verify/presentation.js");
   const { loadCard } = await import("/verify/wallet-store.js");
   const request = await fetchRequest(link);
-  await answer({ ...request, nonce: "another-nonce" }, await loadCard(), ["name", "photo"]);
+  const names = ["name", "name_latin", "photo"]; // the claims the request requires
+  await answer({ ...request, nonce: "another-nonce" }, await loadCard(), names);
 }
 """
 

@@ -90,6 +90,54 @@ def test_dcql_query_refuses_bad_claim_lists(claims: list[str], reason: str) -> N
         dcql_query(claims, vct=VCT)
 
 
+def test_optional_claims_are_claim_sets_every_combination_most_wanted_first() -> None:
+    dcql = dcql_query(["name", "photo"], optional=["ministry", "position"], vct=VCT)
+    (query,) = dcql["credentials"]
+    # The shape of OpenID4VP 1.0 §6.4.1's example: claims with ids, claim_sets of those ids.
+    assert query["claims"] == [
+        {"id": "name", "path": ["name"]},
+        {"id": "photo", "path": ["photo"]},
+        {"id": "ministry", "path": ["ministry"]},
+        {"id": "position", "path": ["position"]},
+    ]
+    assert query["claim_sets"] == [
+        ["name", "photo", "ministry", "position"],
+        ["name", "photo", "ministry"],
+        ["name", "photo", "position"],
+        ["name", "photo"],
+    ]
+    assert (query["id"], query["format"], query["meta"]) == (
+        "civil_servant",
+        "dc+sd-jwt",
+        {"vct_values": [VCT]},
+    )
+    # Whatever the holder leaves out of the optional ones, what is left is a set.
+    (four,) = dcql_query(["name"], optional=["a", "b", "c", "d"], vct=VCT)["credentials"]
+    sets = four["claim_sets"]
+    assert len(sets) == 16 and len({frozenset(s) for s in sets}) == 16
+    assert all(s[0] == "name" for s in sets)
+    assert [len(s) for s in sets] == sorted((len(s) for s in sets), reverse=True)
+    ids = {c["id"] for c in four["claims"]}
+    assert all(set(s) <= ids for s in sets)
+
+
+@pytest.mark.parametrize(
+    ("claims", "optional", "reason"),
+    [
+        ([], ["name"], "non-empty"),
+        (["name"], ["name"], "both required and optional"),
+        (["name"], ["a", "b", "c", "d", "e"], "at most 4 optional"),
+        (["name"], ["a.b"], "cannot be a DCQL claim id"),
+        (["name"], [""], "non-empty"),
+    ],
+)
+def test_dcql_query_refuses_bad_optional_claims(
+    claims: list[str], optional: list[str], reason: str
+) -> None:
+    with pytest.raises(ValueError, match=reason):
+        dcql_query(claims, optional=optional, vct=VCT)
+
+
 def _claims(client_id: str) -> dict[str, object]:
     return request_object_claims(
         client_id=client_id,
