@@ -300,7 +300,13 @@ async def credential(
     ``nonce`` comes from the nonce endpoint: an SD-JWT VC with ``typ`` as the configuration
     asked for. One credential per access token."""
     if not access_token:
-        return _refused("invalid_token", "send Authorization: Bearer <access token>")
+        # RFC 6750 §3.1: a request with no credentials at all gets the bare challenge, no
+        # error code (a client that never sent a token has no token to call invalid).
+        return JSONResponse(
+            {"error_description": "send Authorization: Bearer <access token>"},
+            status_code=401,
+            headers={**NO_STORE, "WWW-Authenticate": "Bearer"},
+        )
     try:
         await run_in_threadpool(wallet.check_access_token, access_token, now=now)
     except WalletRequestRefused as exc:

@@ -329,10 +329,13 @@ def test_bad_credential_requests_store_nothing(
     token = _access_token(api, admin)
     jwk = _jwk(wallet_key)
 
+    # No credentials at all: the bare challenge, no error code (RFC 6750 §3.1).
     r = api.http.post("/v1/wallet/credential", json={})
+    assert r.status_code == 401 and "error" not in r.json()
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = _credential(api, "made-up", "x")
     _oauth_error(r, 401, "invalid_token")
     assert r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
-    _oauth_error(_credential(api, "made-up", "x"), 401, "invalid_token")
 
     other_aud = make_proof(
         wallet_key, jwk, audience="https://elsewhere.example", nonce=_nonce(api), now=NOW
