@@ -1,4 +1,5 @@
-"""The issuer CA: a self-signed root that certifies the keys generated on ID cards.
+"""The issuer CA: a self-signed root that certifies the keys generated on ID cards and the
+service's own signing keys (credentials, OpenID4VP requests).
 
 Certificates are signed *through* a :class:`~keys.signer.Signer`, so the CA key can live
 in an HSM. cryptography only signs with private keys it holds, so the to-be-signed
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from keys import der
-from keys.algorithms import es256_der_from_raw, generate_private_key
+from keys.algorithms import PublicKey, es256_der_from_raw, generate_private_key
 from keys.errors import BadSignature, CertificateError, UnsupportedAlgorithm
 from keys.signer import Signer, verify_signature
 from keys.timestamps import require_aware
@@ -156,28 +157,37 @@ class IssuerCA:
         )
         return _sign(builder, self._signer)
 
-    def issue_verifier_certificate(
+    def issue_signing_certificate(
         self,
-        public_key: ec.EllipticCurvePublicKey,
+        public_key: PublicKey,
         *,
         common_name: str,
-        uri: str,
         now: datetime,
         not_after: datetime,
+        not_before: datetime | None = None,
+        uri: str | None = None,
+        dns_name: str | None = None,
     ) -> x509.Certificate:
-        """Certify the service's own key that signs OpenID4VP requests (a wallet shows the
-        chain's names to its holder): digital signature only, named by ``uri`` in the SAN, and
-        none of a card's marks (no PIV card-authentication or client-auth usage)."""
+        """Certify one of the service's own signing keys (the key that signs credentials, or
+        the one that signs OpenID4VP requests), so that a wallet can check a JWT's ``x5c``
+        chain up to this CA and show the chain's names to its holder.
+
+        Digital signature only and none of a card's marks (no PIV card-authentication or
+        client-auth usage). The subject is ``common_name`` under the CA's organization (the
+        issuer); ``uri`` and ``dns_name``, when given, name the key's owner in the SAN.
+        ``not_before`` defaults to ``now``; an earlier one (within the CA's validity)
+        certifies a key already in use since then.
+        """
         now = require_aware(now)
         not_after = require_aware(not_after, "not_after")
-        if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
-            public_key.curve, ec.SECP256R1
-        ):
-            raise UnsupportedAlgorithm("a request-signing key must be EC P-256")
+        not_before = now if not_before is None else require_aware(not_before, "not_before")
+        _require_signing_key(public_key)
         ca = self._certificate
-        if not now < not_after <= ca.not_valid_after_utc:
-            raise ValueError("not_after must be later than now, within the CA's validity")
-        if not ca.not_valid_before_utc <= now:
+        if not not_before <= now < not_after <= ca.not_valid_after_utc:
+            raise ValueError(
+                "the validity must start by now and end later than now, within the CA's validity"
+            )
+        if not ca.not_valid_before_utc <= not_before:
             raise CertificateError("ca_invalid", "the CA certificate is not valid at this time")
         ca_ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         organizations = ca.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
@@ -188,18 +198,22 @@ class IssuerCA:
             .issuer_name(ca.subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
+            .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(digital_signature=True), critical=True)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=False
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-                critical=False,
-            )
+        )
+        names: list[x509.GeneralName] = []
+        if uri is not None:
+            names.append(x509.UniformResourceIdentifier(uri))
+        if dns_name is not None:
+            names.append(x509.DNSName(dns_name))
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
+        ).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
         )
         return _sign(builder, self._signer)
 
@@ -302,6 +316,17 @@ def _require_end_entity(cert: x509.Certificate) -> None:
         raise CertificateError("not_end_entity", "the certificate lacks card extensions") from None
     if constraints.ca or usage.key_cert_sign or not usage.digital_signature:
         raise CertificateError("not_end_entity", "the certificate is not a card certificate")
+
+
+def _require_signing_key(public_key: object) -> None:
+    # The service's own keys use the package's algorithms only (keys.algorithms).
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(
+        public_key.curve, ec.SECP256R1
+    ):
+        return
+    raise UnsupportedAlgorithm("a signing key must be EC P-256 or Ed25519")
 
 
 def _require_card_key(public_key: object) -> None:

@@ -1,10 +1,17 @@
-"""One issuer's keys, kept in a directory: a manifest, the CA certificate, key files.
+"""One issuer's keys, kept in a directory: a manifest, certificates, key files.
 
 Layout::
 
     <directory>/keyring.json        manifest: every key with its public JWK (see keys.manifest)
     <directory>/ca.pem              the issuer CA certificate
+    <directory>/certs/<kid>.pem     each credential key's certificate, issued by that CA
     <directory>/private/<kid>.pem   encrypted key files (file backend only), 0600
+
+A credential key's certificate lets a wallet check a credential's ``x5c`` chain up to the
+issuer CA (the phone credential carries it); verifiers of the card's JWT find keys by ``kid``
+in the JWKS and need none. The ring issues it with each new key; a key made before keys had
+certificates gets its own on first use (:meth:`KeyRing.certificate_chain`). Like ``ca.pem``,
+the certificates are public and not in backups: a lost one is simply issued again.
 
 Public keys live in the manifest, so verification and the JWKS need neither the
 passphrase nor the HSM; only :meth:`KeyRing.signer` does. Changes take an exclusive
@@ -21,9 +28,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from keys.algorithms import Algorithm, PublicKey, require_algorithm
 from keys.backends import (
@@ -47,6 +57,7 @@ from keys.timestamps import require_aware
 
 __all__ = [
     "CA_CERTIFICATE_NAME",
+    "CERTIFICATES_DIRECTORY",
     "MANIFEST_NAME",
     "FileBackend",
     "KeyBackend",
@@ -57,6 +68,7 @@ __all__ = [
 
 MANIFEST_NAME: Final = "keyring.json"
 CA_CERTIFICATE_NAME: Final = "ca.pem"
+CERTIFICATES_DIRECTORY: Final = "certs"
 # Takes the manifest as read under the lock; returns the new manifest and the entry to report.
 _Change = Callable[[tuple[KeyEntry, ...]], tuple[tuple[KeyEntry, ...], KeyEntry]]
 
@@ -70,7 +82,7 @@ class KeyRing:
     """The keys of one issuer: one active credential key, one active CA key, and the
     retired credential keys that stay published until their credentials expire."""
 
-    __slots__ = ("_ca_certificate", "_directory", "_entries")
+    __slots__ = ("_ca_certificate", "_certificates", "_directory", "_entries")
 
     def __init__(
         self, directory: Path, entries: tuple[KeyEntry, ...], ca_certificate: x509.Certificate
@@ -78,6 +90,8 @@ class KeyRing:
         self._directory = directory
         self._entries = entries
         self._ca_certificate = ca_certificate
+        # kid -> its certificate, once read and checked (certificates never change).
+        self._certificates: dict[str, x509.Certificate] = {}
 
     # -- opening and creating ------------------------------------------------------------
 
@@ -107,11 +121,13 @@ class KeyRing:
         ca_common_name: str | None = None,
         ca_country: str | None = None,
         ca_valid_days: int = 3650,
+        issuer_uri: str | None = None,
     ) -> KeyRing:
         """Create a ring with one credential key, one CA key and a self-signed CA certificate.
 
         ``ca_name`` (the issuing ministry) becomes the CA's organization and, unless
-        ``ca_common_name`` is given, its common name "<ca_name> Issuer CA".
+        ``ca_common_name`` is given, its common name "<ca_name> Issuer CA". ``issuer_uri``
+        (the issuer's ``iss``) is named in the credential key's certificate.
         """
         directory = Path(directory)
         algorithm = require_algorithm(alg)
@@ -135,6 +151,9 @@ class KeyRing:
             )
             pem = certificate.public_bytes(serialization.Encoding.PEM)
             write_new_file(directory / CA_CERTIFICATE_NAME, pem, mode=0o644)
+            ca = IssuerCA(certificate, ca_signer)
+            certified = _certify(ca, credential, now, issuer_uri)
+            _write_certificate(directory, credential.kid, certified)
             entries = (credential, ca_entry)
             # The manifest is written last: until it exists, the directory is not a ring.
             write_new_file(directory / MANIFEST_NAME, dump_manifest(entries), mode=0o600)
@@ -185,6 +204,29 @@ class KeyRing:
     def ca_certificate(self) -> x509.Certificate:
         return self._ca_certificate
 
+    def certificate_chain(
+        self, kid: str, backend: KeyBackend, *, now: datetime, issuer_uri: str
+    ) -> tuple[x509.Certificate, x509.Certificate]:
+        """(certificate of credential key ``kid``, issuer CA certificate): the ``x5c`` chain,
+        leaf first, of what that key signs.
+
+        The certificate names ``issuer_uri`` (the issuer's ``iss``) in its SAN, as SD-JWT VC
+        requires of an ``x5c`` leaf. A key made before keys had certificates, or certified
+        without that name, gets a certificate now (``backend`` then loads the CA key), once:
+        under the ring's lock, re-checking the file, so every worker and every machine sharing
+        the ring puts the same certificate in its credentials.
+        """
+        entry = self.entry(kid)
+        if entry.purpose != "credential":
+            raise KeyRingError(f"key {kid} is a {entry.purpose} key, not a credential key")
+        certificate = self._certificates.get(kid)
+        if certificate is None or not _names(certificate, issuer_uri):
+            certificate = _read_certificate(self._directory, entry, self._ca_certificate)
+            if certificate is None or not _names(certificate, issuer_uri):
+                certificate = self._certify_missing(entry, backend, _stamp(now), issuer_uri)
+            self._certificates[kid] = certificate
+        return certificate, self._ca_certificate
+
     # -- using private keys --------------------------------------------------------------
 
     def signer(self, backend: KeyBackend, purpose: Purpose = "credential") -> Signer:
@@ -194,9 +236,27 @@ class KeyRing:
     def issuer_ca(self, backend: KeyBackend) -> IssuerCA:
         return IssuerCA(self._ca_certificate, self.signer(backend, "ca"))
 
+    def _certify_missing(
+        self, entry: KeyEntry, backend: KeyBackend, now: datetime, issuer_uri: str
+    ) -> x509.Certificate:
+        with _locked(self._directory):
+            # Another worker may have issued it while this one waited for the lock.
+            certificate = _read_certificate(self._directory, entry, self._ca_certificate)
+            if certificate is None or not _names(certificate, issuer_uri):
+                certificate = _certify(self.issuer_ca(backend), entry, now, issuer_uri)
+                _write_certificate(self._directory, entry.kid, certificate, replace=True)
+        return certificate
+
     # -- changing ------------------------------------------------------------------------
 
-    def rotate(self, backend: KeyBackend, *, now: datetime, alg: str | None = None) -> KeyEntry:
+    def rotate(
+        self,
+        backend: KeyBackend,
+        *,
+        now: datetime,
+        alg: str | None = None,
+        issuer_uri: str | None = None,
+    ) -> KeyEntry:
         """Make a new credential key active now; the old one is retired but stays published.
 
         Offline verifiers only learn the new key at their next JWKS refresh; use
@@ -206,18 +266,26 @@ class KeyRing:
 
         def change(entries: tuple[KeyEntry, ...]) -> tuple[tuple[KeyEntry, ...], KeyEntry]:
             algorithm = require_algorithm(alg) if alg is not None else _active(entries).alg
-            new, _ = _new_key(self._directory, backend, algorithm, "credential", now)
+            _require_after_activation(entries, now)  # before making a key that would be orphaned
+            new = self._new_certified_key(entries, backend, algorithm, now, issuer_uri)
             return _activate((*entries, new), new.kid, now), new.activate(now)
 
         return self._change(change)
 
-    def stage(self, backend: KeyBackend, *, now: datetime, alg: str | None = None) -> KeyEntry:
+    def stage(
+        self,
+        backend: KeyBackend,
+        *,
+        now: datetime,
+        alg: str | None = None,
+        issuer_uri: str | None = None,
+    ) -> KeyEntry:
         """Add a credential key that is published in the JWKS but not yet used to sign."""
         now = _stamp(now)
 
         def change(entries: tuple[KeyEntry, ...]) -> tuple[tuple[KeyEntry, ...], KeyEntry]:
             algorithm = require_algorithm(alg) if alg is not None else _active(entries).alg
-            new, _ = _new_key(self._directory, backend, algorithm, "credential", now)
+            new = self._new_certified_key(entries, backend, algorithm, now, issuer_uri)
             return (*entries, new), new
 
         return self._change(change)
@@ -254,6 +322,22 @@ class KeyRing:
             return _replace(entries, updated), updated
 
         return self._change(change)
+
+    def _new_certified_key(
+        self,
+        entries: tuple[KeyEntry, ...],
+        backend: KeyBackend,
+        alg: Algorithm,
+        now: datetime,
+        issuer_uri: str | None,
+    ) -> KeyEntry:
+        # The CA key is loaded first: if it cannot be, no orphan key is left in the token.
+        ca_entry = next(e for e in entries if e.purpose == "ca" and e.active)
+        ca = IssuerCA(self._ca_certificate, _load_signer(self._directory, backend, ca_entry))
+        new, _ = _new_key(self._directory, backend, alg, "credential", now)
+        # Written before the manifest names the key: a listed key always has its certificate.
+        _write_certificate(self._directory, new.kid, _certify(ca, new, now, issuer_uri))
+        return new
 
     def _change(self, change: _Change) -> KeyEntry:
         with _locked(self._directory):
@@ -328,10 +412,15 @@ def _replace(entries: tuple[KeyEntry, ...], updated: KeyEntry) -> tuple[KeyEntry
     return tuple(updated if e.kid == updated.kid else e for e in entries)
 
 
-def _activate(entries: tuple[KeyEntry, ...], kid: str, now: datetime) -> tuple[KeyEntry, ...]:
+def _require_after_activation(entries: tuple[KeyEntry, ...], now: datetime) -> None:
     current = _active(entries)
     if current.activated_at is not None and now < current.activated_at:
         raise ValueError("now is earlier than the activation of the current key")
+
+
+def _activate(entries: tuple[KeyEntry, ...], kid: str, now: datetime) -> tuple[KeyEntry, ...]:
+    current = _active(entries)
+    _require_after_activation(entries, now)
     entries = _replace(entries, current.retire(now))
     return _replace(entries, _find(entries, kid).activate(now))
 
@@ -367,6 +456,107 @@ def _read_ca_certificate(directory: Path, entries: tuple[KeyEntry, ...]) -> x509
     ):
         raise KeyRingError(f"{path} does not certify the active CA key {ca_entry.kid}")
     return certificate
+
+
+def _certify(
+    ca: IssuerCA, entry: KeyEntry, now: datetime, issuer_uri: str | None
+) -> x509.Certificate:
+    """The certificate of credential key ``entry``: digital signature only, named
+    "Credential key <kid>" under the issuer (the CA's organization), with the issuer's ``iss``
+    in the SAN (SD-JWT VC: a URI ``iss`` must be a uniformResourceIdentifier of the leaf; HAIP
+    also asks for its host as a dNSName).
+
+    Valid from the key's creation (it may have signed since then, so a lazily issued one covers
+    credentials signed before it) to the CA's own end: a credential key signs until it is
+    rotated, with no end set in advance, and what it signed must stay checkable until the
+    credentials expire; the CA's end bounds both (no certificate outlives its issuer, and the
+    CA's validity, ``ca_valid_days``, is chosen to cover the keys and credentials of its life).
+    """
+    ca_certificate = ca.certificate
+    if now >= ca_certificate.not_valid_after_utc:
+        raise KeyRingError(
+            f"the issuer CA certificate ended on {ca_certificate.not_valid_after_utc:%Y-%m-%d}: "
+            f"it cannot certify key {entry.kid}"
+        )
+    not_before = max(min(entry.created_at, now), ca_certificate.not_valid_before_utc)
+    return ca.issue_signing_certificate(
+        entry.public_key(),
+        common_name=f"Credential key {entry.kid}",
+        now=now,
+        not_before=not_before,
+        not_after=ca_certificate.not_valid_after_utc,
+        uri=issuer_uri,
+        dns_name=None if issuer_uri is None else _host_name(issuer_uri),
+    )
+
+
+def _host_name(uri: str) -> str | None:
+    host = urlsplit(uri).hostname
+    if not host or not any(c.isalpha() for c in host) or ":" in host:
+        return None  # no host, or an IP address: not a dNSName
+    return host
+
+
+def _names(certificate: x509.Certificate, issuer_uri: str) -> bool:
+    """Whether ``certificate`` names ``issuer_uri`` in its SAN."""
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return issuer_uri in san.get_values_for_type(x509.UniformResourceIdentifier)
+
+
+def _certificate_path(directory: Path, kid: str) -> Path:
+    # kid is a base64url thumbprint (parse_manifest checks it): safe as a file name.
+    return directory / CERTIFICATES_DIRECTORY / f"{kid}.pem"
+
+
+def _write_certificate(
+    directory: Path, kid: str, certificate: x509.Certificate, *, replace: bool = False
+) -> None:
+    ensure_private_directory(directory / CERTIFICATES_DIRECTORY)
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    path = _certificate_path(directory, kid)
+    if replace:
+        replace_file(path, pem, mode=0o644)  # atomic: a reader sees the old or the new one
+    else:
+        write_new_file(path, pem, mode=0o644)
+
+
+def _read_certificate(
+    directory: Path, entry: KeyEntry, ca_certificate: x509.Certificate
+) -> x509.Certificate | None:
+    """The stored certificate of ``entry``, checked to be for its key and issued by the CA
+    (the directory is not signed); None if there is none yet."""
+    path = _certificate_path(directory, entry.kid)
+    try:
+        with path.open("rb") as handle:
+            certificate = x509.load_pem_x509_certificate(handle.read(_MAX_CERTIFICATE_SIZE))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise KeyRingError(f"cannot read certificate {path}: {exc.strerror}") from None
+    except ValueError:
+        raise KeyRingError(f"{path} is not a PEM certificate") from None
+    if _spki_der(certificate.public_key()) != _spki_der(entry.public_key()):
+        raise KeyRingError(f"{path} does not certify key {entry.kid}")
+    try:
+        if certificate.issuer != ca_certificate.subject:
+            raise ValueError("another issuer")
+        certificate.verify_directly_issued_by(ca_certificate)
+    except (InvalidSignature, ValueError, TypeError):
+        raise KeyRingError(
+            f"{path} is not issued by this ring's CA; remove it to have it issued again"
+        ) from None
+    return certificate
+
+
+def _spki_der(public_key: object) -> bytes:
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        return b""  # never equal to a ring key's: parse_manifest allows only these
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 @contextmanager

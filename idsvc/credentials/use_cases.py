@@ -99,6 +99,7 @@ class Credentials:
                     now=now,
                     backend=infra.key_backend,
                     ca_name=row.name,
+                    issuer_uri=row.iss,
                 )
                 created = True
                 audit.record(
@@ -377,7 +378,9 @@ def perform_key_rotation(
     issuer = infra.issuer(session, issuer_slug)
     old = issuer.ring.active().kid
     # IDSVC_KEY_ALG, when set, is the algorithm of the new key (keep it otherwise).
-    entry = issuer.ring.rotate(infra.key_backend, now=now, alg=infra.settings.key_alg)
+    entry = issuer.ring.rotate(
+        infra.key_backend, now=now, alg=infra.settings.key_alg, issuer_uri=issuer.iss
+    )
     audit.record(
         session,
         at=now,

@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Final
 
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from idsvc.audit import chain as audit
@@ -37,6 +37,7 @@ from idsvc.formats.openid4vci import PRE_AUTHORIZED_GRANT
 from idsvc.formats.sd_jwt import issue_sd_jwt
 from idsvc.register import photos
 from idsvc.storage.tables import CivilServantRow, CredentialRow
+from keys.backends import KeyBackend
 from keys.signer import Signer
 
 # configuration id -> its format, which is also the issuer JWT's typ header
@@ -131,16 +132,14 @@ def phone_claims(
     return claims
 
 
-def issuer_x5c(issuer: Issuer, signer: Signer) -> list[str] | None:
-    """The ``x5c`` header (base64 DER, leaf first) when the issuer's CA certificate is a
-    certificate for the signing key itself; None otherwise: an ``x5c`` whose leaf is not the
-    signing key would fail every wallet that checks it (the key is then found by ``kid`` in
-    the issuer's JWKS, ``/.well-known/jwt-vc-issuer``)."""
-    certificate = issuer.ring.ca_certificate()
-    spki = Encoding.DER, PublicFormat.SubjectPublicKeyInfo
-    if certificate.public_key().public_bytes(*spki) != signer.public_key().public_bytes(*spki):
-        return None
-    return [base64.b64encode(certificate.public_bytes(Encoding.DER)).decode("ascii")]
+def issuer_x5c(issuer: Issuer, signer: Signer, backend: KeyBackend, *, now: datetime) -> list[str]:
+    """The ``x5c`` header (RFC 7515 §4.1.6: base64 DER, leaf first): the signing key's
+    certificate, then the issuer CA's, so that a wallet that trusts the ministry's CA (a trusted
+    list) can check who issued the credential; wallets that do not find the same key by ``kid``
+    in ``/.well-known/jwt-vc-issuer``. The leaf names ``iss`` in its SAN; ``backend`` is used
+    once, to certify a key made before keys had certificates."""
+    chain = issuer.ring.certificate_chain(signer.kid, backend, now=now, issuer_uri=issuer.iss)
+    return [base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii") for c in chain]
 
 
 def issue_phone_credential(

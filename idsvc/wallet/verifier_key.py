@@ -120,7 +120,7 @@ def _locked(directory: Path) -> Iterator[None]:
 def _issue(ca: IssuerCA, *, uri: str, now: datetime) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     not_after = min(now + LIFETIME, ca.certificate.not_valid_after_utc)
-    leaf = ca.issue_verifier_certificate(
+    leaf = ca.issue_signing_certificate(
         key.public_key(), common_name=COMMON_NAME, uri=uri, now=now, not_after=not_after
     )
     return _pem(key, [leaf, ca.certificate])

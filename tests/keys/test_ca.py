@@ -197,3 +197,62 @@ def test_ca_must_match_its_signer(tmp_path: Path) -> None:
     with pytest.raises(CertificateError) as caught:
         IssuerCA(ca.certificate, stranger)
     assert caught.value.problem == "ca_invalid"
+
+
+# -- the service's own signing keys (credential keys, the OpenID4VP request key) -------------
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_signing_certificate_is_for_signing_only(tmp_path: Path, alg: str) -> None:
+    ca = _make_ca(FileSigner.generate(tmp_path / "ca-key.pem", "ES256", PASSPHRASE))
+    key = FileSigner.generate(tmp_path / "key.pem", alg, PASSPHRASE).public_key()
+    leaf = ca.issue_signing_certificate(
+        key,
+        common_name="Credential key abc",
+        now=NOW + timedelta(days=3),
+        not_before=NOW + timedelta(days=1),
+        not_after=ca.certificate.not_valid_after_utc,
+        uri="https://id.mcs.gov.kh",
+        dns_name="id.mcs.gov.kh",
+    )
+    assert leaf.public_key() == key
+    assert leaf.not_valid_before_utc == NOW + timedelta(days=1)  # the key's own start
+    assert leaf.subject.rfc4514_string() == "O=Ministry of Civil Service,CN=Credential key abc"
+    usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature and not (usage.key_cert_sign or usage.crl_sign)
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    with pytest.raises(x509.ExtensionNotFound):  # no PIV card-authentication, no client auth
+        leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["https://id.mcs.gov.kh"]
+    assert san.get_values_for_type(x509.DNSName) == ["id.mcs.gov.kh"]
+    # openssl, an implementation of its own, agrees on the chain.
+    _check_with_openssl(tmp_path, ca, leaf)
+
+
+def test_signing_certificate_refusals(tmp_path: Path) -> None:
+    ca = _make_ca(FileSigner.generate(tmp_path / "ca-key.pem", "ES256", PASSPHRASE))
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    end = ca.certificate.not_valid_after_utc
+
+    def issue(public_key: object = key, **overrides: object) -> x509.Certificate:
+        arguments: dict[str, object] = {"common_name": "k", "now": NOW, "not_after": end}
+        arguments.update(overrides)
+        return ca.issue_signing_certificate(public_key, **arguments)  # type: ignore[arg-type]
+
+    no_san = issue()
+    with pytest.raises(x509.ExtensionNotFound):
+        no_san.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    for other in (
+        ec.generate_private_key(ec.SECP384R1()).public_key(),
+        rsa.generate_private_key(65537, 2048).public_key(),
+    ):
+        with pytest.raises(UnsupportedAlgorithm):
+            issue(other)
+    with pytest.raises(ValueError, match="within the CA"):
+        issue(not_after=end + timedelta(seconds=1))
+    with pytest.raises(ValueError, match="within the CA"):
+        issue(not_before=NOW + timedelta(seconds=1))  # starting after now
+    with pytest.raises(CertificateError) as caught:
+        issue(not_before=NOW - timedelta(days=1))  # before the CA itself
+    assert caught.value.problem == "ca_invalid"

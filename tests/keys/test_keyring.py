@@ -3,16 +3,20 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
@@ -395,3 +399,149 @@ def test_ca_is_named_after_the_issuer(tmp_path: Path) -> None:
     assert long.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == long_name
     common_name = str(long.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
     assert long_name.startswith(common_name) and len(common_name.encode()) <= 64
+
+
+# -- credential keys' certificates (the x5c chain of the phone credential) -----------------
+
+ISS = "https://id.mcs.gov.kh"
+
+
+def _chain_checks(
+    ring: KeyRing, kid: str, backend: FileBackend | Pkcs11Backend, at: datetime
+) -> x509.Certificate:
+    """The certificate of ``kid``: for exactly that key, and a path to the ring's CA at ``at``
+    by cryptography's own path validation (any end-entity extensions allowed)."""
+    leaf, ca = ring.certificate_chain(kid, backend, now=at, issuer_uri=ISS)
+    assert ca == ring.ca_certificate()
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    assert leaf.public_key().public_bytes(*spki) == ring.entry(kid).public_key().public_bytes(*spki)
+    verifier = (
+        PolicyBuilder()
+        .store(Store([ca]))
+        .time(at)
+        .extension_policies(
+            ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all()
+        )
+        .build_client_verifier()
+    )
+    assert verifier.verify(leaf, []).chain == [leaf, ca]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [ISS]
+    assert san.get_values_for_type(x509.DNSName) == ["id.mcs.gov.kh"]
+    assert kid in leaf.subject.rfc4514_string()
+    assert leaf.not_valid_after_utc == ca.not_valid_after_utc
+    return leaf
+
+
+def _pem_of(ring: KeyRing, kid: str) -> bytes:
+    return (ring.directory / "certs" / f"{kid}.pem").read_bytes()
+
+
+def test_each_credential_key_is_certified_by_the_ca(ring_dir: Path) -> None:
+    ring = KeyRing.create(ring_dir, alg="ES256", now=NOW, backend=BACKEND, issuer_uri=ISS)
+    first = ring.active()
+    assert _mode(ring_dir / "certs" / f"{first.kid}.pem") == 0o644  # public, like ca.pem
+    leaf = _chain_checks(ring, first.kid, BACKEND, NOW)
+    assert leaf.not_valid_before_utc == first.created_at
+
+    rotated = ring.rotate(BACKEND, now=NOW + timedelta(days=1), alg="EdDSA", issuer_uri=ISS)
+    staged = ring.stage(BACKEND, now=NOW + timedelta(days=2), issuer_uri=ISS)
+    made = {kid: _pem_of(ring, kid) for kid in (rotated.kid, staged.kid)}  # issued with the key
+    reopened = KeyRing.open(ring_dir)
+    later = NOW + timedelta(days=3)
+    for kid in (first.kid, rotated.kid, staged.kid):
+        certificate = _chain_checks(reopened, kid, BACKEND, later)
+        assert certificate.public_bytes(serialization.Encoding.PEM) == _pem_of(ring, kid)
+    assert {kid: _pem_of(reopened, kid) for kid in made} == made  # nothing re-issued
+    assert _chain_checks(reopened, first.kid, BACKEND, later) == leaf  # survives rotation
+    with pytest.raises(KeyRingError, match="not a credential key"):
+        reopened.certificate_chain(reopened.active("ca").kid, BACKEND, now=later, issuer_uri=ISS)
+    with pytest.raises(UnknownKey):
+        reopened.certificate_chain("no-such-kid", BACKEND, now=later, issuer_uri=ISS)
+
+
+def test_an_old_ring_gets_certificates_on_first_use(ring: KeyRing, ring_dir: Path) -> None:
+    old = ring.active()
+    ring.rotate(BACKEND, now=NOW + timedelta(days=1))
+    shutil.rmtree(ring_dir / "certs")  # a ring made before keys had certificates
+    before = KeyRing.open(ring_dir)
+    first_use = NOW + timedelta(days=40)
+    leaf = _chain_checks(before, old.kid, BACKEND, first_use)
+    # Valid from the key's creation: credentials it signed before today are covered too.
+    assert leaf.not_valid_before_utc == old.created_at
+    assert leaf.public_bytes(serialization.Encoding.PEM) == _pem_of(ring, old.kid)
+    again = KeyRing.open(ring_dir).certificate_chain(
+        old.kid, BACKEND, now=first_use + timedelta(days=1), issuer_uri=ISS
+    )
+    assert again[0] == leaf  # read back, not issued again
+    # Without the CA key nothing can be issued; a certificate already made is still read.
+    wrong = FileBackend(b"not the passphrase")
+    assert KeyRing.open(ring_dir).certificate_chain(old.kid, wrong, now=first_use, issuer_uri=ISS)
+    with pytest.raises(WrongPassphrase):
+        KeyRing.open(ring_dir).certificate_chain(
+            ring.active().kid, wrong, now=first_use, issuer_uri=ISS
+        )
+
+
+def test_a_certificate_without_the_issuer_name_is_replaced_once(ring: KeyRing) -> None:
+    kid = ring.active().kid  # made without issuer_uri: no SAN
+    unnamed = _pem_of(ring, kid)
+    leaf = _chain_checks(ring, kid, BACKEND, NOW + timedelta(days=1))
+    assert _pem_of(ring, kid) != unnamed
+    assert _chain_checks(KeyRing.open(ring.directory), kid, BACKEND, NOW + timedelta(2)) == leaf
+
+
+def test_two_first_uses_at_once_get_the_same_certificate(ring: KeyRing, ring_dir: Path) -> None:
+    shutil.rmtree(ring_dir / "certs")
+    kid = ring.active().kid
+    workers = 4
+    start = threading.Barrier(workers)
+
+    def first_use(_: int) -> bytes:
+        handle = KeyRing.open(ring_dir)  # each worker has its own view of the ring
+        start.wait()
+        leaf, _ca = handle.certificate_chain(kid, BACKEND, now=NOW, issuer_uri=ISS)
+        return leaf.public_bytes(serialization.Encoding.DER)
+
+    with ThreadPoolExecutor(workers) as pool:
+        seen = set(pool.map(first_use, range(workers)))
+    assert len(seen) == 1
+    on_disk = x509.load_pem_x509_certificate(_pem_of(ring, kid))
+    assert seen == {on_disk.public_bytes(serialization.Encoding.DER)}
+    assert [p.name for p in (ring_dir / "certs").iterdir()] == [f"{kid}.pem"]  # no temp files
+
+
+def test_a_foreign_certificate_file_is_refused(tmp_path: Path, ring: KeyRing) -> None:
+    kid = ring.active().kid
+    other = KeyRing.create(tmp_path / "other", alg="ES256", now=NOW, backend=BACKEND)
+    path = ring.directory / "certs" / f"{kid}.pem"
+    path.write_bytes(_pem_of(other, other.active().kid))  # another key's certificate
+    with pytest.raises(KeyRingError, match="does not certify key"):
+        KeyRing.open(ring.directory).certificate_chain(kid, BACKEND, now=NOW, issuer_uri=ISS)
+    # The right key, certified by another CA (someone swapped the file).
+    stranger = other.issuer_ca(BACKEND).issue_signing_certificate(
+        ring.entry(kid).public_key(), common_name="x", now=NOW, not_after=NOW + timedelta(9)
+    )
+    path.write_bytes(stranger.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(KeyRingError, match="not issued by this ring's CA"):
+        KeyRing.open(ring.directory).certificate_chain(kid, BACKEND, now=NOW, issuer_uri=ISS)
+
+
+def test_no_certificate_after_the_ca_ends(ring: KeyRing, ring_dir: Path) -> None:
+    shutil.rmtree(ring_dir / "certs")
+    end = ring.ca_certificate().not_valid_after_utc
+    with pytest.raises(KeyRingError, match="issuer CA certificate ended"):
+        ring.certificate_chain(ring.active().kid, BACKEND, now=end, issuer_uri=ISS)
+
+
+@pytest.mark.softhsm
+def test_pkcs11_ring_certifies_its_keys(tmp_path: Path, softhsm_token: SoftHsmToken) -> None:
+    backend = Pkcs11Backend(softhsm_token.module, softhsm_token.label, softhsm_token.pin)
+    directory = tmp_path / "hsm-ring"
+    ring = KeyRing.create(directory, alg="ES256", now=NOW, backend=backend, issuer_uri=ISS)
+    first = ring.active().kid
+    new = ring.rotate(backend, now=NOW + timedelta(days=30), alg="EdDSA", issuer_uri=ISS)
+    assert (directory / "certs" / f"{new.kid}.pem").is_file()
+    _chain_checks(KeyRing.open(directory), new.kid, backend, NOW + timedelta(days=31))
+    shutil.rmtree(directory / "certs")  # and lazily, the CA key signing inside the token
+    _chain_checks(KeyRing.open(directory), first, backend, NOW + timedelta(days=31))

@@ -5,14 +5,18 @@ list, and a holder who stopped being eligible between the offer and the credenti
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import jwt
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store
 from sqlalchemy import select
 
 from idsvc.credentials.status_lists import status_at
@@ -89,8 +93,7 @@ def test_the_card_rules_and_key(pictured: Services) -> None:
     card = pictured.credentials.issue(ACTIVE_EMPLOYEE, actor="desk", now=NOW)
     header, payload = _payload(pictured, _phone(pictured))
     assert header["kid"] == card.kid and header["typ"] == "dc+sd-jwt"
-    # The issuer CA certifies card keys, not the signing key: no x5c that a wallet would refuse.
-    assert "x5c" not in header
+    assert len(header["x5c"]) == 2  # the chain to the issuer CA: test_x5c_chains_to_the_issuer_ca
     row = _row(pictured, payload["jti"])
     assert (row.kind, row.state, row.kid, row.employee_id) == (
         "phone",
@@ -109,6 +112,42 @@ def test_the_card_rules_and_key(pictured: Services) -> None:
     # A new phone credential supersedes the previous one, never the card.
     assert _row(pictured, payload["jti"]).state == "superseded"
     assert _row(pictured, card.id).state == "live"
+
+
+def test_x5c_chains_to_the_issuer_ca(pictured: Services) -> None:
+    """Another wallet's check (SD-JWT VC, X.509): the leaf of ``x5c`` certifies the key that
+    signed the issuer JWT, names ``iss``, and is issued by the ministry's CA; the card's JWT
+    keeps finding its key by ``kid`` alone."""
+    text = _phone(pictured)
+    header, payload = _payload(pictured, text)
+    leaf, top = (x509.load_der_x509_certificate(base64.b64decode(c)) for c in header["x5c"])
+    with pictured.infra.db.transaction() as session:
+        anchor = pictured.infra.issuer(session).ring.ca_certificate()
+    assert top == anchor
+    # The leaf's own key verifies the signature (no JWKS needed).
+    leaf_key = leaf.public_key()
+    assert isinstance(leaf_key, ec.EllipticCurvePublicKey)
+    checked = verify_compact(
+        sd_jwt.parse(text).jwt, key_for=lambda h: leaf_key, expected_typ="dc+sd-jwt"
+    )
+    assert checked.payload == payload
+    verifier = (
+        PolicyBuilder()
+        .store(Store([anchor]))
+        .time(NOW)
+        .extension_policies(
+            ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all()
+        )
+        .build_client_verifier()
+    )
+    assert verifier.verify(leaf, []).chain == [leaf, anchor]
+    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [payload["iss"]]
+    # The same chain for the next credential (every worker reads the one certificate).
+    again, _ = _payload(pictured, _phone(pictured, configuration="civil_servant_vc_sd_jwt"))
+    assert again["x5c"] == header["x5c"]
+    card = pictured.credentials.issue(ACTIVE_EMPLOYEE, actor="desk", now=NOW)
+    assert "x5c" not in jwt.get_unverified_header(card.token)
 
 
 def test_a_contract_end_caps_exp(pictured: Services) -> None:
