@@ -28,11 +28,12 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from idsvc.formats import sd_jwt
-from idsvc.formats.jws import BadSignature, JwsError, UnknownKey, UnsupportedAlgorithm
+from idsvc.formats.jws import JwsError
 from idsvc.formats.status_list import StatusListError, parse_reference
 from idsvc.verification.rules import (
     CLOCK_SKEW,
     HolderSource,
+    IssuerKeys,
     Reason,
     StatusSource,
     TrustStore,
@@ -42,8 +43,8 @@ from idsvc.verification.rules import (
     numeric_date,
     require_texts,
     shared_rules,
+    signature_reason,
 )
-from keys.jwk import PublicKey
 
 SD_JWT_VC_TYPS: Final = frozenset({"dc+sd-jwt", "vc+sd-jwt"})
 
@@ -76,31 +77,15 @@ class PresentedResult:
 
 
 def _issuer_jwt(presented: sd_jwt.SdJwt, trust: TrustStore) -> tuple[str, dict[str, Any]] | Reason:
-    signer_iss: dict[str, str] = {}
-
-    def key_for(header: dict[str, Any]) -> PublicKey:
-        kid = header.get("kid")
-        if not isinstance(kid, str):
-            raise UnknownKey("no kid")
-        try:
-            iss, key = trust.key_for(kid)
-        except KeyError as exc:
-            raise UnknownKey(kid) from exc
-        signer_iss["iss"] = iss
-        return key
-
+    key_for = IssuerKeys(trust)
     try:
         verified = sd_jwt.verify_issuer_jwt(presented, key_for=key_for, typs=SD_JWT_VC_TYPS)
-    except UnknownKey:
-        return Reason.UNKNOWN_KEY
-    except BadSignature:
-        return Reason.BAD_SIGNATURE
-    except (UnsupportedAlgorithm, JwsError):
-        return Reason.MALFORMED
+    except JwsError as exc:
+        return signature_reason(exc)
     # A key of issuer A must not vouch for a credential that claims issuer B.
-    if verified.payload.get("iss") != signer_iss.get("iss"):
+    if key_for.iss is None or verified.payload.get("iss") != key_for.iss:
         return Reason.UNKNOWN_KEY
-    return signer_iss["iss"], verified.payload
+    return key_for.iss, verified.payload
 
 
 def _holder(claims: dict[str, Any], employee_id: str) -> dict[str, str]:

@@ -29,7 +29,6 @@ from idsvc.formats.jws import (
     BadSignature,
     JwsError,
     UnknownKey,
-    UnsupportedAlgorithm,
     verify_compact,
 )
 from idsvc.formats.status_list import Status, StatusIndexError, StatusListError, parse_reference
@@ -214,31 +213,48 @@ class VerifiedClaims(NamedTuple):
     payload: dict[str, Any]
 
 
-def _jwt_claims(token: str, trust: TrustStore) -> VerifiedClaims | Reason:
-    signer_iss: dict[str, str] = {}
+class IssuerKeys:
+    """The ``key_for`` of a JWS check: the key a header's ``kid`` names in the trust store,
+    remembering whose it is (``iss``), so that the caller can refuse a token whose ``iss``
+    claims another issuer. Every JWS form (the card's JWT, the phone's SD-JWT VC) looks its
+    issuer key up through here."""
 
-    def key_for(header: dict[str, Any]) -> PublicKey:
+    __slots__ = ("iss", "trust")
+
+    def __init__(self, trust: TrustStore) -> None:
+        self.trust = trust
+        self.iss: str | None = None
+
+    def __call__(self, header: dict[str, Any]) -> PublicKey:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise UnknownKey("no kid")
         try:
-            iss, key = trust.key_for(kid)
+            self.iss, key = self.trust.key_for(kid)
         except KeyError as exc:
             raise UnknownKey(kid) from exc
-        signer_iss["iss"] = iss
         return key
 
+
+def signature_reason(exc: JwsError) -> Reason:
+    """The reason code of a JWS that failed its check (``UnknownKey``, ``BadSignature``, or
+    anything else wrong with it: malformed)."""
+    if isinstance(exc, UnknownKey):
+        return Reason.UNKNOWN_KEY
+    if isinstance(exc, BadSignature):
+        return Reason.BAD_SIGNATURE
+    return Reason.MALFORMED
+
+
+def _jwt_claims(token: str, trust: TrustStore) -> VerifiedClaims | Reason:
+    key_for = IssuerKeys(trust)
     try:
         verified = verify_compact(token, key_for=key_for, expected_typ=CREDENTIAL_TYP)
-    except UnknownKey:
-        return Reason.UNKNOWN_KEY
-    except BadSignature:
-        return Reason.BAD_SIGNATURE
-    except (UnsupportedAlgorithm, JwsError):
-        return Reason.MALFORMED
+    except JwsError as exc:
+        return signature_reason(exc)
     payload = verified.payload
     # A key of issuer A must not vouch for a token that claims issuer B.
-    if payload.get("iss") != signer_iss.get("iss"):
+    if payload.get("iss") != key_for.iss:
         return Reason.UNKNOWN_KEY
     try:
         exp = numeric_date(payload.get("exp"), "exp")
