@@ -182,7 +182,9 @@ def test_a_hung_receiver_delays_only_its_own_rows(service: Services) -> None:
     """A receiver that accepts the connection and never answers: the other receiver's
     deliveries are recorded while the pass still waits out the hung one's timeout."""
     add_bank(service)
-    timeout = 5.0
+    # Long enough that the steady receiver's two deliveries fit in half of it on a loaded CI
+    # machine (at 5 s they once took longer than 2.5 s with the suite running beside it).
+    timeout = 8.0
     reports: list[DeliveryReport] = []
     with receiver() as alive, silent_receiver() as hung_url:
         steady = subscribe(service, alive.url, "*")

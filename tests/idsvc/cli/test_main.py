@@ -167,7 +167,9 @@ def test_data_files_are_private(tmp_path: Path) -> None:
     assert c("import-hr", str(SAMPLE_CSV)).returncode == 0
     assert home.stat().st_mode & 0o077 == 0
     for path in home.rglob("*"):
-        if path.is_file() and path.name != "ca.pem":  # the CA certificate is public
+        # Certificates are public: the CA's, and those of the credential keys (certs/<kid>.pem).
+        public = path.name == "ca.pem" or path.parent.name == "certs"
+        if path.is_file() and not public:
             assert path.stat().st_mode & 0o077 == 0, path
 
 
