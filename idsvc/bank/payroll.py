@@ -48,6 +48,7 @@ from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Final
 
+from sqlalchemy import case
 from sqlalchemy.orm import Session
 
 from idsvc.audit.who_checked import CheckedBy, CheckRecord, record_check
@@ -57,6 +58,7 @@ from idsvc.bank.payroll_controls import (
     Person,
     changed_accounts,
     duplicate_identities,
+    may_have_changed,
     never_enrolled,
     people,
 )
@@ -79,6 +81,13 @@ _CARD_REASONS: Final = {
 }
 
 CredentialVerifier = Callable[[str, datetime], VerificationResult]
+
+# What a remembered (account, employee) pair is to the checking bank (``_known_accounts``):
+# another bank's (or from before banks were recorded), its own since within the change window,
+# its own since before it.
+_OTHER: Final = 0
+_RECENT: Final = 1
+_SETTLED: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,20 +159,40 @@ def normal_account(account: str) -> str:
     return "".join(kept)
 
 
-def account_hash(key: bytes | hmac.HMAC, client_id: str, account: str) -> str:
+class AccountKey:
+    """HMAC-SHA256 (RFC 2104) with one server key, its inner and outer SHA-256 states computed
+    once: an account's hash is then two state copies and two short updates in C. Copying an
+    ``hmac.HMAC`` instead builds a Python object per account, which cost as much as the rest
+    of the hashing (a batch makes 10,000)."""
+
+    _BLOCK: Final = 64  # SHA-256's block size
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > self._BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(self._BLOCK, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+def account_hash(key: bytes | AccountKey, client_id: str, account: str) -> str:
     """Keyed hash of an account number (``normal_account``), scoped to one bank."""
     return _keyed_hash(key, client_id, normal_account(account))
 
 
-def _keyed_hash(key: bytes | hmac.HMAC, client_id: str, normal: str) -> str:
-    """``key`` may be an HMAC already keyed with it (``hmac.new(key, digestmod="sha256")``):
-    copying that skips the key setup, which is most of the cost of one short HMAC (a batch
-    makes 10,000)."""
+def _keyed_hash(key: bytes | AccountKey, client_id: str, normal: str) -> str:
+    """``key`` may be an ``AccountKey`` made with it, which skips the key setup: most of the
+    cost of one short HMAC."""
     message = client_id.encode() + b"\x00" + normal.encode()
-    if isinstance(key, hmac.HMAC):
-        keyed = key.copy()
-        keyed.update(message)
-        return keyed.hexdigest()
+    if isinstance(key, AccountKey):
+        return key.hexdigest(message)
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -218,19 +247,22 @@ def _cards(session: Session, serials: set[str]) -> dict[str, tuple[str, str, str
     return found
 
 
-def _person(person: Person | None, extra: list[str]) -> PayrollResult:
+def _person(employee_id: str, person: Person | None, extra: Sequence[str]) -> PayrollResult:
     if person is None:
-        reasons = extra or [PayrollReason.UNKNOWN_EMPLOYEE]
-        return PayrollResult(None, "unknown", False, tuple(reasons))
+        return PayrollResult(
+            None, "unknown", False, tuple(extra) or (PayrollReason.UNKNOWN_EMPLOYEE,)
+        )
     status = person.status
-    reasons = list(extra)
+    if status == "active" and not extra and not person.flags:
+        return PayrollResult(employee_id, status, True, ())  # almost every line
+    reasons: list[str] = list(extra)
     if status in ENDED_STATUSES:
         reasons.insert(0, PayrollReason.HOLDER_INACTIVE)
     elif status == "suspended":
         reasons.insert(0, PayrollReason.HOLDER_SUSPENDED)
     reasons += person.flags
     active = status == "active" and PayrollReason.CONTRACT_ENDED not in person.flags
-    return PayrollResult(person.employee_id, status, active, tuple(dict.fromkeys(reasons)))
+    return PayrollResult(employee_id, status, active, tuple(dict.fromkeys(reasons)))
 
 
 class PayrollChecks:
@@ -247,7 +279,7 @@ class PayrollChecks:
     ) -> None:
         self._db = db
         self._controls = controls or PayrollControls()
-        self._account_key = hmac.new(account_key, digestmod=hashlib.sha256)
+        self._account_key = AccountKey(account_key)
         self._window = account_window
         self._verify = verify_credential
 
@@ -261,17 +293,19 @@ class PayrollChecks:
             i: self._verify(item.credential, now) for i, item in enumerate(items) if item.credential
         }
         with self._db.transaction() as session:
-            results, batch = self._lookup(session, items, verified, now.date())
             client = by.client_id or ""
+            # The bank's earlier accounts are counted per person only for a batch with accounts.
+            results, batch = self._lookup(
+                session, items, verified, now.date(), client if accounts else None
+            )
             hashes: dict[int, str] = {
                 i: _keyed_hash(self._account_key, client, normal)
                 for i, normal in accounts.items()
                 if results[i].employee_id
             }
-            flags = self._batch_flags(session, batch, results, hashes, client, now)
-            shared = (
-                self._shared_accounts(session, hashes, results, client, now) if hashes else set()
-            )
+            known = self._known_accounts(session, hashes, client, now) if hashes else []
+            flags = self._batch_flags(session, batch, results, hashes, known, client, now)
+            shared = self._shared_accounts(session, hashes, known, results, client, now)
             results = _flagged(results, shared, flags)
             record_check(
                 session,
@@ -292,8 +326,10 @@ class PayrollChecks:
         items: Sequence[PayrollItem],
         verified: dict[int, VerificationResult],
         today: date,
+        client: str | None,
     ) -> tuple[list[PayrollResult], dict[str, Person]]:
-        """Each line's answer from the register, and the people it names."""
+        """Each line's answer from the register, and the people it names (with the accounts
+        the bank ``client`` paid them into before, when given)."""
         subjects: dict[int, str] = {}
         for i, outcome in verified.items():
             sub = outcome.claims.get("sub")
@@ -303,11 +339,12 @@ class PayrollChecks:
         wanted = {item.employee_id for item in items if item.employee_id}
         wanted.update(subjects.values())
         wanted.update(employee_id for employee_id, _, _ in cards.values())
-        found = people(session, wanted, self._controls, today)
+        found = people(session, wanted, self._controls, today, client_id=client)
         results: list[PayrollResult] = []
         for i, item in enumerate(items):
             if item.employee_id:
-                results.append(_person(found.get(item.employee_id), []))
+                employee_id = item.employee_id
+                results.append(_person(employee_id, found.get(employee_id), ()))
             elif item.card_serial:
                 card = cards.get(item.card_serial)
                 if card is None:
@@ -315,7 +352,7 @@ class PayrollChecks:
                     continue
                 employee_id, credential_id, state = card
                 extra = [_CARD_REASONS[state]] if state in _CARD_REASONS else []
-                person = _person(found.get(employee_id), extra)
+                person = _person(employee_id, found.get(employee_id), extra)
                 results.append(_with_credential(person, credential_id))
             else:
                 outcome = verified[i]
@@ -324,9 +361,35 @@ class PayrollChecks:
                 if sub is None:
                     results.append(PayrollResult(None, "unknown", False, tuple(codes)))
                     continue
-                person = _person(found.get(sub), codes)
+                person = _person(sub, found.get(sub), codes)
                 results.append(_with_credential(person, outcome.credential_id))
         return results, found
+
+    def _known_accounts(
+        self, session: Session, hashes: dict[int, str], client: str, now: datetime
+    ) -> list[tuple[str, str, int]]:
+        """The pairs (account hash, employee id, ``_OTHER``/``_RECENT``/``_SETTLED``) the bank's
+        batches of the window paid into the accounts of ``hashes`` (position → this bank's keyed
+        hash): who else an account goes with (``ACCOUNT_SHARED``) and, for this bank's own
+        pairs, whether it first paid into the account before the change window
+        (``ACCOUNT_CHANGED``), judged by the database in the same read."""
+        row = PayrollAccountRow
+        mine = row.client_id == client
+        state = case(
+            (mine & (row.first_seen_at < now - self._controls.account_change), _SETTLED),
+            (mine, _RECENT),
+            else_=_OTHER,
+        )
+        return [
+            (digest, employee_id, kind)
+            for digest, employee_id, kind in rows_matching(
+                session,
+                (row.account_hash, row.employee_id, state),
+                row.account_hash,
+                sorted(set(hashes.values())),
+                row.last_seen_at >= now - self._window,
+            )
+        ]
 
     def _batch_flags(
         self,
@@ -334,11 +397,13 @@ class PayrollChecks:
         batch: dict[str, Person],
         results: list[PayrollResult],
         hashes: dict[int, str],
+        known: list[tuple[str, str, int]],
         client: str,
         now: datetime,
     ) -> dict[str, list[str]]:
         """Flags that compare a person with other records: per employee id, in code order.
-        ``batch`` is the people the lines name (``_lookup``), each on at least one line."""
+        ``batch`` is the people the lines name (``_lookup``), each on at least one line;
+        ``known`` the pairs of ``_known_accounts``."""
         controls = self._controls
         found: dict[str, list[str]] = defaultdict(list)
         for employee_id in sorted(duplicate_identities(session, batch)):
@@ -346,8 +411,10 @@ class PayrollChecks:
         for employee_id in sorted(never_enrolled(session, batch)):
             found[employee_id].append(PayrollReason.NO_CARD)
         paid = {results[i].employee_id or "": digest for i, digest in hashes.items()}
+        this_bank = {(d, e): kind == _SETTLED for d, e, kind in known if kind != _OTHER}
+        wanted = may_have_changed(paid, batch, this_bank)
         window = controls.account_change
-        for employee_id in changed_accounts(session, client, paid, window=window, now=now):
+        for employee_id in changed_accounts(session, client, wanted, window=window, now=now):
             found[employee_id].append(PayrollReason.ACCOUNT_CHANGED)
         return found
 
@@ -355,24 +422,21 @@ class PayrollChecks:
         self,
         session: Session,
         hashes: dict[int, str],
+        known: list[tuple[str, str, int]],
         results: list[PayrollResult],
         client: str,
         now: datetime,
     ) -> set[int]:
         """Positions of the items whose account (``hashes``: position → this bank's keyed hash)
-        goes with more than one person, in this batch or in the bank's batches of the window;
-        this batch's pairs are remembered."""
+        goes with more than one person, in this batch or in the bank's batches of the window
+        (``known``); this batch's pairs are remembered."""
+        if not hashes:
+            return set()
         seen = {(digest, results[i].employee_id or "") for i, digest in hashes.items()}
         people: dict[str, set[str]] = defaultdict(set)
         for digest, employee_id in seen:
             people[digest].add(employee_id)
-        for digest, employee_id in rows_matching(
-            session,
-            (PayrollAccountRow.account_hash, PayrollAccountRow.employee_id),
-            PayrollAccountRow.account_hash,
-            sorted(people),
-            PayrollAccountRow.last_seen_at >= now - self._window,
-        ):
+        for digest, employee_id, _ in known:
             people[digest].add(employee_id)
         self._remember(session, seen, client, now)
         return {i for i, digest in hashes.items() if len(people[digest]) > 1}

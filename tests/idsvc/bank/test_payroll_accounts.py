@@ -9,7 +9,7 @@ import hmac
 
 import pytest
 
-from idsvc.bank.payroll import PayrollItem, account_hash
+from idsvc.bank.payroll import AccountKey, PayrollItem, account_hash
 from idsvc.errors import InvalidPayrollBatch
 from idsvc.services import Services
 from tests.support.payroll import ACTIVE, KEYS, OTHER, RETIRED, THIRD, bank, checks
@@ -40,6 +40,16 @@ def test_one_account_one_hash_however_it_is_written(variant: str) -> None:
     assert account_hash(KEYS.account_key, "c1", variant) == account_hash(
         KEYS.account_key, "c1", PLAIN
     )
+
+
+@pytest.mark.parametrize("key", [KEYS.account_key, b"k", bytes(range(64)), bytes(range(200))])
+def test_the_precomputed_key_is_hmac_sha256(key: bytes) -> None:
+    # The check's AccountKey (inner and outer states made once) against the standard library,
+    # for keys shorter than, as long as and longer than SHA-256's block.
+    for account in (PLAIN, "KH12 3456", VARIANTS[4]):
+        message = b"c1\x00" + account.encode()
+        assert AccountKey(key).hexdigest(message) == hmac.new(key, message, "sha256").hexdigest()
+        assert account_hash(AccountKey(key), "c1", account) == account_hash(key, "c1", account)
 
 
 def test_letters_compare_in_capitals_in_any_width() -> None:

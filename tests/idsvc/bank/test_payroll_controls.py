@@ -5,6 +5,7 @@ of a record that has ended, another bank's account)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime, timedelta
 
@@ -17,9 +18,12 @@ from idsvc.register.photos import Photos
 from idsvc.services import Services
 from tests.support.card_print import portrait_bytes
 from tests.support.payroll import KEYS, add_client, csv_of
+from tests.support.query_plans import recorded
 from tests.support.settings import NOW
 
 TODAY = NOW.date()
+# The read of a bank's earlier accounts by employee (ACCOUNT_CHANGED), on SQLite and PostgreSQL.
+EARLIER_ACCOUNTS = re.compile(r"WHERE payroll_accounts\.employee_id (IN|= ANY)")
 LONG_AGO = NOW - timedelta(days=200)  # registered then: past the 90-day enrolment grace
 RECENTLY = NOW - timedelta(days=10)  # registered then: within the grace
 
@@ -164,6 +168,53 @@ def test_a_changed_account_is_flagged_per_bank_for_its_window(register: Services
     assert "ACCOUNT_CHANGED" not in reasons(bank_a, "LA01 222", NOW + timedelta(days=46))
     # Another bank has no history with this person: nothing leaks from bank A's.
     assert "ACCOUNT_CHANGED" not in reasons(bank_b, "XX99 999", NOW)
+
+
+def test_a_bank_s_earlier_accounts_are_read_only_when_one_may_have_changed(
+    register: Services,
+) -> None:
+    # The steady state of a payroll is a bank paying everyone where it paid them last time: the
+    # check then reads no one's earlier accounts (the read is for possible changes only), and
+    # still flags the one salary that moved, until the change window has passed.
+    payroll = checks(register)
+    bank = CheckedBy(add_client(register, "bank-steady")[0], "bank-steady", "127.0.0.1")
+    staff = ["KH-MCS-900002", "KH-MCS-900004", "KH-MCS-900006", "KH-MCS-900013"]
+    moved = "KH-MCS-900006"
+
+    def check(when: datetime, accounts: dict[str, str]) -> tuple[set[str], int]:
+        items = [PayrollItem(employee_id=e, account=accounts.get(e, f"LA{e[-4:]}")) for e in staff]
+        with recorded(register.infra.db.engine, lambda: "payroll") as seen:
+            results = payroll.check(items, by=bank, now=when)
+        reads = [s for s in seen if EARLIER_ACCOUNTS.search(s.sql)]
+        return {str(r.employee_id) for r in results if "ACCOUNT_CHANGED" in r.reasons}, len(reads)
+
+    assert check(NOW - timedelta(days=60), {}) == (set(), 0)  # the bank's first check
+    assert check(NOW - timedelta(days=30), {}) == (set(), 0)
+    assert check(NOW, {}) == (set(), 0)
+    assert check(NOW + timedelta(days=1), {moved: "LA99 9999"}) == ({moved}, 1)
+    assert check(NOW + timedelta(days=30), {moved: "LA99 9999"}) == ({moved}, 1)
+    # Past the window the new account is simply the account: nothing read, nothing flagged.
+    assert check(NOW + timedelta(days=60), {moved: "LA99 9999"}) == (set(), 0)
+    # Back to the account of before: first paid into long ago, so not a new account either.
+    assert check(NOW + timedelta(days=61), {}) == (set(), 0)
+
+
+def test_an_account_paid_before_the_shared_account_window_is_no_change(
+    register: Services,
+) -> None:
+    # The accounts of the bank's last 90 days (the ACCOUNT_SHARED window) do not hold an account
+    # it paid into 200 days ago; the check reads the person's earlier accounts to tell.
+    payroll = checks(register)
+    bank = CheckedBy(add_client(register, "bank-slow")[0], "bank-slow", "127.0.0.1")
+
+    def reasons(account: str, when: datetime) -> tuple[str, ...]:
+        item = PayrollItem(employee_id="KH-MCS-900004", account=account)
+        (result,) = payroll.check([item], by=bank, now=when)
+        return result.reasons
+
+    assert "ACCOUNT_CHANGED" not in reasons("LA01 111", NOW - timedelta(days=200))
+    assert "ACCOUNT_CHANGED" not in reasons("LA01 111", NOW)
+    assert "ACCOUNT_CHANGED" in reasons("LA01 222", NOW + timedelta(days=1))
 
 
 def test_the_most_specific_retirement_age_wins(register: Services) -> None:
