@@ -242,6 +242,7 @@ def _cards(session: Session, serials: set[str]) -> dict[str, tuple[str, str, str
         CredentialRow.card_serial,
         sorted(serials),
         CredentialRow.state.not_in(("pending", "abandoned")),
+        CredentialRow.kind == "card",  # a bank pays against ATM cards, never a phone's serial
     ):
         found[serial] = (employee_id, credential_id, state)
     return found

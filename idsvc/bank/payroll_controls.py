@@ -241,6 +241,7 @@ def never_enrolled(session: Session, batch: Mapping[str, Person]) -> set[str]:
             CredentialRow.employee_id,
             sorted(with_photo),
             CredentialRow.state.not_in(("pending", "abandoned")),
+            CredentialRow.kind == "card",  # the headcount is the desk's in-person enrolment
         )
     }
     return set(due) - carded

@@ -17,6 +17,7 @@ from idsvc.bank.payroll_controls import PayrollControls, RetirementAges
 from idsvc.register.photos import Photos
 from idsvc.services import Services
 from tests.support.card_print import portrait_bytes
+from tests.support.holder_phone import give_phone
 from tests.support.payroll import KEYS, add_client, csv_of
 from tests.support.query_plans import recorded
 from tests.support.settings import NOW
@@ -244,3 +245,18 @@ def test_the_most_specific_retirement_age_wins(register: Services) -> None:
         )
         (result,) = payroll.check([PayrollItem(employee_id="KH-MCS-900030")], by=bank, now=NOW)
         assert ("PAST_RETIREMENT_AGE" in result.reasons) is flagged_too, overrides
+
+
+def test_a_phone_credential_is_no_card(register: Services) -> None:
+    """The headcount is the in-person enrolment at a desk: a phone credential (offered by an
+    admin, taken anywhere) does not clear NO_CARD, and its serial is no ATM card to pay
+    against."""
+    phone = give_phone(register, "KH-MCS-900006", now=NOW)
+    (result,) = run(register, ["KH-MCS-900006"])
+    assert "NO_CARD" in result["reasons"]  # type: ignore[operator]
+    serial = register.credentials.credential(phone.credential_id).card_serial
+    client_id, _ = add_client(register, "bank-phone")
+    (line,) = checks(register).check(
+        [PayrollItem(card_serial=serial)], by=CheckedBy(client_id, "bank", "127.0.0.1"), now=NOW
+    )
+    assert line.employee_id is None and line.reasons == ("UNKNOWN_CARD",)
