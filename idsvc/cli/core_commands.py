@@ -314,15 +314,16 @@ def credentials(employee_id: EmployeeArg, json_out: JsonOpt = False) -> None:
         # so the table keeps to what fits beside it (rows are oldest first; --json has the rest).
         table = Table(
             Column("credential", no_wrap=True, min_width=36),
-            Column("state", min_width=10),
-            Column("kind", min_width=5),
+            Column("state", min_width=10, overflow="fold"),
             Column("serial", overflow="fold"),
             Column("expires", overflow="fold"),
             show_edge=False,
             pad_edge=False,
         )
         for v in views:
-            table.add_row(v.id, v.state, v.kind, v.card_serial, f"{v.expires_at:%Y-%m-%d}")
+            # A phone credential says so; a card (the usual row) keeps the line short.
+            state = v.state if v.kind == "card" else f"{v.state} (phone)"
+            table.add_row(v.id, state, v.card_serial, f"{v.expires_at:%Y-%m-%d}")
         console.print(table, soft_wrap=False)  # fit the terminal: cells fold, lines do not
 
 

@@ -102,6 +102,11 @@ def test_the_card_rules_and_key(pictured: Services) -> None:
         ACTIVE_EMPLOYEE,
     )
     assert row.card_serial and row.card_serial != card.card_serial
+    # `idsvc credentials` (and its --json) tell the two apart.
+    kinds = {
+        v.id: v.as_dict()["kind"] for v in pictured.credentials.credentials_of(ACTIVE_EMPLOYEE)
+    }
+    assert kinds == {card.id: "card", row.id: "phone"}
     assert row.expires_at == card.expires_at  # the same validity policy
     assert payload["exp"] == int(card.expires_at.timestamp())
     # The status slot is its own, in the same lists as the card's.
