@@ -39,7 +39,7 @@ from idsvc.credentials.status_lists import list_by_name, status_list_token
 from idsvc.credentials.views import CredentialView
 from idsvc.errors import NotPermitted
 from idsvc.register import records as register
-from idsvc.staff import approvals
+from idsvc.staff import approval_actions
 from idsvc.staff.maker_checker import Done, MakerChecker, Pending
 from idsvc.staff.operators import Actor
 from idsvc.storage.db import upgrade
@@ -225,7 +225,7 @@ class Credentials:
             employee_id,
             {"reason": reason},
             by=by,
-            roles=approvals.ACTIONS["reissue_after_loss"],
+            roles=approval_actions.ACTIONS["reissue_after_loss"],
             now=now,
         )
         return done if isinstance(done, Pending) else done.outcome
@@ -256,7 +256,7 @@ class Credentials:
             issuer_slug,
             {},
             by=by,
-            roles=approvals.ACTIONS["key_rotation"],
+            roles=approval_actions.ACTIONS["key_rotation"],
             now=now,
         )
         return done if isinstance(done, Pending) else done.value

@@ -20,7 +20,7 @@ from idsvc.errors import CorrectionRefused, NotPermitted
 from idsvc.formats.hr_csv import EmploymentStatus
 from idsvc.register import records
 from idsvc.register.hr_sync import HrSync
-from idsvc.staff import approvals
+from idsvc.staff import approval_actions
 from idsvc.staff.maker_checker import Done, MakerChecker, Pending
 from idsvc.staff.operators import Actor
 
@@ -84,7 +84,7 @@ class Register:
                 "status_date": (status_date or now.date()).isoformat(),
             },
             by=by,
-            roles=approvals.ACTIONS["hr_correction"],
+            roles=approval_actions.ACTIONS["hr_correction"],
             now=now,
         )
         return done if isinstance(done, Pending) else done.outcome

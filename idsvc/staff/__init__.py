@@ -8,5 +8,6 @@ Modules, one job each:
 - ``totp``           one-time codes (RFC 6238), written from the RFC
 - ``offices``        which people an operator may act for
 - ``approvals``      approval requests: asked, approved or rejected, expired
+- ``approval_actions`` the actions maker-checker knows (the vocabulary of a setting)
 - ``maker_checker``  the one gate every sensitive action goes through
 """

@@ -27,17 +27,10 @@ from sqlalchemy.orm import Session
 
 from idsvc.audit import chain as audit
 from idsvc.errors import ApprovalNotPending, NotPermitted, SelfApproval, UnknownApproval
+from idsvc.staff.approval_actions import ACTIONS
 from idsvc.staff.operators import APPROVER_ROLES, Actor, require_role
 from idsvc.storage.desk_tables import ApprovalRow
 
-# action -> roles that may ask for it
-ACTIONS: Mapping[str, frozenset[str]] = {
-    "reissue_after_loss": frozenset({"issuer"}),
-    "revoke": frozenset({"issuer", "supervisor"}),
-    "hr_correction": frozenset({"registrar"}),
-    "key_rotation": frozenset({"admin"}),
-    "operator_change": frozenset({"admin"}),
-}
 _HIDDEN_PARAMS = ("password_hash",)
 
 # (session, action, target, params, audit actor) -> a one-line outcome

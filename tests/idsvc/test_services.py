@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from idsvc.errors import NotPermitted
 from idsvc.services import PERFORMERS, Services
-from idsvc.staff import approvals
+from idsvc.staff import approval_actions
 from idsvc.staff.maker_checker import Pending
 from idsvc.storage.tables import AuditEventRow
 from tests.support.operator_people import EMPLOYEE, People, make_centre
@@ -19,7 +19,7 @@ from tests.support.settings import NOW
 
 
 def test_every_action_that_can_be_held_has_exactly_one_performer() -> None:
-    assert set(PERFORMERS) == set(approvals.ACTIONS)
+    assert set(PERFORMERS) == set(approval_actions.ACTIONS)
 
 
 def test_features_are_built_on_first_use(tmp_path: Path, sqlite_url: str) -> None:

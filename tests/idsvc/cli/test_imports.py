@@ -80,3 +80,25 @@ def test_the_card_face_dpi_default_is_the_renderers_floor() -> None:
     from idsvc.cli import print_commands
 
     assert print_commands.MIN_DPI == MIN_DPI
+
+
+def test_reading_the_settings_loads_no_database_library() -> None:
+    """With maker-checker configured, the settings check ``IDSVC_APPROVAL_REQUIRED`` against
+    the actions it knows: that table imports nothing, so reading the settings (every command,
+    every desk) does not load SQLAlchemy or Alembic (it did: half a second)."""
+    probe = (
+        "import json, sys\n"
+        "from idsvc.config import Settings\n"
+        "Settings()\n"
+        "print(json.dumps([m for m in ('sqlalchemy', 'alembic') if m in sys.modules]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")}
+        | {"IDSVC_APPROVAL_REQUIRED": "revoke,key_rotation"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
