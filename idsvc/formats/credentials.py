@@ -10,9 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 CREDENTIAL_TYP = "civil-servant-credential+jwt"
+
+# The phone credential's (SD-JWT VC, docs/wallet.md) selectively disclosable claims, by the
+# card's names for them: shown to a verifier only when the holder chooses to; the rest of its
+# claims stay visible. What the issuer hides, an official may ask for, and a verifier shows.
+DISCLOSABLE: Final = (
+    "name",
+    "name_latin",
+    "birthdate",
+    "ministry",
+    "ministry_local",
+    "unit",
+    "position",
+    "position_local",
+    "grade",
+    "category",
+    "photo",
+)
 
 HOLDER_CLAIMS = (
     "name",

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from idsvc.formats import sd_jwt
+from idsvc.formats.credentials import DISCLOSABLE
 from idsvc.formats.jws import JwsError
 from idsvc.formats.status_list import StatusListError, parse_reference
 from idsvc.verification.rules import (
@@ -52,19 +53,10 @@ SD_JWT_VC_TYPS: Final = frozenset({"dc+sd-jwt", "vc+sd-jwt"})
 # lives 5 minutes (idsvc.wallet.presentations).
 KB_MAX_AGE: Final = timedelta(minutes=5)
 
-# The claims a verifier's result may show as the holder's (the card's names for them); the
-# photo is checked to be an image data URI, the one form our issuer writes.
-_HOLDER_TEXT_CLAIMS: Final = (
-    "name",
-    "name_latin",
-    "ministry",
-    "ministry_local",
-    "unit",
-    "position",
-    "position_local",
-    "grade",
-    "category",
-)
+# The claims a verifier's result may show as the holder's: the disclosable text claims but the
+# date of birth (it reaches an official only in ``disclosed``, when asked for); the photo is
+# checked to be an image data URI, the one form our issuer writes.
+_HOLDER_TEXT_CLAIMS: Final = tuple(c for c in DISCLOSABLE if c not in ("birthdate", "photo"))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from idsvc.credentials.issuance import (
 )
 from idsvc.credentials.issuers import Issuer
 from idsvc.errors import HolderNotEligible, PhotoMissing, UnknownEmployee, WalletRequestRefused
+from idsvc.formats.credentials import DISCLOSABLE
 from idsvc.formats.jws import JwsSigner
 from idsvc.formats.openid4vci import PRE_AUTHORIZED_GRANT
 from idsvc.formats.sd_jwt import issue_sd_jwt
@@ -46,20 +47,6 @@ CONFIGURATIONS: Final = {
     "civil_servant_vc_sd_jwt": "vc+sd-jwt",
 }
 VCT_PATH: Final = "/v1/wallet/types/civil-servant"
-# Shown to a verifier only when the holder chooses to; everything else stays visible.
-DISCLOSABLE: Final = (
-    "name",
-    "name_latin",
-    "birthdate",
-    "ministry",
-    "ministry_local",
-    "unit",
-    "position",
-    "position_local",
-    "grade",
-    "category",
-    "photo",
-)
 DECOYS: Final = 3  # RFC 9901 §4.2.5: hides how many optional claims the person has
 
 CREDENTIAL_NAMES: Final = {

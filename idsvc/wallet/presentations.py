@@ -48,12 +48,13 @@ from idsvc.audit.who_checked import CheckedBy, CheckRecord, record_check
 from idsvc.credentials import issuers
 from idsvc.credentials.infrastructure import Infrastructure
 from idsvc.formats import openid4vp, sd_jwt
+from idsvc.formats.credentials import DISCLOSABLE
 from idsvc.storage.client_tables import ApiClientRow
 from idsvc.storage.wallet_tables import PresentationRequestRow
 from idsvc.verification.online import holder_for
 from idsvc.verification.presented import verify_presentation
 from idsvc.verification.use_cases import DbHolders, DbStatus, LocalTrust
-from idsvc.wallet.phone_credential import DISCLOSABLE, vct_of
+from idsvc.wallet.phone_credential import vct_of
 from idsvc.wallet.verifier_key import VerifierKey, verifier_key
 from keys.ca import IssuerCA
 
@@ -62,7 +63,7 @@ QUERY_ID: Final = "civil_servant"
 ANONYMOUS: Final = "anonymous"
 
 # What an official may ask for: the phone credential's selectively disclosable claims
-# (``phone_credential.DISCLOSABLE``); the default is what a face check needs, and where the
+# (``idsvc.formats.credentials.DISCLOSABLE``); the default is what a face check needs, and where the
 # person works if they agree to show it.
 DEFAULT_CLAIMS: Final = ("name", "name_latin", "photo")
 DEFAULT_OPTIONAL: Final = ("ministry", "position")

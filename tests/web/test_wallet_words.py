@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from idsvc.formats.credentials import DISCLOSABLE
 from idsvc.wallet import corrections
-from idsvc.wallet.phone_credential import DISCLOSABLE
 
 STATIC = Path(__file__).resolve().parents[2] / "mobile_api" / "static" / "verify"
 LANGUAGES = ("en", "lo", "km")
