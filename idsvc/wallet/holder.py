@@ -21,9 +21,7 @@ ID number; the person's credentials (``credential_views``); their who-checked lo
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +37,7 @@ from idsvc.errors import (
     HolderProofInvalid,
     HolderSessionInvalid,
 )
+from idsvc.staff.secrets import new_token, token_hash
 from idsvc.storage.tables import CivilServantRow, CredentialRow
 from idsvc.storage.wallet_tables import HolderSessionRow
 from idsvc.verification.presented import verify_presentation
@@ -62,10 +61,6 @@ _MAX_TOKEN: Final = 128  # a session token is 43 characters; anything longer is 
 def holder_audience(public_url: str) -> str:
     """The ``aud`` a key-binding JWT must carry to open a session: ``{public_url}/v1/holder``."""
     return public_url.rstrip("/") + HOLDER_PATH
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -168,11 +163,11 @@ def open_session(
     row = _live_phone_credential(session, checked.credential_id, checked.employee_id)
     if row.expires_at <= now:
         raise HolderCredentialNotLive("the phone credential has expired")
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     expires_at = now + SESSION_LIFETIME
     session.add(
         HolderSessionRow(
-            token_hash=_hash(token),
+            token_hash=token_hash(token),
             employee_id=row.employee_id,
             credential_id=row.id,
             created_at=now,
@@ -186,7 +181,7 @@ def holder_of(session: Session, token: str, *, now: datetime) -> Holder:
     """The holder of a session token still valid at ``now``, whose credential is still live."""
     if not token or len(token) > _MAX_TOKEN:
         raise HolderSessionInvalid()
-    row = session.get(HolderSessionRow, _hash(token))
+    row = session.get(HolderSessionRow, token_hash(token))
     if row is None or row.expires_at <= now:
         raise HolderSessionInvalid()
     _live_phone_credential(session, row.credential_id, row.employee_id)

@@ -9,14 +9,13 @@ nonce, the database lets exactly one of them change the row, so a nonce is used 
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import datetime, timedelta
 from typing import Final, Literal, cast
 
 from sqlalchemy import CursorResult, Table, delete, update
 from sqlalchemy.orm import Session
 
+from idsvc.staff.secrets import new_token, token_hash
 from idsvc.storage.wallet_tables import WalletNonceRow
 
 Purpose = Literal["vci", "holder"]
@@ -28,18 +27,14 @@ MAX_NONCE_CHARS: Final = 256
 _NONCES = cast(Table, WalletNonceRow.__table__)
 
 
-def nonce_hash(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
-
-
 def issue(session: Session, purpose: Purpose, now: datetime) -> str:
     """A fresh nonce for ``purpose``, usable once until ``now + NONCE_TTL``."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown nonce purpose {purpose!r}")
-    nonce = secrets.token_urlsafe(32)
+    nonce = new_token()
     session.add(
         WalletNonceRow(
-            nonce_hash=nonce_hash(nonce), purpose=purpose, expires_at=now + NONCE_TTL, used_at=None
+            nonce_hash=token_hash(nonce), purpose=purpose, expires_at=now + NONCE_TTL, used_at=None
         )
     )
     session.flush()
@@ -55,7 +50,7 @@ def consume(session: Session, nonce: str, purpose: Purpose, now: datetime) -> bo
     result = session.connection().execute(
         update(_NONCES)
         .where(
-            _NONCES.c.nonce_hash == nonce_hash(nonce),
+            _NONCES.c.nonce_hash == token_hash(nonce),
             _NONCES.c.purpose == purpose,
             _NONCES.c.used_at.is_(None),
             _NONCES.c.expires_at > now,

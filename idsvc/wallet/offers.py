@@ -17,7 +17,6 @@ spending one access token twice, get exactly one success between them.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -33,6 +32,7 @@ from idsvc.credentials.issuance import credential_expiry, eligible_servant
 from idsvc.errors import HolderNotEligible, PhotoMissing, WalletOfferRefused, WalletRequestRefused
 from idsvc.formats.openid4vci import offer_uri
 from idsvc.register import photos
+from idsvc.staff.secrets import new_token, token_hash
 from idsvc.storage.wallet_tables import WalletOfferRow
 from idsvc.wallet.phone_credential import CONFIGURATIONS
 
@@ -80,12 +80,8 @@ class AccessToken:
         }
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _tx_hash(offer_id: str, tx_code: str) -> str:
-    return _sha256(f"{offer_id}:{tx_code}")
+    return token_hash(f"{offer_id}:{tx_code}")
 
 
 def _refuse_offer(session: Session, employee_id: str, now: datetime) -> None:
@@ -120,7 +116,7 @@ def create_offer(
     code. ``WalletOfferRefused`` (or ``UnknownEmployee``) when the person cannot have one."""
     _refuse_offer(session, employee_id, now)
     offer_id = str(uuid.uuid4())
-    code = secrets.token_urlsafe(32)
+    code = new_token()
     tx_code = "".join(secrets.choice("0123456789") for _ in range(TX_CODE_LENGTH))
     expires_at = now + lifetime
     uri = offer_uri(
@@ -134,7 +130,7 @@ def create_offer(
         WalletOfferRow(
             id=offer_id,
             employee_id=employee_id,
-            code_hash=_sha256(code),
+            code_hash=token_hash(code),
             tx_code_hash=_tx_hash(offer_id, tx_code),
             created_at=now,
             expires_at=expires_at,
@@ -168,7 +164,7 @@ def redeem(
         return WalletRequestRefused("invalid_grant", _INVALID_CODE)
     row = session.execute(
         select(_OFFERS.c.id, _OFFERS.c.tx_code_hash).where(
-            _OFFERS.c.code_hash == _sha256(code),
+            _OFFERS.c.code_hash == token_hash(code),
             _OFFERS.c.state == "offered",
             _OFFERS.c.expires_at > now,
         )
@@ -179,14 +175,14 @@ def redeem(
     given = tx_code if tx_code is not None and len(tx_code) <= MAX_CODE_CHARS else ""
     if not hmac.compare_digest(_tx_hash(offer_id, given), tx_code_hash):
         return _wrong_tx_code(session, offer_id, now)
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     won = _rowcount(
         session,
         update(_OFFERS)
         .where(_OFFERS.c.id == offer_id, _OFFERS.c.state == "offered", _OFFERS.c.expires_at > now)
         .values(
             state="redeemed",
-            access_token_hash=_sha256(token),
+            access_token_hash=token_hash(token),
             token_expires_at=now + ACCESS_TOKEN_TTL,
         ),
     )
@@ -254,12 +250,12 @@ def spend_access_token(session: Session, access_token: str, now: datetime) -> Wa
     refused = WalletRequestRefused("invalid_token", "the access token is unknown, used or expired")
     if not access_token or len(access_token) > MAX_CODE_CHARS:
         raise refused
-    token_hash = _sha256(access_token)
+    hashed = token_hash(access_token)
     won = _rowcount(
         session,
         update(_OFFERS)
         .where(
-            _OFFERS.c.access_token_hash == token_hash,
+            _OFFERS.c.access_token_hash == hashed,
             _OFFERS.c.state == "redeemed",
             _OFFERS.c.token_expires_at > now,
         )
@@ -268,7 +264,7 @@ def spend_access_token(session: Session, access_token: str, now: datetime) -> Wa
     if not won:
         raise refused
     row = session.execute(
-        select(WalletOfferRow).where(WalletOfferRow.access_token_hash == token_hash)
+        select(WalletOfferRow).where(WalletOfferRow.access_token_hash == hashed)
     ).scalar_one()
     return row
 
@@ -280,7 +276,7 @@ def check_access_token(session: Session, access_token: str, now: datetime) -> No
         and len(access_token) <= MAX_CODE_CHARS
         and session.execute(
             select(_OFFERS.c.id).where(
-                _OFFERS.c.access_token_hash == _sha256(access_token),
+                _OFFERS.c.access_token_hash == token_hash(access_token),
                 _OFFERS.c.state == "redeemed",
                 _OFFERS.c.token_expires_at > now,
             )

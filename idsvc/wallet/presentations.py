@@ -29,10 +29,8 @@ Every refusal towards the wallet is a ``PresentationRefused`` carrying an OAuth 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
 import threading
 import uuid
 from collections.abc import Collection, Sequence
@@ -49,6 +47,7 @@ from idsvc.credentials import issuers
 from idsvc.credentials.infrastructure import Infrastructure
 from idsvc.formats import openid4vp, sd_jwt
 from idsvc.formats.credentials import DISCLOSABLE
+from idsvc.staff.secrets import new_token, token_hash, token_matches
 from idsvc.storage.client_tables import ApiClientRow
 from idsvc.storage.wallet_tables import PresentationRequestRow
 from idsvc.verification.online import holder_for
@@ -146,14 +145,6 @@ class RequestView:
     status: str  # pending, answered, failed, expired (pending past its end)
     expires_at: datetime
     result: dict[str, Any] | None
-
-
-def _random() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _known(claims: Sequence[str]) -> tuple[str, ...]:
@@ -259,16 +250,16 @@ class Presentations:
         asked = checked_claims(claims, optional)
         self._infra.require_ready()
         key = self.verifier_key(now)
-        request_id, poll_token = str(uuid.uuid4()), _random()
+        request_id, poll_token = str(uuid.uuid4()), new_token()
         expires_at = now + LIFETIME
         with self._infra.db.transaction() as session:
             session.add(
                 PresentationRequestRow(
                     id=request_id,
-                    nonce=_random(),
-                    state_token=_random(),
+                    nonce=new_token(),
+                    state_token=new_token(),
                     requested_by=requested_by[:128],
-                    poll_token_hash=_sha256(poll_token),
+                    poll_token_hash=token_hash(poll_token),
                     claims=asked.stored(),
                     created_at=now,
                     expires_at=expires_at,
@@ -299,11 +290,7 @@ class Presentations:
         """The request as its poll-token holder sees it; ``UnknownPresentationRequest`` for an
         unknown id or a wrong or missing token alike."""
         row = self._row(request_id)
-        if (
-            row is None
-            or not poll_token
-            or not hmac.compare_digest(row.poll_token_hash, _sha256(poll_token))
-        ):
+        if row is None or not poll_token or not token_matches(poll_token, row.poll_token_hash):
             raise UnknownPresentationRequest(request_id)
         status = row.status
         if status == "pending" and row.expires_at <= now:

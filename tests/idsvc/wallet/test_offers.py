@@ -18,6 +18,7 @@ from idsvc.errors import UnknownEmployee, WalletOfferRefused, WalletRequestRefus
 from idsvc.formats.openid4vci import PRE_AUTHORIZED_GRANT
 from idsvc.register.photos import Photos
 from idsvc.services import Services
+from idsvc.staff.secrets import token_hash
 from idsvc.storage.tables import AuditEventRow, CivilServantRow
 from idsvc.storage.wallet_tables import WalletNonceRow, WalletOfferRow
 from idsvc.wallet import nonces, offers
@@ -95,7 +96,7 @@ def test_nonces_are_single_use_per_purpose_and_expire(service: Services) -> None
         late = nonces.issue(session, "vci", NOW)
     with service.infra.db.transaction() as session:
         stored = {r.nonce_hash for r in session.execute(select(WalletNonceRow)).scalars()}
-        assert vci not in stored and nonces.nonce_hash(vci) in stored  # hashed only
+        assert vci not in stored and token_hash(vci) in stored  # hashed only
         assert not nonces.consume(session, holder, "vci", NOW)  # another purpose
         assert nonces.consume(session, vci, "vci", NOW)
         assert not nonces.consume(session, vci, "vci", NOW)
