@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, select, text
+from sqlalchemy import ColumnElement, CursorResult, Result, Table, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 IN_CHUNK: Final = 1000
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """How many rows an ``UPDATE`` or ``DELETE`` changed: of two workers racing on one
+    conditional ``UPDATE ... WHERE state = 'pending'`` (a code redeemed, a nonce spent, a request
+    answered), exactly one sees 1."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _postgres(session: Session) -> bool:

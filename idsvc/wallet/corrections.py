@@ -31,6 +31,7 @@ from idsvc.errors import (
     UnknownEmployee,
 )
 from idsvc.formats.text_rules import unwanted_character
+from idsvc.storage.bulk import changed_rows
 from idsvc.storage.person_locks import lock_servant
 from idsvc.storage.wallet_tables import CorrectionRequestRow
 
@@ -227,7 +228,7 @@ def decide(
     row = session.get(CorrectionRequestRow, request_id, populate_existing=True)
     if row is None:
         raise UnknownCorrectionRequest(request_id)
-    if int(getattr(done, "rowcount", 0) or 0) != 1:
+    if changed_rows(done) != 1:
         raise CorrectionAlreadyDecided(request_id, row.status)
     audit.record(
         session,

@@ -38,6 +38,7 @@ from idsvc.errors import (
     HolderSessionInvalid,
 )
 from idsvc.staff.secrets import new_token, token_hash
+from idsvc.storage.bulk import changed_rows
 from idsvc.storage.tables import CivilServantRow, CredentialRow
 from idsvc.storage.wallet_tables import HolderSessionRow
 from idsvc.verification.presented import verify_presentation
@@ -191,7 +192,7 @@ def holder_of(session: Session, token: str, *, now: datetime) -> Holder:
 def delete_expired_sessions(session: Session, *, now: datetime) -> int:
     """Delete sessions past their end (the sweeper); return how many."""
     done = session.execute(delete(HolderSessionRow).where(HolderSessionRow.expires_at <= now))
-    return int(getattr(done, "rowcount", 0) or 0)
+    return changed_rows(done)
 
 
 def _day(value: Any) -> str | None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Final, Literal, cast
 
-from sqlalchemy import CursorResult, Table, delete, update
+from sqlalchemy import Table, delete, update
 from sqlalchemy.orm import Session
 
 from idsvc.staff.secrets import new_token, token_hash
+from idsvc.storage.bulk import changed_rows
 from idsvc.storage.wallet_tables import WalletNonceRow
 
 Purpose = Literal["vci", "holder"]
@@ -57,10 +58,10 @@ def consume(session: Session, nonce: str, purpose: Purpose, now: datetime) -> bo
         )
         .values(used_at=now)
     )
-    return cast(CursorResult[object], result).rowcount == 1
+    return changed_rows(result) == 1
 
 
 def purge(session: Session, now: datetime) -> int:
     """Delete the nonces that expired (used or not): they can never be spent again."""
     result = session.connection().execute(delete(_NONCES).where(_NONCES.c.expires_at <= now))
-    return cast(CursorResult[object], result).rowcount
+    return changed_rows(result)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import CursorResult, Table, case, select, update
+from sqlalchemy import Table, case, select, update
 from sqlalchemy.orm import Session
 
 from idsvc.audit import chain as audit
@@ -33,6 +33,7 @@ from idsvc.errors import HolderNotEligible, PhotoMissing, WalletOfferRefused, Wa
 from idsvc.formats.openid4vci import offer_uri
 from idsvc.register import photos
 from idsvc.staff.secrets import new_token, token_hash
+from idsvc.storage.bulk import changed_rows
 from idsvc.storage.wallet_tables import WalletOfferRow
 from idsvc.wallet.phone_credential import CONFIGURATIONS
 
@@ -237,7 +238,7 @@ def _wrong_tx_code(session: Session, offer_id: str, now: datetime) -> WalletRequ
 
 
 def _rowcount(session: Session, statement: Any) -> int:
-    return cast(CursorResult[object], session.execute(statement)).rowcount
+    return changed_rows(session.execute(statement))
 
 
 def spend_access_token(session: Session, access_token: str, now: datetime) -> WalletOfferRow:

@@ -36,9 +36,9 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from idsvc import DEFAULT_ISSUER
@@ -48,6 +48,7 @@ from idsvc.credentials.infrastructure import Infrastructure
 from idsvc.formats import openid4vp, sd_jwt
 from idsvc.formats.credentials import DISCLOSABLE
 from idsvc.staff.secrets import new_token, token_hash, token_matches
+from idsvc.storage.bulk import changed_rows
 from idsvc.storage.client_tables import ApiClientRow
 from idsvc.storage.wallet_tables import PresentationRequestRow
 from idsvc.verification.online import holder_for
@@ -430,7 +431,7 @@ class Presentations:
                 )
                 .values(status=status, result=body, answered_at=now)
             )
-            if cast(CursorResult[Any], done).rowcount != 1:
+            if changed_rows(done) != 1:
                 # Another worker stored an answer first: this one changes nothing.
                 raise PresentationRefused("this request has already been answered")
             if check is not None:
