@@ -209,6 +209,10 @@ def test_offer_hold_present_revoke_and_the_holders_own_page(
         assert official.text_content("#holder-latin") == LATIN
         assert official.text_content("#holder-ministry")
         assert official.text_content("#holder-position") == ""
+        # What the holder kept is not an empty label; what they shared is shown.
+        assert not official.is_visible("#holder-position-row")
+        assert official.is_visible("#holder-ministry-row")
+        assert "phone credential" in (official.text_content("#reason") or "")
         assert (official.get_attribute("#holder-photo", "src") or "").startswith("data:image/jpeg")
         assert official.get_attribute("#result", "data-checked") == "wallet"
         assert official.get_attribute("#result", "class") == "green"
@@ -245,6 +249,7 @@ def test_offer_hold_present_revoke_and_the_holders_own_page(
         answer(page, ask(official))
         assert verdict(official) == "REVOKED"
         assert official.get_attribute("#result", "class") == "red"
+        assert "phone credential has been cancelled" in (official.text_content("#reason") or "")
         # The holder learns it too, from the status list, on the next visit to "My card".
         page.click("#wallet-close")
         page.click("#open-wallet")

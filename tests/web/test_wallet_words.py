@@ -55,4 +55,5 @@ def test_every_word_the_wallet_uses_is_there() -> None:
     used |= {f"fix_{s}" for s in ("open", "accepted", "rejected")}
     used |= {"card_revoked", "card_suspended", "kind_card", "kind_phone"}
     used |= {"HOLDER_BINDING_INVALID", "why_HOLDER_BINDING_INVALID"}
+    used |= {f"why_{code}_phone" for code in ("VALID", "REVOKED", "SUSPENDED", "EXPIRED")}
     assert used - english == set()

@@ -17,6 +17,8 @@ const SERVER_WAIT_MS = 8_000;
 // Red: do not accept the card (revoked, not genuine, not a credential at all); orange: not
 // now, or not known from here (suspended, expired, not yet valid, status unknown).
 const RED_STATUSES = new Set(["not_genuine", "revoked", "invalid"]);
+// The results a phone credential words as its own (the rest say the same of either).
+const HAS_PHONE_WORDS = new Set(["VALID", "REVOKED", "SUSPENDED", "EXPIRED"]);
 const PHOTO = /^data:image\/(jpeg|png|webp);base64,[A-Za-z0-9+/]+={0,2}$/;
 
 const state = {
@@ -157,14 +159,18 @@ function render({ local, server, via }) {
   section.dataset.freshness = local?.freshness || "";
   section.dataset.checked = local ? "code" : via || "id";
   setText("verdict", t(code));
-  setText("reason", t(`why_${code}`));
+  // A phone credential is not a card: its own words where they differ (valid, cancelled).
+  setText("reason", t(via === "wallet" && HAS_PHONE_WORDS.has(code) ? `why_${code}_phone` : `why_${code}`));
   // A phone credential shows what its holder chose to disclose (photo included).
   const holder = { ...(local?.holder || {}), ...(server?.holder || {}), ...(server?.disclosed || {}) };
   setText("holder-name", holder.name);
   setText("holder-latin", holder.name_latin);
   setText("holder-ministry", holder.ministry);
   setText("holder-position", holder.position);
-  // A code that did not verify names nobody: no empty "Ministry"/"Position" labels.
+  // No empty "Ministry"/"Position" label: a code that did not verify names nobody, and a
+  // phone's holder may keep either to themselves.
+  $("holder-ministry-row").hidden = !holder.ministry;
+  $("holder-position-row").hidden = !holder.position;
   $("holder-details").hidden = !holder.ministry && !holder.position;
   const photo = $("holder-photo");
   const src = typeof holder.photo === "string" && PHOTO.test(holder.photo) ? holder.photo : null;

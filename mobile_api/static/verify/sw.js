@@ -5,7 +5,7 @@
 
 import { refresh, TRUST_CACHE } from "./store.js";
 
-const VERSION = "2026-12-07.3"; // the phone credential: ask.js and "My card"
+const VERSION = "2026-12-07.4"; // a phone credential worded as a phone; withheld claims unlabelled
 const SHELL_CACHE = `idsvc-verify-shell-${VERSION}`;
 const PAGE = "/verify/";
 const SHELL = [
