@@ -21,6 +21,7 @@ Errors: ``cardio.errors.QrTooLarge``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -84,8 +85,13 @@ def modules_for_version(version: int) -> int:
     return 17 + 4 * version
 
 
+# One C-level match: a per-character all() cost ~18 µs on a printed QR's 500 characters, ~6 %
+# of an issuance (a printed QR's version is found for every credential issued).
+_ALPHANUMERIC_RE = re.compile("[" + re.escape("".join(sorted(ALPHANUMERIC))) + "]*")
+
+
 def is_alphanumeric(text: str) -> bool:
-    return all(ch in ALPHANUMERIC for ch in text)
+    return _ALPHANUMERIC_RE.fullmatch(text) is not None
 
 
 def version_for(text: str) -> QrSize:

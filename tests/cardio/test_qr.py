@@ -57,6 +57,16 @@ def test_modes_and_payload_bytes() -> None:
     assert lao.mode == "byte" and lao.payload_bytes == len("ສົມພອນ".encode())
 
 
+@given(
+    st.text(alphabet=st.sampled_from([*sorted(qr.ALPHANUMERIC), "a", "_", "\n", "\x00", "ສ", "é"]))
+)
+def test_alphanumeric_is_exactly_the_qr_alphanumeric_set(text: str) -> None:
+    # The mode decides the version printed on every card: one character outside the 45 of
+    # ISO/IEC 18004 Table 5 (a lowercase letter, a newline at the end) makes it byte mode.
+    assert qr.is_alphanumeric(text) == all(ch in qr.ALPHANUMERIC for ch in text)
+    assert not qr.is_alphanumeric(text + "\n")
+
+
 def test_typical_claim169_length_is_version_13_and_the_card_limit_is_24() -> None:
     assert qr.version_for(_text(450)).version == 13  # 450 base45 chars fit version 13 at ECC M
     assert qr.require_card_size(_text(1326)).version == 24
