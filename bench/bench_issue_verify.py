@@ -18,7 +18,10 @@ shared machine hits every contender alike):
   and for a card-bound one (``cnf``); plus the JWS layer alone (``verify_compact``);
 - the DB-backed ``Services.verify``, for reference.
 
-Goal: offline verification costs at most 1.2 times the raw ES256 verify (issue 20). Not a
+Goals (issue 20): offline verification costs at most 1.2 times the raw ES256 verify, the JWS
+layer 1.1 times, judged on thread CPU time: after the table, the verify group runs again in
+interleaved batches for a quarter of ``--seconds`` more, and the least CPU time of each is
+compared (the wall clock of a shared machine spreads a row's ratio from 0.7× to 2.8×). Not a
 test: nothing asserts. PostgreSQL comes from ``IDSVC_BENCH_POSTGRES_URL`` (else
 ``IDSVC_TEST_POSTGRES_URL``, else the test default); the schema is dropped at the end.
 """
@@ -50,7 +53,8 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_jws import measure  # the same loop as the JWS bench (this folder is on sys.path)
+# The same loops as the JWS bench (this folder is on sys.path).
+from bench_jws import JWS_GOAL, cpu_cost, measure
 
 from idsvc.audit.who_checked import CheckedBy, CheckLog
 from idsvc.clients.rate_limits import Limit, RateLimits
@@ -70,7 +74,7 @@ ISSUER = "https://id.mohas.gov.la/issuers/default"
 PUBLIC_URL = "https://id.mohas.gov.la"
 POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ECDSA = ec.ECDSA(hashes.SHA256())
-GOAL = 1.2  # issue 20 (it was 1.5)
+GOAL = 1.2  # issue 20 (it was 1.5); the JWS layer's is bench_jws.JWS_GOAL
 
 LAO_GIVEN = ("ສົມພອນ", "ບຸນຈັນ", "ສຸວັນນີ", "ຄຳແພງ", "ວິໄລພອນ", "ພອນສະຫວັນ", "ມະນີວັນ", "ແສງເດືອນ")
 LAO_FAMILY = ("ແກ້ວມະນີ", "ນິຍະວົງ", "ລັດຕະນະວົງ", "ສີສຸວັນ", "ພົມມະຈັນ", "ວົງສະຫວັນ", "ສີຫາລາດ")
@@ -176,6 +180,9 @@ class MemoryTrust:
 
     def key_for(self, kid: str) -> tuple[str, PublicKey]:
         return self._keys[kid]
+
+    def key_for_hint(self, hint: str) -> tuple[str, PublicKey]:
+        raise KeyError(hint)  # only JWTs are verified here, never a printed QR
 
 
 class MemoryStatus:
@@ -413,17 +420,24 @@ def bench(args: argparse.Namespace, svc: Services) -> None:
         " best: fastest round against fastest round"
     )
 
-    print()
-    print(f"credentials issued per second: {rate['svc.issue (full use case)']:.0f} (one process)")
-    for name in (
+    verify_group = (
+        "raw ES256 verify",
         "verify_compact (JWS layer)",
         "offline verify (no card)",
         "offline verify (card-bound)",
-    ):
-        verdict = "PASS" if ratio[name] <= GOAL else "MISS"
+    )
+    cpu = cpu_cost({name: cases[name] for name in verify_group}, args.seconds / 4)
+    print()
+    print(f"credentials issued per second: {rate['svc.issue (full use case)']:.0f} (one process)")
+    raw_cpu = cpu["raw ES256 verify"]
+    print(f"thread CPU, least of interleaved batches: raw ES256 verify {1e6 * raw_cpu:.1f} µs")
+    for name in verify_group[1:]:
+        cpu_ratio = cpu[name] / raw_cpu
+        goal = JWS_GOAL if name == "verify_compact (JWS layer)" else GOAL
+        verdict = "PASS" if cpu_ratio <= goal else "MISS"
         print(
-            f"{name}: {rate[name]:.0f}/s = {ratio[name]:.2f}× raw ES256 verify "
-            f"(goal ≤ {GOAL}×): {verdict}"
+            f"{name}: {1e6 * cpu[name]:.1f} µs CPU = {cpu_ratio:.2f}× raw ES256 verify "
+            f"(goal ≤ {goal}×): {verdict}   [wall: {ratio[name]:.2f}×]"
         )
     if args.profile:
         for name, calls in (

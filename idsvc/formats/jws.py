@@ -28,13 +28,13 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from keys.algorithms import es256_der_from_raw
 
 __all__ = [
     "DEFAULT_ALGS",
@@ -57,8 +57,8 @@ DEFAULT_ALGS: Final = frozenset({"ES256", "EdDSA"})
 _SUPPORTED_ALGS: Final = DEFAULT_ALGS
 _RESERVED_HEADERS: Final = frozenset({"alg", "kid", "typ", "crit"})
 
-# One C-level pass checks the shape (three parts) and the strict base64url alphabet of the
-# whole token: '=' padding, '+', '/', whitespace and non-ASCII all fail here.
+# The shape (three parts) and the strict base64url alphabet of a whole token: what
+# ``_shape_error`` names when a token fails the cheaper checks of ``_segments``.
 _COMPACT_RE: Final = re.compile(r"[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*", re.ASCII)
 _PAD: Final = ("", None, "==", "=")  # indexed by len % 4; 1 is never valid base64
 
@@ -107,8 +107,9 @@ class JwsSigner(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedJws:
+class VerifiedJws(NamedTuple):
+    """Immutable like the frozen dataclass it replaces, at half its construction cost."""
+
     header: dict[str, Any]
     payload: dict[str, Any]
 
@@ -118,25 +119,23 @@ def _b64url_encode(data: bytes) -> str:
     return encoded.replace("+", "-").replace("/", "_")
 
 
-def _b64url_pad(segment: str, what: str) -> str:
-    """Padding for a segment already known to use only the base64url alphabet."""
+def _b64url_decode(segment: str, what: str) -> bytes:
+    """The bytes of a segment of a token that holds no '=', '+', '/' nor non-ASCII character
+    (``_segments`` screens the token first): the strict decoder refuses any other character
+    outside the alphabet, so the alphabet check and the decoding are one pass."""
     rem = len(segment) % 4
     pad = _PAD[rem]
     if pad is None:
         raise MalformedJws(f"{what}: impossible base64url length")
     if rem and segment[-1] not in _CANONICAL_LAST[rem]:
         raise MalformedJws(f"{what}: non-canonical base64url")
-    return pad
-
-
-def _b64url_decode(segment: str, pad: str, what: str) -> bytes:
     try:
         # str.replace is ~40x faster than str.translate for this two-character mapping.
         return binascii.a2b_base64(
             segment.replace("-", "+").replace("_", "/") + pad, strict_mode=True
         )
-    except binascii.Error as exc:  # unreachable after the shape checks; kept as a backstop
-        raise MalformedJws(f"{what}: bad base64url") from exc
+    except binascii.Error:
+        raise MalformedJws(f"{what}: character outside the base64url alphabet") from None
 
 
 class _DuplicateMember(ValueError):
@@ -166,17 +165,10 @@ _DECODER: Final = json.JSONDecoder(
 )
 
 
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        # Decoding first pins UTF-8: json.loads(bytes) would also guess UTF-16 and UTF-32.
-        value = _DECODER.decode(raw.decode("utf-8"))
-    except _DuplicateMember as exc:
-        raise MalformedJws(f"{what}: {exc}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MalformedJws(f"{what}: not valid UTF-8 JSON") from None
-    if type(value) is not dict:
-        raise MalformedJws(f"{what}: not a JSON object")
-    return value
+# The decoder's C scanner, called directly: JSONDecoder.decode adds two regex matches for
+# whitespace around the value (~0.6 µs a payload), which compact JWS JSON does not have.
+# (JSONDecoder.__init__ sets scan_once; typeshed does not declare it.)
+_SCAN_ONCE: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def strict_json(raw: bytes, what: str) -> Any:
@@ -184,11 +176,26 @@ def strict_json(raw: bytes, what: str) -> Any:
     names, no NaN/Infinity; else ``MalformedJws`` naming ``what`` (SD-JWT disclosures are
     JSON arrays, so ``_json_object`` alone does not serve them)."""
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        # Decoding first pins UTF-8: json.loads(bytes) would also guess UTF-16 and UTF-32.
+        text = raw.decode("utf-8")
+        try:
+            value, end = _SCAN_ONCE(text, 0)
+        except StopIteration:  # no value at 0: leading whitespace, or not JSON at all
+            end = -1
+        if end != len(text):  # whitespace around the value or trailing data: decode() judges
+            value = _DECODER.decode(text)
     except _DuplicateMember as exc:
         raise MalformedJws(f"{what}: {exc}") from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedJws(f"{what}: not valid UTF-8 JSON") from None
+    return value
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    value = strict_json(raw, what)
+    if type(value) is not dict:
+        raise MalformedJws(f"{what}: not a JSON object")
+    return value
 
 
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -231,23 +238,42 @@ def sign_compact(
     return signing_input + "." + _b64url_encode(signature)
 
 
+# isinstance against cryptography's key ABCs costs ~0.3 µs (the ABC machinery); the concrete
+# classes that passed it are remembered (a handful: the types of the loaded backend).
+_EC_KEY_TYPES: set[type] = set()
+_ED25519_KEY_TYPES: set[type] = set()
+
+
+def _is_ec_key(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
+    if type(key) in _EC_KEY_TYPES:
+        return True
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        _EC_KEY_TYPES.add(type(key))
+        return True
+    return False
+
+
+def _is_ed25519_key(key: object) -> TypeGuard[ed25519.Ed25519PublicKey]:
+    if type(key) in _ED25519_KEY_TYPES:
+        return True
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        _ED25519_KEY_TYPES.add(type(key))
+        return True
+    return False
+
+
 def _verify_signature(alg: str, key: object, signature: bytes, signing_input: bytes) -> None:
     if alg == "ES256":
-        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
-            key.curve, ec.SECP256R1
-        ):
+        if not _is_ec_key(key) or not isinstance(key.curve, ec.SECP256R1):
             raise UnsupportedAlgorithm("alg ES256 needs a P-256 key")
         if len(signature) != 64:
             raise BadSignature("ES256 signature must be 64 bytes")
-        der = encode_dss_signature(
-            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        )
         try:
-            key.verify(der, signing_input, _ECDSA_SHA256)
+            key.verify(es256_der_from_raw(signature), signing_input, _ECDSA_SHA256)
         except InvalidSignature:
             raise BadSignature("signature does not verify") from None
     elif alg == "EdDSA":
-        if not isinstance(key, ed25519.Ed25519PublicKey):
+        if not _is_ed25519_key(key):
             raise UnsupportedAlgorithm("alg EdDSA needs an Ed25519 key")
         if len(signature) != 64:
             raise BadSignature("EdDSA signature must be 64 bytes")
@@ -269,8 +295,7 @@ def _checked_header(header_b64: str) -> dict[str, Any]:
     cached = _HEADER_CACHE.get(header_b64)
     if cached is not None:
         return cached
-    pad = _b64url_pad(header_b64, "header")
-    header = _json_object(_b64url_decode(header_b64, pad, "header"), "header")
+    header = _json_object(_b64url_decode(header_b64, "header"), "header")
     if "crit" in header:
         raise MalformedJws("crit header parameters are not supported")
     alg = header.get("alg")
@@ -284,6 +309,35 @@ def _checked_header(header_b64: str) -> dict[str, Any]:
         _HEADER_CACHE.clear()
     _HEADER_CACHE[header_b64] = header
     return header
+
+
+def _segments(token: str) -> tuple[int, bytes, bytes, dict[str, Any]]:
+    """(index of the second '.', payload bytes, signature bytes, checked header).
+
+    The strict alphabet without a regex pass over the token: '=', '+', '/' and non-ASCII are
+    looked for here (fast C searches), any other character outside it (a space, a fourth '.')
+    is refused by the strict decoder of its segment, or was by that of the cached header.
+    """
+    if not token.isascii() or "=" in token or "+" in token or "/" in token:
+        raise MalformedJws("character outside the base64url alphabet")
+    first = token.find(".")
+    second = token.find(".", first + 1)
+    if first < 0 or second < 0:
+        raise MalformedJws("compact JWS must have three parts")
+    payload = _b64url_decode(token[first + 1 : second], "payload")
+    signature = _b64url_decode(token[second + 1 :], "signature")
+    return second, payload, signature, _checked_header(token[:first])
+
+
+def _shape_error(token: str) -> MalformedJws | None:
+    """What is wrong with the token's shape or alphabet, or None when both are right."""
+    if _COMPACT_RE.fullmatch(token) is not None:
+        return None
+    if "=" in token:
+        return MalformedJws("base64url padding is not allowed")
+    if token.count(".") != 2:
+        return MalformedJws("compact JWS must have three parts")
+    return MalformedJws("character outside the base64url alphabet")
 
 
 def verify_compact(
@@ -307,29 +361,20 @@ def verify_compact(
         raise MalformedJws("token must be a str")
     if len(token) > max_length:
         raise MalformedJws(f"token longer than {max_length} characters")
-    if _COMPACT_RE.fullmatch(token) is None:
-        if "=" in token:
-            raise MalformedJws("base64url padding is not allowed")
-        if token.count(".") != 2:
-            raise MalformedJws("compact JWS must have three parts")
-        raise MalformedJws("character outside the base64url alphabet")
-    first = token.index(".")
-    second = token.index(".", first + 1)
-    header_b64 = token[:first]
-    payload_b64 = token[first + 1 : second]
-    signature_b64 = token[second + 1 :]
-
     # Every segment's shape is checked before any key lookup or crypto work.
-    payload_pad = _b64url_pad(payload_b64, "payload")
-    signature_pad = _b64url_pad(signature_b64, "signature")
-    header = _checked_header(header_b64)
+    try:
+        second, payload_raw, signature, header = _segments(token)
+    except JwsError:
+        shape = _shape_error(token)  # the first thing wrong, as one pass over the token sees it
+        if shape is not None:
+            raise shape from None
+        raise
     alg = header["alg"]
     if alg not in allowed_algs:
         raise UnsupportedAlgorithm(f"alg {alg[:20]!r} is not allowed")
     if expected_typ is not None and header.get("typ") != expected_typ:
         raise MalformedJws("unexpected typ")
     header = dict(header)  # the cached one stays unchanged whatever the caller does
-    signature = _b64url_decode(signature_b64, signature_pad, "signature")
 
     try:
         key = key_for(header)
@@ -339,5 +384,4 @@ def verify_compact(
         raise UnknownKey("no key for this token")
 
     _verify_signature(alg, key, signature, token[:second].encode("ascii"))
-    payload = _json_object(_b64url_decode(payload_b64, payload_pad, "payload"), "payload")
-    return VerifiedJws(header=header, payload=payload)
+    return VerifiedJws(header, _json_object(payload_raw, "payload"))

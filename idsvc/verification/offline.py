@@ -38,6 +38,7 @@ from keys.errors import KeysError
 from keys.jwk import PublicKey, public_key_from_jwk
 
 DEFAULT_HARD_LIMIT: Final = timedelta(days=7)
+_CLOCK_SKEW_SECONDS: Final = CLOCK_SKEW.total_seconds()
 TTL_FLOOR: Final = 300
 TTL_CEILING: Final = 86_400
 
@@ -113,16 +114,17 @@ class CachedStatus:
         self._lists = dict(lists)
         self._trust = trust
         self._hard_limit = hard_limit.total_seconds()
-        self._checked: dict[str, _Checked | None] = {}
+        self._checked: dict[tuple[str, str], _Checked | None] = {}
 
     def _check(self, uri: str, iss: str) -> _Checked:
-        cached = self._lists.get(uri)
-        if cached is None:
-            raise StatusUnavailable(uri)
-        key = f"{iss}\n{uri}"
-        if key not in self._checked:
-            self._checked[key] = self._verify(cached.token, uri, iss)
-        checked = self._checked[key]
+        key = (iss, uri)
+        try:
+            checked = self._checked[key]
+        except KeyError:
+            cached = self._lists.get(uri)
+            if cached is None:
+                raise StatusUnavailable(uri) from None
+            checked = self._checked[key] = self._verify(cached.token, uri, iss)
         if checked is None:
             raise StatusUnavailable(uri)
         return checked
@@ -148,7 +150,7 @@ class CachedStatus:
 
     def status_of(self, uri: str, idx: int, *, iss: str, now: datetime) -> int:
         checked = self._check(uri, iss)
-        if self.freshness(uri, iss=iss, now=now) == "too_old":
+        if self._too_old(checked.claims, now.timestamp()):
             raise TrustStale(uri)
         # An index outside the list raises StatusIndexError: verify_credential calls that
         # MALFORMED (the draft: such a token is rejected).
@@ -162,10 +164,15 @@ class CachedStatus:
         except StatusUnavailable:
             return "missing"
         ts = now.timestamp()
-        age = ts - claims["iat"]
-        # exp and iat were type-checked by parse_status_list_claims in _verify.
-        if ts >= claims["exp"] or age > self._hard_limit or -age > CLOCK_SKEW.total_seconds():
+        if self._too_old(claims, ts):
             return "too_old"
-        if age > clamp_ttl(claims.get("ttl")):
+        if ts - claims["iat"] > clamp_ttl(claims.get("ttl")):
             return "stale"
         return "fresh"
+
+    def _too_old(self, claims: dict[str, Any], ts: float) -> bool:
+        # exp and iat were type-checked by parse_status_list_claims in _verify.
+        iat: int = claims["iat"]
+        exp: int = claims["exp"]
+        age = ts - iat
+        return ts >= exp or age > self._hard_limit or -age > _CLOCK_SKEW_SECONDS

@@ -41,10 +41,10 @@ from idsvc.verification.rules import (
     VerificationResult,
     VerifiedClaims,
     failed,
-    numeric_date,
     require_texts,
     shared_rules,
     signature_reason,
+    validity_dates,
 )
 
 SD_JWT_VC_TYPS: Final = frozenset({"dc+sd-jwt", "vc+sd-jwt"})
@@ -96,10 +96,7 @@ def _verified_claims(iss: str, claims: dict[str, Any], vct: str | None) -> Verif
     """The shape check; ``ValueError`` (and kin) when a claim is missing or mistyped."""
     if vct is not None and claims.get("vct") != vct:
         raise ValueError("not a credential of our type")
-    exp = numeric_date(claims.get("exp"), "exp")
-    nbf = numeric_date(claims.get("nbf", claims.get("iat")), "nbf")
-    if "iat" in claims:
-        numeric_date(claims["iat"], "iat")
+    exp, nbf = validity_dates(claims)
     uri, idx = parse_reference(claims.get("status"))
     sub, jti = claims.get("sub"), claims.get("jti")
     require_texts((sub, jti, iss))

@@ -278,6 +278,43 @@ def test_zero_signature_is_refused(es: EcSigner) -> None:
         verify_compact(token, key_for=fixed(es.public_key()), expected_typ=TYP)
 
 
+def test_every_der_form_of_r_and_s_verifies(es: EcSigner) -> None:
+    """r and s become DER INTEGERs from byte prefixes, whose form depends on each one's first
+    byte (high bit set: a 0x00 in front; zero: leading zeros dropped). Sign until each form
+    of r and of s has verified, and a wrong DER for any form would fail here."""
+    key = es.public_key()
+    forms: set[tuple[str, str]] = set()
+
+    def form(byte: int) -> str:
+        return "zero" if byte == 0 else "high" if byte >= 0x80 else "low"
+
+    for n in range(20_000):
+        claims = {**CLAIMS, "jti": str(n)}
+        token = sign_compact(claims, es, typ=TYP)
+        signature = b64d(token.rsplit(".", 1)[1])
+        assert verify_compact(token, key_for=fixed(key), expected_typ=TYP).payload == claims
+        forms.add(("r", form(signature[0])))
+        forms.add(("s", form(signature[32])))
+        if len(forms) == 6:
+            break
+    assert forms == {(part, f) for part in "rs" for f in ("zero", "high", "low")}
+
+
+def test_tampered_signature_in_each_der_form_is_refused(es: EcSigner) -> None:
+    token = sign_compact(CLAIMS, es, typ=TYP)
+    h, p, s = token.split(".")
+    good = b64d(s)
+    for first in (0x00, 0x01, 0x7F, 0x80, 0xFF):
+        for at in (0, 32):
+            bad = bytearray(good)
+            if bad[at] == first:
+                continue
+            bad[at] = first
+            forged = f"{h}.{p}.{b64(bytes(bad))}"
+            with pytest.raises(BadSignature):
+                verify_compact(forged, key_for=fixed(es.public_key()), expected_typ=TYP)
+
+
 def test_payload_is_not_parsed_before_the_signature_checks(es: EcSigner) -> None:
     token = forge({"alg": "ES256", "typ": TYP}, b"{not json", lambda _d: bytes(64))
     with pytest.raises(BadSignature):
@@ -414,6 +451,12 @@ def good_token(es: EcSigner) -> str:
         (lambda t: "é" + t, "alphabet"),
         (lambda t: "\u0660" + t, "alphabet"),  # an Arabic-Indic digit: \w would pass it
         (lambda t: "A" + t, "length"),  # header length ≡ 1 (mod 4) after adding one char
+        # Characters the strict decoder of each segment refuses (no regex pass sees them).
+        (lambda t: t.replace(".", ". ", 1), "alphabet"),
+        (lambda t: t.replace(".", ".\x00", 1), "alphabet"),
+        (lambda t: t.rsplit(".", 1)[0] + ".A*" + t.rsplit(".", 1)[1][2:], "alphabet"),
+        (lambda t: t[:-2] + "." + t[-1:], "three parts"),
+        (lambda t: t.replace(".", "~.", 1), "alphabet"),
     ],
 )
 def test_malformed_shape(es: EcSigner, mutate: Callable[[str], str], message: str) -> None:

@@ -57,6 +57,23 @@ def test_dates_outside_the_range_are_malformed(service: Services, genuine: dict[
             assert (result.valid, result.reasons) == (False, (Reason.MALFORMED,)), (claim, value)
 
 
+def test_iat_equal_to_nbf_in_value_but_not_an_integer_is_malformed(
+    service: Services, genuine: dict[str, Any]
+) -> None:
+    # An iat equal to a valid nbf is not checked again, unless it is not an integer like it.
+    without_nbf = {name: value for name, value in genuine.items() if name != "nbf"}
+    for claims in (
+        genuine | {"iat": True, "nbf": 1},
+        genuine | {"iat": 1.0, "nbf": 1},
+        without_nbf | {"iat": 10**20},
+        without_nbf | {"iat": None},
+    ):
+        result = service.verification.verify(_sign(service, claims), now=NOW)
+        assert (result.valid, result.reasons) == (False, (Reason.MALFORMED,)), claims
+    same = genuine | {"iat": genuine["nbf"]}
+    assert service.verification.verify(_sign(service, same), now=NOW).valid
+
+
 def test_dates_at_the_edge_of_the_range_still_work(
     service: Services, genuine: dict[str, Any]
 ) -> None:
