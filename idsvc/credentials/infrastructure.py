@@ -36,6 +36,7 @@ class Infrastructure:
         self.db = db
         self._passphrase = passphrase
         self.rings = issuers.KeyRings(settings.keys_dir)
+        self._issuer_records = issuers.IssuerRecords()
         self._schema_checked = False
         self._signers: dict[str, Signer] = {}
 
@@ -77,7 +78,7 @@ class Infrastructure:
         return FileBackend(self._passphrase())
 
     def issuer(self, session: Session, slug: str = DEFAULT_ISSUER) -> Issuer:
-        return issuers.load_issuer(session, self.rings, slug)
+        return issuers.load_issuer(session, self.rings, slug, self._issuer_records)
 
     def signer(self, issuer: Issuer) -> Signer:
         # Decrypting a key file costs ~0.5 ms (PBKDF2); keep each active key once loaded.

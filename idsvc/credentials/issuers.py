@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from idsvc.audit import chain as audit
@@ -96,11 +97,49 @@ class KeyRings:
         return ring
 
 
-def load_issuer(session: Session, rings: KeyRings, slug: str) -> Issuer:
-    row = session.execute(select(IssuerRow).where(IssuerRow.slug == slug)).scalar()
-    if row is None:
-        raise UnknownIssuer(slug)
-    return Issuer(row.id, row.iss, row.slug, row.name, rings.open(slug))
+class IssuerRecord(NamedTuple):
+    id: int
+    iss: str
+    slug: str
+    name: str
+
+
+_ISSUERS = cast(Table, IssuerRow.__table__)
+_ISSUER_BY_SLUG = select(_ISSUERS.c.id, _ISSUERS.c.iss, _ISSUERS.c.slug, _ISSUERS.c.name).where(
+    _ISSUERS.c.slug == bindparam("slug")
+)
+
+
+class IssuerRecords:
+    """The issuers' rows a process has read, by slug (``Infrastructure`` keeps one).
+
+    A hit cannot be stale: an issuer's row never changes once written (``register_issuer``
+    returns an existing row untouched, and no code updates or deletes one; credentials and
+    status lists point at its id). A miss asks the database, so an issuer another process
+    created since is found. The key ring is not kept here: ``KeyRings.open`` re-reads it when
+    its files change (a rotation).
+    """
+
+    def __init__(self) -> None:
+        self._by_slug: dict[str, IssuerRecord] = {}
+
+    def get(self, session: Session, slug: str) -> IssuerRecord:
+        known = self._by_slug.get(slug)
+        if known is not None:
+            return known
+        row = session.connection().execute(_ISSUER_BY_SLUG, {"slug": slug}).one_or_none()
+        if row is None:
+            raise UnknownIssuer(slug)
+        record = self._by_slug[slug] = IssuerRecord(row.id, row.iss, row.slug, row.name)
+        return record
+
+
+def load_issuer(
+    session: Session, rings: KeyRings, slug: str, records: IssuerRecords | None = None
+) -> Issuer:
+    """The issuer ``slug`` with its key ring; ``records``: the process's rows already read."""
+    record = (records or IssuerRecords()).get(session, slug)
+    return Issuer(record.id, record.iss, record.slug, record.name, rings.open(slug))
 
 
 def load_issuers(session: Session, rings: KeyRings) -> list[Issuer]:

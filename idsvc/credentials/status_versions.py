@@ -3,7 +3,11 @@
 A published status list is signed once per (version, minute) and then served from memory, so
 the version must move with every credential state change, whichever use case made it (HR
 import, operator, issuance, sweeper). Hooking the session's flushes instead of each use case
-means a new code path that changes ``CredentialRow.state`` cannot forget it.
+means a new code path that changes ``CredentialRow.state`` through the ORM cannot forget it,
+and a bulk ORM update is refused. The one writer that goes to the connection instead (the
+issuance's insert, supersession and going live, ``idsvc.credentials.issuance``, for speed)
+notes its lists with ``note_state_change``; tests/idsvc/credentials/test_issuance.py fails if
+it does not.
 
 The bump is the last statement of the transaction (``before_commit``): on PostgreSQL the
 status list row stays locked only for the commit itself, not for a whole HR import, and a
@@ -14,19 +18,31 @@ a missed one would serve a revoked credential as valid.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, inspect, update
+from sqlalchemy import Table, bindparam, event, inspect, update
 from sqlalchemy.orm import Session
 
 from idsvc.storage.tables import CredentialRow, StatusListRow
 
 _CHANGED = "idsvc.status_lists_changed"
+# Built once, run on the session's connection: every issuance commits through here, and the
+# ORM's per-statement work cost more than the UPDATE itself.
+_LISTS = cast(Table, StatusListRow.__table__)
+_BUMP = (
+    update(_LISTS).where(_LISTS.c.id == bindparam("list_id")).values(version=_LISTS.c.version + 1)
+)
 
 
 def _changed_lists(session: Session) -> set[int]:
     changed: set[int] = session.info.setdefault(_CHANGED, set())
     return changed
+
+
+def note_state_change(session: Session, status_list_id: int) -> None:
+    """For a credential's state written on the connection (Core), which the flush hook below
+    never sees: its list's version moves at commit all the same."""
+    _changed_lists(session).add(status_list_id)
 
 
 @event.listens_for(Session, "before_flush")
@@ -55,9 +71,8 @@ def _refuse_bulk_credential_writes(state: Any) -> None:
 def _bump_versions(session: Session) -> None:
     session.flush()  # so that the last changes are noted too
     changed = session.info.pop(_CHANGED, set())
+    if not changed:
+        return
+    conn = session.connection()
     for list_id in sorted(changed):
-        session.execute(
-            update(StatusListRow)
-            .where(StatusListRow.id == list_id)
-            .values(version=StatusListRow.version + 1)
-        )
+        conn.execute(_BUMP, {"list_id": list_id})

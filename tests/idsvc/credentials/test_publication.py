@@ -4,7 +4,6 @@ from memory; every state change reaches the next token, also through another pro
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -12,33 +11,16 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from idsvc.credentials.publication import Published
-from idsvc.formats.status_list import Status, parse_status_list_claims
+from idsvc.formats.status_list import Status
 from idsvc.services import Services
 from idsvc.storage.db import Database, DatabaseUnavailable
 from idsvc.storage.tables import CredentialRow
 from tests.support.payroll import csv_of, with_status
+from tests.support.published import claims_of, list_name, status_of
 from tests.support.settings import NOW, make_service, rotated
 
 ACTIVE = "LA-MOHA-000101"
 OTHER = "LA-MOHA-000102"
-
-
-def claims_of(document: Published) -> dict[str, Any]:
-    part = document.body.split(b".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
-    return decoded
-
-
-def status_of(document: Published, token: str) -> int:
-    ref = claims_of(Published(token.encode(), ""))["status"]
-    uri, idx = ref["status_list"]["uri"], ref["status_list"]["idx"]
-    return parse_status_list_claims(claims_of(document), expected_uri=uri, now=NOW).get(idx)
-
-
-def list_name(token: str) -> str:
-    uri: str = claims_of(Published(token.encode(), ""))["status"]["status_list"]["uri"]
-    return uri.rsplit("/", 1)[-1]
 
 
 def test_signed_once_per_version_and_minute(service: Services) -> None:
