@@ -13,28 +13,41 @@ it accepts, never a crash later. How to add a setting: give it a type and its li
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from idsvc import DEFAULT_ISSUER as DEFAULT_ISSUER  # re-exported for callers
-from idsvc.formats.hr_csv import SEXES, Category
 
 
 def _parse_retirement_overrides(value: str) -> dict[tuple[str, str], int]:
     """``F=55,contract_teacher=65,M:temporary=62`` as {(sex, category): age}, "" for the part
     an item does not name."""
+    items = [part.strip() for part in value.split(",") if part.strip()]
+    if not items:
+        return {}
+    # Imported only when overrides are set: the HR codec is ~30 ms of every command's start-up.
+    from idsvc.formats.hr_csv import SEXES, Category
+
     sexes = sorted(SEXES - {""})
     categories = [c.value for c in Category]
     keys = {s: (s, "") for s in sexes} | {c: ("", c) for c in categories}
     keys |= {f"{s}:{c}": (s, c) for s in sexes for c in categories}
     ages: dict[tuple[str, str], int] = {}
-    for item in filter(None, (part.strip() for part in value.split(","))):
+    for item in items:
         key, _, age = (s.strip() for s in item.partition("="))
         if key not in keys:
             raise ValueError(
@@ -51,8 +64,26 @@ def _default_home() -> Path:
     return Path.cwd() / ".idsvc"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IDSVC_", extra="ignore")
+def _from_environment() -> dict[str, str]:
+    """``IDSVC_<FIELD>`` for every field set in the environment (names in any case), as text:
+    pydantic reads each from its text as pydantic-settings did (all fields are scalars)."""
+    fields = Settings.model_fields
+    found = {}
+    for name, value in os.environ.items():
+        field = name[6:].lower()
+        if name[:6].upper() == "IDSVC_" and field in fields:
+            found[field] = value
+    return found
+
+
+class Settings(BaseModel):
+    # Read from the environment by __init__ rather than by pydantic-settings, whose import
+    # was ~35 ms of every command's start-up (bench/bench_cli_startup.py). Keyword arguments
+    # (tests, tools) win over the environment; unknown IDSVC_* variables are ignored.
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**(_from_environment() | values))
 
     home: Path = Field(default_factory=_default_home, description="data folder")
     database_url: str | None = Field(

@@ -30,39 +30,56 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 from idsvc.config import Settings
 from idsvc.credentials.infrastructure import Infrastructure, PassphraseSource
-from idsvc.credentials.use_cases import (
-    Credentials,
-    perform_declare_lost,
-    perform_key_rotation,
-    perform_revoke,
-)
-from idsvc.register.use_cases import Register, perform_hr_correction
-from idsvc.staff.maker_checker import MakerChecker, Perform
-from idsvc.staff.use_cases import Staff, perform_operator_change
-from idsvc.verification.use_cases import Verification
 
+# Every feature is imported where it is built, the performers' too: `idsvc verify` loads the
+# verification feature alone (tests/idsvc/cli/test_imports.py).
 if TYPE_CHECKING:
     from idsvc.audit.use_cases import Audit
     from idsvc.bank.use_cases import Bank
+    from idsvc.credentials.use_cases import Credentials
     from idsvc.desks.gateway import DeskGateway
     from idsvc.operations.use_cases import Operations
+    from idsvc.register.use_cases import Register
     from idsvc.reports.use_cases import Reports
+    from idsvc.staff.maker_checker import MakerChecker, Perform
+    from idsvc.staff.use_cases import Staff
     from idsvc.verification.rules import VerificationResult
+    from idsvc.verification.use_cases import Verification
     from idsvc.wallet.use_cases import Wallet
 
-# approval action (IDSVC_APPROVAL_REQUIRED) -> the one function that performs it
-PERFORMERS: Mapping[str, Perform] = {
-    "revoke": perform_revoke,
-    "reissue_after_loss": perform_declare_lost,
-    "hr_correction": perform_hr_correction,
-    "key_rotation": perform_key_rotation,
-    "operator_change": perform_operator_change,
-}
+    PERFORMERS: Mapping[str, Perform]
+
+
+@cache
+def _performers() -> Mapping[str, Perform]:
+    from idsvc.credentials.use_cases import (
+        perform_declare_lost,
+        perform_key_rotation,
+        perform_revoke,
+    )
+    from idsvc.register.use_cases import perform_hr_correction
+    from idsvc.staff.use_cases import perform_operator_change
+
+    # approval action (IDSVC_APPROVAL_REQUIRED) -> the one function that performs it
+    return {
+        "revoke": perform_revoke,
+        "reissue_after_loss": perform_declare_lost,
+        "hr_correction": perform_hr_correction,
+        "key_rotation": perform_key_rotation,
+        "operator_change": perform_operator_change,
+    }
+
+
+def __getattr__(name: str) -> object:
+    # ``PERFORMERS`` is built on first use (PEP 562), with the features it names.
+    if name == "PERFORMERS":
+        return _performers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Services:
@@ -88,18 +105,26 @@ class Services:
 
     @cached_property
     def gate(self) -> MakerChecker:
-        return MakerChecker(self.infra, PERFORMERS)
+        from idsvc.staff.maker_checker import MakerChecker
+
+        return MakerChecker(self.infra, _performers())
 
     @cached_property
     def register(self) -> Register:
+        from idsvc.register.use_cases import Register
+
         return Register(self.infra, self.gate)
 
     @cached_property
     def credentials(self) -> Credentials:
+        from idsvc.credentials.use_cases import Credentials
+
         return Credentials(self.infra, self.gate)
 
     @cached_property
     def verification(self) -> Verification:
+        from idsvc.verification.use_cases import Verification
+
         return Verification(self.infra)
 
     @cached_property
@@ -110,6 +135,8 @@ class Services:
 
     @cached_property
     def staff(self) -> Staff:
+        from idsvc.staff.use_cases import Staff
+
         return Staff(self.infra, self.gate)
 
     @cached_property

@@ -15,7 +15,6 @@ from typing import Final, Literal
 from keys.algorithms import Algorithm
 from keys.errors import HsmError, KeyFileError, KeyRingError
 from keys.file_signer import FileSigner
-from keys.hsm import Pkcs11Signer
 from keys.signer import Signer
 from keys.timestamps import require_aware
 
@@ -85,12 +84,16 @@ class Pkcs11Backend:
         # the timestamp helps operators reading the token with other tools.
         stamp = require_aware(now).strftime("%Y%m%dT%H%M%SZ")
         label = f"{self.label_prefix}-{purpose}-{stamp}-{secrets.token_hex(4)}"
+        from keys.hsm import Pkcs11Signer  # python-pkcs11 (~45 ms) only where an HSM is used
+
         signer = Pkcs11Signer.generate(self.module, self.token_label, self.pin, label, alg)
         return signer, KeyLocation("pkcs11", key_label=label)
 
     def load(self, directory: Path, kid: str, location: KeyLocation) -> Signer:
         if location.backend != "pkcs11" or location.key_label is None:
             raise KeyRingError(f"key {kid} is not kept in a PKCS#11 token")
+        from keys.hsm import Pkcs11Signer
+
         signer = Pkcs11Signer.open(self.module, self.token_label, self.pin, location.key_label)
         if signer.kid != kid:
             raise HsmError(

@@ -28,7 +28,6 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from idsvc.audit.replay import StateReplay
 from idsvc.audit.request_scope import current_request_id
 from idsvc.storage.tables import AuditEventRow, AuditHeadRow
 
@@ -151,6 +150,9 @@ def record(
 def verify_chain(session: Session, *, batch: int = 5000) -> AuditCheck:
     """Walk the whole chain; raise ``AuditChainBroken`` at the first inconsistency, then
     ``AuditStateMismatch`` naming what is stored unlike the events say."""
+    # Imported here: every write appends to the chain, only `idsvc audit verify` replays it.
+    from idsvc.audit.replay import StateReplay
+
     replay = StateReplay()
     prev_hash = GENESIS
     expected_seq = 1

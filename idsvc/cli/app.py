@@ -46,7 +46,7 @@ def _private_files() -> None:
     # Every setting is checked before any command runs, whatever the command uses: a bad
     # value is exit 3 naming the variable, not a crash in the middle of the work.
     if "--help" not in sys.argv[1:]:
-        from idsvc.config import load_settings
+        from idsvc.cli.common import command_settings
 
         with reported():
-            load_settings()
+            command_settings()

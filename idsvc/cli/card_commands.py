@@ -14,6 +14,7 @@ from idsvc.cli.app import app
 from idsvc.cli.common import (
     DefaultKeyOpt,
     JsonOpt,
+    command_settings,
     console,
     err_console,
     now,
@@ -267,10 +268,8 @@ def card_wipe(
     At the centre the register records it; at an enrolled desk the centre allows and records
     it first. With neither, it is refused unless --offline (then reported at the next contact).
     """
-    from idsvc.config import Settings
-
     with reported():
-        settings = Settings()
+        settings = command_settings()
         secrets = card_secrets(settings, default_management_key=default_management_key)
         from idsvc.cli.desk_commands import enrolled_desk
 
@@ -348,9 +347,7 @@ def _wipe_at_centre(
 def _state_file(state: Path | None) -> Path:
     if state is not None:
         return state
-    from idsvc.config import Settings
-
-    return Settings().home / "virtual-card" / "card-0.json"
+    return command_settings().home / "virtual-card" / "card-0.json"
 
 
 StateOpt = Annotated[Path | None, typer.Option("--state", help="card state file")]

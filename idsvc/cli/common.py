@@ -1,5 +1,6 @@
 """What the ``idsvc`` command modules share, written once: the clock, the two consoles, the
-services builder, JSON output, the progress bar, and the options several commands take.
+settings and the services builder, JSON output, the progress bar, and the options several
+commands take.
 
 Every ``idsvc`` run imports this module, so it imports nothing heavy at the top (pydantic,
 SQLAlchemy, cryptography, ... come inside the functions that need them:
@@ -9,6 +10,7 @@ tests/idsvc/cli/test_imports.py). tests/idsvc/cli/test_cli_layout.py keeps the c
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -79,13 +81,33 @@ def passphrase_source(settings: Settings) -> bytes:
     return key_passphrase(settings, prompt)
 
 
+# The settings of this process, with what they were read from: (working folder, IDSVC_*).
+_read: tuple[tuple[str, tuple[tuple[str, str], ...]], Settings] | None = None
+
+
+def command_settings() -> Settings:
+    """The settings (``load_settings``), built once per process: the desk routing, the root
+    callback's check and the command all read them (building them costs ~2 ms each time).
+    Read again only if the environment or the working folder (the default home) changed, as
+    between the commands a test runs in one process."""
+    global _read
+    from idsvc.config import load_settings
+
+    source = (
+        os.getcwd(),
+        tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("IDSVC_"))),
+    )
+    if _read is None or _read[0] != source:
+        _read = (source, load_settings())
+    return _read[1]
+
+
 def services() -> Services:
     """The services (``idsvc.services``), built from the settings once per command; the
     passphrase is asked only if a key needs it."""
-    from idsvc.config import load_settings
     from idsvc.services import Services
 
-    settings = load_settings()
+    settings = command_settings()
     return Services.from_settings(settings, lambda: passphrase_source(settings))
 
 

@@ -31,12 +31,14 @@ from idsvc.cli.common import (
     OtpOpt,
     PasswordStdinOpt,
     ReasonOpt,
+    command_settings,
     console,
     err_console,
     now,
     print_json,
     services,
 )
+from idsvc.cli.desk_routing import desk_config
 from idsvc.cli.errors import reported
 from idsvc.cli.operator_commands import acting, read_secret
 from idsvc.errors import CentreUnreachable, DeskRefused, InvalidOperator, IssuanceNotPending
@@ -54,10 +56,9 @@ app.add_typer(desk_app, name="desk")
 
 def _identity() -> DeskIdentity:
     """This machine's desk folder (``$IDSVC_HOME/desk``), enrolled or not."""
-    from idsvc.config import Settings
     from idsvc.desk_client.identity import DeskIdentity
 
-    return DeskIdentity(Settings().home)
+    return DeskIdentity(command_settings().home)
 
 
 def _desks() -> DeskGateway:
@@ -273,7 +274,7 @@ def enrolled_desk() -> bool:
     """Whether this machine is an enrolled remote desk (then `idsvc issue --reader` goes to
     the centre)."""
     with reported():
-        return _identity().config_path.exists()
+        return desk_config(command_settings().home).exists()
     raise AssertionError("reported() exits on any error")  # pragma: no cover
 
 
@@ -301,11 +302,10 @@ def issue_through_centre(
                 "with `idsvc card-face EMPLOYEE -o FILE`"
             )
         from idsvc.cli.card_commands import card_secrets, open_reader
-        from idsvc.config import Settings
         from idsvc.desk_client.cards import personalise_card
         from idsvc.desk_client.identity import desk_check_time
 
-        settings = Settings()
+        settings = command_settings()
         remote = centre_client()
         secrets = card_secrets(
             settings,

@@ -21,6 +21,7 @@ database on a desk by accident; tests/mobile_api/test_desk_serve_cli.py walks ev
 
 from __future__ import annotations
 
+import pathlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -114,15 +115,25 @@ def route_of(path: Path) -> Route:
     return Centre()
 
 
+def desk_config(home: pathlib.Path) -> pathlib.Path:
+    """``DeskIdentity(home).config_path``, the file an enrolled desk has, known here without
+    importing the desk identity (cryptography: ~30 ms a command). tests/idsvc/cli/test_imports.py
+    checks the two agree."""
+    return home / "desk" / "desk.json"
+
+
 def _enrolled_desk() -> DeskIdentity | None:
-    from idsvc.config import Settings
-    from idsvc.desk_client.identity import DeskIdentity
+    from idsvc.cli.common import command_settings
 
     try:
-        identity = DeskIdentity(Settings().home)
+        home = command_settings().home
     except Exception:  # a bad setting: the root callback reports it, naming the variable
         return None
-    return identity if identity.enrolled() else None
+    if not desk_config(home).exists():
+        return None
+    from idsvc.desk_client.identity import DeskIdentity
+
+    return DeskIdentity(home)
 
 
 def _refusal(path: Path, identity: DeskIdentity, route: Centre) -> str:

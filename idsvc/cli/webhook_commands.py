@@ -19,7 +19,7 @@ from rich.table import Table
 
 from idsvc.bank.change_events import EVENT_TYPES
 from idsvc.cli.app import app
-from idsvc.cli.common import JsonOpt, console, now, print_json
+from idsvc.cli.common import JsonOpt, command_settings, console, now, print_json
 from idsvc.cli.errors import reported
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load what it does not use
@@ -37,10 +37,9 @@ app.add_typer(webhooks_app, name="webhooks")
 
 def _open() -> tuple[Settings, Database, ServerKeys]:
     from idsvc.bank.server_secret import ServerKeys, load_server_secret
-    from idsvc.config import Settings
     from idsvc.storage.db import Database, require_current_schema
 
-    settings = Settings()
+    settings = command_settings()
     db = Database(settings.resolved_database_url)
     require_current_schema(db.engine)
     keys = ServerKeys.from_secret(

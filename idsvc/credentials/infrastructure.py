@@ -50,7 +50,7 @@ class Infrastructure:
     def require_ready(self) -> None:
         """Raise ``NotInitialised`` unless the database has the current schema.
 
-        Checked once per process: reading the migration scripts costs ~4 ms, and a schema does
+        Checked once per process: it costs a query, and a schema does
         not go backwards under a running service (a dead database still fails loudly at the next
         transaction)."""
         if self._schema_checked:

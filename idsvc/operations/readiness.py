@@ -141,7 +141,7 @@ class Readiness:
     def _migrations(self) -> Check:
         engine = self._infra.db.engine
         try:
-            require_current_schema(engine)  # reads the scripts (~4 ms): fine once per period
+            require_current_schema(engine)  # one SELECT of alembic_version
         except SchemaOutdated as exc:
             return Check("migrations", False, str(exc))
         except StorageError as exc:

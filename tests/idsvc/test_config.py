@@ -174,3 +174,20 @@ def test_symlinked_key_file_is_refused_with_advice_that_leaves_the_target_alone(
 def test_settings_defaults_are_valid() -> None:
     # The defaults themselves pass every rule (a newcomer's first run must start).
     Settings()
+
+
+def test_the_environment_is_read_as_pydantic_settings_read_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Names in any case; other variables, and IDSVC_ names no setting has, are ignored; a
+    keyword argument wins over the environment; text becomes the setting's type."""
+    _clean_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("idsvc_key_alg", "EdDSA")
+    monkeypatch.setenv("IDSVC_HR_MAX_FILE_MB", "7")
+    monkeypatch.setenv("IDSVC_NO_SUCH_SETTING", "whatever")
+    monkeypatch.setenv("KEY_ALG", "bogus")
+    settings = load_settings()
+    assert settings.key_alg == "EdDSA"
+    assert settings.hr_max_file_mb == 7
+    assert settings.home == tmp_path / "home"
+    assert Settings(home=tmp_path / "other").home == tmp_path / "other"

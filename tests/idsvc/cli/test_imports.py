@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,14 +46,17 @@ print(json.dumps({"code": code, "loaded": sorted(m for m in heavy if m in sys.mo
 """
 
 
-def run_idsvc(*args: str) -> tuple[int, list[str], str]:
+def run_idsvc(
+    *args: str, run: str = RUN, heavy: tuple[str, ...] = HEAVY, env: dict[str, str] | None = None
+) -> tuple[int, list[str], str]:
     proc = subprocess.run(
-        [sys.executable, "-c", RUN, ",".join(HEAVY), *args],
+        [sys.executable, "-c", run, ",".join(heavy), *args],
         capture_output=True,
         text=True,
         timeout=60,
         env={k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")}
-        | {"COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"},
+        | {"COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"}
+        | (env or {}),
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     *screen, last = proc.stdout.rstrip("\n").split("\n")
@@ -102,3 +106,71 @@ def test_reading_the_settings_loads_no_database_library() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+# What `idsvc verify TOKEN` must not load: it reads the issuers' public keys, one status list
+# and one HR status. Alembic (with Mako and Pygments) only migrates (the schema check reads
+# the revision with one SELECT); the settings need pydantic alone; the other features, the
+# performers table, the audit replay and a desk's identity belong to other commands; python-pkcs11
+# only to a key ring kept in an HSM.
+NOT_FOR_VERIFY = (
+    "alembic",
+    "cv2",
+    "fastapi",
+    "mako",
+    "PIL",
+    "pkcs11",
+    "pydantic_settings",
+    "pygments",
+    "smartcard",
+    "uvicorn",
+    "zxingcpp",
+    "idsvc.audit.replay",
+    "idsvc.bank.use_cases",
+    "idsvc.credentials.use_cases",
+    "idsvc.desk_client.identity",
+    "idsvc.desks.gateway",
+    "idsvc.register.use_cases",
+    "idsvc.staff.maker_checker",
+    "idsvc.staff.use_cases",
+)
+
+# RUN, counting how many times the settings are built (the desk routing, the root callback's
+# check and the command all read them).
+COUNTING_RUN = (
+    "import idsvc.config\n"
+    "built = []\n"
+    "_init = idsvc.config.Settings.__init__\n"
+    "def _counted(self, **values):\n"
+    "    built.append(1)\n"
+    "    _init(self, **values)\n"
+    "idsvc.config.Settings.__init__ = _counted\n"
+    + RUN
+    + 'print(json.dumps({"code": code, "loaded": [str(len(built))]}))\n'
+)
+
+
+def test_verify_loads_only_what_a_verification_reads(tmp_path: Path, sqlite_url: str) -> None:
+    from tests.support.cli_runner import Cli
+    from tests.support.settings import SAMPLE_CSV
+
+    cli = Cli(tmp_path / "home", sqlite_url)
+    assert cli("init").returncode == 0
+    assert cli("import-hr", str(SAMPLE_CSV)).returncode == 0
+    issued = cli("issue", "LA-MOHA-000101")
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+
+    code, loaded, screen = run_idsvc("verify", token, heavy=NOT_FOR_VERIFY, env=cli.env)
+    assert code == 0 and "VALID" in screen, screen  # it did verify, through the database
+    assert loaded == []
+    code, built, _ = run_idsvc("verify", token, run=COUNTING_RUN, heavy=(), env=cli.env)
+    assert code == 0 and built == ["1"]  # the settings were built once, not once a reader
+
+
+def test_the_desk_routing_knows_where_an_enrolled_desk_keeps_its_file(tmp_path: Path) -> None:
+    # idsvc.cli.desk_routing.desk_config spares every command importing the desk identity.
+    from idsvc.cli.desk_routing import desk_config
+    from idsvc.desk_client.identity import DeskIdentity
+
+    assert desk_config(tmp_path) == DeskIdentity(tmp_path).config_path

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy
 
 from idsvc.errors import DowngradeRefused
-from idsvc.storage.db import make_engine
+from idsvc.storage.db import SchemaOutdated, make_engine
 from idsvc.storage.schema import ADVISORY_LOCK_KEY, schema_state, upgrade_schema
 from tests.support.cli_runner import IDSVC, Cli
 
@@ -129,3 +129,46 @@ def test_two_upgraders_at_once_on_postgresql(postgres_db: str, tmp_path: Path) -
     # One upgrader ran every migration; the other found nothing left to do.
     assert applied[0] == 0 and applied[1] >= 1
     assert len(_heads(postgres_db)) == 1
+
+
+def test_the_written_out_head_is_alembics_head() -> None:
+    # require_current_schema compares the database with SCHEMA_HEAD so that no command reads
+    # the migration scripts (or imports Alembic) to know it: a new migration must move it.
+    from alembic.script import ScriptDirectory
+
+    from idsvc.storage.db import SCHEMA_HEAD, alembic_config
+
+    engine = make_engine("sqlite://")
+    assert ScriptDirectory.from_config(alembic_config(engine)).get_heads() == [SCHEMA_HEAD]
+
+
+def test_the_revision_is_read_as_alembic_reads_it(db_url: str) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    from idsvc.storage.db import SCHEMA_HEAD, allow_create, current_revision
+    from idsvc.storage.db import require_current_schema as require
+
+    def alembics(engine: sqlalchemy.Engine) -> str | None:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    engine = make_engine(db_url)
+    try:
+        allow_create(engine)
+        assert current_revision(engine) is None and alembics(engine) is None  # no schema yet
+        with pytest.raises(SchemaOutdated, match="schema is missing: run `idsvc init`"):
+            require(engine)
+        upgrade_schema(engine, "0014")
+        assert current_revision(engine) == "0014" == alembics(engine)
+        with pytest.raises(SchemaOutdated, match=f"at 0014, not {SCHEMA_HEAD}: run `idsvc init`"):
+            require(engine)
+        upgrade_schema(engine)
+        assert current_revision(engine) == SCHEMA_HEAD == alembics(engine)
+        require(engine)  # current: no error
+        with engine.begin() as conn:  # a newer idsvc's schema is refused as well
+            conn.execute(sqlalchemy.text("UPDATE alembic_version SET version_num = '9999'"))
+        assert current_revision(engine) == "9999" == alembics(engine)
+        with pytest.raises(SchemaOutdated, match=f"at 9999, not {SCHEMA_HEAD}"):
+            require(engine)
+    finally:
+        engine.dispose()
