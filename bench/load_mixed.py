@@ -15,7 +15,9 @@ database), run first through the same ``run_server``. What must hold, printed as
 zero 5xx, every answer the expected one (valid verifications, whole payroll batches active,
 304 where the ETag matches), zero lost HR updates (each answered 2xx stored, nothing stored
 that was not sent, each with its own ``hr.import`` audit event) and the audit chain
-verifies (``idsvc audit verify``'s check, in-process). PostgreSQL: a fresh schema on
+verifies (``idsvc audit verify``'s check, in-process). Also printed: each worker's peak
+resident memory (``VmHWM`` from ``/proc/<pid>/status``, read at the end of each load, before
+the servers stop), for idsvc and for the floor. PostgreSQL: a fresh schema on
 ``IDSVC_BENCH_POSTGRES_URL`` (else ``IDSVC_TEST_POSTGRES_URL``, else the local default),
 dropped at the end. The suite runs the same code for a few seconds
 (``tests/system/test_load_mixed.py``).
@@ -46,6 +48,9 @@ class MixedReport:
     load: load_rig.LoadResult
     stored: load_rig.Stored
     server_problems: list[str]
+    # Peak resident memory (VmHWM, KiB) of each worker by PID, read at the end of each load.
+    floor_peak_rss: dict[int, int]
+    peak_rss: dict[int, int]
 
     @property
     def failures(self) -> list[str]:
@@ -76,10 +81,17 @@ class MixedReport:
             f"HR updates: sent {len(self.load.hr_sent)}, answered 2xx {len(self.load.hr_ok)}, "
             f"stored {len(self.stored.people)}, retried {self.load.hr_retried}, "
             f"audit events {sum(self.stored.audited.values())}; {self.stored.audit_line}",
+            peak_rss_line("idsvc", self.peak_rss),
+            peak_rss_line("floor", self.floor_peak_rss),
         ]
         failures = self.failures
         out.append("PASS" if not failures else "FAIL: " + "; ".join(failures))
         return out
+
+
+def peak_rss_line(label: str, peaks: dict[int, int]) -> str:
+    each = ", ".join(f"{kib / 1024:.1f}" for _, kib in sorted(peaks.items())) or "none read"
+    return f"peak RSS per worker ({label}, VmHWM at the end of the load): {each} MiB"
 
 
 def postgres_url() -> str:
@@ -129,6 +141,7 @@ def run(
             phase="F",
             mix={"bare": 1},
         )
+        floor_peaks = bare.peak_rss()
     finally:
         bare.stop()
     served = load_rig.serve_idsvc(prep, tmp / "serve.log", workers)
@@ -136,9 +149,11 @@ def run(
         load = load_rig.run_wrk(
             served.base, prep, tmp, seconds=seconds, connections=connections, phase="A"
         )
+        peaks = served.peak_rss()
     finally:
         log = served.stop()
-    return MixedReport(floor, load, load_rig.stored(prep, "A"), load_rig.problems_in_log(log))
+    stored = load_rig.stored(prep, "A")
+    return MixedReport(floor, load, stored, load_rig.problems_in_log(log), floor_peaks, peaks)
 
 
 def main() -> None:

@@ -64,6 +64,17 @@ class Served:
         # Not multiprocessing's resource tracker, the supervisor's other child.
         return sorted(p for p in found if b"spawn_main" in _cmdline(p))
 
+    def peak_rss(self) -> dict[int, int]:
+        """Peak resident memory so far (``VmHWM``, KiB) of each live worker, by PID: read
+        before ``stop``, while the workers still exist."""
+        peaks: dict[int, int] = {}
+        for pid in self.workers():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[pid] = int(line.split()[1])  # "VmHWM:   123456 kB"
+        return peaks
+
     def holder(self, client_port: int) -> int | None:
         """The worker holding the server side of our connection from ``client_port``."""
         inode = _server_inode(self.port, client_port)

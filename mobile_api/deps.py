@@ -81,9 +81,14 @@ async def get_wallet(request: Request) -> WalletFeature:
     return services_of(request).wallet
 
 
-async def get_now(request: Request) -> datetime:
+def now_of(request: Request) -> datetime:
+    """The app's clock (``create_app(clock=...)``) read once: what ``Now`` hands a route."""
     clock: Clock = request.app.state.clock
     return clock()
+
+
+async def get_now(request: Request) -> datetime:
+    return now_of(request)
 
 
 async def require_json(request: Request) -> None:

@@ -49,9 +49,14 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+# Built once: json.dumps with options makes a new encoder on every call (~4 µs of every
+# request's access-log line).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_fields(record), ensure_ascii=False, default=str)
+        return _ENCODE(_fields(record))
 
 
 class TextFormatter(logging.Formatter):

@@ -27,3 +27,7 @@ def test_mixed_load_on_two_workers_loses_nothing(tmp_path: Path, postgres_db: st
     assert report.stored.audit_ok
     # The floor really ran, in the same run.
     assert report.floor.counts["bare"]["200"] > 0
+    # Each worker's peak RSS was read while it ran (two workers each), and is printed.
+    assert len(report.peak_rss) == 2 and len(report.floor_peak_rss) == 2
+    assert all(kib > 10_000 for kib in [*report.peak_rss.values(), *report.floor_peak_rss.values()])
+    assert any(line.startswith("peak RSS per worker (idsvc") for line in report.lines())
