@@ -10,7 +10,9 @@ import json
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi.responses import JSONResponse
 
+from mobile_api.schemas.payroll import PayrollChangesResponse, PayrollCheckResponse
 from tests.support.http import PROBLEM, Api, assert_problem
 from tests.support.payroll import add_client, set_status
 from tests.support.settings import NOW
@@ -181,6 +183,26 @@ def test_change_feed_pages_and_cursors(api: Api) -> None:
     assert_problem(r, 400, "INVALID_CURSOR")
     r = api.http.get(CHANGES, params={"limit": 0}, headers=auth)
     assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
+
+
+def test_json_answers_hold_to_the_documented_schemas(api: Api) -> None:
+    # Both routes encode their JSON themselves, so FastAPI no longer checks it against their
+    # response_model: the answers must still validate, byte for byte as JSONResponse sends.
+    auth = bank(api)
+    items = [
+        {"employee_id": ACTIVE, "ref": "\u0ec0\u0e87\u0eb4\u0e99 1"},  # not escaped: UTF-8
+        {"employee_id": "KH-NOPE-000001", "account": "001"},
+        {"card_serial": "NOSUCHCARD01"},
+    ]
+    r = api.http.post(CHECKS, json={"items": items}, headers=auth)
+    assert r.headers["content-type"] == "application/json"
+    assert len(PayrollCheckResponse.model_validate_json(r.content).results) == 3
+    assert r.content == JSONResponse(r.json()).body
+    set_status(api.service, ACTIVE, "retired", "2026-11-21")
+    r = api.http.get(CHANGES, headers=auth)
+    assert r.headers["content-type"] == "application/json"
+    assert PayrollChangesResponse.model_validate_json(r.content).events
+    assert r.content == JSONResponse(r.json()).body
 
 
 def test_webhook_public_key_is_a_usable_ed25519_key(api: Api) -> None:

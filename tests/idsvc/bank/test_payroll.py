@@ -192,6 +192,12 @@ def test_bad_batches_are_refused_whole(service: Services) -> None:
     ):
         with pytest.raises(InvalidPayrollBatch):
             use_case.check(items, by=by, now=NOW)
+    # The refusal names the first wrong line, also deep in a full batch.
+    fine = [PayrollItem(employee_id=ACTIVE)] * 9_000
+    for wrong in (PayrollItem(), PayrollItem(card_serial="X", credential="a.b.c")):
+        items = [*fine, wrong, PayrollItem(), *fine[:998]]  # a full batch: 10,000
+        with pytest.raises(InvalidPayrollBatch, match=r"^item 9001: give exactly one"):
+            use_case.check(items, by=by, now=NOW)
 
 
 def test_a_full_batch_costs_a_handful_of_queries(service: Services) -> None:
