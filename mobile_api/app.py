@@ -15,6 +15,7 @@ cache policy) → ``ErrorGuard`` (any unhandled error → generic 500 problem) �
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -67,6 +68,7 @@ def flat_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
 
 
 def create_app(services: Services | None = None, *, clock: Clock | None = None) -> FastAPI:
+    worker = services is None  # uvicorn's call (--factory): this process serves this app only
     if services is None:
         settings = load_settings()  # every setting checked before the first request
         services = Services.from_settings(settings, lambda: key_passphrase(settings))
@@ -91,4 +93,10 @@ def create_app(services: Services | None = None, *, clock: Clock | None = None) 
     app.add_middleware(ErrorGuard)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext)  # outermost: request id, metrics, access log
+    if worker:
+        # What the worker has built (modules, tables, schemas, routes, caches) lives as long as
+        # it does. Frozen, the collector stops re-scanning it at every full collection: a
+        # 10,000-line payroll batch set off ~13, a quarter of its CPU. Not for an app made
+        # in-process (tests make many): frozen objects are never freed.
+        gc.freeze()
     return app
