@@ -46,6 +46,7 @@ __all__ = [
     "UnknownKey",
     "UnsupportedAlgorithm",
     "VerifiedJws",
+    "first_duplicate",
     "sign_compact",
     "strict_json",
     "verify_compact",
@@ -142,16 +143,24 @@ class _DuplicateMember(ValueError):
     pass
 
 
+def first_duplicate(pairs: list[tuple[str, Any]]) -> str:
+    """The first member name that ``pairs`` (a JSON object's, as ``object_pairs_hook`` gets
+    them) holds twice. Callers build ``dict(pairs)`` in C and call this only when the dict
+    came out shorter than the pairs, to name the duplicate (request bodies use it too)."""
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            return name
+        seen.add(name)
+    raise ValueError("no member name is repeated")
+
+
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         # RFC 7515 §5.2 lets parsers take the last value; two JOSE libraries then disagree on
         # what was signed, so a duplicate is refused outright.
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise _DuplicateMember(f"duplicate member {name[:40]!r}")
-            seen.add(name)
+        raise _DuplicateMember(f"duplicate member {first_duplicate(pairs)[:40]!r}")
     return obj
 
 
@@ -254,6 +263,8 @@ def _is_ec_key(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
 
 
 def _is_ed25519_key(key: object) -> TypeGuard[ed25519.Ed25519PublicKey]:
+    # The same as _is_ec_key: a TypeGuard generic over the key class would need a concrete
+    # class (mypy's type-abstract), and these are ABCs.
     if type(key) in _ED25519_KEY_TYPES:
         return True
     if isinstance(key, ed25519.Ed25519PublicKey):
