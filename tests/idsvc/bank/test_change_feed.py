@@ -193,3 +193,46 @@ def test_a_client_reads_only_the_people_it_checked(service: Services) -> None:
     with service.infra.db.transaction() as s:
         full = read_changes(s, None, limit=1, reader=b)
     assert full.next_cursor == encode_cursor(full.events[0].position)
+
+
+def test_a_sparse_reader_pages_through_many_windows_missing_and_repeating_nothing(
+    service: Services,
+) -> None:
+    """``read_changes`` reads bounded windows of positions (doubling while a page is not full):
+    a bank whose people's events are few and far apart still gets all of them, in order, and
+    each page's cursor ends where the next must start."""
+    bank, _ = add_client(service, "bank-sparse", "payroll")
+    check_people(service, bank, ACTIVE)
+    others = [
+        change_feed.Change("employee.suspended", f"XX-OTHER-{i:06d}", "suspended")
+        for i in range(37)
+    ]
+    mine = [change_feed.Change("employee.suspended", ACTIVE, "suspended") for _ in range(5)]
+    # 5 of the bank's events among 185 of other people's: gaps of 37 positions, several
+    # windows of a 2-event page each.
+    with service.infra.db.transaction() as s:
+        for change in mine:
+            change_feed.record_changes(s, [*others, change], now=NOW)
+        wanted = [
+            position
+            for (position,) in s.execute(
+                select(ChangeEventRow.position)
+                .where(ChangeEventRow.employee_id == ACTIVE)
+                .order_by(ChangeEventRow.position)
+            )
+        ]
+        head = change_feed.head_position(s)
+    assert len(wanted) == 5
+    seen: list[int] = []
+    cursor: str | None = None
+    for _ in range(10):
+        with service.infra.db.transaction() as s:
+            page = read_changes(s, cursor, limit=2, reader=bank)
+        seen += [e.position for e in page.events]
+        if len(page.events) == 2:
+            assert page.next_cursor == encode_cursor(page.events[-1].position)
+        else:
+            assert page.next_cursor == encode_cursor(head)
+            break
+        cursor = page.next_cursor
+    assert seen == wanted
