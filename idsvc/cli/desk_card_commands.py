@@ -35,7 +35,8 @@ from idsvc.cli.card_commands import open_reader
 from idsvc.cli.desk_commands import centre_client
 from idsvc.desk_client.cards import CardOnHand, CardReport, CardSecrets, inspect_card, wipe_card
 from idsvc.desk_client.centre_client import CentreClient
-from idsvc.desk_client.identity import DeskIdentity, desk_check_time, desk_folder
+from idsvc.desk_client.folder import desk_folder
+from idsvc.desk_client.identity import DeskIdentity, desk_check_time
 from idsvc.desk_client.printing import RemoteCardFaces
 from idsvc.errors import CentreUnreachable, DeskRefused
 from idsvc.register.photos import PhotoInfo

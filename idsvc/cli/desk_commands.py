@@ -38,9 +38,9 @@ from idsvc.cli.common import (
     print_json,
     services,
 )
-from idsvc.cli.desk_routing import desk_config
 from idsvc.cli.errors import reported
 from idsvc.cli.operator_commands import acting, read_secret
+from idsvc.desk_client.folder import desk_config
 from idsvc.errors import CentreUnreachable, DeskRefused, InvalidOperator, IssuanceNotPending
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer

@@ -21,7 +21,6 @@ database on a desk by accident; tests/mobile_api/test_desk_serve_cli.py walks ev
 
 from __future__ import annotations
 
-import pathlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -115,15 +114,9 @@ def route_of(path: Path) -> Route:
     return Centre()
 
 
-def desk_config(home: pathlib.Path) -> pathlib.Path:
-    """``DeskIdentity(home).config_path``, the file an enrolled desk has, known here without
-    importing the desk identity (cryptography: ~30 ms a command). tests/idsvc/cli/test_imports.py
-    checks the two agree."""
-    return home / "desk" / "desk.json"
-
-
 def _enrolled_desk() -> DeskIdentity | None:
     from idsvc.cli.common import command_settings
+    from idsvc.desk_client.folder import desk_config
 
     try:
         home = command_settings().home

@@ -3,6 +3,7 @@ loads ``idsvc.storage`` (tests/test_layering.py).
 
 Modules, one job each:
 
+- ``folder``         where the desk keeps its files (imports nothing heavy)
 - ``identity``       what the desk keeps on disk: its key, enrolment, session
 - ``centre_client``  the desk's HTTP client of the centre, every request signed
 - ``cards``          personalise, read, verify and wipe a PIV card

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from idsvc.desk_client.folder import desk_config, desk_folder
 from idsvc.errors import DeskRefused
 from idsvc.formats.desk_proof import MAX_SKEW
 from keys.jwk import public_jwk, thumbprint
@@ -47,10 +48,6 @@ def desk_check_time(now: datetime) -> datetime:
     accepts; the certificate's long end is unaffected.
     """
     return now + timedelta(seconds=MAX_SKEW)
-
-
-def desk_folder(home: Path) -> Path:
-    return home / "desk"
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -143,7 +140,7 @@ class DeskIdentity:
     def __init__(self, home: Path) -> None:
         self.folder = desk_folder(home)
         self.key_path = self.folder / "desk-key.pem"
-        self.config_path = self.folder / "desk.json"
+        self.config_path = desk_config(home)
         self.ca_path = self.folder / "issuer-ca.pem"
         self.session_path = self.folder / "session.json"
         self.pending_path = self.folder / "pending.json"

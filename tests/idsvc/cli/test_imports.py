@@ -168,9 +168,18 @@ def test_verify_loads_only_what_a_verification_reads(tmp_path: Path, sqlite_url:
     assert code == 0 and built == ["1"]  # the settings were built once, not once a reader
 
 
-def test_the_desk_routing_knows_where_an_enrolled_desk_keeps_its_file(tmp_path: Path) -> None:
-    # idsvc.cli.desk_routing.desk_config spares every command importing the desk identity.
-    from idsvc.cli.desk_routing import desk_config
+def test_where_a_desk_keeps_its_files_is_known_without_the_desk_identity(tmp_path: Path) -> None:
+    # idsvc.desk_client.folder spares every command importing the desk identity; the
+    # identity reads its paths from there too.
+    probe = (
+        "import sys; from idsvc.desk_client.folder import desk_config; "
+        "print('cryptography' in sys.modules, 'idsvc.desk_client.identity' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.split() == ["False", "False"]
+    from idsvc.desk_client.folder import desk_config
     from idsvc.desk_client.identity import DeskIdentity
 
     assert desk_config(tmp_path) == DeskIdentity(tmp_path).config_path
