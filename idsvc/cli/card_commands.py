@@ -205,7 +205,7 @@ def _report(report, json_out: bool, *, challenged: bool) -> None:  # type: ignor
 
 
 def _inspect(reader: str, *, challenge: bool, json_out: bool) -> None:
-    from idsvc.cli.desk_commands import enrolled_desk
+    from idsvc.cli.desk_routing import enrolled_desk
 
     if enrolled_desk():  # a remote desk: the centre checks the credential
         from idsvc.cli.desk_card_commands import inspect_through_centre
@@ -271,7 +271,7 @@ def card_wipe(
     with reported():
         settings = command_settings()
         secrets = card_secrets(settings, default_management_key=default_management_key)
-        from idsvc.cli.desk_commands import enrolled_desk
+        from idsvc.cli.desk_routing import enrolled_desk
 
         svc = None if enrolled_desk() else _register()
         if svc is not None:

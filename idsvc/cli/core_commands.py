@@ -139,9 +139,11 @@ def issue(
 
     The same issuance makes the printed QR (Claim 169): its QR version and size go to stderr.
     """
-    from idsvc.cli.desk_commands import enrolled_desk, issue_through_centre
+    from idsvc.cli.desk_routing import enrolled_desk
 
     if enrolled_desk():  # a remote desk: the centre signs, onto a card only
+        from idsvc.cli.desk_commands import issue_through_centre
+
         issue_through_centre(
             employee_id,
             reader=reader,
@@ -227,9 +229,11 @@ def verify(
 
 
 def _verify_here(token: str) -> VerificationResult:
-    from idsvc.cli.desk_commands import centre_client, enrolled_desk
+    from idsvc.cli.desk_routing import enrolled_desk
 
     if enrolled_desk():  # a remote desk: the centre checks it, for the signed-in operator
+        from idsvc.cli.desk_commands import centre_client
+
         return centre_client().verify_card(token, None)
     return services().verification.verify(token, now=now())
 

@@ -40,7 +40,6 @@ from idsvc.cli.common import (
 )
 from idsvc.cli.errors import reported
 from idsvc.cli.operator_commands import acting, read_secret
-from idsvc.desk_client.folder import desk_config
 from idsvc.errors import CentreUnreachable, DeskRefused, InvalidOperator, IssuanceNotPending
 
 if TYPE_CHECKING:  # imported where used: `idsvc` start-up must not load the database layer
@@ -268,14 +267,6 @@ def _last_known(identity: DeskIdentity) -> str:
 
 def _notice(text: str) -> None:
     err_console.print(escape(text))
-
-
-def enrolled_desk() -> bool:
-    """Whether this machine is an enrolled remote desk (then `idsvc issue --reader` goes to
-    the centre)."""
-    with reported():
-        return desk_config(command_settings().home).exists()
-    raise AssertionError("reported() exits on any error")  # pragma: no cover
 
 
 def issue_through_centre(

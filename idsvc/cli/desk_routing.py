@@ -129,6 +129,18 @@ def _enrolled_desk() -> DeskIdentity | None:
     return DeskIdentity(home)
 
 
+def enrolled_desk() -> bool:
+    """Whether this machine is an enrolled remote desk (then `idsvc issue --reader`, `verify`,
+    ... go to the centre). Here rather than in desk_commands.py: `idsvc verify` asks it and
+    need not import the desk commands (~60 M instructions)."""
+    from idsvc.cli.common import command_settings
+    from idsvc.desk_client.folder import desk_config
+
+    with reported():
+        return desk_config(command_settings().home).exists()
+    raise AssertionError("reported() exits on any error")  # pragma: no cover
+
+
 def _refusal(path: Path, identity: DeskIdentity, route: Centre) -> str:
     with reported():
         desk = identity.config()["desk"]

@@ -64,7 +64,7 @@ def photo(
             raise PhotoRejected(str(exc)) from None
         except OSError as exc:
             raise PhotoRejected(f"cannot read {file}: {exc.strerror}") from exc
-        from idsvc.cli.desk_commands import enrolled_desk
+        from idsvc.cli.desk_routing import enrolled_desk
 
         if enrolled_desk():  # a remote desk: the centre checks and stores it
             from idsvc.cli.desk_card_commands import photo_through_centre
@@ -135,7 +135,7 @@ def card_face(
 def _faces(dpi: int) -> tuple[CardFaces | RemoteCardFaces, str]:
     """The faces and the audited actor: the register here, or the centre on a remote desk
     (which audits the signed-in operator and the desk)."""
-    from idsvc.cli.desk_commands import enrolled_desk
+    from idsvc.cli.desk_routing import enrolled_desk
 
     if enrolled_desk():
         from idsvc.cli.desk_card_commands import remote_card_faces

@@ -4,8 +4,9 @@
   reads ``datetime.now`` or makes a ``Console``, or defines a name that common.py defines;
 - no module imports another's private (``_``-prefixed) name, or reaches for one through a module;
 - every import sits at the top of its module (main.py registers nothing from its bottom): the
-  command modules register on idsvc/cli/app.py's group when main.py imports them;
-- main.py imports every module that registers commands, in the order ``idsvc --help`` lists them.
+  command modules register on idsvc/cli/app.py's group when the root group imports them;
+- the root group's table (``ROOT_COMMANDS``) names every root command and group, in the order
+  ``idsvc --help`` lists them, with the modules that register it.
 
 Each rule is a function over source files, shown below to catch a violation written for it.
 """
@@ -168,24 +169,32 @@ def test_imports_sit_at_the_top_of_every_module() -> None:
     assert late_imports(modules(CLI)) == []
 
 
-# Run as the `idsvc` script runs (main.py imported first): which module registered each root
-# command and group, in registration order. In this test process other tests may have imported a
-# command module on its own, which registers it early.
+# Imports every command module, then prints which module registered each root command and
+# group, in Typer's order (commands, then groups), against the root's table of them.
 REGISTERED = """
-import json
-from idsvc.cli import main
-from idsvc.cli.app import app
+import importlib, json
+from idsvc.cli.app import ROOT_COMMANDS, app
+from idsvc.cli.lazy_groups import entries
+# Each module in the order of the first entry it defines: the order Typer lists them in.
+first = [modules[0] for modules in ROOT_COMMANDS.values()]
+for module in [*first, *(m for modules in ROOT_COMMANDS.values() for m in modules)]:
+    importlib.import_module(f"idsvc.cli.{module}")
+def modules_of(entry):
+    typer = getattr(entry, "typer_instance", None)
+    if typer is None:
+        return [entry.callback.__module__]
+    found = [c.callback.__module__ for c in typer.registered_commands]
+    for group in typer.registered_groups:
+        found += [c.callback.__module__ for c in group.typer_instance.registered_commands]
+    return sorted(set(found))
 print(json.dumps({
-    "modules": [m.__name__ for m in main.COMMAND_MODULES],
-    "commands": [c.callback.__module__ for c in app.registered_commands if c.callback],
-    "groups": [g.typer_instance.registered_commands[0].callback.__module__
-               for g in app.registered_groups if g.typer_instance.registered_commands],
-    "first": app.registered_commands[0].callback.__name__,
+    "table": {name: sorted(f"idsvc.cli.{m}" for m in mods) for name, mods in ROOT_COMMANDS.items()},
+    "registered": {name: modules_of(entry) for name, entry in entries(app).items()},
 }))
 """
 
 
-def test_main_imports_every_command_module_in_help_order() -> None:
+def test_the_root_table_names_every_command_its_modules_and_the_help_order() -> None:
     registering = {
         f"idsvc.cli.{name.removesuffix('.py')}"
         for name, tree in modules(CLI).items()
@@ -197,13 +206,10 @@ def test_main_imports_every_command_module_in_help_order() -> None:
         [sys.executable, "-c", REGISTERED], capture_output=True, text=True, timeout=60, check=True
     )
     found = json.loads(proc.stdout)
-    imported: list[str] = found["modules"]
-    assert set(imported) == registering
-    # Typer lists commands, then groups, in the order they were registered: the import order.
-    for kind in ("commands", "groups"):
-        order = [imported.index(m) for m in found[kind] if m in imported]
-        assert order == sorted(order), (kind, found[kind])
-    assert found["first"] == "init"  # `idsvc --help` opens with init, import-hr, issue, ...
+    # Same names in the same order (`idsvc --help` lists the table's), each from its modules.
+    assert list(found["table"].items()) == list(found["registered"].items())
+    assert {m for mods in found["table"].values() for m in mods} == registering
+    assert next(iter(found["table"])) == "init"  # `idsvc --help` opens with init, import-hr, ...
 
 
 # -- each rule catches what it is for --------------------------------------------------------
