@@ -309,19 +309,31 @@ def reference_claim(uri: str, idx: int) -> dict[str, Any]:
     return {"status_list": {"idx": idx, "uri": uri}}
 
 
+# The URIs a reference named that passed ``_check_uri``: credentials of one list share its URI,
+# and the check (urlsplit) costs more than the rest of a reference's parse. Bounded, so hostile
+# input cannot grow it; only good URIs are kept, so every bad one still gets the full check.
+_GOOD_URIS: set[str] = set()
+_GOOD_URIS_MAX: Final = 256
+
+
 def parse_reference(claim: object) -> tuple[str, int]:
     """``(uri, idx)`` from a credential's ``status`` claim; other members are ignored."""
-    if not isinstance(claim, Mapping):
+    # type() is dict first: isinstance against the Mapping ABC costs more, and JSON gives dicts.
+    if type(claim) is not dict and not isinstance(claim, Mapping):
         raise InvalidReference("status claim is not an object")
     ref = claim.get("status_list")
-    if not isinstance(ref, Mapping):
+    if type(ref) is not dict and not isinstance(ref, Mapping):
         raise InvalidReference("status claim has no status_list object")
     idx, uri = ref.get("idx"), ref.get("uri")
-    if not _is_int(idx) or idx < 0:
+    if type(idx) is not int or idx < 0:  # _is_int inline: bool (JSON true) is refused
         raise InvalidReference("status_list.idx must be a non-negative integer")
     if type(uri) is not str:
         raise InvalidReference("status_list.uri missing or not a string")
-    _check_uri(uri, InvalidReference)
+    if uri not in _GOOD_URIS:
+        _check_uri(uri, InvalidReference)
+        if len(_GOOD_URIS) >= _GOOD_URIS_MAX:
+            _GOOD_URIS.clear()
+        _GOOD_URIS.add(uri)
     return uri, idx
 
 

@@ -204,11 +204,12 @@ def require_texts(values: Iterable[object]) -> None:
     nor sent back as UTF-8, so such a claim is malformed rather than a crash further down.
     The values are checked joined, in one pass, as every verification runs this.
     """
-    values = tuple(values)
-    for value in values:
-        if type(value) is not str:
-            raise ValueError("claim missing or not text")
-    joined = "".join(values)  # type: ignore[arg-type]  # all str, checked just above
+    try:
+        # str.join refuses any item that is not text (None, a number, a list): the type check
+        # of every value, in C rather than a Python loop.
+        joined = "".join(values)  # type: ignore[arg-type]  # the TypeError is the check
+    except TypeError:
+        raise ValueError("claim missing or not text") from None
     if "\x00" in joined:
         raise ValueError("claim holds NUL")
     try:
@@ -302,17 +303,8 @@ def _jwt_claims(token: str, trust: TrustStore) -> VerifiedClaims | Reason:
     except (ValueError, TypeError, KeyError, StatusListError, KeysError):
         return Reason.MALFORMED
     assert isinstance(jti, str) and isinstance(iss, str)  # checked by require_texts
-    return VerifiedClaims(
-        iss=iss,
-        credential_id=jti,
-        employee_id=holder["employee_id"],
-        holder=holder,
-        expires_at=exp,
-        not_before=nbf,
-        status_uri=uri,
-        status_idx=idx,
-        payload=payload,
-    )
+    # Positional: a named tuple's __new__ parses keywords in Python (every check makes one).
+    return VerifiedClaims(iss, jti, holder["employee_id"], holder, exp, nbf, uri, idx, payload)
 
 
 def _printed_claims(text: str, trust: TrustStore) -> VerifiedClaims | Reason:

@@ -402,6 +402,16 @@ def test_parse_reference_rejects(claim: Any) -> None:
         parse_reference(claim)
 
 
+def test_parse_reference_remembers_only_good_uris() -> None:
+    # The good URI is remembered (its urlsplit check skipped next time); a bad one never is,
+    # so it is refused however often it comes, right after the good one too.
+    bad = {"status_list": {"idx": 3, "uri": "ftp://id.example.gov/1"}}
+    for _ in range(3):
+        assert parse_reference({"status_list": {"idx": 3, "uri": URI}}) == (URI, 3)
+        with pytest.raises(InvalidReference):
+            parse_reference(bad)
+
+
 @pytest.mark.parametrize(("uri", "idx"), [("", 0), ("relative/1", 0), (URI, -1), (URI, True)])
 def test_reference_claim_argument_errors(uri: str, idx: int) -> None:
     with pytest.raises(ValueError):
