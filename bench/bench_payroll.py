@@ -346,7 +346,7 @@ def page_in_process(service: Services, events: int, page: int) -> tuple[float, f
     while True:
         with service.infra.db.transaction() as s:
             result = read_changes(s, cursor, limit=page)
-        payload = [e.as_dict() for e in result.events]
+        payload = result.as_dicts()
         seen += len(payload)
         cursor = result.next_cursor
         if len(result.events) < page:

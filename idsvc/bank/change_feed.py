@@ -105,7 +105,15 @@ class ChangeEvent(NamedTuple):
             row.recorded_at,
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, written: dict[datetime, str] | None = None) -> dict[str, Any]:
+        """The event as the feed and webhooks send it. ``written``: the ISO forms of times
+        already written, shared by the events of one page (``ChangePage.as_dicts``)."""
+        recorded = self.recorded_at
+        at = None if written is None else written.get(recorded)
+        if at is None:
+            at = recorded.isoformat()
+            if written is not None:
+                written[recorded] = at
         return {
             "id": self.id,
             "type": self.type,
@@ -115,7 +123,7 @@ class ChangeEvent(NamedTuple):
             "credential_id": self.credential_id,
             "card_serial": self.card_serial,
             "reason": self.reason,
-            "recorded_at": self.recorded_at.isoformat(),
+            "recorded_at": at,
         }
 
 
@@ -123,6 +131,13 @@ class ChangeEvent(NamedTuple):
 class ChangePage:
     events: list[ChangeEvent]
     next_cursor: str
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """Each event's ``as_dict``, each distinct time written once: the events a
+        transaction appends share its time, and ``datetime.isoformat`` was half the CPU of
+        serving a 10,000-event page."""
+        written: dict[datetime, str] = {}
+        return [event.as_dict(written) for event in self.events]
 
 
 def employee_change(employee_id: str, status: str, effective: date | None) -> Change:

@@ -42,7 +42,7 @@ import hashlib
 import hmac
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from operator import add, attrgetter
 from typing import Any, Final, NamedTuple
@@ -134,6 +134,8 @@ class PayrollResult(NamedTuple):
 
 # ASCII bytes that are neither a digit nor a letter: deleted in one C pass (the common case).
 _ASCII_NOISE: Final = bytes(b for b in range(128) if not chr(b).isalnum())
+# The same but the line feed, which separates the accounts of a batch (``_normal_accounts``).
+_ASCII_NOISE_BUT_LF: Final = _ASCII_NOISE.replace(b"\n", b"")
 
 
 def normal_account(account: str) -> str:
@@ -154,6 +156,18 @@ def normal_account(account: str) -> str:
         elif char.isalpha():
             kept.append(char.upper())
     return "".join(kept)
+
+
+def _normal_accounts(accounts: list[str]) -> list[str]:
+    """``normal_account`` of each of ``accounts``. A batch of ASCII accounts (the common case)
+    is normalised as one text, the accounts one per line, in three C passes: per account,
+    the four calls cost as much as the batch's register lookup. An account holding a line feed
+    (noise, but it would split the text) or any other character goes one by one."""
+    joined = "\n".join(accounts)
+    if accounts and joined.isascii() and joined.count("\n") == len(accounts) - 1:
+        kept = joined.encode("ascii").translate(None, _ASCII_NOISE_BUT_LF)
+        return kept.decode("ascii").upper().split("\n")
+    return [normal_account(account) for account in accounts]
 
 
 class AccountKey:
@@ -178,6 +192,26 @@ class AccountKey:
         outer.update(inner.digest())
         return outer.hexdigest()
 
+    def hexdigests(self, client_id: str, normals: Iterable[str]) -> list[str]:
+        """``_keyed_hash`` of each account of ``normals`` (``normal_account``) for one bank:
+        the bank's part of the message goes into the inner state once, not once per account."""
+        scoped = self._inner.copy()
+        scoped.update(_scope(client_id))
+        outer = self._outer
+        digests: list[str] = []
+        for normal in normals:
+            inner = scoped.copy()
+            inner.update(normal.encode())
+            final = outer.copy()
+            final.update(inner.digest())
+            digests.append(final.hexdigest())
+        return digests
+
+
+def _scope(client_id: str) -> bytes:
+    """What precedes the account in the hashed message: the bank's id and a separator."""
+    return client_id.encode() + b"\x00"
+
 
 def account_hash(key: bytes | AccountKey, client_id: str, account: str) -> str:
     """Keyed hash of an account number (``normal_account``), scoped to one bank."""
@@ -187,10 +221,9 @@ def account_hash(key: bytes | AccountKey, client_id: str, account: str) -> str:
 def _keyed_hash(key: bytes | AccountKey, client_id: str, normal: str) -> str:
     """``key`` may be an ``AccountKey`` made with it, which skips the key setup: most of the
     cost of one short HMAC."""
-    message = client_id.encode() + b"\x00" + normal.encode()
     if isinstance(key, AccountKey):
-        return key.hexdigest(message)
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+        return key.hexdigests(client_id, (normal,))[0]
+    return hmac.new(key, _scope(client_id) + normal.encode(), hashlib.sha256).hexdigest()
 
 
 def validate_batch(items: Sequence[PayrollItem]) -> dict[int, str]:
@@ -221,9 +254,9 @@ def validate_batch(items: Sequence[PayrollItem]) -> dict[int, str]:
             raise InvalidPayrollBatch(
                 f"item {number}: {name} may be at most {MAX_IDENTIFIER} characters"
             )
-    accounts = {
-        i: normal_account(item.account) for i, item in enumerate(items) if item.account is not None
-    }
+    with_account = [i for i, a in enumerate(map(attrgetter("account"), items)) if a is not None]
+    normals = _normal_accounts([items[i].account or "" for i in with_account])
+    accounts = dict(zip(with_account, normals, strict=True))
     if not all(accounts.values()):
         first = min(i for i, normal in accounts.items() if not normal)
         raise InvalidPayrollBatch(f"item {first + 1}: account has no digit or letter")
@@ -301,11 +334,9 @@ class PayrollChecks:
             results, batch = self._lookup(
                 session, items, verified, now.date(), client if accounts else None
             )
-            hashes: dict[int, str] = {
-                i: _keyed_hash(self._account_key, client, normal)
-                for i, normal in accounts.items()
-                if results[i].employee_id
-            }
+            paid = [i for i in accounts if results[i].employee_id]
+            digests = self._account_key.hexdigests(client, [accounts[i] for i in paid])
+            hashes = dict(zip(paid, digests, strict=True))
             known = self._known_accounts(session, hashes, client, now) if hashes else []
             flags = self._batch_flags(session, batch, results, hashes, known, client, now)
             seen = {(digest, results[i].employee_id or "") for i, digest in hashes.items()}

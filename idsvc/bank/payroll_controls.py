@@ -175,16 +175,21 @@ def people(
         columns.append(accounts)
     else:
         columns.append(literal(0))
-    found: dict[str, Person] = {}
-    shared: dict[tuple[str, int, int], Person] = {}
     wanted = sorted(set(employee_ids))
-    for employee_id, status, bits, paid in rows_matching(session, columns, row.employee_id, wanted):
-        person = shared.get((status, bits, paid))
-        if person is None:
-            flags, due, known = _ANSWERS[bits]
-            person = shared[(status, bits, paid)] = Person(status, flags, due, known, paid)
-        found[employee_id] = person
-    return found
+    rows = rows_matching(session, columns, row.employee_id, wanted)
+    shared = _SharedPeople()
+    return {employee_id: shared[status, bits, paid] for employee_id, status, bits, paid in rows}
+
+
+class _SharedPeople(dict[tuple[str, int, int], Person]):
+    """The ``Person`` of each (status, answer bits, accounts), made on first use: a batch's
+    10,000 rows look up a handful of them, in C (``__missing__`` only for a new one)."""
+
+    def __missing__(self, key: tuple[str, int, int]) -> Person:
+        status, bits, paid = key
+        flags, due, known = _ANSWERS[bits]
+        person = self[key] = Person(status, flags, due, known, paid)
+        return person
 
 
 def duplicate_identities(session: Session, batch: Mapping[str, Person]) -> set[str]:

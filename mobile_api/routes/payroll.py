@@ -187,7 +187,7 @@ def list_payroll_changes(
     reader = None if sees_everyone(caller.scopes) else (caller.client_id or "")
     # A bad cursor or limit (ChangeFeedError) answers by mobile_api.problems' table: 400.
     page = bank.changes.page(since, limit=limit, reader=reader)
-    return _json({"events": [e.as_dict() for e in page.events], "next_cursor": page.next_cursor})
+    return _json({"events": page.as_dicts(), "next_cursor": page.next_cursor})
 
 
 @router.get(

@@ -9,7 +9,13 @@ import hmac
 
 import pytest
 
-from idsvc.bank.payroll import AccountKey, PayrollItem, account_hash
+from idsvc.bank.payroll import (
+    AccountKey,
+    PayrollItem,
+    account_hash,
+    normal_account,
+    validate_batch,
+)
 from idsvc.errors import InvalidPayrollBatch
 from idsvc.services import Services
 from tests.support.payroll import ACTIVE, KEYS, OTHER, RETIRED, THIRD, bank, checks
@@ -50,6 +56,20 @@ def test_the_precomputed_key_is_hmac_sha256(key: bytes) -> None:
         message = b"c1\x00" + account.encode()
         assert AccountKey(key).hexdigest(message) == hmac.new(key, message, "sha256").hexdigest()
         assert account_hash(AccountKey(key), "c1", account) == account_hash(key, "c1", account)
+
+
+@pytest.mark.parametrize(
+    "accounts",
+    [VARIANTS, [PLAIN, "kh12 3456", "001 234\t5678\n", "9-9"], ["a\nb", "c"], ["x-1", "Y.2"]],
+    ids=["mixed", "ascii-with-line-feed", "line-feed-first", "ascii"],
+)
+def test_a_batch_normalises_each_account_as_alone(accounts: list[str]) -> None:
+    # ASCII batches are normalised as one text, an account a line: a line feed inside an
+    # account (noise) must neither split it nor shift the accounts after it.
+    items = [PayrollItem(employee_id=f"E{i}", account=a) for i, a in enumerate(accounts)]
+    items.insert(1, PayrollItem(employee_id="NO-ACCOUNT"))
+    expected = {i + (i > 0): normal_account(a) for i, a in enumerate(accounts)}
+    assert validate_batch(items) == expected
 
 
 def test_letters_compare_in_capitals_in_any_width() -> None:

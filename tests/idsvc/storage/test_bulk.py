@@ -47,6 +47,30 @@ def test_append_rows_stores_every_row_with_aware_times_back(service: Services) -
         assert sorted(r.reasons for r in stored)[-1] == "A\tB"
 
 
+def test_append_rows_keeps_rows_alike_and_their_order(service: Services) -> None:
+    # On SQLite the columns with one value in every row are bound once and the others travel
+    # as JSON: rows that are all alike are still as many rows, and ids follow the given order.
+    at = datetime(2026, 3, 1, 8, 30, 15, tzinfo=UTC)
+    alike = {
+        "checked_at": at,
+        "kind": "payroll",
+        "employee_id": None,
+        "client_name": None,
+        "result": "active",
+        "reasons": "",
+    }
+    rows = [alike, alike, alike] + [
+        alike | {"employee_id": f"E{i}", "client_name": None if i % 2 else "ក"} for i in range(5)
+    ]
+    with service.infra.db.transaction() as session:
+        append_rows(session, CHECKS, rows)
+    with service.infra.db.transaction() as session:
+        stored = session.execute(select(CheckRow).order_by(CheckRow.id)).scalars().all()
+    assert [r.employee_id for r in stored] == [None, None, None, "E0", "E1", "E2", "E3", "E4"]
+    assert [r.client_name for r in stored[3:]] == ["ក", None, "ក", None, "ក"]
+    assert {r.checked_at for r in stored} == {at}
+
+
 def test_append_rows_writes_times_exactly_as_the_orm_does(service: Services) -> None:
     # Whole seconds: SQLite's own datetime adapter would drop the ".000000" SQLAlchemy writes,
     # and text comparisons in WHERE clauses (retention, windows) would then go wrong.
