@@ -122,13 +122,18 @@ def count_payroll(statuses: Iterable[str]) -> None:
         PAYROLL_ITEMS.labels(status).inc(n)
 
 
+@functools.lru_cache(maxsize=4096)
+def _check_counter(kind: str, result: str, reason: str) -> Counter:
+    # As request_counter: the labelled child kept, not looked up under a lock every check.
+    return CHECKS.labels(_bounded(kind, _RESULT), _bounded(result, _RESULT), reason)
+
+
 def count_checks(records: list[CheckRecord]) -> None:
     """Count each check by kind, result and reason (a listener of the who-checked log,
     ``CheckLog.listen``: every check the log records is counted, whoever built it)."""
     for r in records:
-        kind, result = _bounded(r.kind, _RESULT), _bounded(r.result, _RESULT)
         for reason in r.reasons or ("NONE",):
-            CHECKS.labels(kind, result, _bounded(reason, _REASON)).inc()
+            _check_counter(r.kind, r.result, _bounded(reason, _REASON)).inc()
 
 
 def watch_pool(infra: Infrastructure) -> None:

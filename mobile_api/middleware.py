@@ -30,6 +30,7 @@ _DEFAULT_HEADERS = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 )
+_DEFAULT_NAMES = frozenset(name for name, _ in _DEFAULT_HEADERS)
 
 
 class SecurityHeaders:
@@ -51,7 +52,10 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
-                headers.extend((n, v) for n, v in _DEFAULT_HEADERS if n not in names)
+                if names.isdisjoint(_DEFAULT_NAMES):  # the common case: no walk of the five
+                    headers.extend(_DEFAULT_HEADERS)
+                else:
+                    headers.extend((n, v) for n, v in _DEFAULT_HEADERS if n not in names)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -159,6 +160,29 @@ def test_rate_limits_per_client_and_per_address(tmp_path, sqlite_url: str) -> No
         site.clock[0] = NOW + timedelta(seconds=61)
         assert site.http.get("/test/payroll", headers=site.bearer(a)).status_code == 200
         assert site.http.get("/test/anyone").status_code == 200
+    service.infra.db.dispose()
+
+
+def test_a_verification_is_counted_and_refused_before_its_body_is_validated(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    # routes.verifications solves the caller in one dependency that runs before FastAPI
+    # validates the body: a malformed body still counts against the budget, and a caller over
+    # it, or with a bad secret, hears 429 or 401, not 422.
+    settings = make_settings(tmp_path / "home", sqlite_url, rate_limit_anonymous=2)
+    service = make_service(settings)
+    service.credentials.init(now=NOW, actor="test")
+    for site in site_for(service):
+        malformed = {"credential": 5}
+        for _ in range(2):
+            assert site.http.post("/v1/verifications", json=malformed).status_code == 422
+        assert_problem(site.http.post("/v1/verifications", json=malformed), 429, "RATE_LIMITED")
+        r = site.http.post("/v1/verify", json=malformed, headers=site.bearer("idsvc_x_nope"))
+        assert r.status_code == 401
+        r = site.http.post(
+            "/v1/verifications", content=b"{}", headers={"content-type": "text/plain"}
+        )
+        assert_problem(r, 415, "UNSUPPORTED_MEDIA_TYPE")
     service.infra.db.dispose()
 
 
