@@ -316,6 +316,18 @@ def _require_end_entity(cert: x509.Certificate) -> None:
         raise CertificateError("not_end_entity", "the certificate lacks card extensions") from None
     if constraints.ca or usage.key_cert_sign or not usage.digital_signature:
         raise CertificateError("not_end_entity", "the certificate is not a card certificate")
+    # The same CA certifies the service's own signing keys (``issue_signing_certificate``,
+    # digital signature too): only the PIV card-authentication usage, which every card
+    # certificate has carried since the first, tells a card's certificate from those.
+    try:
+        purposes = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        purposes = None
+    if purposes is None or ID_PIV_CARD_AUTH not in purposes:
+        raise CertificateError(
+            "not_end_entity",
+            "the certificate is not a card certificate (no PIV card-authentication usage)",
+        )
 
 
 def _require_signing_key(public_key: object) -> None:

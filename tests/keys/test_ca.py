@@ -228,6 +228,11 @@ def test_signing_certificate_is_for_signing_only(tmp_path: Path, alg: str) -> No
     assert san.get_values_for_type(x509.DNSName) == ["id.mcs.gov.kh"]
     # openssl, an implementation of its own, agrees on the chain.
     _check_with_openssl(tmp_path, ca, leaf)
+    # Same CA, digital signature, valid now: still never taken for a card's certificate.
+    with pytest.raises(CertificateError) as caught:
+        verify_card_certificate(ca.certificate, leaf, now=NOW + timedelta(days=3))
+    assert caught.value.problem == "not_end_entity"
+    assert "PIV card-authentication" in str(caught.value)
 
 
 def test_signing_certificate_refusals(tmp_path: Path) -> None:
