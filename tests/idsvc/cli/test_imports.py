@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli_runner import run_reporting
+
 # What `idsvc --help` must not load: each costs tens of milliseconds and megabytes at start-up.
 HEAVY = (
     "alembic",
@@ -49,19 +51,8 @@ print(json.dumps({"code": code, "loaded": sorted(m for m in heavy if m in sys.mo
 def run_idsvc(
     *args: str, run: str = RUN, heavy: tuple[str, ...] = HEAVY, env: dict[str, str] | None = None
 ) -> tuple[int, list[str], str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", run, ",".join(heavy), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")}
-        | {"COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"}
-        | (env or {}),
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    *screen, last = proc.stdout.rstrip("\n").split("\n")
-    found = json.loads(last)
-    return found["code"], found["loaded"], "\n".join(screen) + proc.stderr
+    found, screen, errors = run_reporting(run, ",".join(heavy), *args, env=env)
+    return found["code"], found["loaded"], screen + errors
 
 
 def test_help_loads_no_heavy_library() -> None:

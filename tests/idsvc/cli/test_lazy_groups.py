@@ -4,10 +4,6 @@ and `idsvc verify` imports the one command module it needs."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -19,6 +15,7 @@ from typer.testing import CliRunner
 from idsvc.cli.app import ROOT_COMMANDS
 from idsvc.cli.lazy_groups import BuiltOnUse
 from idsvc.cli.main import app
+from tests.support.cli_runner import run_reporting
 
 # Runs `idsvc ARGS` as the script does, then prints the command modules it imported and which
 # root entries it built (a last JSON line).
@@ -48,17 +45,8 @@ print(json.dumps({
 
 
 def run_idsvc(*args: str) -> tuple[dict[str, Any], str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", RUN, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if not k.startswith("IDSVC_")}
-        | {"COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1"},
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    *screen, last = proc.stdout.rstrip("\n").split("\n")
-    return json.loads(last), "\n".join(screen)
+    found, screen, _ = run_reporting(RUN, *args)
+    return found, screen
 
 
 def test_help_lists_every_command_and_group_in_order() -> None:
