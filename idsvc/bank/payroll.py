@@ -185,13 +185,6 @@ class AccountKey:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
-    def hexdigest(self, message: bytes) -> str:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
-
     def hexdigests(self, client_id: str, normals: Iterable[str]) -> list[str]:
         """``_keyed_hash`` of each account of ``normals`` (``normal_account``) for one bank:
         the bank's part of the message goes into the inner state once, not once per account."""

@@ -2,11 +2,13 @@
 
 Why a module of its own: a 10,000-item payroll batch must cost a handful of statements, and
 what is cheap differs by database. On PostgreSQL every statement is a round trip, so a batch
-is one statement: ``= ANY(:array)`` for lookups, ``COPY`` for appends and ``INSERT … SELECT FROM
-unnest(…) ON CONFLICT`` for upserts (measured on a 10,000-item batch: pipelined executemany
-0.27 s for the upsert and 0.38 s for the append; one statement each is a few tens of ms).
-SQLite runs in-process, where the driver's ``executemany`` is already a C loop and ``IN``
-lists are cheap; there the work is on our side (see ``_driver_rows``).
+is one statement: ``= ANY(ARRAY(SELECT json_array_elements_text(:json)))`` for lookups,
+``COPY`` for appends, and ``COPY`` into a temporary table then one ``INSERT … SELECT … ON
+CONFLICT`` for upserts (measured on a 10,000-item batch: pipelined executemany 0.27 s for the
+upsert and 0.38 s for the append; one statement each is a few tens of ms). SQLite runs
+in-process; there the work is on our side: lookups and appends take the batch as one JSON text
+parameter (``json_each``), so neither SQLAlchemy's per-value binding nor a Python loop over
+rows runs (see ``rows_matching``, ``_insert_json``, ``_driver_columns``).
 
 Values go through each column type's bind processing (``UtcDateTime`` stores naive UTC), so
 rows land exactly as the ORM would have written them.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,8 +35,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
-
-IN_CHUNK: Final = 1000
 
 
 def changed_rows(result: Result[Any]) -> int:

@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import Table, select, text
 
 from idsvc.services import Services
-from idsvc.storage.bulk import IN_CHUNK, append_rows, rows_matching, upsert_rows
+from idsvc.storage.bulk import append_rows, rows_matching, upsert_rows
 from idsvc.storage.client_tables import CheckRow
 from idsvc.storage.payroll_tables import PayrollAccountRow
 from idsvc.storage.tables import CivilServantRow
@@ -17,6 +17,9 @@ from tests.support.settings import NOW
 
 ACCOUNTS = cast(Table, PayrollAccountRow.__table__)
 CHECKS = cast(Table, CheckRow.__table__)
+# Thousands of values: more than one SQL IN list held when the reads went in chunks of 1,000,
+# and one bound JSON parameter now.
+MANY = 1000
 
 
 def test_append_rows_stores_every_row_with_aware_times_back(service: Services) -> None:
@@ -33,7 +36,7 @@ def test_append_rows_stores_every_row_with_aware_times_back(service: Services) -
             "result": "active",
             "reasons": "A\tB" if i == 7 else "",  # a tab would break naive COPY text
         }
-        for i in range(2 * IN_CHUNK + 5)
+        for i in range(2 * MANY + 5)
     ]
     with service.infra.db.transaction() as session:
         append_rows(session, CHECKS, rows)
@@ -137,10 +140,10 @@ def test_upsert_rows_inserts_new_and_updates_only_the_named_columns(service: Ser
     assert stored["h0004"] == (later, later)
 
 
-def test_rows_matching_finds_exactly_the_wanted_keys_across_chunks(service: Services) -> None:
+def test_rows_matching_finds_exactly_the_wanted_keys_among_thousands(service: Services) -> None:
     with service.infra.db.transaction() as session:
         known = [e for (e,) in session.execute(select(CivilServantRow.employee_id))]
-        wanted = [*known, *(f"NOBODY-{i}" for i in range(2 * IN_CHUNK))]
+        wanted = [*known, *(f"NOBODY-{i}" for i in range(2 * MANY))]
         found = dict(
             rows_matching(
                 session,
